@@ -1,0 +1,245 @@
+// diffblocks: run, sample and inspect U-Net models from the command line.
+//
+//   diffblocks run    --model PATH --inputs IN.safetensors --output OUT.safetensors [--threads N]
+//   diffblocks sample --model PATH --inputs IN.safetensors --output OUT.safetensors --steps N
+//                     [--stochastic --seed S] [--threads N]
+//   diffblocks info   --model PATH
+//
+// Every error is one line on stderr and exit status 1; the output file is written atomically,
+// so a failed run never leaves a half-written file behind.
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "diffblocks/diffblocks.hpp"
+
+namespace db = diffblocks;
+
+namespace {
+
+const char* kUsage =
+    "usage:\n"
+    "  diffblocks run    --model PATH --inputs IN.safetensors --output OUT.safetensors [--threads N]\n"
+    "  diffblocks sample --model PATH --inputs IN.safetensors --output OUT.safetensors --steps N\n"
+    "                    [--stochastic --seed S] [--threads N]\n"
+    "  diffblocks info   --model PATH\n";
+
+struct UsageError : db::Error {
+  using db::Error::Error;
+};
+
+struct Args {
+  std::string command;
+  std::map<std::string, std::string> values;
+  std::set<std::string> flags;
+
+  bool has(const std::string& k) const { return values.count(k) != 0; }
+  const std::string& get(const std::string& k) const {
+    auto it = values.find(k);
+    if (it == values.end()) throw UsageError("missing option --" + k);
+    return it->second;
+  }
+  long long get_int(const std::string& k, long long lo, long long hi) const {
+    const std::string& s = get(k);
+    std::size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(s, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != s.size() || s.empty() || v < lo || v > hi)
+      throw UsageError("option --" + k + " must be an integer in [" + std::to_string(lo) + ", " +
+                       std::to_string(hi) + "], got '" + s + "'");
+    return v;
+  }
+};
+
+Args parse_args(int argc, char** argv) {
+  if (argc < 2) throw UsageError("missing command (run, sample or info)");
+  Args a;
+  a.command = argv[1];
+  static const std::set<std::string> with_value{"model", "inputs", "output", "threads", "steps", "seed"};
+  static const std::set<std::string> flags{"stochastic"};
+  for (int i = 2; i < argc; ++i) {
+    std::string s = argv[i];
+    if (s.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + s + "'");
+    s = s.substr(2);
+    if (flags.count(s)) {
+      a.flags.insert(s);
+    } else if (with_value.count(s)) {
+      if (i + 1 >= argc) throw UsageError("option --" + s + " needs a value");
+      a.values[s] = argv[++i];
+    } else {
+      throw UsageError("unknown option --" + s);
+    }
+  }
+  return a;
+}
+
+// ---- reading inputs by name with rank checks -------------------------------------------------
+
+class Inputs {
+ public:
+  explicit Inputs(const std::string& path) : file_(db::SafeTensors::load(path)), path_(path) {}
+
+  bool has(const std::string& name) const { return file_.contains(name); }
+
+  template <std::size_t N>
+  db::Tensor<float, N> get(const std::string& name, const char* layout) {
+    if (!file_.contains(name)) throw db::InputError(path_ + ": missing input tensor '" + name + "' " + layout);
+    used_.insert(name);
+    const auto& info = file_.info(name);
+    if (info.shape.size() != N)
+      throw db::InputError(path_ + ": input '" + name + "' has shape " + db::shape_str(info.shape) + " (rank " +
+                           std::to_string(info.shape.size()) + "), expected rank " + std::to_string(N) + " " + layout);
+    std::array<std::size_t, N> shape;
+    for (std::size_t i = 0; i < N; ++i) shape[i] = static_cast<std::size_t>(info.shape[i]);
+    auto t = db::Tensor<float, N>::from_shape(shape);
+    file_.read_float(info, t.data());
+    return t;
+  }
+
+  std::vector<std::int64_t> ids(const std::string& name) {
+    used_.insert(name);
+    const auto& info = file_.info(name);
+    if (info.shape.size() != 1)
+      throw db::InputError(path_ + ": input '" + name + "' has shape " + db::shape_str(info.shape) +
+                           ", expected rank 1 (B,)");
+    return file_.read_int(name);
+  }
+
+  /// Unknown names are an error, so that a typo ('spk_ids') is not silently ignored.
+  void check_all_used() const {
+    for (const auto& t : file_.tensors())
+      if (!used_.count(t.name)) throw db::InputError(path_ + ": unexpected input tensor '" + t.name + "'");
+  }
+
+ private:
+  db::SafeTensors file_;
+  std::string path_;
+  std::set<std::string> used_;
+};
+
+db::OriginConditioning<float> read_origin_conditioning(Inputs& in) {
+  db::OriginConditioning<float> c;
+  if (in.has("spk")) c.spk = in.get<2>("spk", "(B, spk_emb_dim)");
+  if (in.has("spk_id")) c.spk_id = in.ids("spk_id");
+  if (in.has("emo")) c.emo = in.get<2>("emo", "(B, emo_emb_dim)");
+  if (in.has("emo_id")) c.emo_id = in.ids("emo_id");
+  if (in.has("psd")) c.psd = in.get<3>("psd", "(B, n_psd, T)");
+  return c;
+}
+
+void write_out(const std::string& path, const db::Tensor<float, 3>& out) {
+  db::TensorToWrite t;
+  t.name = "out";
+  t.shape = db::tensor_shape(out);
+  t.f32.assign(out.begin(), out.end());
+  db::save_safetensors(path, {t});
+}
+
+void require_origin(const db::ModelFile& mf) {
+  const std::string cls = mf.class_name();
+  if (cls != db::OriginConfig::class_name)
+    throw db::ConfigError(mf.config_origin + ": _class_name \"" + cls +
+                          "\" is not supported by this version (supported: \"GradLogPEstimator2d\")");
+}
+
+void set_threads(const Args& a) {
+  if (a.has("threads")) db::set_num_threads(static_cast<int>(a.get_int("threads", 1, 1024)));
+}
+
+int cmd_run(const Args& a) {
+  set_threads(a);
+  const db::ModelFile mf = db::load_model_file(a.get("model"));
+  require_origin(mf);
+  auto model = db::load_origin(mf);
+  Inputs in(a.get("inputs"));
+  const std::string output = a.get("output");
+  auto x = in.get<3>("x", "(B, n_feats, T)");
+  auto mask = in.get<3>("mask", "(B, 1, T)");
+  auto mu = in.get<3>("mu", "(B, n_feats, T)");
+  auto t = in.get<1>("t", "(B,)");
+  auto cond = read_origin_conditioning(in);
+  in.check_all_used();
+  const auto start = std::chrono::steady_clock::now();
+  auto out = model->forward(x, mask, mu, t, cond);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  write_out(output, out);
+  std::fprintf(stderr, "forward %s in %.3f s (%d threads) -> %s\n", db::shape_str(db::tensor_shape(out)).c_str(), secs,
+               db::get_num_threads(), output.c_str());
+  return 0;
+}
+
+int cmd_sample(const Args& a) {
+  set_threads(a);
+  db::GradTTSSamplerOptions opt;
+  opt.steps = static_cast<int>(a.get_int("steps", 1, 100000));
+  opt.stochastic = a.flags.count("stochastic") != 0;
+  if (a.has("seed")) {
+    if (!opt.stochastic) throw UsageError("--seed only applies with --stochastic");
+    opt.seed = static_cast<std::uint64_t>(a.get_int("seed", 0, (1LL << 62)));
+  }
+  const db::ModelFile mf = db::load_model_file(a.get("model"));
+  require_origin(mf);
+  auto model = db::load_origin(mf);
+  Inputs in(a.get("inputs"));
+  const std::string output = a.get("output");
+  auto z = in.get<3>("z", "(B, n_feats, T)");
+  auto mask = in.get<3>("mask", "(B, 1, T)");
+  auto mu = in.get<3>("mu", "(B, n_feats, T)");
+  auto cond = read_origin_conditioning(in);
+  in.check_all_used();
+  double total = 0;
+  opt.progress = [&](int step, int steps, double secs) {
+    total += secs;
+    std::fprintf(stderr, "step %d/%d: %.3f s\n", step, steps, secs);
+  };
+  auto out = db::reverse_diffusion(*model, z, mask, mu, opt, cond);
+  write_out(output, out);
+  std::fprintf(stderr, "%s sampling, %d steps in %.3f s (%.3f s/step, %d threads) -> %s\n",
+               opt.stochastic ? "stochastic" : "ODE", opt.steps, total, total / opt.steps, db::get_num_threads(),
+               output.c_str());
+  return 0;
+}
+
+int cmd_info(const Args& a) {
+  const db::ModelFile mf = db::load_model_file(a.get("model"));
+  require_origin(mf);
+  auto model = db::load_origin(mf);
+  std::cout << "model: " << a.get("model") << "\n"
+            << "class: " << mf.class_name() << "\n"
+            << "config: " << model->config().to_json().dump() << "\n"
+            << "parameters: " << db::parameter_count(*model) << "\n";
+  std::cout << "tensors (" << mf.weights.tensors().size() << "):\n";
+  for (const auto& t : mf.weights.tensors())
+    std::cout << "  " << t.name << "\t" << db::dtype_name(t.dtype) << "\t" << db::shape_str(t.shape) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Args a = parse_args(argc, argv);
+    if (a.command == "run") return cmd_run(a);
+    if (a.command == "sample") return cmd_sample(a);
+    if (a.command == "info") return cmd_info(a);
+    if (a.command == "--help" || a.command == "-h" || a.command == "help") {
+      std::cout << kUsage;
+      return 0;
+    }
+    throw UsageError("unknown command '" + a.command + "'");
+  } catch (const UsageError& e) {
+    std::cerr << "diffblocks: error: " << e.what() << "\n" << kUsage;
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "diffblocks: error: " << e.what() << "\n";
+    return 1;
+  }
+}

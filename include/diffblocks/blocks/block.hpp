@@ -1,0 +1,37 @@
+#pragma once
+// Grad-TTS Block: Mish(GroupNorm(Conv3x3(x * mask))) * mask.
+// state_dict: block.0.* (conv), block.1.* (GroupNorm); Mish has no parameters.
+#include "diffblocks/blocks/conv2d.hpp"
+#include "diffblocks/blocks/group_norm.hpp"
+
+namespace diffblocks {
+
+template <class T = float, class D = Cpu>
+class Block {
+ public:
+  using scalar_type = T;
+  using device_type = D;
+  Conv2d<T, D> conv;
+  GroupNorm<T, D> norm;
+
+  Block(int dim, int dim_out, int groups = 8) : conv(dim, dim_out, 3, 1, 1), norm(groups, dim_out) {}
+
+  /// x (B, dim, H, W), mask (B, 1, 1, W) -> (B, dim_out, H, W), zero on padded frames.
+  Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x, const Tensor<T, 4, D>& mask) const {
+    detail::check_mask("Block", x, mask);
+    Tensor<T, 4, D> h = x;
+    ops::mul_mask_(D{}, h, mask);
+    h = norm.forward(conv.forward(h));
+    ops::mish_(D{}, h);
+    ops::mul_mask_(D{}, h, mask);
+    return h;
+  }
+
+  template <class V>
+  void visit(V&& v, const std::string& p = "") {
+    conv.visit(v, p + "block.0.");
+    norm.visit(v, p + "block.1.");
+  }
+};
+
+}  // namespace diffblocks

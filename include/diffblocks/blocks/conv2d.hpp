@@ -1,0 +1,52 @@
+#pragma once
+// torch.nn.Conv2d (square kernel, zero padding, dilation 1, groups 1). Weight (out, in, k, k).
+#include "diffblocks/blocks/common.hpp"
+
+namespace diffblocks {
+
+template <class T = float, class D = Cpu>
+class Conv2d {
+ public:
+  using scalar_type = T;
+  using device_type = D;
+  Tensor<T, 4, D> weight;
+  Tensor<T, 1, D> bias;  // empty when bias=false
+
+  Conv2d(int in_channels, int out_channels, int kernel_size, int stride = 1, int padding = 0, bool has_bias = true)
+      : in_(in_channels), out_(out_channels), k_(kernel_size), stride_(stride), padding_(padding) {
+    detail::check_positive("Conv2d", "in_channels", in_channels);
+    detail::check_positive("Conv2d", "out_channels", out_channels);
+    detail::check_positive("Conv2d", "kernel_size", kernel_size);
+    detail::check_positive("Conv2d", "stride", stride);
+    if (padding < 0) throw ConfigError("Conv2d: padding must be >= 0");
+    weight = ops::zeros<T, 4>(D{}, {std::size_t(out_channels), std::size_t(in_channels), std::size_t(kernel_size),
+                                    std::size_t(kernel_size)});
+    bias = ops::zeros<T, 1>(D{}, {has_bias ? std::size_t(out_channels) : 0});
+  }
+
+  /// x (B, in, H, W) -> (B, out, (H+2p-k)/s+1, (W+2p-k)/s+1)
+  Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x) const {
+    detail::check_dim("Conv2d", "input", x, 1, std::size_t(in_));
+    if (x.shape(2) + 2 * std::size_t(padding_) < std::size_t(k_) || x.shape(3) + 2 * std::size_t(padding_) < std::size_t(k_))
+      throw InputError("Conv2d: input " + shape_str(tensor_shape(x)) + " is smaller than the kernel " +
+                       std::to_string(k_) + " with padding " + std::to_string(padding_));
+    return ops::conv2d(D{}, x, weight, bias, stride_, padding_);
+  }
+
+  template <class V>
+  void visit(V&& v, const std::string& p = "") {
+    v(p + "weight", weight);
+    if (bias.size()) v(p + "bias", bias);
+  }
+
+  int in_channels() const { return in_; }
+  int out_channels() const { return out_; }
+  int kernel_size() const { return k_; }
+  int stride() const { return stride_; }
+  int padding() const { return padding_; }
+
+ private:
+  int in_, out_, k_, stride_, padding_;
+};
+
+}  // namespace diffblocks

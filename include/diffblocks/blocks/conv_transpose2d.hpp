@@ -1,0 +1,45 @@
+#pragma once
+// torch.nn.ConvTranspose2d (square kernel, no output_padding, dilation 1, groups 1).
+// Weight layout is (in, out, k, k): transposed with respect to Conv2d, as in PyTorch.
+#include "diffblocks/blocks/common.hpp"
+
+namespace diffblocks {
+
+template <class T = float, class D = Cpu>
+class ConvTranspose2d {
+ public:
+  using scalar_type = T;
+  using device_type = D;
+  Tensor<T, 4, D> weight;
+  Tensor<T, 1, D> bias;
+
+  ConvTranspose2d(int in_channels, int out_channels, int kernel_size, int stride = 1, int padding = 0,
+                  bool has_bias = true)
+      : in_(in_channels), out_(out_channels), k_(kernel_size), stride_(stride), padding_(padding) {
+    detail::check_positive("ConvTranspose2d", "in_channels", in_channels);
+    detail::check_positive("ConvTranspose2d", "out_channels", out_channels);
+    detail::check_positive("ConvTranspose2d", "kernel_size", kernel_size);
+    detail::check_positive("ConvTranspose2d", "stride", stride);
+    if (padding < 0) throw ConfigError("ConvTranspose2d: padding must be >= 0");
+    weight = ops::zeros<T, 4>(D{}, {std::size_t(in_channels), std::size_t(out_channels), std::size_t(kernel_size),
+                                    std::size_t(kernel_size)});
+    bias = ops::zeros<T, 1>(D{}, {has_bias ? std::size_t(out_channels) : 0});
+  }
+
+  /// x (B, in, H, W) -> (B, out, (H-1)s - 2p + k, (W-1)s - 2p + k)
+  Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x) const {
+    detail::check_dim("ConvTranspose2d", "input", x, 1, std::size_t(in_));
+    return ops::conv_transpose2d(D{}, x, weight, bias, stride_, padding_);
+  }
+
+  template <class V>
+  void visit(V&& v, const std::string& p = "") {
+    v(p + "weight", weight);
+    if (bias.size()) v(p + "bias", bias);
+  }
+
+ private:
+  int in_, out_, k_, stride_, padding_;
+};
+
+}  // namespace diffblocks

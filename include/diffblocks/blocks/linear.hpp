@@ -1,0 +1,41 @@
+#pragma once
+// torch.nn.Linear: y = x W^T + b, weight (out, in).
+#include "diffblocks/blocks/common.hpp"
+
+namespace diffblocks {
+
+template <class T = float, class D = Cpu>
+class Linear {
+ public:
+  using scalar_type = T;
+  using device_type = D;
+  Tensor<T, 2, D> weight;
+  Tensor<T, 1, D> bias;  // empty when bias=false
+
+  Linear(int in_features, int out_features, bool has_bias = true) : in_(in_features), out_(out_features) {
+    detail::check_positive("Linear", "in_features", in_features);
+    detail::check_positive("Linear", "out_features", out_features);
+    weight = ops::zeros<T, 2>(D{}, {std::size_t(out_features), std::size_t(in_features)});
+    bias = ops::zeros<T, 1>(D{}, {has_bias ? std::size_t(out_features) : 0});
+  }
+
+  /// x (B, in) -> (B, out)
+  Tensor<T, 2, D> forward(const Tensor<T, 2, D>& x) const {
+    detail::check_dim("Linear", "input", x, 1, std::size_t(in_));
+    return ops::linear(D{}, x, weight, bias);
+  }
+
+  template <class V>
+  void visit(V&& v, const std::string& p = "") {
+    v(p + "weight", weight);
+    if (bias.size()) v(p + "bias", bias);
+  }
+
+  int in_features() const { return in_; }
+  int out_features() const { return out_; }
+
+ private:
+  int in_, out_;
+};
+
+}  // namespace diffblocks

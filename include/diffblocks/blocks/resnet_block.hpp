@@ -1,0 +1,54 @@
+#pragma once
+// Grad-TTS ResnetBlock:
+//   h = block1(x, mask) + Linear(Mish(t_emb))[:, :, None, None]   (bias added after the mask)
+//   h = block2(h, mask)
+//   out = h + res_conv(x * mask)     (1x1 conv when dim != dim_out, identity otherwise)
+// state_dict: mlp.1.* (Mish is mlp.0), block1.*, block2.*, res_conv.* (only when dim != dim_out).
+#include <optional>
+
+#include "diffblocks/blocks/block.hpp"
+#include "diffblocks/blocks/linear.hpp"
+
+namespace diffblocks {
+
+template <class T = float, class D = Cpu>
+class ResnetBlock {
+ public:
+  using scalar_type = T;
+  using device_type = D;
+  Linear<T, D> mlp;
+  Block<T, D> block1, block2;
+  std::optional<Conv2d<T, D>> res_conv;  // empty = Identity
+
+  ResnetBlock(int dim, int dim_out, int time_emb_dim, int groups = 8)
+      : mlp(time_emb_dim, dim_out), block1(dim, dim_out, groups), block2(dim_out, dim_out, groups) {
+    if (dim != dim_out) res_conv.emplace(dim, dim_out, 1);
+  }
+
+  /// x (B, dim, H, W), mask (B, 1, 1, W), t_emb (B, time_emb_dim) -> (B, dim_out, H, W)
+  Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x, const Tensor<T, 4, D>& mask, const Tensor<T, 2, D>& t_emb) const {
+    detail::check_dim("ResnetBlock", "time embedding", t_emb, 0, x.shape(0));
+    Tensor<T, 4, D> h = block1.forward(x, mask);
+    Tensor<T, 2, D> te = t_emb;
+    ops::mish_(D{}, te);
+    ops::add_channel_bias_(D{}, h, mlp.forward(te));
+    h = block2.forward(h, mask);
+    Tensor<T, 4, D> xm = x;
+    ops::mul_mask_(D{}, xm, mask);
+    if (res_conv)
+      ops::add_(D{}, h, res_conv->forward(xm));
+    else
+      ops::add_(D{}, h, xm);
+    return h;
+  }
+
+  template <class V>
+  void visit(V&& v, const std::string& p = "") {
+    mlp.visit(v, p + "mlp.1.");
+    block1.visit(v, p + "block1.");
+    block2.visit(v, p + "block2.");
+    if (res_conv) res_conv->visit(v, p + "res_conv.");
+  }
+};
+
+}  // namespace diffblocks

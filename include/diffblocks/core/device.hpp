@@ -1,0 +1,22 @@
+#pragma once
+// The device is a policy: every block is `Block<T, Device = Cpu>` and calls ops as
+// `ops::name(Device{}, ...)`. A device supplies its tensor container and overloads of the ops
+// for its tag type; block code never changes between devices (Eigen Tensor devices / CUTLASS style).
+#include <cstddef>
+
+#include <xtensor/xtensor.hpp>
+
+namespace diffblocks {
+
+/// Host CPU: xtensor containers (row-major, NCHW), Eigen GEMM, a small thread pool.
+struct Cpu {
+  template <class T, std::size_t N>
+  using tensor = xt::xtensor<T, N>;
+  static constexpr const char* name = "cpu";
+};
+
+/// The container a block stores and returns on device `D`.
+template <class T, std::size_t N, class D = Cpu>
+using Tensor = typename D::template tensor<T, N>;
+
+}  // namespace diffblocks

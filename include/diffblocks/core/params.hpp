@@ -1,0 +1,121 @@
+#pragma once
+// Parameters are plain tensor members of each block, reported by a `visit` method under the
+// exact PyTorch state_dict names (stable-diffusion.cpp style), so loading a checkpoint is name
+// matching: `block.visit(f, "downs.0.0.")` calls f("downs.0.0.block1.block.0.weight", tensor).
+#include <cstddef>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "diffblocks/core/device.hpp"
+#include "diffblocks/core/error.hpp"
+#include "diffblocks/core/shape.hpp"
+#include "diffblocks/io/safetensors.hpp"
+
+namespace diffblocks {
+
+/// Copies host float32 data into a CPU tensor whose shape is already the expected one.
+template <class T, std::size_t N>
+void assign_from_host(Cpu, Tensor<T, N, Cpu>& dst, const float* src) {
+  std::copy(src, src + dst.size(), dst.begin());
+}
+
+/// Copies a CPU tensor back to float32 on the host.
+template <class T, std::size_t N>
+std::vector<float> copy_to_host(Cpu, const Tensor<T, N, Cpu>& src) {
+  return std::vector<float>(src.begin(), src.end());
+}
+
+template <class Tn>
+Shape tensor_shape(const Tn& t) {
+  return Shape(t.shape().begin(), t.shape().end());
+}
+
+/// Named tensors of a checkpoint, with an optional prefix stripped, tracking which were used.
+class StateDict {
+ public:
+  StateDict(const SafeTensors& file, const std::string& strip_prefix = "") : file_(&file) {
+    for (const auto& t : file.tensors()) {
+      std::string name = t.name;
+      if (!strip_prefix.empty() && name.compare(0, strip_prefix.size(), strip_prefix) == 0)
+        name = name.substr(strip_prefix.size());
+      if (!names_.emplace(name, &t).second)
+        throw LoadError(file.origin() + ": key '" + name + "' appears twice after stripping prefix '" +
+                        strip_prefix + "'");
+    }
+  }
+
+  const SafeTensors& file() const { return *file_; }
+  bool contains(const std::string& name) const { return names_.count(name) != 0; }
+  const TensorInfo* find(const std::string& name) const {
+    auto it = names_.find(name);
+    return it == names_.end() ? nullptr : it->second;
+  }
+
+  /// Loads `name` into `dst`, whose current shape is what the model expects.
+  template <class D, class T, std::size_t N>
+  void load_into(const std::string& name, Tensor<T, N, D>& dst) {
+    const TensorInfo* t = find(name);
+    const Shape want = tensor_shape(dst);
+    if (!t) throw LoadError(file_->origin() + ": missing key '" + name + "' (expected shape " + shape_str(want) + ")");
+    if (t->shape != want)
+      throw LoadError(file_->origin() + ": key '" + name + "' has shape " + shape_str(t->shape) +
+                      " but the model expects " + shape_str(want));
+    std::vector<float> host(t->numel());
+    file_->read_float(*t, host.data());
+    assign_from_host(D{}, dst, host.data());
+    used_.insert(name);
+  }
+
+  void mark_used(const std::string& name) { used_.insert(name); }
+
+  /// Keys never loaded; strict loading reports these as unexpected.
+  std::vector<std::string> unused() const {
+    std::vector<std::string> out;
+    for (const auto& kv : names_)
+      if (!used_.count(kv.first)) out.push_back(kv.first);
+    return out;
+  }
+
+  /// Throws naming the first unexpected key (and how many there are).
+  void check_all_used() const {
+    const auto extra = unused();
+    if (extra.empty()) return;
+    const TensorInfo* t = find(extra.front());
+    std::string msg = file_->origin() + ": unexpected key '" + extra.front() + "' with shape " + shape_str(t->shape) +
+                      " (not a parameter of this model)";
+    if (extra.size() > 1) msg += " and " + std::to_string(extra.size() - 1) + " more";
+    throw LoadError(msg);
+  }
+
+ private:
+  const SafeTensors* file_;
+  std::map<std::string, const TensorInfo*> names_;
+  std::set<std::string> used_;
+};
+
+/// Loads every parameter a module visits; strict = unexpected keys are an error too.
+template <class D, class Module>
+void load_state_dict(Module& module, StateDict& sd, bool strict = true) {
+  module.visit([&](const std::string& name, auto& tensor) { sd.template load_into<D>(name, tensor); });
+  if (strict) sd.check_all_used();
+}
+
+/// Total number of scalar parameters of a module.
+template <class Module>
+std::size_t parameter_count(Module& module) {
+  std::size_t n = 0;
+  module.visit([&](const std::string&, auto& tensor) { n += tensor.size(); });
+  return n;
+}
+
+/// Names and shapes of every parameter, in registration (state_dict) order.
+template <class Module>
+std::vector<std::pair<std::string, Shape>> parameter_list(Module& module) {
+  std::vector<std::pair<std::string, Shape>> out;
+  module.visit([&](const std::string& name, auto& tensor) { out.emplace_back(name, tensor_shape(tensor)); });
+  return out;
+}
+
+}  // namespace diffblocks

@@ -1,0 +1,364 @@
+#pragma once
+// safetensors reading and writing with full validation.
+//
+// Layout: u64 little-endian header length N, N bytes of JSON, then the data buffer. Every check
+// the format allows is made before any tensor is used: header length within the file, JSON that
+// parses to an object, known dtypes, integer shapes and offsets, offsets inside the buffer,
+// no overlaps, no holes, and shape x dtype size = byte length. Floats (F32/F16/BF16/F64) are
+// converted to float32 on read; integer tensors (I64/I32/...) are read as int64 for ids.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "diffblocks/core/error.hpp"
+#include "diffblocks/core/shape.hpp"
+
+namespace diffblocks {
+
+enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
+
+inline const char* dtype_name(DType d) {
+  switch (d) {
+    case DType::F64: return "F64";
+    case DType::F32: return "F32";
+    case DType::F16: return "F16";
+    case DType::BF16: return "BF16";
+    case DType::I64: return "I64";
+    case DType::I32: return "I32";
+    case DType::I16: return "I16";
+    case DType::I8: return "I8";
+    case DType::U8: return "U8";
+    case DType::BOOL: return "BOOL";
+  }
+  return "?";
+}
+
+inline std::size_t dtype_size(DType d) {
+  switch (d) {
+    case DType::F64: case DType::I64: return 8;
+    case DType::F32: case DType::I32: return 4;
+    case DType::F16: case DType::BF16: case DType::I16: return 2;
+    default: return 1;
+  }
+}
+
+inline bool dtype_from_name(const std::string& s, DType& out) {
+  static const std::pair<const char*, DType> table[] = {
+      {"F64", DType::F64}, {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16},
+      {"I64", DType::I64}, {"I32", DType::I32}, {"I16", DType::I16}, {"I8", DType::I8},
+      {"U8", DType::U8},   {"BOOL", DType::BOOL}};
+  for (const auto& e : table)
+    if (s == e.first) {
+      out = e.second;
+      return true;
+    }
+  return false;
+}
+
+namespace detail {
+
+inline float half_to_float(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  std::uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
+  if (exp == 0) {
+    if (man == 0) {
+      bits = sign;
+    } else {  // subnormal half: renormalise
+      exp = 127 - 15 + 1;
+      while (!(man & 0x400u)) {
+        man <<= 1;
+        --exp;
+      }
+      bits = sign | (exp << 23) | ((man & 0x3ffu) << 13);
+    }
+  } else if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (man << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+inline float bf16_to_float(std::uint16_t h) {
+  const std::uint32_t bits = static_cast<std::uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+template <class T>
+T load_le(const unsigned char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));  // the formats are little-endian, like every supported host
+  return v;
+}
+
+}  // namespace detail
+
+/// One tensor's entry in a safetensors header.
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  Shape shape;
+  std::uint64_t begin = 0, end = 0;  // offsets into the data buffer
+  std::uint64_t numel() const { return checked_numel(shape, name); }
+};
+
+/// A whole safetensors file in memory, validated on construction.
+class SafeTensors {
+ public:
+  SafeTensors() = default;
+
+  /// Reads and validates `path`; throws IoError naming the file and the fault.
+  static SafeTensors load(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw IoError(path + ": cannot open file");
+    in.seekg(0, std::ios::end);
+    const auto size = static_cast<std::uint64_t>(in.tellg());
+    in.seekg(0, std::ios::beg);
+    std::vector<unsigned char> bytes(size);
+    if (size && !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size)))
+      throw IoError(path + ": read failed");
+    return from_bytes(std::move(bytes), path);
+  }
+
+  /// Parses an in-memory file; `origin` names it in error messages.
+  static SafeTensors from_bytes(std::vector<unsigned char> bytes, const std::string& origin) {
+    SafeTensors st;
+    st.origin_ = origin;
+    const std::uint64_t size = bytes.size();
+    if (size < 8)
+      throw IoError(origin + ": truncated safetensors file (" + std::to_string(size) +
+                    " bytes, the 8-byte header length is missing)");
+    const auto n = detail::load_le<std::uint64_t>(bytes.data());
+    if (n > size - 8)
+      throw IoError(origin + ": header length " + std::to_string(n) + " is beyond the file size " +
+                    std::to_string(size) + " (truncated or not a safetensors file)");
+    if (n > (std::uint64_t{100} << 20))
+      throw IoError(origin + ": header length " + std::to_string(n) + " exceeds 100 MiB");
+    nlohmann::json header;
+    try {
+      header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
+    } catch (const nlohmann::json::exception& e) {
+      throw IoError(origin + ": header is not valid JSON (" + e.what() + ")");
+    }
+    if (!header.is_object()) throw IoError(origin + ": header is not a JSON object");
+    const std::uint64_t buffer_size = size - 8 - n;
+    st.data_offset_ = 8 + n;
+
+    for (auto it = header.begin(); it != header.end(); ++it) {
+      const std::string& key = it.key();
+      if (key == "__metadata__") {
+        if (!it->is_object()) throw IoError(origin + ": __metadata__ is not an object");
+        for (auto m = it->begin(); m != it->end(); ++m) {
+          if (!m->is_string())
+            throw IoError(origin + ": __metadata__ value '" + m.key() + "' is not a string");
+          st.metadata_[m.key()] = m->get<std::string>();
+        }
+        continue;
+      }
+      st.tensors_.push_back(parse_entry(key, *it, origin, buffer_size));
+    }
+
+    // Offsets must tile the buffer exactly: sorted, no overlap, no hole, nothing left over.
+    std::vector<const TensorInfo*> order;
+    for (const auto& t : st.tensors_) order.push_back(&t);
+    std::sort(order.begin(), order.end(), [](const TensorInfo* a, const TensorInfo* b) {
+      return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+    });
+    std::uint64_t pos = 0;
+    const TensorInfo* prev = nullptr;
+    for (const auto* t : order) {
+      if (t->begin < pos)
+        throw IoError(origin + ": tensor '" + t->name + "' overlaps tensor '" + (prev ? prev->name : "") + "'");
+      if (t->begin > pos)
+        throw IoError(origin + ": hole in the data buffer before tensor '" + t->name + "' (bytes " +
+                      std::to_string(pos) + ".." + std::to_string(t->begin) + " unused)");
+      pos = t->end;
+      prev = t;
+    }
+    if (pos != buffer_size)
+      throw IoError(origin + ": data buffer has " + std::to_string(buffer_size - pos) +
+                    " trailing bytes not covered by any tensor");
+    for (std::size_t i = 0; i < st.tensors_.size(); ++i) st.index_[st.tensors_[i].name] = i;
+    st.bytes_ = std::move(bytes);
+    return st;
+  }
+
+  const std::string& origin() const { return origin_; }
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  bool contains(const std::string& name) const { return index_.count(name) != 0; }
+
+  const TensorInfo& info(const std::string& name) const {
+    auto it = index_.find(name);
+    if (it == index_.end()) throw IoError(origin_ + ": no tensor named '" + name + "'");
+    return tensors_[it->second];
+  }
+
+  /// Raw little-endian bytes of a tensor.
+  const unsigned char* raw(const TensorInfo& t) const { return bytes_.data() + data_offset_ + t.begin; }
+
+  /// Converts a floating tensor (F32/F16/BF16/F64) to float32 into `out` (numel entries).
+  void read_float(const TensorInfo& t, float* out) const {
+    const unsigned char* p = raw(t);
+    const std::uint64_t n = t.numel();
+    switch (t.dtype) {
+      case DType::F32: std::memcpy(out, p, n * 4); break;
+      case DType::F64:
+        for (std::uint64_t i = 0; i < n; ++i) out[i] = static_cast<float>(detail::load_le<double>(p + 8 * i));
+        break;
+      case DType::F16:
+        for (std::uint64_t i = 0; i < n; ++i) out[i] = detail::half_to_float(detail::load_le<std::uint16_t>(p + 2 * i));
+        break;
+      case DType::BF16:
+        for (std::uint64_t i = 0; i < n; ++i) out[i] = detail::bf16_to_float(detail::load_le<std::uint16_t>(p + 2 * i));
+        break;
+      default:
+        throw IoError(origin_ + ": tensor '" + t.name + "' has dtype " + dtype_name(t.dtype) +
+                      ", expected a floating type (F32, F16, BF16 or F64)");
+    }
+  }
+
+  std::vector<float> read_float(const std::string& name) const {
+    const auto& t = info(name);
+    std::vector<float> v(t.numel());
+    read_float(t, v.data());
+    return v;
+  }
+
+  /// Integer ids: any integer dtype, or a float tensor whose values are all integral.
+  std::vector<std::int64_t> read_int(const std::string& name) const {
+    const auto& t = info(name);
+    const unsigned char* p = raw(t);
+    const std::uint64_t n = t.numel();
+    std::vector<std::int64_t> v(n);
+    switch (t.dtype) {
+      case DType::I64: for (std::uint64_t i = 0; i < n; ++i) v[i] = detail::load_le<std::int64_t>(p + 8 * i); break;
+      case DType::I32: for (std::uint64_t i = 0; i < n; ++i) v[i] = detail::load_le<std::int32_t>(p + 4 * i); break;
+      case DType::I16: for (std::uint64_t i = 0; i < n; ++i) v[i] = detail::load_le<std::int16_t>(p + 2 * i); break;
+      case DType::I8: for (std::uint64_t i = 0; i < n; ++i) v[i] = static_cast<std::int8_t>(p[i]); break;
+      case DType::U8: case DType::BOOL: for (std::uint64_t i = 0; i < n; ++i) v[i] = p[i]; break;
+      default: {
+        std::vector<float> f(n);
+        read_float(t, f.data());
+        for (std::uint64_t i = 0; i < n; ++i) {
+          if (!std::isfinite(f[i]) || std::floor(f[i]) != f[i] || std::fabs(f[i]) > 9.0e15f)
+            throw IoError(origin_ + ": tensor '" + name + "' must hold integer ids, but element " +
+                          std::to_string(i) + " is " + std::to_string(f[i]));
+          v[i] = static_cast<std::int64_t>(f[i]);
+        }
+      }
+    }
+    return v;
+  }
+
+ private:
+  static TensorInfo parse_entry(const std::string& key, const nlohmann::json& e, const std::string& origin,
+                                std::uint64_t buffer_size) {
+    const std::string where = origin + ": tensor '" + key + "'";
+    if (!e.is_object()) throw IoError(where + ": header entry is not an object");
+    TensorInfo t;
+    t.name = key;
+    if (!e.contains("dtype") || !e["dtype"].is_string()) throw IoError(where + ": missing or non-string 'dtype'");
+    const std::string dt = e["dtype"].get<std::string>();
+    if (!dtype_from_name(dt, t.dtype)) throw IoError(where + ": unsupported dtype '" + dt + "'");
+    if (!e.contains("shape") || !e["shape"].is_array()) throw IoError(where + ": missing or non-array 'shape'");
+    for (const auto& d : e["shape"]) {
+      if (!d.is_number_integer() || d.get<std::int64_t>() < 0)
+        throw IoError(where + ": shape entries must be non-negative integers");
+      t.shape.push_back(d.get<std::int64_t>());
+    }
+    if (!e.contains("data_offsets") || !e["data_offsets"].is_array() || e["data_offsets"].size() != 2 ||
+        !e["data_offsets"][0].is_number_unsigned() || !e["data_offsets"][1].is_number_unsigned())
+      throw IoError(where + ": 'data_offsets' must be two non-negative integers");
+    t.begin = e["data_offsets"][0].get<std::uint64_t>();
+    t.end = e["data_offsets"][1].get<std::uint64_t>();
+    if (t.begin > t.end) throw IoError(where + ": data_offsets begin > end");
+    if (t.end > buffer_size)
+      throw IoError(where + ": data_offsets [" + std::to_string(t.begin) + ", " + std::to_string(t.end) +
+                    "] out of range (data buffer is " + std::to_string(buffer_size) + " bytes)");
+    const std::uint64_t n = checked_numel(t.shape, where);
+    const std::uint64_t sz = dtype_size(t.dtype);
+    if (n > std::numeric_limits<std::uint64_t>::max() / sz || n * sz != t.end - t.begin)
+      throw IoError(where + ": shape " + shape_str(t.shape) + " x " + dt + " needs " + std::to_string(n * sz) +
+                    " bytes but data_offsets span " + std::to_string(t.end - t.begin));
+    return t;
+  }
+
+  std::string origin_;
+  std::vector<unsigned char> bytes_;
+  std::uint64_t data_offset_ = 0;
+  std::vector<TensorInfo> tensors_;
+  std::map<std::string, std::size_t> index_;
+  std::map<std::string, std::string> metadata_;
+};
+
+/// A tensor to write: float32 or int64 data with a shape.
+struct TensorToWrite {
+  std::string name;
+  Shape shape;
+  std::vector<float> f32;
+  std::vector<std::int64_t> i64;
+  bool is_int = false;
+};
+
+/// Writes a safetensors file atomically: a temporary file in the same directory is renamed
+/// over `path` only after everything was written, so a failure never leaves a half file.
+inline void save_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                             const std::map<std::string, std::string>& metadata = {}) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::uint64_t offset = 0;
+  for (const auto& t : tensors) {
+    const std::uint64_t n = checked_numel(t.shape, t.name);
+    const std::uint64_t have = t.is_int ? t.i64.size() : t.f32.size();
+    if (n != have)
+      throw IoError(path + ": tensor '" + t.name + "' has " + std::to_string(have) + " values but shape " +
+                    shape_str(t.shape));
+    const std::uint64_t bytes = n * (t.is_int ? 8 : 4);
+    header[t.name] = {{"dtype", t.is_int ? "I64" : "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string h = header.dump();
+  while ((h.size() + 8) % 8 != 0) h.push_back(' ');  // keep the data buffer 8-byte aligned
+
+  std::random_device rd;
+  const std::string tmp = path + ".tmp" + std::to_string(rd());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw IoError(path + ": cannot create file");
+    const std::uint64_t hn = h.size();
+    out.write(reinterpret_cast<const char*>(&hn), 8);
+    out.write(h.data(), static_cast<std::streamsize>(h.size()));
+    for (const auto& t : tensors) {
+      if (t.is_int)
+        out.write(reinterpret_cast<const char*>(t.i64.data()), static_cast<std::streamsize>(t.i64.size() * 8));
+      else
+        out.write(reinterpret_cast<const char*>(t.f32.data()), static_cast<std::streamsize>(t.f32.size() * 4));
+    }
+    out.flush();
+    if (!out) {
+      out.close();
+      std::remove(tmp.c_str());
+      throw IoError(path + ": write failed");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw IoError(path + ": cannot move the finished file into place");
+  }
+}
+
+}  // namespace diffblocks

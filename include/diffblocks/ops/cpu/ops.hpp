@@ -1,0 +1,358 @@
+#pragma once
+// The CPU device's ops. Every op takes the device tag first so that block code calls
+// `ops::conv2d(D{}, ...)` and a CUDA device only has to add overloads for its own tag.
+// Tensors are NCHW row-major; a time mask is (B, 1, 1, W) with 1 = valid frame.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "diffblocks/core/device.hpp"
+#include "diffblocks/core/parallel.hpp"
+#include "diffblocks/core/random.hpp"
+#include "diffblocks/ops/cpu/conv.hpp"
+#include "diffblocks/ops/cpu/gemm.hpp"
+
+namespace diffblocks {
+namespace ops {
+
+template <class T, std::size_t N>
+Tensor<T, N, Cpu> empty(Cpu, const std::array<std::size_t, N>& shape) {
+  return Tensor<T, N, Cpu>::from_shape(shape);
+}
+
+template <class T, std::size_t N>
+Tensor<T, N, Cpu> zeros(Cpu, const std::array<std::size_t, N>& shape) {
+  auto t = Tensor<T, N, Cpu>::from_shape(shape);
+  std::fill(t.begin(), t.end(), T(0));
+  return t;
+}
+
+template <class T, std::size_t N>
+Tensor<T, N, Cpu> full(Cpu, const std::array<std::size_t, N>& shape, T value) {
+  auto t = Tensor<T, N, Cpu>::from_shape(shape);
+  std::fill(t.begin(), t.end(), value);
+  return t;
+}
+
+// ---- convolutions and linear layers --------------------------------------------------------
+
+template <class T>
+Tensor<T, 4, Cpu> conv2d(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
+                         int stride, int padding) {
+  return cpu::conv2d(x, w, bias, stride, padding);
+}
+
+template <class T>
+Tensor<T, 4, Cpu> conv_transpose2d(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
+                                   const Tensor<T, 1, Cpu>& bias, int stride, int padding) {
+  return cpu::conv_transpose2d(x, w, bias, stride, padding);
+}
+
+/// y (B, out) = x (B, in) W^T + b, W (out, in).
+template <class T>
+Tensor<T, 2, Cpu> linear(Cpu, const Tensor<T, 2, Cpu>& x, const Tensor<T, 2, Cpu>& w, const Tensor<T, 1, Cpu>& bias) {
+  const int B = static_cast<int>(x.shape(0)), in = static_cast<int>(x.shape(1)), out = static_cast<int>(w.shape(0));
+  auto y = Tensor<T, 2, Cpu>::from_shape({x.shape(0), w.shape(0)});
+  cpu::gemm_bt<T>(B, out, in, x.data(), in, w.data(), in, y.data(), out);
+  if (bias.size())
+    for (int b = 0; b < B; ++b)
+      for (int o = 0; o < out; ++o) y(b, o) += bias(o);
+  return y;
+}
+
+// ---- normalisation -------------------------------------------------------------------------
+
+/// torch.nn.functional.group_norm: G contiguous channel groups, biased variance over
+/// (C/G, H, W), statistics accumulated in double. gamma/beta empty = no affine.
+template <class T>
+Tensor<T, 4, Cpu> group_norm(Cpu, const Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
+                             const Tensor<T, 1, Cpu>& beta, double eps) {
+  const std::ptrdiff_t B = x.shape(0), C = x.shape(1), HW = static_cast<std::ptrdiff_t>(x.shape(2) * x.shape(3));
+  const std::ptrdiff_t cpg = C / groups, n = cpg * HW;
+  auto y = Tensor<T, 4, Cpu>::from_shape(x.shape());
+  parallel_for(B * groups, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+    for (std::ptrdiff_t bg = first; bg < last; ++bg) {
+      const std::ptrdiff_t b = bg / groups, g = bg % groups;
+      const T* src = x.data() + (b * C + g * cpg) * HW;
+      T* dst = y.data() + (b * C + g * cpg) * HW;
+      double sum = 0;
+      for (std::ptrdiff_t i = 0; i < n; ++i) sum += src[i];
+      const double mean = n ? sum / static_cast<double>(n) : 0.0;
+      double ss = 0;
+      for (std::ptrdiff_t i = 0; i < n; ++i) {
+        const double d = src[i] - mean;
+        ss += d * d;
+      }
+      const double rstd = 1.0 / std::sqrt((n ? ss / static_cast<double>(n) : 0.0) + eps);
+      for (std::ptrdiff_t c = 0; c < cpg; ++c) {
+        const std::ptrdiff_t ch = g * cpg + c;
+        const double scale = rstd * (gamma.size() ? static_cast<double>(gamma(ch)) : 1.0);
+        const double shift = (beta.size() ? static_cast<double>(beta(ch)) : 0.0) - mean * scale;
+        for (std::ptrdiff_t i = 0; i < HW; ++i)
+          dst[c * HW + i] = static_cast<T>(src[c * HW + i] * scale + shift);
+      }
+    }
+  });
+  return y;
+}
+
+// ---- element-wise --------------------------------------------------------------------------
+
+/// Softplus with torch's threshold (beta 1, threshold 20: x itself above 20).
+template <class T>
+inline T softplus(T x) {
+  return x > T(20) ? x : std::log1p(std::exp(x));
+}
+
+template <class T>
+inline T mish_scalar(T x) {
+  return x * std::tanh(softplus(x));
+}
+
+template <class T, std::size_t N>
+void mish_(Cpu, Tensor<T, N, Cpu>& x) {
+  T* p = x.data();
+  parallel_for(static_cast<std::ptrdiff_t>(x.size()), [&](std::ptrdiff_t b, std::ptrdiff_t e) {
+    for (std::ptrdiff_t i = b; i < e; ++i) p[i] = mish_scalar(p[i]);
+  });
+}
+
+/// x[b, c, h, w] *= mask[b, 0, 0, w].
+template <class T>
+void mul_mask_(Cpu, Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& mask) {
+  const std::ptrdiff_t B = x.shape(0), CH = static_cast<std::ptrdiff_t>(x.shape(1) * x.shape(2)),
+                       W = x.shape(3);
+  for (std::ptrdiff_t b = 0; b < B; ++b) {
+    const T* m = mask.data() + b * W;
+    T* p = x.data() + b * CH * W;
+    for (std::ptrdiff_t r = 0; r < CH; ++r)
+      for (std::ptrdiff_t w = 0; w < W; ++w) p[r * W + w] *= m[w];
+  }
+}
+
+/// x[b, c, :, :] += bias[b, c].
+template <class T>
+void add_channel_bias_(Cpu, Tensor<T, 4, Cpu>& x, const Tensor<T, 2, Cpu>& bias) {
+  const std::ptrdiff_t BC = static_cast<std::ptrdiff_t>(x.shape(0) * x.shape(1)),
+                       HW = static_cast<std::ptrdiff_t>(x.shape(2) * x.shape(3));
+  for (std::ptrdiff_t i = 0; i < BC; ++i) {
+    const T v = bias.data()[i];
+    T* p = x.data() + i * HW;
+    for (std::ptrdiff_t j = 0; j < HW; ++j) p[j] += v;
+  }
+}
+
+/// a += b (same shape).
+template <class T, std::size_t N>
+void add_(Cpu, Tensor<T, N, Cpu>& a, const Tensor<T, N, Cpu>& b) {
+  T* pa = a.data();
+  const T* pb = b.data();
+  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(a.size());
+  for (std::ptrdiff_t i = 0; i < n; ++i) pa[i] += pb[i];
+}
+
+/// x *= g[0] (a learned scalar such as Rezero's g).
+template <class T, std::size_t N>
+void scale_(Cpu, Tensor<T, N, Cpu>& x, const Tensor<T, 1, Cpu>& g) {
+  const T s = g(0);
+  for (auto& v : x) v *= s;
+}
+
+/// cat([a, b], dim=1).
+template <class T>
+Tensor<T, 4, Cpu> concat_channels(Cpu, const Tensor<T, 4, Cpu>& a, const Tensor<T, 4, Cpu>& b) {
+  const std::size_t B = a.shape(0), Ca = a.shape(1), Cb = b.shape(1), HW = a.shape(2) * a.shape(3);
+  auto y = Tensor<T, 4, Cpu>::from_shape({B, Ca + Cb, a.shape(2), a.shape(3)});
+  for (std::size_t i = 0; i < B; ++i) {
+    std::copy_n(a.data() + i * Ca * HW, Ca * HW, y.data() + i * (Ca + Cb) * HW);
+    std::copy_n(b.data() + i * Cb * HW, Cb * HW, y.data() + i * (Ca + Cb) * HW + Ca * HW);
+  }
+  return y;
+}
+
+/// mask[..., ::2]: the time mask of the next (half-resolution) U-Net level.
+template <class T>
+Tensor<T, 4, Cpu> subsample_time(Cpu, const Tensor<T, 4, Cpu>& mask) {
+  const std::size_t B = mask.shape(0), W = mask.shape(3), Wo = (W + 1) / 2;
+  auto y = Tensor<T, 4, Cpu>::from_shape({B, 1, 1, Wo});
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t w = 0; w < Wo; ++w) y(b, 0, 0, w) = mask(b, 0, 0, 2 * w);
+  return y;
+}
+
+/// Same data, new shape (sizes must agree; the caller checks).
+template <class T, std::size_t M, std::size_t N>
+Tensor<T, M, Cpu> reshape(Cpu, const Tensor<T, N, Cpu>& x, const std::array<std::size_t, M>& shape) {
+  auto y = Tensor<T, M, Cpu>::from_shape(shape);
+  std::copy(x.begin(), x.end(), y.begin());
+  return y;
+}
+
+/// dst[:, c] = src (B, H, W).
+template <class T>
+void set_channel_(Cpu, Tensor<T, 4, Cpu>& dst, std::size_t c, const Tensor<T, 3, Cpu>& src) {
+  const std::size_t C = dst.shape(1), HW = dst.shape(2) * dst.shape(3);
+  for (std::size_t b = 0; b < dst.shape(0); ++b)
+    std::copy_n(src.data() + b * HW, HW, dst.data() + (b * C + c) * HW);
+}
+
+/// dst[b, c, h, :] = v[b, h]: a per-row vector repeated over time (speaker / emotion planes).
+template <class T>
+void set_channel_repeat_time_(Cpu, Tensor<T, 4, Cpu>& dst, std::size_t c, const Tensor<T, 2, Cpu>& v) {
+  const std::size_t C = dst.shape(1), H = dst.shape(2), W = dst.shape(3);
+  for (std::size_t b = 0; b < dst.shape(0); ++b)
+    for (std::size_t h = 0; h < H; ++h) std::fill_n(dst.data() + ((b * C + c) * H + h) * W, W, v(b, h));
+}
+
+/// dst[b, c, :, w] = src[b, i, w]: a frame-level feature repeated over the frequency axis.
+template <class T>
+void set_channel_repeat_freq_(Cpu, Tensor<T, 4, Cpu>& dst, std::size_t c, const Tensor<T, 3, Cpu>& src, std::size_t i) {
+  const std::size_t C = dst.shape(1), H = dst.shape(2), W = dst.shape(3);
+  for (std::size_t b = 0; b < dst.shape(0); ++b)
+    for (std::size_t h = 0; h < H; ++h)
+      std::copy_n(src.data() + (b * src.shape(1) + i) * W, W, dst.data() + ((b * C + c) * H + h) * W);
+}
+
+/// out[b] = table[ids[b]] (ids already range-checked).
+template <class T>
+Tensor<T, 2, Cpu> gather_rows(Cpu, const Tensor<T, 2, Cpu>& table, const std::vector<std::int64_t>& ids) {
+  const std::size_t D = table.shape(1);
+  auto y = Tensor<T, 2, Cpu>::from_shape({ids.size(), D});
+  for (std::size_t b = 0; b < ids.size(); ++b) std::copy_n(table.data() + ids[b] * D, D, y.data() + b * D);
+  return y;
+}
+
+/// Index of the first NaN/Inf, or -1.
+template <class T, std::size_t N>
+std::ptrdiff_t find_non_finite(Cpu, const Tensor<T, N, Cpu>& x) {
+  const T* p = x.data();
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (!std::isfinite(p[i])) return static_cast<std::ptrdiff_t>(i);
+  return -1;
+}
+
+// ---- attention -----------------------------------------------------------------------------
+
+/// Grad-TTS linear attention core. qkv (B, 3*heads*dh, H, W), channel = which*heads*dh + head*dh + c.
+/// k is softmaxed over all H*W positions; context = k v^T (dh x dh); out = context^T q.
+/// Returns (B, heads*dh, H, W). No mask and no 1/sqrt(d) scale, as in the original.
+template <class T>
+Tensor<T, 4, Cpu> linear_attention(Cpu, const Tensor<T, 4, Cpu>& qkv, int heads, int dim_head) {
+  const std::ptrdiff_t B = qkv.shape(0), N = static_cast<std::ptrdiff_t>(qkv.shape(2) * qkv.shape(3));
+  const std::ptrdiff_t hidden = static_cast<std::ptrdiff_t>(heads) * dim_head;
+  auto out = Tensor<T, 4, Cpu>::from_shape({qkv.shape(0), static_cast<std::size_t>(hidden), qkv.shape(2), qkv.shape(3)});
+  parallel_for(B * heads, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+    std::vector<T> ksm(static_cast<std::size_t>(dim_head) * N), ctx(static_cast<std::size_t>(dim_head) * dim_head);
+    for (std::ptrdiff_t bh = first; bh < last; ++bh) {
+      const std::ptrdiff_t b = bh / heads, h = bh % heads;
+      const T* base = qkv.data() + b * 3 * hidden * N;
+      const T* q = base + (h * dim_head) * N;
+      const T* k = base + (hidden + h * dim_head) * N;
+      const T* v = base + (2 * hidden + h * dim_head) * N;
+      for (int d = 0; d < dim_head; ++d) {  // numerically safe softmax over positions
+        const T* kr = k + d * N;
+        T* sr = ksm.data() + d * N;
+        T mx = kr[0];
+        for (std::ptrdiff_t n = 1; n < N; ++n) mx = std::max(mx, kr[n]);
+        double sum = 0;
+        for (std::ptrdiff_t n = 0; n < N; ++n) {
+          sr[n] = std::exp(kr[n] - mx);
+          sum += sr[n];
+        }
+        const T inv = static_cast<T>(1.0 / sum);
+        for (std::ptrdiff_t n = 0; n < N; ++n) sr[n] *= inv;
+      }
+      // context[d, e] = sum_n k[d, n] v[e, n]
+      cpu::gemm_bt<T>(dim_head, dim_head, static_cast<int>(N), ksm.data(), static_cast<int>(N), v,
+                      static_cast<int>(N), ctx.data(), dim_head);
+      // out[e, n] = sum_d context[d, e] q[d, n]
+      T* o = out.data() + (b * hidden + h * dim_head) * N;
+      cpu::gemm_at<T>(dim_head, static_cast<int>(N), dim_head, ctx.data(), dim_head, q, static_cast<int>(N), o,
+                      static_cast<int>(N));
+    }
+  });
+  return out;
+}
+
+// ---- Grad-TTS diffusion ---------------------------------------------------------------------
+
+/// x[b, f, t] *= mask[b, 0, t] for (B, F, T) tensors.
+template <class T>
+void mul_mask3_(Cpu, Tensor<T, 3, Cpu>& x, const Tensor<T, 3, Cpu>& mask) {
+  const std::size_t B = x.shape(0), F = x.shape(1), W = x.shape(2);
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t f = 0; f < F; ++f)
+      for (std::size_t w = 0; w < W; ++w) x(b, f, w) *= mask(b, 0, w);
+}
+
+/// Fills x with standard normal noise from rng (host generator, same stream on every device).
+template <class T, std::size_t N>
+void randn_(Cpu, Tensor<T, N, Cpu>& x, Rng& rng) {
+  for (auto& v : x) v = static_cast<T>(rng.normal());
+}
+
+/// One Euler step of Grad-TTS reverse diffusion, in torch's float32 order of operations:
+///   ODE: dx = (0.5 * ((mu - xt) - est)) * beta * h
+///   SDE: dx = ((0.5 * (mu - xt)) - est) * beta * h + noise * sqrt(beta * h)
+///   xt = (xt - dx) * mask
+/// `noise` is empty for the ODE.
+template <class T>
+void gradtts_step_(Cpu, Tensor<T, 3, Cpu>& xt, const Tensor<T, 3, Cpu>& mu, const Tensor<T, 3, Cpu>& est,
+                   const Tensor<T, 3, Cpu>& mask, const Tensor<T, 3, Cpu>& noise, T beta, T h) {
+  const std::size_t B = xt.shape(0), F = xt.shape(1), W = xt.shape(2);
+  const bool sde = noise.size() != 0;
+  const T sq = std::sqrt(beta * h);
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t f = 0; f < F; ++f)
+      for (std::size_t w = 0; w < W; ++w) {
+        const std::size_t i = (b * F + f) * W + w;
+        const T x = xt.data()[i], m = mu.data()[i], e = est.data()[i];
+        T dx = sde ? (T(0.5) * (m - x) - e) * beta * h + noise.data()[i] * sq : (T(0.5) * ((m - x) - e)) * beta * h;
+        xt.data()[i] = (x - dx) * mask(b, 0, w);
+      }
+}
+
+/// Grad-TTS forward diffusion with explicit noise z:
+///   c = b0 t + 0.5 (b1 - b0) t^2; xt = (x0 e^{-c/2} + mu (1 - e^{-c/2}) + z sqrt(1 - e^{-c})) * mask.
+template <class T>
+Tensor<T, 3, Cpu> gradtts_forward_diffusion(Cpu, const Tensor<T, 3, Cpu>& x0, const Tensor<T, 3, Cpu>& mask,
+                                            const Tensor<T, 3, Cpu>& mu, const Tensor<T, 1, Cpu>& t,
+                                            const Tensor<T, 3, Cpu>& z, T beta_min, T beta_max) {
+  const std::size_t B = x0.shape(0), F = x0.shape(1), W = x0.shape(2);
+  auto xt = Tensor<T, 3, Cpu>::from_shape(x0.shape());
+  for (std::size_t b = 0; b < B; ++b) {
+    const T tb = t(b);
+    const T c = beta_min * tb + T(0.5) * (beta_max - beta_min) * (tb * tb);
+    const T decay = std::exp(T(-0.5) * c), sd = std::sqrt(T(1) - std::exp(-c));
+    for (std::size_t f = 0; f < F; ++f)
+      for (std::size_t w = 0; w < W; ++w)
+        xt(b, f, w) = ((x0(b, f, w) * decay + mu(b, f, w) * (T(1) - decay)) + z(b, f, w) * sd) * mask(b, 0, w);
+  }
+  return xt;
+}
+
+// ---- embeddings ----------------------------------------------------------------------------
+
+/// Grad-TTS SinusoidalPosEmb, evaluated in T with torch's float32 order of operations:
+/// f_i = exp(i * -(ln 1e4 / (half-1))), a = (scale * t) * f_i, [sin a | cos a].
+template <class T>
+Tensor<T, 2, Cpu> sinusoidal_pos_emb(Cpu, const Tensor<T, 1, Cpu>& t, int dim, double scale) {
+  const int half = dim / 2;
+  const T step = static_cast<T>(-(std::log(10000.0) / (half - 1)));
+  auto y = Tensor<T, 2, Cpu>::from_shape({t.shape(0), static_cast<std::size_t>(dim)});
+  for (std::size_t b = 0; b < t.shape(0); ++b) {
+    const T st = static_cast<T>(scale) * t(b);
+    for (int i = 0; i < half; ++i) {
+      const T a = st * std::exp(static_cast<T>(i) * step);
+      y(b, i) = std::sin(a);
+      y(b, half + i) = std::cos(a);
+    }
+  }
+  return y;
+}
+
+}  // namespace ops
+}  // namespace diffblocks

@@ -1,0 +1,69 @@
+#pragma once
+// Grad-TTS diffusion: reverse_diffusion (Euler, ODE or stochastic) and forward_diffusion, with
+// the linear beta schedule beta(t) = beta_min + (beta_max - beta_min) t.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+
+#include "diffblocks/core/random.hpp"
+#include "diffblocks/unets/origin.hpp"
+
+namespace diffblocks {
+
+struct GradTTSSamplerOptions {
+  int steps = 10;
+  bool stochastic = false;
+  std::uint64_t seed = 0;  // noise of the stochastic sampler
+  /// Called after every step with (step index from 1, steps, seconds the step took).
+  std::function<void(int, int, double)> progress;
+};
+
+/// Grad-TTS Diffusion.reverse_diffusion: xt = z * mask; for i in 0..N-1 at the midpoint
+/// t_i = 1 - (i + 0.5)/N: xt = (xt - dx) * mask (see ops::gradtts_step_). Returns x_0 (B, F, T).
+template <class Model, class T = typename Model::scalar_type, class D = typename Model::device_type>
+Tensor<T, 3, D> reverse_diffusion(const Model& model, const Tensor<T, 3, D>& z, const Tensor<T, 3, D>& mask,
+                                  const Tensor<T, 3, D>& mu, const GradTTSSamplerOptions& opt,
+                                  const typename Model::Conditioning& cond = {}) {
+  if (opt.steps <= 0) throw InputError("reverse_diffusion: steps must be positive, got " + std::to_string(opt.steps));
+  if (tensor_shape(z) != tensor_shape(mu))
+    throw InputError("reverse_diffusion: input 'z' has shape " + shape_str(tensor_shape(z)) + ", expected " +
+                     shape_str(tensor_shape(mu)) + " (like mu)");
+  const auto& cfg = model.config();
+  const std::size_t B = z.shape(0);
+  const T h = static_cast<T>(1.0 / opt.steps);
+  Tensor<T, 3, D> xt = z;
+  ops::mul_mask3_(D{}, xt, mask);
+  Rng rng(opt.seed);
+  Tensor<T, 3, D> noise = ops::zeros<T, 3>(D{}, {0, 0, 0});
+  Tensor<T, 1, D> t = ops::zeros<T, 1>(D{}, {B});
+  for (int i = 0; i < opt.steps; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const T ti = static_cast<T>(1.0 - (i + 0.5) * (1.0 / opt.steps));
+    t = ops::full<T, 1>(D{}, {B}, ti);
+    const T beta = static_cast<T>(cfg.beta_min) + static_cast<T>(cfg.beta_max - cfg.beta_min) * ti;
+    const Tensor<T, 3, D> est = model.forward(xt, mask, mu, t, cond);
+    if (opt.stochastic) {
+      if (noise.size() != xt.size()) noise = ops::empty<T, 3>(D{}, {xt.shape(0), xt.shape(1), xt.shape(2)});
+      ops::randn_(D{}, noise, rng);
+    }
+    ops::gradtts_step_(D{}, xt, mu, est, mask, noise, beta, h);
+    if (opt.progress)
+      opt.progress(i + 1, opt.steps,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return xt;
+}
+
+/// Grad-TTS Diffusion.forward_diffusion with the noise given explicitly (draw it with
+/// ops::randn_ for the original's behaviour). Returns xt; the original's second output is z * mask.
+template <class D = Cpu, class T = float>
+Tensor<T, 3, D> forward_diffusion(const Tensor<T, 3, D>& x0, const Tensor<T, 3, D>& mask, const Tensor<T, 3, D>& mu,
+                                  const Tensor<T, 1, D>& t, const Tensor<T, 3, D>& z, double beta_min = 0.05,
+                                  double beta_max = 20.0) {
+  if (tensor_shape(x0) != tensor_shape(mu) || tensor_shape(z) != tensor_shape(x0) || t.shape(0) != x0.shape(0))
+    throw InputError("forward_diffusion: x0 " + shape_str(tensor_shape(x0)) + ", mu " + shape_str(tensor_shape(mu)) +
+                     ", z " + shape_str(tensor_shape(z)) + " and t " + shape_str(tensor_shape(t)) + " disagree");
+  return ops::gradtts_forward_diffusion(D{}, x0, mask, mu, t, z, static_cast<T>(beta_min), static_cast<T>(beta_max));
+}
+
+}  // namespace diffblocks
