@@ -1,0 +1,85 @@
+#pragma once
+// Shared by the tests: fixture paths, reading fixture tensors, and the accuracy contract
+// max|ours - reference| <= 1e-4 * max(1, max|reference|).
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <string>
+
+#include "diffblocks/diffblocks.hpp"
+
+namespace dbt {
+
+namespace db = diffblocks;
+
+inline std::string fixture(const std::string& rel) { return std::string(DIFFBLOCKS_FIXTURES) + "/" + rel; }
+inline std::string tmp_path(const std::string& name) { return std::string(DIFFBLOCKS_TEST_TMP) + "/" + name; }
+
+/// A tensor of rank N from a safetensors file (REQUIREs the rank).
+template <std::size_t N>
+db::Tensor<float, N> read_tensor(const db::SafeTensors& st, const std::string& name) {
+  const auto& info = st.info(name);
+  REQUIRE(info.shape.size() == N);
+  std::array<std::size_t, N> shape;
+  for (std::size_t i = 0; i < N; ++i) shape[i] = static_cast<std::size_t>(info.shape[i]);
+  auto t = db::Tensor<float, N>::from_shape(shape);
+  st.read_float(info, t.data());
+  return t;
+}
+
+struct Diff {
+  double max_abs_err = 0, max_abs_ref = 0;
+  bool within_contract() const { return max_abs_err <= 1e-4 * std::max(1.0, max_abs_ref); }
+};
+
+template <class A, class B>
+Diff diff(const A& got, const B& want) {
+  Diff d;
+  auto g = got.begin();
+  for (auto w = want.begin(); w != want.end(); ++w, ++g) {
+    d.max_abs_ref = std::max(d.max_abs_ref, std::fabs(double(*w)));
+    const double e = std::fabs(double(*g) - double(*w));
+    d.max_abs_err = std::isnan(e) ? INFINITY : std::max(d.max_abs_err, e);
+  }
+  return d;
+}
+
+/// REQUIREs equal shapes and the accuracy contract.
+template <class A, class B>
+void require_close(const A& got, const B& want, const std::string& what) {
+  INFO(what << ": got shape " << db::shape_str(db::tensor_shape(got)) << ", want "
+            << db::shape_str(db::tensor_shape(want)));
+  REQUIRE(db::tensor_shape(got) == db::tensor_shape(want));
+  const Diff d = diff(got, want);
+  INFO(what << ": max|err| = " << d.max_abs_err << ", max|ref| = " << d.max_abs_ref);
+  REQUIRE(d.within_contract());
+}
+
+/// A block fixture: the block's state_dict, `input.*` tensors and `output`, config in metadata.
+struct BlockFixture {
+  db::SafeTensors st;
+  nlohmann::json config;
+
+  explicit BlockFixture(const std::string& name) : st(db::SafeTensors::load(fixture("blocks/" + name + ".safetensors"))) {
+    config = nlohmann::json::parse(st.metadata().at("config"));
+  }
+  template <std::size_t N>
+  db::Tensor<float, N> input(const std::string& n) const { return read_tensor<N>(st, "input." + n); }
+  template <std::size_t N>
+  db::Tensor<float, N> output() const { return read_tensor<N>(st, "output"); }
+  int cfg(const char* key) const { return config.at(key).get<int>(); }
+
+  /// Loads every parameter of `m`; any other key that is not an input/output fails the test,
+  /// so a block that forgets to report a parameter cannot pass.
+  template <class M>
+  void load(M& m) const {
+    db::StateDict sd(st);
+    db::load_state_dict<db::Cpu>(m, sd, false);
+    for (const auto& k : sd.unused()) {
+      INFO("fixture key not loaded by the block: " << k);
+      REQUIRE((k.rfind("input.", 0) == 0 || k == "output"));
+    }
+  }
+};
+
+}  // namespace dbt

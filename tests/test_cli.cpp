@@ -1,0 +1,192 @@
+// The diffblocks CLI end to end: run/sample/info on fixtures, and the DESIGN.md error contract
+// (one line on stderr, exit status 1, nothing left at --output).
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.hpp"
+
+using namespace dbt;
+
+#ifdef DIFFBLOCKS_CLI
+namespace {
+
+struct CliResult {
+  int status;
+  std::string out, err;
+};
+
+CliResult cli(const std::string& args) {
+  // Unique capture files: ctest runs test cases in parallel processes.
+  static int calls = 0;
+  const std::string tag = std::to_string(::getpid()) + "_" + std::to_string(calls++);
+  const std::string out = tmp_path("cli_stdout_" + tag + ".txt"), err = tmp_path("cli_stderr_" + tag + ".txt");
+  const std::string cmd = std::string("'") + DIFFBLOCKS_CLI + "' " + args + " >'" + out + "' 2>'" + err + "'";
+  const int raw = std::system(cmd.c_str());
+  auto slurp = [](const std::string& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  CliResult r{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
+  std::remove(out.c_str());
+  std::remove(err.c_str());
+  return r;
+}
+
+bool exists(const std::string& p) { return std::ifstream(p).good(); }
+
+void require_cli_error(const std::string& args, const std::string& needle, const std::string& output = "") {
+  if (!output.empty()) std::remove(output.c_str());
+  const auto r = cli(args);
+  INFO("args: " << args << "\nstderr: " << r.err);
+  REQUIRE(r.status == 1);
+  REQUIRE(r.err.rfind("diffblocks: error: ", 0) == 0);
+  REQUIRE(r.err.find('\n') == r.err.size() - 1);  // exactly one line
+  REQUIRE(r.err.find(needle) != std::string::npos);
+  if (!output.empty()) REQUIRE_FALSE(exists(output));
+}
+
+}  // namespace
+
+TEST_CASE("CLI run reproduces PyTorch on the fixtures", "[cli]") {
+  for (const char* c : {"origin_b", "origin_d"}) {
+    SECTION(c) {
+      const std::string out = tmp_path(std::string("cli_run_") + c + ".safetensors");
+      const auto r = cli(std::string("run --model ") + fixture(c) + " --inputs " + fixture(std::string(c) + "/inputs.safetensors") +
+                         " --output " + out + " --threads 2");
+      INFO(r.err);
+      REQUIRE(r.status == 0);
+      const auto got = read_tensor<3>(db::SafeTensors::load(out), "out");
+      require_close(got, read_tensor<3>(db::SafeTensors::load(fixture(std::string(c) + "/expected.safetensors")), "out"), c);
+    }
+  }
+}
+
+TEST_CASE("CLI sample reproduces reverse_diffusion(stoc=False)", "[cli][sampler]") {
+  const std::string out = tmp_path("cli_sample.safetensors");
+  const auto r = cli("sample --model " + fixture("sample_ode") + " --inputs " + fixture("sample_ode/inputs.safetensors") +
+                     " --output " + out + " --steps 5");
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  REQUIRE(r.err.find("step 5/5") != std::string::npos);
+  require_close(read_tensor<3>(db::SafeTensors::load(out), "out"),
+                read_tensor<3>(db::SafeTensors::load(fixture("sample_ode/expected.safetensors")), "out"), "cli sample");
+  SECTION("stochastic with a seed is reproducible") {
+    const std::string a = tmp_path("cli_sde_a.safetensors"), b = tmp_path("cli_sde_b.safetensors");
+    const std::string base = "sample --model " + fixture("sample_ode") + " --inputs " +
+                             fixture("sample_ode/inputs.safetensors") + " --steps 3 --stochastic --seed 9 --output ";
+    REQUIRE(cli(base + a).status == 0);
+    REQUIRE(cli(base + b).status == 0);
+    REQUIRE(db::SafeTensors::load(a).read_float("out") == db::SafeTensors::load(b).read_float("out"));
+  }
+}
+
+TEST_CASE("CLI help prints the usage", "[cli]") {
+  const auto r = cli("--help");
+  REQUIRE(r.status == 0);
+  REQUIRE(r.out.find("diffblocks sample --model PATH") != std::string::npos);
+}
+
+TEST_CASE("CLI info prints config, parameter count and tensors", "[cli]") {
+  const auto r = cli("info --model " + fixture("origin_d"));
+  REQUIRE(r.status == 0);
+  REQUIRE(r.out.find("GradLogPEstimator2d") != std::string::npos);
+  REQUIRE(r.out.find("parameters: 532389") != std::string::npos);
+  REQUIRE(r.out.find("final_conv.weight\tBF16\t[1, 32, 1, 1]") != std::string::npos);
+}
+
+TEST_CASE("CLI errors: one line, exit 1, no output file", "[cli][errors]") {
+  const std::string out = tmp_path("cli_err.safetensors");
+  const std::string model = " --model " + fixture("origin_d");
+  const std::string ok_inputs = " --inputs " + fixture("origin_d/inputs.safetensors");
+  SECTION("usage") {
+    const auto r = cli("frobnicate");
+    REQUIRE(r.status == 1);
+    REQUIRE(r.err.find("unknown command 'frobnicate'") != std::string::npos);
+    REQUIRE(cli("run --model").status == 1);
+  }
+  SECTION("missing model") { require_cli_error("run --model /nonexistent" + ok_inputs + " --output " + out, "/nonexistent", out); }
+  SECTION("missing input tensor") {
+    require_cli_error("run" + model + " --inputs " + fixture("origin_e_expected.safetensors") + " --output " + out,
+                      "missing input tensor 'x'", out);
+  }
+  SECTION("input of the wrong kind") {
+    // sample inputs (z, no x) given to run
+    require_cli_error("run --model " + fixture("sample_ode") + " --inputs " + fixture("sample_ode/inputs.safetensors") +
+                          " --output " + out,
+                      "'x'", out);
+  }
+  SECTION("unexpected input tensor (a typo is not ignored)") {
+    const auto in = db::SafeTensors::load(fixture("origin_d/inputs.safetensors"));
+    std::vector<db::TensorToWrite> ts;
+    for (const auto& info : in.tensors()) {
+      db::TensorToWrite t;
+      t.name = info.name;
+      t.shape = info.shape;
+      t.f32 = in.read_float(info.name);
+      ts.push_back(t);
+    }
+    db::TensorToWrite typo;
+    typo.name = "spk_ids";
+    typo.shape = {2};
+    typo.is_int = true;
+    typo.i64 = {0, 1};
+    ts.push_back(typo);
+    const std::string path = tmp_path("inputs_with_typo.safetensors");
+    db::save_safetensors(path, ts);
+    require_cli_error("run" + model + " --inputs " + path + " --output " + out, "unexpected input tensor 'spk_ids'", out);
+  }
+  SECTION("NaN in an input") {
+    const auto in = db::SafeTensors::load(fixture("origin_d/inputs.safetensors"));
+    std::vector<db::TensorToWrite> ts;
+    for (const auto& info : in.tensors()) {
+      db::TensorToWrite t;
+      t.name = info.name;
+      t.shape = info.shape;
+      t.f32 = in.read_float(info.name);
+      if (t.name == "x") t.f32[7] = std::nanf("");
+      ts.push_back(t);
+    }
+    const std::string path = tmp_path("inputs_with_nan.safetensors");
+    db::save_safetensors(path, ts);
+    require_cli_error("run" + model + " --inputs " + path + " --output " + out, "'x' holds NaN", out);
+  }
+  SECTION("mismatched n_feats between model and inputs") {
+    require_cli_error("run --model " + fixture("origin_d") + " --inputs " + fixture("origin_b/inputs.safetensors") +
+                          " --output " + out,
+                      "n_feats=16", out);
+  }
+  SECTION("bad steps") {
+    require_cli_error("sample --model " + fixture("sample_ode") + " --inputs " + fixture("sample_ode/inputs.safetensors") +
+                          " --steps zero --output " + out,
+                      "--steps", out);
+  }
+  SECTION("truncated safetensors model") {
+    const std::string dir = tmp_path("cli_truncated_model");
+    std::filesystem::create_directories(dir);
+    std::filesystem::copy_file(fixture("origin_d/config.json"), dir + "/config.json",
+                               std::filesystem::copy_options::overwrite_existing);
+    {
+      std::ifstream in(fixture("origin_d/model.safetensors"), std::ios::binary);
+      std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      bytes.resize(bytes.size() / 2);
+      std::ofstream(dir + "/model.safetensors", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
+    require_cli_error("run --model " + dir + ok_inputs + " --output " + out, "model.safetensors", out);
+  }
+  SECTION("existing output is not clobbered by a failed run") {
+    std::ofstream(out) << "keep me";
+    const auto r = cli("run --model /nonexistent" + ok_inputs + " --output " + out);
+    REQUIRE(r.status == 1);
+    std::ifstream in(out);
+    std::string s;
+    std::getline(in, s);
+    REQUIRE(s == "keep me");
+    std::remove(out.c_str());
+  }
+}
+#endif

@@ -1,0 +1,293 @@
+// The whole Origin U-Net (GradLogPEstimator2d + emotion/prosody) against PyTorch, and every
+// way a checkpoint, config or input can be wrong.
+#include <fstream>
+
+#include "helpers.hpp"
+
+using namespace dbt;
+using db::Tensor;
+
+namespace {
+
+struct OriginCase {
+  std::unique_ptr<db::GradLogPEstimator2d<>> model;
+  Tensor<float, 3> x, mask, mu;
+  Tensor<float, 1> t;
+  db::OriginConditioning<float> cond;
+};
+
+OriginCase load_case(const std::string& model_path, const std::string& inputs_path) {
+  OriginCase c;
+  c.model = db::load_origin(model_path);
+  const auto in = db::SafeTensors::load(inputs_path);
+  c.x = read_tensor<3>(in, "x");
+  c.mask = read_tensor<3>(in, "mask");
+  c.mu = read_tensor<3>(in, "mu");
+  c.t = read_tensor<1>(in, "t");
+  if (in.contains("spk")) c.cond.spk = read_tensor<2>(in, "spk");
+  if (in.contains("spk_id")) c.cond.spk_id = in.read_int("spk_id");
+  if (in.contains("emo")) c.cond.emo = read_tensor<2>(in, "emo");
+  if (in.contains("emo_id")) c.cond.emo_id = in.read_int("emo_id");
+  if (in.contains("psd")) c.cond.psd = read_tensor<3>(in, "psd");
+  return c;
+}
+
+Tensor<float, 3> expected(const std::string& path) { return read_tensor<3>(db::SafeTensors::load(path), "out"); }
+
+Tensor<float, 3> run(const OriginCase& c) { return c.model->forward(c.x, c.mask, c.mu, c.t, c.cond); }
+
+/// Rewrites a fixture model with one tensor changed by `edit` (name -> new name/shape/data).
+std::string rewrite_model(const std::string& src_dir, const std::string& name,
+                          const std::function<void(std::vector<db::TensorToWrite>&)>& edit) {
+  const auto st = db::SafeTensors::load(fixture(src_dir + "/model.safetensors"));
+  std::vector<db::TensorToWrite> ts;
+  for (const auto& info : st.tensors()) {
+    db::TensorToWrite t;
+    t.name = info.name;
+    t.shape = info.shape;
+    t.f32.resize(info.numel());
+    st.read_float(info, t.f32.data());
+    ts.push_back(std::move(t));
+  }
+  edit(ts);
+  const std::string dir = tmp_path(name);
+  std::filesystem::create_directories(dir);
+  db::save_safetensors(dir + "/model.safetensors", ts);
+  std::filesystem::copy_file(fixture(src_dir + "/config.json"), dir + "/config.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  return dir;
+}
+
+void write_config(const std::string& dir, const std::string& text) {
+  std::ofstream(dir + "/config.json") << text;
+}
+
+}  // namespace
+
+TEST_CASE("Origin (a): Grad-TTS estimator, 80 mels, padded batch, F16 weights", "[origin]") {
+  auto c = load_case(fixture("origin_a"), fixture("origin_a/inputs.safetensors"));
+  REQUIRE(db::parameter_count(*c.model) == 7634887);
+  auto out = run(c);
+  require_close(out, expected(fixture("origin_a/expected.safetensors")), "origin_a");
+  // Padded frames of item 1 are exactly zero.
+  for (std::size_t f = 0; f < out.shape(1); ++f)
+    for (std::size_t w = 0; w < out.shape(2); ++w)
+      if (c.mask(1, 0, w) == 0.0f) REQUIRE(out(1, f, w) == 0.0f);
+}
+
+TEST_CASE("Origin (b): speakers by id and by vector", "[origin]") {
+  const auto want = expected(fixture("origin_b/expected.safetensors"));
+  SECTION("spk_id with the spk_emb table") {
+    auto c = load_case(fixture("origin_b"), fixture("origin_b/inputs.safetensors"));
+    REQUIRE(db::parameter_count(*c.model) == 7672727);
+    REQUIRE(c.model->spk_emb.shape(0) == 4);
+    require_close(run(c), want, "origin_b ids");
+  }
+  SECTION("spk vectors") {
+    auto c = load_case(fixture("origin_b"), fixture("origin_b/inputs_vec.safetensors"));
+    require_close(run(c), want, "origin_b vectors");
+  }
+}
+
+TEST_CASE("Origin (c): speaker vector, emotion id (I32) and prosody channels", "[origin]") {
+  auto c = load_case(fixture("origin_c"), fixture("origin_c/inputs.safetensors"));
+  REQUIRE(c.model->config().in_channels() == 2 + 1 + 1 + 3);
+  require_close(run(c), expected(fixture("origin_c/expected.safetensors")), "origin_c");
+}
+
+TEST_CASE("Origin (d): small odd config (dim 32, mults (1,2), 16 mels, pe_scale 1, BF16)", "[origin]") {
+  auto c = load_case(fixture("origin_d"), fixture("origin_d/inputs.safetensors"));
+  REQUIRE(db::parameter_count(*c.model) == 532389);
+  require_close(run(c), expected(fixture("origin_d/expected.safetensors")), "origin_d");
+}
+
+TEST_CASE("Origin (e): single-file model with embedded config and decoder.estimator. prefix", "[origin][io]") {
+  auto c = load_case(fixture("origin_e.safetensors"), fixture("origin_e_inputs.safetensors"));
+  require_close(run(c), expected(fixture("origin_e_expected.safetensors")), "origin_e");
+}
+
+TEST_CASE("Origin state_dict names and order follow PyTorch registration", "[origin][params]") {
+  db::OriginConfig cfg;
+  cfg.dim = 32;
+  cfg.dim_mults = {1, 2};
+  cfg.n_feats = 16;
+  cfg.n_spks = 2;
+  db::GradLogPEstimator2d<> m(cfg);
+  const auto names = db::parameter_list(m);
+  REQUIRE(names.size() == 116 + 4);
+  REQUIRE(names.front().first == "spk_mlp.0.weight");
+  REQUIRE(names[4].first == "mlp.0.weight");
+  // ups are registered before the mid blocks; final_conv last.
+  std::size_t ups = 0, mid = 0;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i].first.rfind("ups.", 0) == 0) ups = i;
+    if (names[i].first == "mid_block1.mlp.1.weight") mid = i;
+  }
+  REQUIRE(ups < mid);
+  REQUIRE(names.back().first == "final_conv.bias");
+  REQUIRE(names.back().second == db::Shape{1});
+}
+
+TEST_CASE("Origin loading is strict and names the key at fault", "[origin][errors][io]") {
+  SECTION("missing key") {
+    auto dir = rewrite_model("origin_d", "missing_key", [](auto& ts) {
+      ts.erase(std::remove_if(ts.begin(), ts.end(), [](auto& t) { return t.name == "mid_attn.fn.g"; }), ts.end());
+    });
+    REQUIRE_THROWS_WITH(db::load_origin(dir), Catch::Contains("missing key 'mid_attn.fn.g'"));
+  }
+  SECTION("unexpected key") {
+    auto dir = rewrite_model("origin_d", "extra_key", [](auto& ts) {
+      db::TensorToWrite t;
+      t.name = "encoder.proj.weight";
+      t.shape = {2};
+      t.f32 = {1, 2};
+      ts.push_back(t);
+    });
+    REQUIRE_THROWS_AS(db::load_origin(dir), db::LoadError);
+    REQUIRE_THROWS_WITH(db::load_origin(dir), Catch::Contains("unexpected key 'encoder.proj.weight'"));
+  }
+  SECTION("wrong shape names both shapes") {
+    auto dir = rewrite_model("origin_d", "bad_shape", [](auto& ts) {
+      for (auto& t : ts)
+        if (t.name == "final_conv.weight") {
+          t.shape = {1, 16, 1, 1};
+          t.f32.resize(16);
+        }
+    });
+    REQUIRE_THROWS_WITH(db::load_origin(dir), Catch::Contains("final_conv.weight") &&
+                                                  Catch::Contains("[1, 16, 1, 1]") && Catch::Contains("[1, 32, 1, 1]"));
+  }
+  SECTION("speaker table without speakers") {
+    auto dir = rewrite_model("origin_d", "stray_table", [](auto& ts) {
+      db::TensorToWrite t;
+      t.name = "spk_emb.weight";
+      t.shape = {2, 2};
+      t.f32 = {1, 2, 3, 4};
+      ts.push_back(t);
+    });
+    REQUIRE_THROWS_WITH(db::load_origin(dir), Catch::Contains("spk_emb.weight"));
+  }
+}
+
+TEST_CASE("Origin configs are validated by key", "[origin][errors][config]") {
+  const std::string dir = rewrite_model("origin_d", "config_cases", [](auto&) {});
+  SECTION("no _class_name") {
+    write_config(dir, R"({"dim": 32, "dim_mults": [1, 2], "n_feats": 16})");
+    REQUIRE_THROWS_AS(db::load_origin(dir), db::ConfigError);
+    REQUIRE_THROWS_WITH(db::load_origin(dir), Catch::Contains("_class_name"));
+  }
+  SECTION("unknown _class_name") {
+    write_config(dir, R"({"_class_name": "Estimator9000", "dim": 32})");
+    REQUIRE_THROWS_WITH(db::load_origin(dir), Catch::Contains("Estimator9000"));
+  }
+  SECTION("not JSON") {
+    write_config(dir, "{dim: 32");
+    REQUIRE_THROWS_WITH(db::load_origin(dir), Catch::Contains("not valid JSON"));
+  }
+  SECTION("wrong type") {
+    write_config(dir, R"({"_class_name": "GradLogPEstimator2d", "dim": "big"})");
+    REQUIRE_THROWS_WITH(db::load_origin(dir), Catch::Contains("'dim'"));
+  }
+  SECTION("n_feats not divisible by 2^(levels-1)") {
+    write_config(dir, R"({"_class_name": "GradLogPEstimator2d", "dim": 32, "dim_mults": [1, 2, 4], "n_feats": 78})");
+    REQUIRE_THROWS_WITH(db::load_origin(dir), Catch::Contains("'n_feats'"));
+  }
+  SECTION("unknown key") {
+    write_config(dir, R"({"_class_name": "GradLogPEstimator2d", "dim": 32, "dim_mults": [1, 2], "n_feats": 16, "heads": 3})");
+    REQUIRE_THROWS_WITH(db::load_origin(dir), Catch::Contains("'heads'"));
+  }
+  SECTION("missing dim") {
+    write_config(dir, R"({"_class_name": "GradLogPEstimator2d"})");
+    REQUIRE_THROWS_WITH(db::load_origin(dir), Catch::Contains("'dim'") && Catch::Contains("missing"));
+  }
+}
+
+TEST_CASE("Origin rejects bad inputs with clear errors", "[origin][errors]") {
+  auto c = load_case(fixture("origin_d"), fixture("origin_d/inputs.safetensors"));
+  SECTION("T not divisible by 2^(levels-1)") {
+    auto x = Tensor<float, 3>::from_shape({2, 16, 23});
+    auto mask = Tensor<float, 3>::from_shape({2, 1, 23});
+    x.fill(0.f);
+    mask.fill(1.f);
+    REQUIRE_THROWS_WITH(c.model->forward(x, mask, x, c.t), Catch::Contains("not divisible by 2"));
+    REQUIRE(db::fix_len_compatibility(23, 1) == 24);
+    REQUIRE(db::fix_len_compatibility(172) == 172);
+    REQUIRE(db::fix_len_compatibility(173) == 176);
+  }
+  SECTION("wrong n_feats") {
+    auto x = Tensor<float, 3>::from_shape({2, 12, 24});
+    x.fill(0.f);
+    REQUIRE_THROWS_WITH(c.model->forward(x, c.mask, x, c.t), Catch::Contains("'x'") && Catch::Contains("[2, 12, 24]"));
+  }
+  SECTION("mismatched batch") {
+    auto t = Tensor<float, 1>::from_shape({3});
+    t.fill(0.5f);
+    REQUIRE_THROWS_WITH(c.model->forward(c.x, c.mask, c.mu, t), Catch::Contains("'t'"));
+  }
+  SECTION("mask length differs") {
+    auto mask = Tensor<float, 3>::from_shape({2, 1, 20});
+    mask.fill(1.f);
+    REQUIRE_THROWS_WITH(c.model->forward(c.x, mask, c.mu, c.t), Catch::Contains("'mask'"));
+  }
+  SECTION("NaN is reported, not propagated") {
+    c.mu(1, 3, 5) = std::nanf("");
+    REQUIRE_THROWS_AS(c.model->forward(c.x, c.mask, c.mu, c.t), db::InputError);
+    REQUIRE_THROWS_WITH(c.model->forward(c.x, c.mask, c.mu, c.t), Catch::Contains("'mu'") && Catch::Contains("NaN"));
+  }
+  SECTION("conditioning the model does not have") {
+    c.cond.psd = Tensor<float, 3>::from_shape({2, 1, 24});
+    REQUIRE_THROWS_WITH(c.model->forward(c.x, c.mask, c.mu, c.t, c.cond), Catch::Contains("'psd'"));
+  }
+}
+
+TEST_CASE("Origin speaker/emotion inputs are checked", "[origin][errors]") {
+  auto c = load_case(fixture("origin_c"), fixture("origin_c/inputs.safetensors"));
+  SECTION("missing speaker") {
+    c.cond.spk.reset();
+    REQUIRE_THROWS_WITH(run(c), Catch::Contains("missing input 'spk'"));
+  }
+  SECTION("id out of range") {
+    c.cond.emo_id = {0, 5};
+    REQUIRE_THROWS_WITH(run(c), Catch::Contains("'emo_id'") && Catch::Contains("outside [0, 5)"));
+  }
+  SECTION("speaker id without a table") {
+    c.cond.spk.reset();
+    c.cond.spk_id = {0, 1};
+    REQUIRE_THROWS_WITH(run(c), Catch::Contains("spk_emb.weight"));
+  }
+  SECTION("missing psd") {
+    c.cond.psd.reset();
+    REQUIRE_THROWS_WITH(run(c), Catch::Contains("missing input 'psd'"));
+  }
+}
+
+// A user-defined attention block snapped into the U-Net through the template parameter.
+template <class T, class D>
+struct IdentityAttention {
+  using scalar_type = T;
+  using device_type = D;
+  explicit IdentityAttention(int) {}
+  Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x) const { return x; }
+  template <class V>
+  void visit(V&&, const std::string& = "") {}
+};
+
+TEST_CASE("The U-Net's attention block is a template parameter", "[origin][compose]") {
+  db::OriginConfig cfg;
+  cfg.dim = 16;
+  cfg.dim_mults = {1, 2};
+  cfg.n_feats = 8;
+  db::GradLogPEstimator2d<float, db::Cpu, IdentityAttention> m(cfg);
+  db::GradLogPEstimator2d<> with_linear(cfg);
+  // Residual(Rezero(identity)) = (1 + g) x: only the g scalars remain of the attention layers.
+  // Attention layers: downs.0 and ups.0 at 16 channels, downs.1 and mid_attn at 32.
+  REQUIRE(db::parameter_count(with_linear) - db::parameter_count(m) ==
+          2 * (384 * 16 + 16 * 128 + 16) + 2 * (384 * 32 + 32 * 128 + 32));
+  auto x = Tensor<float, 3>::from_shape({1, 8, 8});
+  auto mask = Tensor<float, 3>::from_shape({1, 1, 8});
+  auto t = Tensor<float, 1>::from_shape({1});
+  x.fill(0.5f);
+  mask.fill(1.f);
+  t.fill(0.3f);
+  REQUIRE(m.forward(x, mask, x, t).shape(1) == 8);
+}

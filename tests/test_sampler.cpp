@@ -1,0 +1,87 @@
+// Grad-TTS reverse diffusion (ODE against PyTorch; stochastic: reproducible by seed) and
+// forward diffusion.
+#include "helpers.hpp"
+
+using namespace dbt;
+using db::Tensor;
+
+namespace {
+struct SampleCase {
+  std::unique_ptr<db::GradLogPEstimator2d<>> model;
+  Tensor<float, 3> z, mask, mu;
+  SampleCase() {
+    model = db::load_origin(fixture("sample_ode"));
+    const auto in = db::SafeTensors::load(fixture("sample_ode/inputs.safetensors"));
+    z = read_tensor<3>(in, "z");
+    mask = read_tensor<3>(in, "mask");
+    mu = read_tensor<3>(in, "mu");
+  }
+  Tensor<float, 3> sample(int steps, bool stochastic = false, std::uint64_t seed = 0) const {
+    db::GradTTSSamplerOptions opt;
+    opt.steps = steps;
+    opt.stochastic = stochastic;
+    opt.seed = seed;
+    return db::reverse_diffusion(*model, z, mask, mu, opt);
+  }
+};
+}  // namespace
+
+TEST_CASE("reverse_diffusion (ODE) matches Grad-TTS for 1, 3 and 5 steps", "[sampler]") {
+  SampleCase c;
+  const auto exp = db::SafeTensors::load(fixture("sample_ode/expected.safetensors"));
+  require_close(c.sample(1), read_tensor<3>(exp, "out_steps_1"), "1 step");
+  require_close(c.sample(3), read_tensor<3>(exp, "out_steps_3"), "3 steps");
+  require_close(c.sample(5), read_tensor<3>(exp, "out"), "5 steps");
+}
+
+TEST_CASE("stochastic sampler is reproducible by seed", "[sampler]") {
+  SampleCase c;
+  const auto a = c.sample(4, true, 42), b = c.sample(4, true, 42), d = c.sample(4, true, 43), ode = c.sample(4);
+  REQUIRE(std::equal(a.begin(), a.end(), b.begin()));
+  REQUIRE(diff(a, d).max_abs_err > 1e-3);
+  REQUIRE(diff(a, ode).max_abs_err > 1e-3);
+  for (float v : a) REQUIRE(std::isfinite(v));
+  // Padded frames stay exactly zero.
+  for (std::size_t f = 0; f < a.shape(1); ++f)
+    for (std::size_t w = 0; w < a.shape(2); ++w)
+      if (c.mask(1, 0, w) == 0.0f) REQUIRE(a(1, f, w) == 0.0f);
+}
+
+TEST_CASE("the sampler noise is standard normal", "[sampler]") {
+  db::Rng rng(1);
+  double s = 0, s2 = 0;
+  const int n = 200000;
+  for (int i = 0; i < n; ++i) {
+    const double v = rng.normal();
+    s += v;
+    s2 += v * v;
+  }
+  REQUIRE(std::fabs(s / n) < 0.01);
+  REQUIRE(std::fabs(s2 / n - 1.0) < 0.02);
+}
+
+TEST_CASE("sampler progress callback and argument checks", "[sampler]") {
+  SampleCase c;
+  db::GradTTSSamplerOptions opt;
+  opt.steps = 3;
+  std::vector<int> seen;
+  opt.progress = [&](int step, int steps, double secs) {
+    REQUIRE(steps == 3);
+    REQUIRE(secs >= 0);
+    seen.push_back(step);
+  };
+  db::reverse_diffusion(*c.model, c.z, c.mask, c.mu, opt);
+  REQUIRE(seen == std::vector<int>{1, 2, 3});
+  opt.steps = 0;
+  REQUIRE_THROWS_AS(db::reverse_diffusion(*c.model, c.z, c.mask, c.mu, opt), db::InputError);
+}
+
+TEST_CASE("forward_diffusion matches Grad-TTS given the same noise", "[sampler]") {
+  const auto f = db::SafeTensors::load(fixture("sample_ode/forward_diffusion.safetensors"));
+  const auto cfg = nlohmann::json::parse(f.metadata().at("config"));
+  const auto x0 = read_tensor<3>(f, "x0"), mask = read_tensor<3>(f, "mask"), mu = read_tensor<3>(f, "mu"),
+             z = read_tensor<3>(f, "z");
+  const auto t = read_tensor<1>(f, "t");
+  auto xt = db::forward_diffusion(x0, mask, mu, t, z, cfg.at("beta_min").get<double>(), cfg.at("beta_max").get<double>());
+  require_close(xt, read_tensor<3>(f, "xt"), "forward_diffusion");
+}
