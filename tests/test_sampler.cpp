@@ -85,3 +85,13 @@ TEST_CASE("forward_diffusion matches Grad-TTS given the same noise", "[sampler]"
   auto xt = db::forward_diffusion(x0, mask, mu, t, z, cfg.at("beta_min").get<double>(), cfg.at("beta_max").get<double>());
   require_close(xt, read_tensor<3>(f, "xt"), "forward_diffusion");
 }
+
+TEST_CASE("a diverging sampler stops with an error naming the step", "[sampler][errors]") {
+  // The fixture model is random: far from mu its linear attention blows up quadratically.
+  SampleCase c;
+  for (auto& v : c.z) v *= 1000.0f;
+  db::GradTTSSamplerOptions opt;
+  opt.steps = 20;
+  REQUIRE_THROWS_WITH(db::reverse_diffusion(*c.model, c.z, c.mask, c.mu, opt),
+                      Catch::Contains("NaN/Inf at step") && Catch::Contains("diverges"));
+}

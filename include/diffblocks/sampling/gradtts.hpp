@@ -47,6 +47,12 @@ Tensor<T, 3, D> reverse_diffusion(const Model& model, const Tensor<T, 3, D>& z, 
       ops::randn_(D{}, noise, rng);
     }
     ops::gradtts_step_(D{}, xt, mu, est, mask, noise, beta, h);
+    // A model that diverges (e.g. untrained weights) should say so here, not as a NaN "input"
+    // error on the next step or as silent garbage in the output.
+    if (ops::find_non_finite(D{}, xt) >= 0)
+      throw Error("reverse_diffusion: the sample became NaN/Inf at step " + std::to_string(i + 1) + "/" +
+                  std::to_string(opt.steps) + " (t = " + std::to_string(ti) +
+                  "); the estimator diverges on this input");
     if (opt.progress)
       opt.progress(i + 1, opt.steps,
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the C++ build needs, skipping those already present.
+set -euo pipefail
+pkgs=(cmake g++ make libeigen3-dev xtensor-dev nlohmann-json3-dev catch2 libbenchmark-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
