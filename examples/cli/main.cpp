@@ -61,6 +61,11 @@ struct Args {
 
 Args parse_args(int argc, char** argv) {
   if (argc < 2) throw UsageError("missing command (run, sample or info)");
+  if (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
+    Args help;
+    help.command = "help";
+    return help;
+  }
   Args a;
   a.command = argv[1];
   static const std::set<std::string> with_value{"model", "inputs", "output", "threads", "steps", "seed"};
@@ -230,13 +235,13 @@ int main(int argc, char** argv) {
     if (a.command == "run") return cmd_run(a);
     if (a.command == "sample") return cmd_sample(a);
     if (a.command == "info") return cmd_info(a);
-    if (a.command == "--help" || a.command == "-h" || a.command == "help") {
+    if (a.command == "help") {
       std::cout << kUsage;
       return 0;
     }
     throw UsageError("unknown command '" + a.command + "'");
   } catch (const UsageError& e) {
-    std::cerr << "diffblocks: error: " << e.what() << "\n" << kUsage;
+    std::cerr << "diffblocks: error: " << e.what() << " (see 'diffblocks --help')\n";
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "diffblocks: error: " << e.what() << "\n";
