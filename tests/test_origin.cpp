@@ -106,6 +106,22 @@ TEST_CASE("Origin (e): single-file model with embedded config and decoder.estima
   require_close(run(c), expected(fixture("origin_e_expected.safetensors")), "origin_e");
 }
 
+TEST_CASE("pad_frames makes any length usable and leaves valid frames unchanged", "[origin]") {
+  auto c = load_case(fixture("origin_d"), fixture("origin_d/inputs.safetensors"));
+  // Crop item 0 of the fixture to 21 frames: not a multiple of 2, so it must be padded.
+  const std::size_t T = 21, Tp = db::fix_len_compatibility(T, 1);
+  REQUIRE(Tp == 22);
+  auto x = db::pad_frames(c.x, T), mu = db::pad_frames(c.mu, T), mask = db::pad_frames(c.mask, T);
+  REQUIRE_THROWS_AS(c.model->forward(x, mask, mu, c.t), db::InputError);
+  auto xp = db::pad_frames(x, Tp), mup = db::pad_frames(mu, Tp), maskp = db::pad_frames(mask, Tp);
+  REQUIRE(maskp(0, 0, 21) == 0.0f);
+  REQUIRE(xp(1, 3, 20) == x(1, 3, 20));
+  const auto out = c.model->forward(xp, maskp, mup, c.t);
+  REQUIRE(out.shape(2) == Tp);
+  for (std::size_t f = 0; f < out.shape(1); ++f) REQUIRE(out(0, f, 21) == 0.0f);
+  REQUIRE(db::pad_frames(out, T).shape(2) == T);
+}
+
 TEST_CASE("Origin state_dict names and order follow PyTorch registration", "[origin][params]") {
   db::OriginConfig cfg;
   cfg.dim = 32;

@@ -287,4 +287,12 @@ inline std::size_t fix_len_compatibility(std::size_t length, int num_downsamplin
   return (length + m - 1) / m * m;
 }
 
+/// Zero-pads (or crops) a (B, C, T) tensor along time, e.g. x, mu, mask or psd to
+/// fix_len_compatibility(T, levels - 1) frames before a forward pass; padded mask frames are 0,
+/// so padded output frames are 0 too. Crop the result back with the same function.
+template <class T = float, class D = Cpu>
+Tensor<T, 3, D> pad_frames(const Tensor<T, 3, D>& x, std::size_t frames) {
+  return ops::resize_time(D{}, x, frames);
+}
+
 }  // namespace diffblocks

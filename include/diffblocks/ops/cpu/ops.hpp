@@ -191,6 +191,18 @@ Tensor<T, M, Cpu> reshape(Cpu, const Tensor<T, N, Cpu>& x, const std::array<std:
   return y;
 }
 
+/// x (B, C, T) zero-padded or cropped along time to `frames`.
+template <class T>
+Tensor<T, 3, Cpu> resize_time(Cpu, const Tensor<T, 3, Cpu>& x, std::size_t frames) {
+  auto y = Tensor<T, 3, Cpu>::from_shape({x.shape(0), x.shape(1), frames});
+  const std::size_t W = x.shape(2), n = std::min(W, frames);
+  for (std::size_t r = 0; r < x.shape(0) * x.shape(1); ++r) {
+    std::copy_n(x.data() + r * W, n, y.data() + r * frames);
+    std::fill(y.data() + r * frames + n, y.data() + (r + 1) * frames, T(0));
+  }
+  return y;
+}
+
 /// dst[:, c] = src (B, H, W).
 template <class T>
 void set_channel_(Cpu, Tensor<T, 4, Cpu>& dst, std::size_t c, const Tensor<T, 3, Cpu>& src) {
