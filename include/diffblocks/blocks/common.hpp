@@ -10,6 +10,7 @@
 #include "diffblocks/core/params.hpp"
 #include "diffblocks/core/shape.hpp"
 #include "diffblocks/ops/cpu/ops.hpp"
+#include "diffblocks/ops/cpu/sequence_ops.hpp"
 
 namespace diffblocks {
 namespace detail {

@@ -161,6 +161,12 @@ void scale_(Cpu, Tensor<T, N, Cpu>& x, const Tensor<T, 1, Cpu>& g) {
   for (auto& v : x) v *= s;
 }
 
+/// x *= s.
+template <class T, std::size_t N>
+void mul_scalar_(Cpu, Tensor<T, N, Cpu>& x, T s) {
+  for (auto& v : x) v *= s;
+}
+
 /// cat([a, b], dim=1).
 template <class T>
 Tensor<T, 4, Cpu> concat_channels(Cpu, const Tensor<T, 4, Cpu>& a, const Tensor<T, 4, Cpu>& b) {

@@ -1,0 +1,250 @@
+#pragma once
+// CPU ops used by the diffusers blocks: activations, LayerNorm, softmax attention over token
+// sequences (B, N, C), layout changes between NCHW feature maps and tokens, nearest upsampling.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <vector>
+
+#include "diffblocks/core/device.hpp"
+#include "diffblocks/core/parallel.hpp"
+#include "diffblocks/ops/cpu/gemm.hpp"
+
+namespace diffblocks {
+namespace ops {
+
+template <class T, std::size_t N>
+void silu_(Cpu, Tensor<T, N, Cpu>& x) {
+  T* p = x.data();
+  parallel_for(static_cast<std::ptrdiff_t>(x.size()), [&](std::ptrdiff_t b, std::ptrdiff_t e) {
+    for (std::ptrdiff_t i = b; i < e; ++i) p[i] = p[i] / (T(1) + std::exp(-p[i]));
+  });
+}
+
+/// Exact GELU: 0.5 x (1 + erf(x / sqrt 2)).
+template <class T>
+inline T gelu_scalar(T x) {
+  return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
+}
+
+template <class T, std::size_t N>
+void gelu_(Cpu, Tensor<T, N, Cpu>& x) {
+  for (auto& v : x) v = gelu_scalar(v);
+}
+
+/// GEGLU: x (..., 2D) -> a * GELU(gate) with a = first half, gate = second half.
+template <class T>
+Tensor<T, 2, Cpu> geglu(Cpu, const Tensor<T, 2, Cpu>& x) {
+  const std::size_t R = x.shape(0), D = x.shape(1) / 2;
+  auto y = Tensor<T, 2, Cpu>::from_shape({R, D});
+  for (std::size_t r = 0; r < R; ++r)
+    for (std::size_t d = 0; d < D; ++d) y(r, d) = x(r, d) * gelu_scalar(x(r, D + d));
+  return y;
+}
+
+/// LayerNorm over the last dimension (biased variance, statistics in double).
+template <class T>
+Tensor<T, 2, Cpu> layer_norm(Cpu, const Tensor<T, 2, Cpu>& x, const Tensor<T, 1, Cpu>& gamma,
+                             const Tensor<T, 1, Cpu>& beta, double eps) {
+  const std::ptrdiff_t R = x.shape(0), D = x.shape(1);
+  auto y = Tensor<T, 2, Cpu>::from_shape(x.shape());
+  parallel_for(R, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+    for (std::ptrdiff_t r = first; r < last; ++r) {
+      const T* s = x.data() + r * D;
+      T* d = y.data() + r * D;
+      double sum = 0, ss = 0;
+      for (std::ptrdiff_t i = 0; i < D; ++i) sum += s[i];
+      const double mean = sum / static_cast<double>(D);
+      for (std::ptrdiff_t i = 0; i < D; ++i) ss += (s[i] - mean) * (s[i] - mean);
+      const double rstd = 1.0 / std::sqrt(ss / static_cast<double>(D) + eps);
+      for (std::ptrdiff_t i = 0; i < D; ++i) {
+        const double v = (s[i] - mean) * rstd;
+        d[i] = static_cast<T>(gamma.size() ? v * gamma(i) + beta(i) : v);
+      }
+    }
+  });
+  return y;
+}
+
+/// (B, C, H, W) -> (B, H*W, C): token n = y*W + x (mel-bin major), as diffusers permutes.
+template <class T>
+Tensor<T, 3, Cpu> nchw_to_tokens(Cpu, const Tensor<T, 4, Cpu>& x) {
+  const std::size_t B = x.shape(0), C = x.shape(1), N = x.shape(2) * x.shape(3);
+  auto y = Tensor<T, 3, Cpu>::from_shape({B, N, C});
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t c = 0; c < C; ++c)
+      for (std::size_t n = 0; n < N; ++n) y(b, n, c) = x.data()[(b * C + c) * N + n];
+  return y;
+}
+
+/// (B, H*W, C) -> (B, C, H, W).
+template <class T>
+Tensor<T, 4, Cpu> tokens_to_nchw(Cpu, const Tensor<T, 3, Cpu>& x, std::size_t H, std::size_t W) {
+  const std::size_t B = x.shape(0), N = x.shape(1), C = x.shape(2);
+  auto y = Tensor<T, 4, Cpu>::from_shape({B, C, H, W});
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t c = 0; c < C; ++c)
+      for (std::size_t n = 0; n < N; ++n) y.data()[(b * C + c) * N + n] = x(b, n, c);
+  return y;
+}
+
+/// Multi-head softmax attention, the reference ("naive") variant: the full score row is
+/// materialised per query, with a max-subtracted softmax.
+///   q (B, Nq, heads*dh), k (B, Nk, heads*dh), v (B, Nk, heads*dv); head h = channels [h*dh, (h+1)*dh).
+///   out[b, i, h*dv + e] = sum_j softmax_j(scale * q_i . k_j + bias[b, j]) v[b, j, h*dv + e]
+/// `bias` (B, Nk) is added to every query's scores (diffusers' encoder_attention_mask); empty = none.
+template <class T>
+Tensor<T, 3, Cpu> attention(Cpu, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k, const Tensor<T, 3, Cpu>& v,
+                            int heads, T scale, const Tensor<T, 2, Cpu>& bias) {
+  const std::ptrdiff_t B = q.shape(0), Nq = q.shape(1), Nk = k.shape(1);
+  const int Cq = static_cast<int>(q.shape(2)), Cv = static_cast<int>(v.shape(2));
+  const int dh = Cq / heads, dv = Cv / heads;
+  auto out = Tensor<T, 3, Cpu>::from_shape({q.shape(0), q.shape(1), v.shape(2)});
+  const std::ptrdiff_t tile = 64;  // queries per task: bounds the score buffer to 64 x Nk
+  const std::ptrdiff_t qtiles = (Nq + tile - 1) / tile;
+  parallel_for(B * heads * qtiles, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+    std::vector<T> s;
+    for (std::ptrdiff_t task = first; task < last; ++task) {
+      const std::ptrdiff_t b = task / (heads * qtiles), h = (task / qtiles) % heads, i0 = (task % qtiles) * tile;
+      const std::ptrdiff_t ni = std::min(tile, Nq - i0);
+      s.resize(static_cast<std::size_t>(ni * Nk));
+      const T* qp = q.data() + (b * Nq + i0) * Cq + h * dh;
+      const T* kp = k.data() + b * Nk * Cq + h * dh;
+      const T* vp = v.data() + b * Nk * Cv + h * dv;
+      cpu::gemm_bt<T>(static_cast<int>(ni), static_cast<int>(Nk), dh, qp, Cq, kp, Cq, s.data(), static_cast<int>(Nk));
+      for (std::ptrdiff_t i = 0; i < ni; ++i) {
+        T* row = s.data() + i * Nk;
+        T mx = -std::numeric_limits<T>::infinity();
+        for (std::ptrdiff_t j = 0; j < Nk; ++j) {
+          row[j] = row[j] * scale + (bias.size() ? bias(b, j) : T(0));
+          mx = std::max(mx, row[j]);
+        }
+        T sum = 0;
+        for (std::ptrdiff_t j = 0; j < Nk; ++j) {
+          row[j] = std::exp(row[j] - mx);
+          sum += row[j];
+        }
+        const T inv = T(1) / sum;
+        for (std::ptrdiff_t j = 0; j < Nk; ++j) row[j] *= inv;
+      }
+      cpu::gemm<T>(static_cast<int>(ni), dv, static_cast<int>(Nk), s.data(), static_cast<int>(Nk), vp, Cv,
+                   out.data() + (b * Nq + i0) * Cv + h * dv, Cv);
+    }
+  });
+  return out;
+}
+
+/// [mean_L(x) + pos, x] along the sequence: (B, L, C) -> (B, L+1, C) (AttentionPooling).
+template <class T>
+Tensor<T, 3, Cpu> prepend_mean_token(Cpu, const Tensor<T, 3, Cpu>& x, const Tensor<T, 2, Cpu>& pos) {
+  const std::size_t B = x.shape(0), L = x.shape(1), C = x.shape(2);
+  auto y = Tensor<T, 3, Cpu>::from_shape({B, L + 1, C});
+  for (std::size_t b = 0; b < B; ++b) {
+    for (std::size_t c = 0; c < C; ++c) {
+      T s = 0;  // float32 sum, like torch's mean on float tensors
+      for (std::size_t l = 0; l < L; ++l) s += x(b, l, c);
+      y(b, 0, c) = s / static_cast<T>(L) + pos(0, c);
+    }
+    std::copy_n(x.data() + b * L * C, L * C, y.data() + (b * (L + 1) + 1) * C);
+  }
+  return y;
+}
+
+/// x[:, 0, :] -> (B, C).
+template <class T>
+Tensor<T, 2, Cpu> first_token(Cpu, const Tensor<T, 3, Cpu>& x) {
+  const std::size_t B = x.shape(0), N = x.shape(1), C = x.shape(2);
+  auto y = Tensor<T, 2, Cpu>::from_shape({B, C});
+  for (std::size_t b = 0; b < B; ++b) std::copy_n(x.data() + b * N * C, C, y.data() + b * C);
+  return y;
+}
+
+/// cat([a, b], dim=-1) for (B, Da) and (B, Db).
+template <class T>
+Tensor<T, 2, Cpu> concat_cols(Cpu, const Tensor<T, 2, Cpu>& a, const Tensor<T, 2, Cpu>& b) {
+  const std::size_t B = a.shape(0), Da = a.shape(1), Db = b.shape(1);
+  auto y = Tensor<T, 2, Cpu>::from_shape({B, Da + Db});
+  for (std::size_t i = 0; i < B; ++i) {
+    std::copy_n(a.data() + i * Da, Da, y.data() + i * (Da + Db));
+    std::copy_n(b.data() + i * Db, Db, y.data() + i * (Da + Db) + Da);
+  }
+  return y;
+}
+
+/// x = x * a + b.
+template <class T, std::size_t N>
+void affine_(Cpu, Tensor<T, N, Cpu>& x, T a, T b) {
+  for (auto& v : x) v = v * a + b;
+}
+
+/// The first element, read on the host.
+template <class T, std::size_t N>
+T first_value(Cpu, const Tensor<T, N, Cpu>& x) {
+  return x.data()[0];
+}
+
+/// diffusers' attention-mask convention: keep-mask m (1 = attend) -> additive bias (1 - m) * -10000.
+template <class T>
+Tensor<T, 2, Cpu> keep_mask_to_bias(Cpu, const Tensor<T, 2, Cpu>& keep) {
+  auto y = Tensor<T, 2, Cpu>::from_shape(keep.shape());
+  for (std::size_t i = 0; i < keep.size(); ++i) y.data()[i] = (T(1) - keep.data()[i]) * T(-10000.0);
+  return y;
+}
+
+/// Nearest-neighbour resize of (B, C, H, W) to (Ho, Wo) with torch's rule
+/// src = min(floor(dst * (in / out)), in - 1), the scale computed in float32 as torch does.
+template <class T>
+Tensor<T, 4, Cpu> upsample_nearest(Cpu, const Tensor<T, 4, Cpu>& x, std::size_t Ho, std::size_t Wo) {
+  const std::size_t B = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
+  auto src_index = [](std::size_t out, std::size_t in) {
+    std::vector<std::size_t> idx(out);
+    const float scale = static_cast<float>(in) / static_cast<float>(out);
+    for (std::size_t d = 0; d < out; ++d)
+      idx[d] = std::min(static_cast<std::size_t>(std::floor(static_cast<float>(d) * scale)), in - 1);
+    return idx;
+  };
+  const auto iy = src_index(Ho, H), ix = src_index(Wo, W);
+  auto y = Tensor<T, 4, Cpu>::from_shape({B, C, Ho, Wo});
+  for (std::size_t p = 0; p < B * C; ++p) {
+    const T* s = x.data() + p * H * W;
+    T* d = y.data() + p * Ho * Wo;
+    for (std::size_t r = 0; r < Ho; ++r)
+      for (std::size_t c = 0; c < Wo; ++c) d[r * Wo + c] = s[iy[r] * W + ix[c]];
+  }
+  return y;
+}
+
+/// diffusers get_timestep_embedding in float32 (see blocks/timesteps.hpp).
+template <class T>
+Tensor<T, 2, Cpu> timestep_embedding(Cpu, const Tensor<T, 1, Cpu>& t, int channels, bool flip, T shift, T max_period) {
+  const int half = channels / 2;
+  const T neg_log = -std::log(max_period);
+  std::vector<T> freq(static_cast<std::size_t>(half));
+  for (int i = 0; i < half; ++i) freq[i] = std::exp((neg_log * static_cast<T>(i)) / (static_cast<T>(half) - shift));
+  auto y = Tensor<T, 2, Cpu>::from_shape({t.shape(0), static_cast<std::size_t>(channels)});
+  for (std::size_t b = 0; b < t.shape(0); ++b) {
+    for (int i = 0; i < half; ++i) {
+      const T a = t(b) * freq[i];
+      y(b, flip ? half + i : i) = std::sin(a);
+      y(b, flip ? i : half + i) = std::cos(a);
+    }
+    if (channels % 2) y(b, channels - 1) = T(0);
+  }
+  return y;
+}
+
+/// y = x * (1 + scale[b, c]) + shift[b, c], ss = (B, 2C) with scale first (AdaGroupNorm).
+template <class T>
+void scale_shift_(Cpu, Tensor<T, 4, Cpu>& x, const Tensor<T, 2, Cpu>& ss) {
+  const std::size_t B = x.shape(0), C = x.shape(1), HW = x.shape(2) * x.shape(3);
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t c = 0; c < C; ++c) {
+      const T sc = T(1) + ss(b, c), sh = ss(b, C + c);
+      T* p = x.data() + (b * C + c) * HW;
+      for (std::size_t i = 0; i < HW; ++i) p[i] = p[i] * sc + sh;
+    }
+}
+
+}  // namespace ops
+}  // namespace diffblocks
