@@ -48,3 +48,14 @@ TEST_CASE("Diffuser state_dict matches diffusers' names, order and sizes", "[dif
   db::UNet2DConditionModel<> d(db::DiffuserConfig::from_json(c2));
   REQUIRE(db::parameter_list(d).size() == 215);
 }
+
+TEST_CASE("schedulers instantiate", "[scheduler]") {
+  db::DDPMScheduler<> ddpm;
+  db::DDIMScheduler<> ddim;
+  db::EulerDiscreteScheduler<> euler;
+  ddpm.set_timesteps(10);
+  ddim.set_timesteps(10);
+  euler.set_timesteps(10);
+  REQUIRE(ddpm.timesteps().front() == 900);
+  REQUIRE(euler.timesteps().front() == 999);
+}

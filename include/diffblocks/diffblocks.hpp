@@ -40,3 +40,4 @@
 #include "diffblocks/unets/origin_config.hpp"
 #include "diffblocks/unets/load.hpp"
 #include "diffblocks/sampling/gradtts.hpp"
+#include "diffblocks/sampling/schedulers.hpp"
