@@ -2,15 +2,23 @@
 //
 //   diffblocks run    --model PATH --inputs IN.safetensors --output OUT.safetensors [--threads N]
 //   diffblocks sample --model PATH --inputs IN.safetensors --output OUT.safetensors --steps N
-//                     [--stochastic --seed S] [--threads N]
+//                     [--stochastic] [--scheduler ddim|ddpm|euler] [--scheduler-config FILE]
+//                     [--seed S] [--threads N]
 //   diffblocks info   --model PATH
+//
+// The model's config names the U-Net: GradLogPEstimator2d (Origin: Grad-TTS reverse diffusion)
+// or UNet2DConditionModel (Diffuser: a diffusers scheduler, DDIM by default).
 //
 // Every error is one line on stderr and exit status 1; the output file is written atomically,
 // so a failed run never leaves a half-written file behind.
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -25,8 +33,15 @@ const char* kUsage =
     "usage:\n"
     "  diffblocks run    --model PATH --inputs IN.safetensors --output OUT.safetensors [--threads N]\n"
     "  diffblocks sample --model PATH --inputs IN.safetensors --output OUT.safetensors --steps N\n"
-    "                    [--stochastic --seed S] [--threads N]\n"
-    "  diffblocks info   --model PATH\n";
+    "                    [--stochastic] [--scheduler ddim|ddpm|euler] [--scheduler-config FILE]\n"
+    "                    [--seed S] [--threads N]\n"
+    "  diffblocks info   --model PATH\n"
+    "\n"
+    "Origin (GradLogPEstimator2d) inputs: run: x, mask, mu, t; sample: z, mask, mu;\n"
+    "  optional spk | spk_id, emo | emo_id, psd. --stochastic uses the seeded SDE sampler.\n"
+    "Diffuser (UNet2DConditionModel) inputs: sample, timestep (run only), encoder_hidden_states,\n"
+    "  optional encoder_attention_mask, class_labels, image_embeds, hint, text_embeds, time_ids.\n"
+    "  sample starts from the noise in 'sample' with the scheduler (default ddim).\n";
 
 struct UsageError : db::Error {
   using db::Error::Error;
@@ -68,7 +83,8 @@ Args parse_args(int argc, char** argv) {
   }
   Args a;
   a.command = argv[1];
-  static const std::set<std::string> with_value{"model", "inputs", "output", "threads", "steps", "seed"};
+  static const std::set<std::string> with_value{"model",   "inputs", "output",    "threads",
+                                                "steps",   "seed",   "scheduler", "scheduler-config"};
   static const std::set<std::string> flags{"stochastic"};
   for (int i = 2; i < argc; ++i) {
     std::string s = argv[i];
@@ -105,7 +121,24 @@ class Inputs {
     std::array<std::size_t, N> shape;
     for (std::size_t i = 0; i < N; ++i) shape[i] = static_cast<std::size_t>(info.shape[i]);
     auto t = db::Tensor<float, N>::from_shape(shape);
-    file_.read_float(info, t.data());
+    file_.read_numeric(info, t.data());
+    return t;
+  }
+
+  template <std::size_t N>
+  std::optional<db::Tensor<float, N>> optional(const std::string& name, const char* layout) {
+    if (!has(name)) return std::nullopt;
+    return get<N>(name, layout);
+  }
+
+  /// A (B,) vector or a scalar (shape []), as diffusers accepts for `timestep`.
+  db::Tensor<float, 1> vector_or_scalar(const std::string& name) {
+    if (!file_.contains(name)) throw db::InputError(path_ + ": missing input tensor '" + name + "' (B,) or scalar");
+    const auto& info = file_.info(name);
+    if (!info.shape.empty()) return get<1>(name, "(B,) or scalar");
+    used_.insert(name);
+    auto t = db::Tensor<float, 1>::from_shape({1});
+    file_.read_numeric(info, t.data());
     return t;
   }
 
@@ -140,7 +173,8 @@ db::OriginConditioning<float> read_origin_conditioning(Inputs& in) {
   return c;
 }
 
-void write_out(const std::string& path, const db::Tensor<float, 3>& out) {
+template <class Tn>
+void write_out(const std::string& path, const Tn& out) {
   db::TensorToWrite t;
   t.name = "out";
   t.shape = db::tensor_shape(out);
@@ -148,79 +182,158 @@ void write_out(const std::string& path, const db::Tensor<float, 3>& out) {
   db::save_safetensors(path, {t});
 }
 
-void require_origin(const db::ModelFile& mf) {
-  const std::string cls = mf.class_name();
-  if (cls != db::OriginConfig::class_name)
-    throw db::ConfigError(mf.config_origin + ": _class_name \"" + cls +
-                          "\" is not supported by this version (supported: \"GradLogPEstimator2d\")");
+db::DiffuserInputs<float> read_diffuser_inputs(Inputs& in, bool with_timestep) {
+  db::DiffuserInputs<float> d;
+  d.sample = in.get<4>("sample", "(B, C, H, W)");
+  d.timestep = with_timestep ? in.vector_or_scalar("timestep") : db::Tensor<float, 1>::from_shape({1});
+  d.encoder_hidden_states = in.optional<3>("encoder_hidden_states", "(B, S, D)");
+  d.encoder_attention_mask = in.optional<2>("encoder_attention_mask", "(B, S)");
+  if (in.has("class_labels")) d.class_labels = in.ids("class_labels");
+  d.image_embeds = in.optional<2>("image_embeds", "(B, D)");
+  d.hint = in.optional<4>("hint", "(B, 3, 8H, 8W)");
+  d.text_embeds = in.optional<2>("text_embeds", "(B, D)");
+  d.time_ids = in.optional<2>("time_ids", "(B, N)");
+  return d;
 }
 
 void set_threads(const Args& a) {
   if (a.has("threads")) db::set_num_threads(static_cast<int>(a.get_int("threads", 1, 1024)));
 }
 
+/// Which U-Net the config names; anything else is an error naming the class.
+bool is_origin(const db::ModelFile& mf) {
+  const std::string cls = mf.class_name();
+  if (cls == db::OriginConfig::class_name) return true;
+  if (cls == db::DiffuserConfig::class_name) return false;
+  throw db::ConfigError(mf.config_origin + ": _class_name \"" + cls +
+                        "\" is not supported (supported: \"GradLogPEstimator2d\", \"UNet2DConditionModel\")");
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 int cmd_run(const Args& a) {
   set_threads(a);
   const db::ModelFile mf = db::load_model_file(a.get("model"));
-  require_origin(mf);
-  auto model = db::load_origin(mf);
-  Inputs in(a.get("inputs"));
   const std::string output = a.get("output");
-  auto x = in.get<3>("x", "(B, n_feats, T)");
-  auto mask = in.get<3>("mask", "(B, 1, T)");
-  auto mu = in.get<3>("mu", "(B, n_feats, T)");
-  auto t = in.get<1>("t", "(B,)");
-  auto cond = read_origin_conditioning(in);
-  in.check_all_used();
-  const auto start = std::chrono::steady_clock::now();
-  auto out = model->forward(x, mask, mu, t, cond);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  write_out(output, out);
-  std::fprintf(stderr, "forward %s in %.3f s (%d threads) -> %s\n", db::shape_str(db::tensor_shape(out)).c_str(), secs,
-               db::get_num_threads(), output.c_str());
+  Inputs in(a.get("inputs"));
+  std::string shape;
+  double secs = 0;
+  if (is_origin(mf)) {
+    auto model = db::load_origin(mf);
+    auto x = in.get<3>("x", "(B, n_feats, T)");
+    auto mask = in.get<3>("mask", "(B, 1, T)");
+    auto mu = in.get<3>("mu", "(B, n_feats, T)");
+    auto t = in.get<1>("t", "(B,)");
+    auto cond = read_origin_conditioning(in);
+    in.check_all_used();
+    const auto start = std::chrono::steady_clock::now();
+    auto out = model->forward(x, mask, mu, t, cond);
+    secs = seconds_since(start);
+    write_out(output, out);
+    shape = db::shape_str(db::tensor_shape(out));
+  } else {
+    auto model = db::load_diffuser(mf);
+    auto inputs = read_diffuser_inputs(in, true);
+    in.check_all_used();
+    const auto start = std::chrono::steady_clock::now();
+    auto out = model->forward(inputs);
+    secs = seconds_since(start);
+    write_out(output, out);
+    shape = db::shape_str(db::tensor_shape(out));
+  }
+  std::fprintf(stderr, "forward %s in %.3f s (%d threads) -> %s\n", shape.c_str(), secs, db::get_num_threads(),
+               output.c_str());
   return 0;
+}
+
+std::unique_ptr<db::Scheduler<float>> make_scheduler(const Args& a) {
+  const std::string kind = a.has("scheduler") ? a.get("scheduler") : "ddim";
+  nlohmann::json j = nlohmann::json::object();
+  std::string origin = kind + " defaults";
+  if (a.has("scheduler-config")) {
+    origin = a.get("scheduler-config");
+    std::ifstream f(origin);
+    if (!f) throw db::IoError(origin + ": cannot open scheduler config");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    j = db::parse_config_text(ss.str(), origin);
+  }
+  if (kind == "ddim") return std::make_unique<db::DDIMScheduler<float>>(db::SchedulerConfig::from_json(j, kind, origin));
+  if (kind == "ddpm") return std::make_unique<db::DDPMScheduler<float>>(db::SchedulerConfig::from_json(j, kind, origin));
+  if (kind == "euler")
+    return std::make_unique<db::EulerDiscreteScheduler<float>>(db::SchedulerConfig::from_json(j, kind, origin));
+  throw UsageError("--scheduler must be ddim, ddpm or euler, got '" + kind + "'");
 }
 
 int cmd_sample(const Args& a) {
   set_threads(a);
-  db::GradTTSSamplerOptions opt;
-  opt.steps = static_cast<int>(a.get_int("steps", 1, 100000));
-  opt.stochastic = a.flags.count("stochastic") != 0;
-  if (a.has("seed")) {
-    if (!opt.stochastic) throw UsageError("--seed only applies with --stochastic");
-    opt.seed = static_cast<std::uint64_t>(a.get_int("seed", 0, (1LL << 62)));
-  }
+  const int steps = static_cast<int>(a.get_int("steps", 1, 100000));
+  const std::uint64_t seed = a.has("seed") ? static_cast<std::uint64_t>(a.get_int("seed", 0, (1LL << 62))) : 0;
   const db::ModelFile mf = db::load_model_file(a.get("model"));
-  require_origin(mf);
-  auto model = db::load_origin(mf);
-  Inputs in(a.get("inputs"));
+  const bool origin = is_origin(mf);
+  const bool stochastic = a.flags.count("stochastic") != 0;
+  if (origin && (a.has("scheduler") || a.has("scheduler-config")))
+    throw UsageError("--scheduler applies to UNet2DConditionModel models; Grad-TTS models use their own sampler");
+  if (!origin && stochastic) throw UsageError("--stochastic applies to Grad-TTS models; use --scheduler ddpm instead");
+  if (origin && a.has("seed") && !stochastic) throw UsageError("--seed only applies with --stochastic");
   const std::string output = a.get("output");
-  auto z = in.get<3>("z", "(B, n_feats, T)");
-  auto mask = in.get<3>("mask", "(B, 1, T)");
-  auto mu = in.get<3>("mu", "(B, n_feats, T)");
-  auto cond = read_origin_conditioning(in);
-  in.check_all_used();
+  Inputs in(a.get("inputs"));
   double total = 0;
-  opt.progress = [&](int step, int steps, double secs) {
+  auto progress = [&](int step, int n, double secs) {
     total += secs;
-    std::fprintf(stderr, "step %d/%d: %.3f s\n", step, steps, secs);
+    std::fprintf(stderr, "step %d/%d: %.3f s\n", step, n, secs);
   };
-  auto out = db::reverse_diffusion(*model, z, mask, mu, opt, cond);
-  write_out(output, out);
-  std::fprintf(stderr, "%s sampling, %d steps in %.3f s (%.3f s/step, %d threads) -> %s\n",
-               opt.stochastic ? "stochastic" : "ODE", opt.steps, total, total / opt.steps, db::get_num_threads(),
-               output.c_str());
+  std::string what;
+  if (origin) {
+    auto model = db::load_origin(mf);
+    auto z = in.get<3>("z", "(B, n_feats, T)");
+    auto mask = in.get<3>("mask", "(B, 1, T)");
+    auto mu = in.get<3>("mu", "(B, n_feats, T)");
+    auto cond = read_origin_conditioning(in);
+    in.check_all_used();
+    db::GradTTSSamplerOptions opt;
+    opt.steps = steps;
+    opt.stochastic = stochastic;
+    opt.seed = seed;
+    opt.progress = progress;
+    write_out(output, db::reverse_diffusion(*model, z, mask, mu, opt, cond));
+    what = stochastic ? "Grad-TTS stochastic" : "Grad-TTS ODE";
+  } else {
+    auto model = db::load_diffuser(mf);
+    auto scheduler = make_scheduler(a);
+    auto inputs = read_diffuser_inputs(in, false);
+    in.check_all_used();
+    db::DiffusersSamplingOptions opt;
+    opt.steps = steps;
+    opt.seed = seed;
+    opt.progress = progress;
+    write_out(output, db::diffusers_sample(*model, *scheduler, inputs, opt));
+    what = (a.has("scheduler") ? a.get("scheduler") : std::string("ddim")) + " scheduler";
+  }
+  std::fprintf(stderr, "%s sampling, %d steps in %.3f s (%.3f s/step, %d threads) -> %s\n", what.c_str(), steps, total,
+               total / steps, db::get_num_threads(), output.c_str());
   return 0;
 }
 
 int cmd_info(const Args& a) {
   const db::ModelFile mf = db::load_model_file(a.get("model"));
-  require_origin(mf);
-  auto model = db::load_origin(mf);
+  nlohmann::json cfg;
+  std::size_t params = 0;
+  if (is_origin(mf)) {
+    auto model = db::load_origin(mf);
+    cfg = model->config().to_json();
+    params = db::parameter_count(*model);
+  } else {
+    auto model = db::load_diffuser(mf);
+    cfg = mf.config;
+    params = db::parameter_count(*model);
+  }
   std::cout << "model: " << a.get("model") << "\n"
             << "class: " << mf.class_name() << "\n"
-            << "config: " << model->config().to_json().dump() << "\n"
-            << "parameters: " << db::parameter_count(*model) << "\n";
+            << "config: " << cfg.dump() << "\n"
+            << "parameters: " << params << "\n";
   std::cout << "tensors (" << mf.weights.tensors().size() << "):\n";
   for (const auto& t : mf.weights.tensors())
     std::cout << "  " << t.name << "\t" << db::dtype_name(t.dtype) << "\t" << db::shape_str(t.shape) << "\n";

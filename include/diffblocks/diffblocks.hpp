@@ -40,4 +40,5 @@
 #include "diffblocks/unets/origin_config.hpp"
 #include "diffblocks/unets/load.hpp"
 #include "diffblocks/sampling/gradtts.hpp"
+#include "diffblocks/sampling/diffusers_sampling.hpp"
 #include "diffblocks/sampling/schedulers.hpp"

@@ -238,6 +238,17 @@ class SafeTensors {
     return v;
   }
 
+  /// Any numeric tensor as float32 (integer inputs such as timesteps may be stored as I64/I32).
+  void read_numeric(const TensorInfo& t, float* out) const {
+    switch (t.dtype) {
+      case DType::F32: case DType::F64: case DType::F16: case DType::BF16: read_float(t, out); return;
+      default: {
+        const auto v = read_int(t.name);
+        for (std::size_t i = 0; i < v.size(); ++i) out[i] = static_cast<float>(v[i]);
+      }
+    }
+  }
+
   /// Integer ids: any integer dtype, or a float tensor whose values are all integral.
   std::vector<std::int64_t> read_int(const std::string& name) const {
     const auto& t = info(name);

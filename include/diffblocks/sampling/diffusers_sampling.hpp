@@ -1,0 +1,48 @@
+#pragma once
+// The diffusers sampling loop for the Diffuser U-Net:
+//   latents = noise * init_noise_sigma
+//   for t in scheduler.timesteps: eps = unet(scale_model_input(latents, t), t, cond)
+//                                 latents = scheduler.step(eps, t, latents)
+#include <chrono>
+#include <functional>
+
+#include "diffblocks/sampling/schedulers.hpp"
+#include "diffblocks/unets/diffuser.hpp"
+
+namespace diffblocks {
+
+struct DiffusersSamplingOptions {
+  int steps = 20;
+  std::uint64_t seed = 0;  // noise of stochastic schedulers (DDPM)
+  /// Called after every step with (step from 1, steps, seconds the step took).
+  std::function<void(int, int, double)> progress;
+};
+
+/// `inputs.sample` holds the initial noise (B, C, H, W); `inputs.timestep` is ignored.
+template <class T, class D>
+Tensor<T, 4, D> diffusers_sample(const UNet2DConditionModel<T, D>& unet, Scheduler<T, D>& scheduler,
+                                 DiffuserInputs<T, D> inputs, const DiffusersSamplingOptions& opt) {
+  if (opt.steps <= 0) throw InputError("diffusers_sample: steps must be positive, got " + std::to_string(opt.steps));
+  scheduler.set_timesteps(opt.steps);
+  Rng rng(opt.seed);
+  Tensor<T, 4, D> latents = inputs.sample;
+  ops::mul_scalar_(D{}, latents, scheduler.init_noise_sigma());
+  const std::size_t B = latents.shape(0);
+  const auto& ts = scheduler.timesteps();
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    inputs.sample = scheduler.scale_model_input(latents, ts[i]);
+    inputs.timestep = ops::full<T, 1>(D{}, {B}, static_cast<T>(ts[i]));
+    const Tensor<T, 4, D> eps = unet.forward(inputs);
+    latents = scheduler.step(eps, ts[i], latents, rng);
+    if (ops::find_non_finite(D{}, latents) >= 0)
+      throw Error("diffusers_sample: the sample became NaN/Inf at step " + std::to_string(i + 1) + "/" +
+                  std::to_string(ts.size()) + " (timestep " + std::to_string(ts[i]) + ")");
+    if (opt.progress)
+      opt.progress(static_cast<int>(i + 1), static_cast<int>(ts.size()),
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return latents;
+}
+
+}  // namespace diffblocks
