@@ -59,3 +59,83 @@ TEST_CASE("schedulers instantiate", "[scheduler]") {
   REQUIRE(ddpm.timesteps().front() == 900);
   REQUIRE(euler.timesteps().front() == 999);
 }
+
+TEST_CASE("Diffuser configs: unsupported options are rejected by name", "[diffuser][errors][config]") {
+  auto with = [](const char* key, nlohmann::json value) {
+    auto c = reference_config();
+    c[key] = value;
+    return c;
+  };
+  auto rejects = [](const nlohmann::json& c, const std::string& needle) {
+    INFO(c.dump());
+    REQUIRE_THROWS_AS(db::DiffuserConfig::from_json(c, "config.json"), db::ConfigError);
+    REQUIRE_THROWS_WITH(db::DiffuserConfig::from_json(c, "config.json"), Catch::Contains(needle));
+  };
+  rejects(with("class_embed_type", "timestep"), "'class_embed_type'");
+  rejects(with("addition_embed_type", "text_image"), "text_image");
+  rejects(with("resnet_time_scale_shift", "scale_shift"), "scale_shift");
+  rejects(with("num_attention_heads", 4), "'num_attention_heads'");
+  rejects(with("attention_head_dim", 7), "'attention_head_dim'");
+  rejects(with("dual_cross_attention", true), "'dual_cross_attention'");
+  rejects(with("time_embedding_type", "fourier"), "'time_embedding_type'");
+  rejects(with("down_block_types", {"DownBlock2D", "SimpleCrossAttnDownBlock2D"}), "SimpleCrossAttnDownBlock2D");
+  rejects(with("mid_block_type", "UNetMidBlock2DSimpleCrossAttn"), "'mid_block_type'");
+  rejects(with("layers_per_block", {1, 2, 3}), "'layers_per_block'");
+  rejects(with("norm_num_groups", 7), "'norm_num_groups'");
+  rejects(with("frobnicate", 1), "unknown config key 'frobnicate'");
+  rejects(with("act_fn", "mish"), "'act_fn'");
+  // Accepted: options with no effect in float32 inference, and private keys.
+  REQUIRE_NOTHROW(db::DiffuserConfig::from_json(with("upcast_attention", true)));
+  REQUIRE_NOTHROW(db::DiffuserConfig::from_json(with("_diffusers_version", "0.25.1")));
+  REQUIRE_NOTHROW(db::DiffuserConfig::from_json(with("dropout", 0.1)));
+}
+
+TEST_CASE("Diffuser inputs are checked by name", "[diffuser][errors]") {
+  db::UNet2DConditionModel<> m(db::DiffuserConfig::from_json(reference_config()));
+  db::DiffuserInputs<float> in;
+  in.sample = Tensor<float, 4>::from_shape({2, 2, 16, 24});
+  in.sample.fill(0.1f);
+  in.timestep = Tensor<float, 1>::from_shape({1});
+  in.timestep.fill(500.f);
+  in.encoder_hidden_states = Tensor<float, 3>::from_shape({2, 7, 48});
+  in.encoder_hidden_states->fill(0.2f);
+  in.class_labels = {1, 3};
+  in.image_embeds = Tensor<float, 2>::from_shape({2, 48});
+  in.image_embeds->fill(0.3f);
+  REQUIRE(m.forward(in).shape(1) == 1);  // all zero weights, but a complete, valid call
+  SECTION("missing class labels") {
+    in.class_labels.clear();
+    REQUIRE_THROWS_WITH(m.forward(in), Catch::Contains("'class_labels'"));
+  }
+  SECTION("class label out of range") {
+    in.class_labels = {1, 5};
+    REQUIRE_THROWS_WITH(m.forward(in), Catch::Contains("class_labels") && Catch::Contains("outside [0, 5)"));
+  }
+  SECTION("sample channels") {
+    in.sample = Tensor<float, 4>::from_shape({2, 3, 16, 24});
+    in.sample.fill(0.f);
+    REQUIRE_THROWS_WITH(m.forward(in), Catch::Contains("'sample'") && Catch::Contains("[2, 3, 16, 24]"));
+  }
+  SECTION("style width") {
+    in.encoder_hidden_states = Tensor<float, 3>::from_shape({2, 7, 40});
+    in.encoder_hidden_states->fill(0.f);
+    REQUIRE_THROWS_WITH(m.forward(in), Catch::Contains("'encoder_hidden_states'") && Catch::Contains("48"));
+  }
+  SECTION("missing added condition") {
+    in.image_embeds.reset();
+    REQUIRE_THROWS_WITH(m.forward(in), Catch::Contains("missing input 'image_embeds'"));
+  }
+  SECTION("an added condition the config does not use") {
+    in.text_embeds = Tensor<float, 2>::from_shape({2, 4});
+    REQUIRE_THROWS_WITH(m.forward(in), Catch::Contains("'text_embeds'"));
+  }
+  SECTION("NaN") {
+    (*in.encoder_hidden_states)(1, 2, 3) = std::nanf("");
+    REQUIRE_THROWS_WITH(m.forward(in), Catch::Contains("'encoder_hidden_states' holds NaN"));
+  }
+  SECTION("timestep batch") {
+    in.timestep = Tensor<float, 1>::from_shape({3});
+    in.timestep.fill(1.f);
+    REQUIRE_THROWS_WITH(m.forward(in), Catch::Contains("'timestep'"));
+  }
+}
