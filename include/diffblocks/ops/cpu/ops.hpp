@@ -101,36 +101,46 @@ Tensor<T, 4, Cpu> group_norm(Cpu, const Tensor<T, 4, Cpu>& x, int groups, const 
 
 // ---- element-wise --------------------------------------------------------------------------
 
-/// Softplus with torch's threshold (beta 1, threshold 20: x itself above 20).
+/// Mish over a contiguous range, vectorised with Eigen's SIMD exp. With n = e^x (e^x + 2),
+/// tanh(log(1 + e^x)) = n / (n + 2), so one exp replaces exp + log1p + tanh; above 20 torch's
+/// softplus returns x and tanh(x) is 1 in float32, so mish(x) = x there (and n would overflow).
 template <class T>
-inline T softplus(T x) {
-  return x > T(20) ? x : std::log1p(std::exp(x));
-}
-
-template <class T>
-inline T mish_scalar(T x) {
-  return x * std::tanh(softplus(x));
+void mish_range(T* p, std::ptrdiff_t n) {
+  constexpr std::ptrdiff_t kChunk = 1024;  // exp evaluated once per element into a cached buffer
+  Eigen::Array<T, kChunk, 1> m;
+  for (std::ptrdiff_t i = 0; i < n; i += kChunk) {
+    const std::ptrdiff_t len = std::min(kChunk, n - i);
+    Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> x(p + i, len);
+    auto mm = m.head(len);
+    mm = x.min(T(20)).exp();
+    mm = mm * (mm + T(2));
+    x = (x > T(20)).select(x, x * mm / (mm + T(2)));
+  }
 }
 
 template <class T, std::size_t N>
 void mish_(Cpu, Tensor<T, N, Cpu>& x) {
   T* p = x.data();
-  parallel_for(static_cast<std::ptrdiff_t>(x.size()), [&](std::ptrdiff_t b, std::ptrdiff_t e) {
-    for (std::ptrdiff_t i = b; i < e; ++i) p[i] = mish_scalar(p[i]);
-  });
+  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(x.size());
+  if (n < (1 << 14)) return mish_range(p, n);  // not worth waking the pool
+  parallel_for(n, [&](std::ptrdiff_t b, std::ptrdiff_t e) { mish_range(p + b, e - b); });
 }
 
 /// x[b, c, h, w] *= mask[b, 0, 0, w].
 template <class T>
 void mul_mask_(Cpu, Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& mask) {
-  const std::ptrdiff_t B = x.shape(0), CH = static_cast<std::ptrdiff_t>(x.shape(1) * x.shape(2)),
-                       W = x.shape(3);
-  for (std::ptrdiff_t b = 0; b < B; ++b) {
-    const T* m = mask.data() + b * W;
-    T* p = x.data() + b * CH * W;
-    for (std::ptrdiff_t r = 0; r < CH; ++r)
-      for (std::ptrdiff_t w = 0; w < W; ++w) p[r * W + w] *= m[w];
-  }
+  const std::ptrdiff_t CH = static_cast<std::ptrdiff_t>(x.shape(1) * x.shape(2)), W = x.shape(3);
+  const std::ptrdiff_t rows = static_cast<std::ptrdiff_t>(x.shape(0)) * CH;
+  T* p = x.data();
+  auto body = [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+    for (std::ptrdiff_t r = r0; r < r1; ++r) {
+      const T* m = mask.data() + (r / CH) * W;
+      T* row = p + r * W;
+      for (std::ptrdiff_t w = 0; w < W; ++w) row[w] *= m[w];
+    }
+  };
+  if (rows * W < (1 << 15)) return body(0, rows);
+  parallel_for(rows, body);
 }
 
 /// x[b, c, :, :] += bias[b, c].
@@ -138,11 +148,15 @@ template <class T>
 void add_channel_bias_(Cpu, Tensor<T, 4, Cpu>& x, const Tensor<T, 2, Cpu>& bias) {
   const std::ptrdiff_t BC = static_cast<std::ptrdiff_t>(x.shape(0) * x.shape(1)),
                        HW = static_cast<std::ptrdiff_t>(x.shape(2) * x.shape(3));
-  for (std::ptrdiff_t i = 0; i < BC; ++i) {
-    const T v = bias.data()[i];
-    T* p = x.data() + i * HW;
-    for (std::ptrdiff_t j = 0; j < HW; ++j) p[j] += v;
-  }
+  auto body = [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
+    for (std::ptrdiff_t i = i0; i < i1; ++i) {
+      const T v = bias.data()[i];
+      T* p = x.data() + i * HW;
+      for (std::ptrdiff_t j = 0; j < HW; ++j) p[j] += v;
+    }
+  };
+  if (BC * HW < (1 << 15)) return body(0, BC);
+  parallel_for(BC, body);
 }
 
 /// a += b (same shape).
@@ -151,7 +165,11 @@ void add_(Cpu, Tensor<T, N, Cpu>& a, const Tensor<T, N, Cpu>& b) {
   T* pa = a.data();
   const T* pb = b.data();
   const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(a.size());
-  for (std::ptrdiff_t i = 0; i < n; ++i) pa[i] += pb[i];
+  auto body = [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
+    for (std::ptrdiff_t i = i0; i < i1; ++i) pa[i] += pb[i];
+  };
+  if (n < (1 << 15)) return body(0, n);
+  parallel_for(n, body);
 }
 
 /// x *= g[0] (a learned scalar such as Rezero's g).
@@ -270,18 +288,11 @@ Tensor<T, 4, Cpu> linear_attention(Cpu, const Tensor<T, 4, Cpu>& qkv, int heads,
       const T* q = base + (h * dim_head) * N;
       const T* k = base + (hidden + h * dim_head) * N;
       const T* v = base + (2 * hidden + h * dim_head) * N;
-      for (int d = 0; d < dim_head; ++d) {  // numerically safe softmax over positions
-        const T* kr = k + d * N;
-        T* sr = ksm.data() + d * N;
-        T mx = kr[0];
-        for (std::ptrdiff_t n = 1; n < N; ++n) mx = std::max(mx, kr[n]);
-        double sum = 0;
-        for (std::ptrdiff_t n = 0; n < N; ++n) {
-          sr[n] = std::exp(kr[n] - mx);
-          sum += sr[n];
-        }
-        const T inv = static_cast<T>(1.0 / sum);
-        for (std::ptrdiff_t n = 0; n < N; ++n) sr[n] *= inv;
+      for (int d = 0; d < dim_head; ++d) {  // numerically safe softmax over positions (SIMD exp)
+        Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> kr(k + d * N, N);
+        Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> sr(ksm.data() + d * N, N);
+        sr = (kr - kr.maxCoeff()).exp();
+        sr *= static_cast<T>(1.0 / sr.template cast<double>().sum());
       }
       // context[d, e] = sum_n k[d, n] v[e, n]
       cpu::gemm_bt<T>(dim_head, dim_head, static_cast<int>(N), ksm.data(), static_cast<int>(N), v,

@@ -1,0 +1,143 @@
+#pragma once
+// Shared by the benchmark binaries: thread-count selection, realistic random weights and
+// inputs, FLOP / byte counters and a main() that accepts --threads=N.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "diffblocks/diffblocks.hpp"
+
+namespace bench {
+
+namespace db = diffblocks;
+
+// ---- inputs and weights --------------------------------------------------------------------
+
+template <class Tn>
+void fill_normal(Tn& t, db::Rng& rng, double stddev, double mean = 0.0) {
+  for (auto& v : t) v = static_cast<float>(mean + stddev * rng.normal());
+}
+
+template <class Tn>
+void fill_value(Tn& t, float value) {
+  for (auto& v : t) v = value;
+}
+
+inline bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// Small random parameters for a freshly constructed (all-zero) module, so the timed code sees
+/// realistic numbers: N(0, 0.02) everywhere, GroupNorm gamma = 1 + N(0, 0.02), and Rezero's
+/// g = 0.5 (PyTorch initialises it to 0, which would make the attention output vanish).
+/// tools/bench_torch.py initialises the PyTorch model with the same rule.
+template <class Module>
+void randomize(Module& m, std::uint64_t seed = 1) {
+  db::Rng rng(seed);
+  m.visit([&](const std::string& name, auto& t) {
+    if (name == "g" || ends_with(name, ".g"))
+      fill_value(t, 0.5f);
+    else if (ends_with(name, "block.1.weight"))  // GroupNorm gamma inside a Grad-TTS Block
+      fill_normal(t, rng, 0.02, 1.0);
+    else
+      fill_normal(t, rng, 0.02);
+  });
+}
+
+/// (B, C, H, W) tensor of N(0, 1) values.
+inline db::Tensor<float, 4> random_nchw(std::size_t c, std::size_t h, std::size_t w, std::uint64_t seed = 7) {
+  db::Rng rng(seed);
+  auto x = db::ops::empty<float, 4>(db::Cpu{}, {1, c, h, w});
+  fill_normal(x, rng, 1.0);
+  return x;
+}
+
+/// All-valid time mask (B, 1, 1, W): no padding, the common case at inference.
+inline db::Tensor<float, 4> full_mask(std::size_t w) { return db::ops::full<float, 4>(db::Cpu{}, {1, 1, 1, w}, 1.0f); }
+
+// ---- counters ------------------------------------------------------------------------------
+
+/// FLOPs = 2 * MACs per iteration. Reported as "GFLOP/s" (rate over real time, since the
+/// benchmarks use UseRealTime) and "GFLOP" (per iteration, to check the count itself).
+inline void set_flops(benchmark::State& state, double flops_per_iter) {
+  state.counters["GFLOP/s"] = benchmark::Counter(flops_per_iter * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP"] = benchmark::Counter(flops_per_iter * 1e-9);
+}
+
+/// For memory-bound ops: the compulsory traffic (each input element read once, each output
+/// element written once), in decimal GB/s.
+inline void set_bytes(benchmark::State& state, double bytes_per_iter) {
+  state.counters["GB/s"] = benchmark::Counter(bytes_per_iter * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+inline void set_items(benchmark::State& state, double items_per_iter) {
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * items_per_iter));
+}
+
+// ---- FLOP formulas (MACs; multiply by 2 for FLOPs) ------------------------------------------
+
+/// Conv2d: one MAC per output pixel, output channel, input channel and kernel tap.
+inline double conv_macs(double cin, double cout, double k, double h_out, double w_out) {
+  return cin * cout * k * k * h_out * w_out;
+}
+/// ConvTranspose2d: one MAC per input pixel, input channel, output channel and kernel tap.
+inline double conv_transpose_macs(double cin, double cout, double k, double h_in, double w_in) {
+  return cin * cout * k * k * h_in * w_in;
+}
+/// Grad-TTS LinearAttention(dim, heads 4, dim_head 32): to_qkv (dim -> 384), the two
+/// per-head einsums (context = k v^T, out = context^T q: 2 * 4 * 32 * 32 per pixel) and
+/// to_out (128 -> dim).
+inline double linear_attention_macs(double dim, double h, double w) {
+  return h * w * (dim * 384.0 + 2.0 * 4 * 32 * 32 + 128.0 * dim);
+}
+/// Origin U-Net (dim 64, mults (1,2,4), 80 mels, batch 1): the closed form of
+/// /work/shared/reference/gradtts.md ("Speed and FLOPs") = 67,077,120 MACs per frame + 147,456
+/// for the time MLPs (counted by PyTorch hooks there).
+inline double origin_macs(double frames) {
+  const double l0 = 80.0 * frames, l1 = 20.0 * frames, l2 = 5.0 * frames;  // pixels per level
+  return 198976.0 * l0 + 1015808.0 * l1 + 6168576.0 * l2 + 147456.0;
+}
+
+// ---- main ----------------------------------------------------------------------------------
+
+/// Thread count: --threads=N (removed from argv before Google Benchmark sees it), else the
+/// DIFFBLOCKS_THREADS environment variable, else 2.
+inline int take_threads_arg(int& argc, char** argv) {
+  int threads = 2;
+  if (const char* env = std::getenv("DIFFBLOCKS_THREADS")) threads = std::atoi(env);
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--threads=", 10) == 0)
+      threads = std::atoi(argv[i] + 10);
+    else
+      argv[out++] = argv[i];
+  }
+  argc = out;
+  argv[argc] = nullptr;
+  if (threads < 1) {
+    std::cerr << "bench: the thread count must be >= 1 (--threads=N or DIFFBLOCKS_THREADS)\n";
+    std::exit(1);
+  }
+  return threads;
+}
+
+/// main() of every benchmark binary: sets the diffblocks thread pool, records it in the JSON
+/// context, registers the suite and runs it.
+inline int run_main(int argc, char** argv, void (*register_all)()) {
+  const int threads = take_threads_arg(argc, argv);
+  db::set_num_threads(threads);
+  benchmark::AddCustomContext("diffblocks_threads", std::to_string(db::get_num_threads()));
+  benchmark::AddCustomContext("weights", "N(0, 0.02), GroupNorm gamma 1 + N(0, 0.02), Rezero g 0.5");
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
+
+}  // namespace bench
