@@ -27,6 +27,20 @@ db::Tensor<float, N> read_tensor(const db::SafeTensors& st, const std::string& n
   return t;
 }
 
+/// Every tensor of a file as float32 TensorToWrite entries (to edit and write back).
+inline std::vector<db::TensorToWrite> read_all(const db::SafeTensors& st) {
+  std::vector<db::TensorToWrite> ts;
+  for (const auto& info : st.tensors()) {
+    db::TensorToWrite t;
+    t.name = info.name;
+    t.shape = info.shape;
+    t.f32.resize(info.numel());
+    st.read_float(info, t.f32.data());
+    ts.push_back(std::move(t));
+  }
+  return ts;
+}
+
 struct Diff {
   double max_abs_err = 0, max_abs_ref = 0;
   bool within_contract() const { return max_abs_err <= 1e-4 * std::max(1.0, max_abs_ref); }

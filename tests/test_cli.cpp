@@ -2,6 +2,7 @@
 // (one line on stderr, exit status 1, nothing left at --output).
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,6 +39,16 @@ CliResult cli(const std::string& args) {
 }
 
 bool exists(const std::string& p) { return std::ifstream(p).good(); }
+
+/// A copy of a fixture's float inputs with `edit` applied, written to the test's tmp dir.
+std::string rewrite_inputs(const std::string& fixture_file, const std::string& name,
+                           const std::function<void(std::vector<db::TensorToWrite>&)>& edit) {
+  auto ts = read_all(db::SafeTensors::load(fixture(fixture_file)));
+  edit(ts);
+  const std::string path = tmp_path(name);
+  db::save_safetensors(path, ts);
+  return path;
+}
 
 void require_cli_error(const std::string& args, const std::string& needle, const std::string& output = "") {
   if (!output.empty()) std::remove(output.c_str());
@@ -121,38 +132,21 @@ TEST_CASE("CLI errors: one line, exit 1, no output file", "[cli][errors]") {
                       "'x'", out);
   }
   SECTION("unexpected input tensor (a typo is not ignored)") {
-    const auto in = db::SafeTensors::load(fixture("origin_d/inputs.safetensors"));
-    std::vector<db::TensorToWrite> ts;
-    for (const auto& info : in.tensors()) {
-      db::TensorToWrite t;
-      t.name = info.name;
-      t.shape = info.shape;
-      t.f32 = in.read_float(info.name);
-      ts.push_back(t);
-    }
-    db::TensorToWrite typo;
-    typo.name = "spk_ids";
-    typo.shape = {2};
-    typo.is_int = true;
-    typo.i64 = {0, 1};
-    ts.push_back(typo);
-    const std::string path = tmp_path("inputs_with_typo.safetensors");
-    db::save_safetensors(path, ts);
+    const std::string path = rewrite_inputs("origin_d/inputs.safetensors", "inputs_with_typo.safetensors", [](auto& ts) {
+      db::TensorToWrite typo;
+      typo.name = "spk_ids";
+      typo.shape = {2};
+      typo.is_int = true;
+      typo.i64 = {0, 1};
+      ts.push_back(typo);
+    });
     require_cli_error("run" + model + " --inputs " + path + " --output " + out, "unexpected input tensor 'spk_ids'", out);
   }
   SECTION("NaN in an input") {
-    const auto in = db::SafeTensors::load(fixture("origin_d/inputs.safetensors"));
-    std::vector<db::TensorToWrite> ts;
-    for (const auto& info : in.tensors()) {
-      db::TensorToWrite t;
-      t.name = info.name;
-      t.shape = info.shape;
-      t.f32 = in.read_float(info.name);
-      if (t.name == "x") t.f32[7] = std::nanf("");
-      ts.push_back(t);
-    }
-    const std::string path = tmp_path("inputs_with_nan.safetensors");
-    db::save_safetensors(path, ts);
+    const std::string path = rewrite_inputs("origin_d/inputs.safetensors", "inputs_with_nan.safetensors", [](auto& ts) {
+      for (auto& t : ts)
+        if (t.name == "x") t.f32[7] = std::nanf("");
+    });
     require_cli_error("run" + model + " --inputs " + path + " --output " + out, "'x' holds NaN", out);
   }
   SECTION("mismatched n_feats between model and inputs") {

@@ -39,16 +39,7 @@ Tensor<float, 3> run(const OriginCase& c) { return c.model->forward(c.x, c.mask,
 /// Rewrites a fixture model with one tensor changed by `edit` (name -> new name/shape/data).
 std::string rewrite_model(const std::string& src_dir, const std::string& name,
                           const std::function<void(std::vector<db::TensorToWrite>&)>& edit) {
-  const auto st = db::SafeTensors::load(fixture(src_dir + "/model.safetensors"));
-  std::vector<db::TensorToWrite> ts;
-  for (const auto& info : st.tensors()) {
-    db::TensorToWrite t;
-    t.name = info.name;
-    t.shape = info.shape;
-    t.f32.resize(info.numel());
-    st.read_float(info, t.f32.data());
-    ts.push_back(std::move(t));
-  }
+  auto ts = read_all(db::SafeTensors::load(fixture(src_dir + "/model.safetensors")));
   edit(ts);
   const std::string dir = tmp_path(name);
   std::filesystem::create_directories(dir);

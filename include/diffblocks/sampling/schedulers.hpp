@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "diffblocks/core/config.hpp"
@@ -154,12 +155,11 @@ class Scheduler {
                                const Tensor<T, 4, D>* noise = nullptr) = 0;
 };
 
-template <class T = float, class D = Cpu>
-class DDPMScheduler : public Scheduler<T, D> {
+/// DDPM and DDIM: integer timesteps over alphas_cumprod; the previous timestep is
+/// t - num_train_timesteps / num_inference_steps.
+template <class T, class D>
+class AlphasCumprodScheduler : public Scheduler<T, D> {
  public:
-  explicit DDPMScheduler(const SchedulerConfig& c = SchedulerConfig::from_json({}, "ddpm", "DDPMScheduler"))
-      : cfg_(c), ac_(c.alphas_cumprod()) {}
-
   void set_timesteps(int n) override {
     n_ = n;
     steps_.clear();
@@ -167,11 +167,38 @@ class DDPMScheduler : public Scheduler<T, D> {
   }
   const std::vector<double>& timesteps() const override { return steps_; }
 
+ protected:
+  AlphasCumprodScheduler(const SchedulerConfig& c, const char* name) : cfg_(c), ac_(c.alphas_cumprod()), name_(name) {}
+
+  /// (t, previous t) for a timestep the model was called with; throws on non-schedule values.
+  std::pair<std::int64_t, std::int64_t> t_and_prev(double td) const {
+    if (n_ <= 0) throw InputError(std::string(name_) + ": call set_timesteps() before step()");
+    const auto t = static_cast<std::int64_t>(td);
+    if (t < 0 || t >= cfg_.num_train_timesteps || double(t) != td)
+      throw InputError(std::string(name_) + ": timestep " + std::to_string(td) + " is not an integer in [0, " +
+                       std::to_string(cfg_.num_train_timesteps) + ")");
+    return {t, t - cfg_.num_train_timesteps / n_};
+  }
+
+  SchedulerConfig cfg_;
+  std::vector<float> ac_;
+  std::vector<double> steps_;
+  int n_ = 0;
+  const char* name_;
+};
+
+template <class T = float, class D = Cpu>
+class DDPMScheduler : public AlphasCumprodScheduler<T, D> {
+ public:
+  explicit DDPMScheduler(const SchedulerConfig& c = SchedulerConfig::from_json({}, "ddpm", "DDPMScheduler"))
+      : AlphasCumprodScheduler<T, D>(c, "DDPMScheduler") {}
+
   Tensor<T, 4, D> step(const Tensor<T, 4, D>& eps, double td, const Tensor<T, 4, D>& sample, Rng& rng,
                        const Tensor<T, 4, D>* noise = nullptr) override {
-    const std::int64_t t = checked_t(td);
-    const std::int64_t prev = t - cfg_.num_train_timesteps / (n_ > 0 ? n_ : cfg_.num_train_timesteps);
-    const T a_t = ac_[t], a_prev = prev >= 0 ? ac_[prev] : T(1);
+    const auto [t, prev] = this->t_and_prev(td);
+    const auto& ac = this->ac_;
+    const auto& cfg = this->cfg_;
+    const T a_t = ac[t], a_prev = prev >= 0 ? ac[prev] : T(1);
     const T b_t = T(1) - a_t, b_prev = T(1) - a_prev;
     const T cur_alpha = a_t / a_prev, cur_beta = T(1) - cur_alpha;
     const T c_x0 = (std::pow(a_prev, T(0.5)) * cur_beta) / b_t;
@@ -190,59 +217,30 @@ class DDPMScheduler : public Scheduler<T, D> {
       noise = &drawn;
     }
     return ops::epsilon_step(D{}, eps, sample, *noise, std::pow(a_t, T(0.5)), std::pow(b_t, T(0.5)),
-                             cfg_.clip_sample ? T(cfg_.clip_sample_range) : T(0), c_x0, c_s, T(0), c_noise);
+                             cfg.clip_sample ? T(cfg.clip_sample_range) : T(0), c_x0, c_s, T(0), c_noise);
   }
-
- private:
-  std::int64_t checked_t(double td) const {
-    const auto t = static_cast<std::int64_t>(td);
-    if (t < 0 || t >= cfg_.num_train_timesteps || double(t) != td)
-      throw InputError("DDPMScheduler: timestep " + std::to_string(td) + " is not an integer in [0, " +
-                       std::to_string(cfg_.num_train_timesteps) + ")");
-    return t;
-  }
-  SchedulerConfig cfg_;
-  std::vector<float> ac_;
-  std::vector<double> steps_;
-  int n_ = 0;
 };
 
 template <class T = float, class D = Cpu>
-class DDIMScheduler : public Scheduler<T, D> {
+class DDIMScheduler : public AlphasCumprodScheduler<T, D> {
  public:
   explicit DDIMScheduler(const SchedulerConfig& c = SchedulerConfig::from_json({}, "ddim", "DDIMScheduler"))
-      : cfg_(c), ac_(c.alphas_cumprod()) {}
-
-  void set_timesteps(int n) override {
-    n_ = n;
-    steps_.clear();
-    for (auto t : cfg_.integer_timesteps(n)) steps_.push_back(double(t));
-  }
-  const std::vector<double>& timesteps() const override { return steps_; }
+      : AlphasCumprodScheduler<T, D>(c, "DDIMScheduler") {}
 
   /// eta = 0: deterministic; rng and noise are unused.
   Tensor<T, 4, D> step(const Tensor<T, 4, D>& eps, double td, const Tensor<T, 4, D>& sample, Rng&,
                        const Tensor<T, 4, D>* = nullptr) override {
-    if (n_ <= 0) throw InputError("DDIMScheduler: call set_timesteps() before step()");
-    const auto t = static_cast<std::int64_t>(td);
-    if (t < 0 || t >= cfg_.num_train_timesteps || double(t) != td)
-      throw InputError("DDIMScheduler: timestep " + std::to_string(td) + " is not an integer in [0, " +
-                       std::to_string(cfg_.num_train_timesteps) + ")");
-    const std::int64_t prev = t - cfg_.num_train_timesteps / n_;
-    const T a_t = ac_[t];
-    const T a_prev = prev >= 0 ? ac_[prev] : (cfg_.set_alpha_to_one ? T(1) : ac_[0]);
+    const auto [t, prev] = this->t_and_prev(td);
+    const auto& ac = this->ac_;
+    const auto& cfg = this->cfg_;
+    const T a_t = ac[t];
+    const T a_prev = prev >= 0 ? ac[prev] : (cfg.set_alpha_to_one ? T(1) : ac[0]);
     const T b_t = T(1) - a_t;
     const Tensor<T, 4, D> none = ops::zeros<T, 4>(D{}, {0, 0, 0, 0});
     return ops::epsilon_step(D{}, eps, sample, none, std::pow(a_t, T(0.5)), std::pow(b_t, T(0.5)),
-                             cfg_.clip_sample ? T(cfg_.clip_sample_range) : T(0), std::pow(a_prev, T(0.5)), T(0),
+                             cfg.clip_sample ? T(cfg.clip_sample_range) : T(0), std::pow(a_prev, T(0.5)), T(0),
                              std::pow(T(1) - a_prev, T(0.5)), T(0));
   }
-
- private:
-  SchedulerConfig cfg_;
-  std::vector<float> ac_;
-  std::vector<double> steps_;
-  int n_ = 0;
 };
 
 template <class T = float, class D = Cpu>
