@@ -142,6 +142,13 @@ TEST_CASE("CLI errors: one line, exit 1, no output file", "[cli][errors]") {
     });
     require_cli_error("run" + model + " --inputs " + path + " --output " + out, "unexpected input tensor 'spk_ids'", out);
   }
+  SECTION("input of the wrong rank") {
+    const std::string path = rewrite_inputs("origin_d/inputs.safetensors", "inputs_wrong_rank.safetensors", [](auto& ts) {
+      for (auto& t : ts)
+        if (t.name == "mu") t.shape = {2, 16 * 24};
+    });
+    require_cli_error("run" + model + " --inputs " + path + " --output " + out, "'mu' has shape [2, 384] (rank 2), expected rank 3", out);
+  }
   SECTION("NaN in an input") {
     const std::string path = rewrite_inputs("origin_d/inputs.safetensors", "inputs_with_nan.safetensors", [](auto& ts) {
       for (auto& t : ts)
