@@ -139,3 +139,37 @@ TEST_CASE("Diffuser inputs are checked by name", "[diffuser][errors]") {
     REQUIRE_THROWS_WITH(m.forward(in), Catch::Contains("'timestep'"));
   }
 }
+
+TEST_CASE("TTS conditioning helpers build the Diffuser's inputs", "[diffuser][tts]") {
+  auto mel = Tensor<float, 3>::from_shape({2, 4, 6});
+  for (std::size_t i = 0; i < mel.size(); ++i) mel.data()[i] = float(i);
+  auto spk = Tensor<float, 2>::from_shape({2, 4});
+  for (std::size_t i = 0; i < spk.size(); ++i) spk.data()[i] = -float(i);
+  const auto plane = db::tts::speaker_plane(spk, 6);
+  REQUIRE(plane(1, 2, 5) == spk(1, 2));
+  const auto sample = db::tts::make_sample(mel, plane);
+  REQUIRE(db::tensor_shape(sample) == db::Shape{2, 2, 4, 6});
+  REQUIRE(sample(1, 0, 3, 4) == mel(1, 3, 4));
+  REQUIRE(sample(1, 1, 3, 4) == spk(1, 3));
+
+  auto psd = Tensor<float, 3>::from_shape({2, 3, 6});
+  auto mask = Tensor<float, 3>::from_shape({2, 1, 6});
+  mask.fill(1.f);
+  for (std::size_t t = 4; t < 6; ++t) mask(1, 0, t) = 0.f;
+  for (std::size_t b = 0; b < 2; ++b)
+    for (std::size_t c = 0; c < 3; ++c)
+      for (std::size_t t = 0; t < 6; ++t) psd(b, c, t) = float(c + (t % 2));
+  psd(1, 0, 5) = 100.f;  // padding must not count
+  const auto v = db::tts::psd_vector(psd, mask);
+  REQUIRE(v(1, 0) == Approx(0.5));
+  REQUIRE(v(1, 3) == Approx(0.5));  // std of {0, 1, 0, 1}
+  REQUIRE(v(0, 2) == Approx(2.5));
+  const auto hint = db::tts::psd_hint(psd, 4);
+  REQUIRE(db::tensor_shape(hint) == db::Shape{2, 3, 32, 48});
+  REQUIRE(hint(1, 2, 31, 8 * 3 + 7) == psd(1, 2, 3));
+  const auto sm = db::tts::style_mask<float>({3, 5}, 5);
+  REQUIRE(sm(0, 2) == 1.f);
+  REQUIRE(sm(0, 3) == 0.f);
+  REQUIRE_THROWS_AS(db::tts::style_mask<float>({6}, 5), db::InputError);
+  REQUIRE_THROWS_AS(db::tts::psd_vector(psd, Tensor<float, 3>::from_shape({2, 1, 5})), db::InputError);
+}

@@ -36,6 +36,7 @@
 #include "diffblocks/blocks/transformer2d.hpp"
 #include "diffblocks/unets/diffuser.hpp"
 #include "diffblocks/unets/diffuser_config.hpp"
+#include "diffblocks/unets/diffuser_tts.hpp"
 #include "diffblocks/unets/origin.hpp"
 #include "diffblocks/unets/origin_config.hpp"
 #include "diffblocks/unets/load.hpp"
