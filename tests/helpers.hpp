@@ -74,13 +74,14 @@ struct BlockFixture {
   db::SafeTensors st;
   nlohmann::json config;
 
-  explicit BlockFixture(const std::string& name) : st(db::SafeTensors::load(fixture("blocks/" + name + ".safetensors"))) {
+  explicit BlockFixture(const std::string& name, const std::string& dir = "blocks")
+      : st(db::SafeTensors::load(fixture(dir + "/" + name + ".safetensors"))) {
     config = nlohmann::json::parse(st.metadata().at("config"));
   }
   template <std::size_t N>
   db::Tensor<float, N> input(const std::string& n) const { return read_tensor<N>(st, "input." + n); }
   template <std::size_t N>
-  db::Tensor<float, N> output() const { return read_tensor<N>(st, "output"); }
+  db::Tensor<float, N> output(const std::string& name = "output") const { return read_tensor<N>(st, name); }
   int cfg(const char* key) const { return config.at(key).get<int>(); }
 
   /// Loads every parameter of `m`; any other key that is not an input/output fails the test,
@@ -91,7 +92,7 @@ struct BlockFixture {
     db::load_state_dict<db::Cpu>(m, sd, false);
     for (const auto& k : sd.unused()) {
       INFO("fixture key not loaded by the block: " << k);
-      REQUIRE((k.rfind("input.", 0) == 0 || k == "output"));
+      REQUIRE((k.rfind("input.", 0) == 0 || k.rfind("output", 0) == 0));
     }
   }
 };

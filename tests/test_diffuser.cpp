@@ -173,3 +173,227 @@ TEST_CASE("TTS conditioning helpers build the Diffuser's inputs", "[diffuser][tt
   REQUIRE_THROWS_AS(db::tts::style_mask<float>({6}, 5), db::InputError);
   REQUIRE_THROWS_AS(db::tts::psd_vector(psd, Tensor<float, 3>::from_shape({2, 1, 5})), db::InputError);
 }
+
+// ---- blocks against diffusers 0.25.1 -------------------------------------------------------
+
+namespace {
+BlockFixture dblock(const std::string& name) { return BlockFixture(name, "diffusers/blocks"); }
+}  // namespace
+
+TEST_CASE("SiLU and exact GELU match torch", "[diffuser][blocks]") {
+  SECTION("silu") {
+    auto f = dblock("silu");
+    require_close(db::SiLU<>().forward(f.input<3>("x")), f.output<3>(), "silu");
+  }
+  SECTION("gelu") {
+    auto f = dblock("gelu");
+    require_close(db::GELU<>().forward(f.input<3>("x")), f.output<3>(), "gelu");
+  }
+}
+
+TEST_CASE("LayerNorm and GroupNorm(eps 1e-6) match torch", "[diffuser][blocks][norm]") {
+  SECTION("layer_norm") {
+    auto f = dblock("layer_norm");
+    db::LayerNorm<> ln(f.cfg("normalized_shape"), f.config.at("eps").get<double>());
+    f.load(ln);
+    require_close(ln.forward(f.input<3>("x")), f.output<3>(), "layer_norm");
+  }
+  SECTION("group_norm_eps6") {
+    auto f = dblock("group_norm_eps6");
+    db::GroupNorm<> gn(f.cfg("num_groups"), f.cfg("num_channels"), f.config.at("eps").get<double>());
+    f.load(gn);
+    require_close(gn.forward(f.input<4>("x")), f.output<4>(), "group_norm_eps6");
+  }
+}
+
+TEST_CASE("AdaGroupNorm matches diffusers", "[diffuser][blocks][norm]") {
+  auto f = dblock("ada_group_norm");
+  db::AdaGroupNorm<> n(f.cfg("embedding_dim"), f.cfg("out_dim"), f.cfg("num_groups"), f.config.at("eps").get<double>());
+  f.load(n);
+  require_close(n.forward(f.input<4>("x"), f.input<2>("emb")), f.output<4>(), "ada_group_norm");
+}
+
+TEST_CASE("ResnetBlock2D matches diffusers (default and ada_group)", "[diffuser][blocks]") {
+  for (const char* name : {"resnet_block2d_default", "resnet_block2d_default_same", "resnet_block2d_ada_group",
+                           "resnet_block2d_ada_group_same"}) {
+    SECTION(name) {
+      auto f = dblock(name);
+      db::ResnetBlock2D<> rb(f.cfg("in_channels"), f.cfg("out_channels"), f.cfg("temb_channels"), f.cfg("groups"),
+                             f.config.at("eps").get<double>(),
+                             db::parse_time_embedding_norm(f.config.at("time_embedding_norm"), name),
+                             f.config.at("output_scale_factor").get<double>());
+      f.load(rb);
+      require_close(rb.forward(f.input<4>("input_tensor"), f.input<2>("temb")), f.output<4>(), name);
+    }
+  }
+}
+
+TEST_CASE("Downsample2D and Upsample2D match diffusers", "[diffuser][blocks]") {
+  SECTION("downsample2d") {
+    auto f = dblock("downsample2d");
+    db::Downsample2D<> d(f.cfg("channels"), -1, f.cfg("padding"));
+    f.load(d);
+    require_close(d.forward(f.input<4>("hidden_states")), f.output<4>(), "downsample2d");
+  }
+  SECTION("upsample2d x2") {
+    auto f = dblock("upsample2d");
+    db::Upsample2D<> u(f.cfg("channels"));
+    f.load(u);
+    require_close(u.forward(f.input<4>("hidden_states")), f.output<4>(), "upsample2d");
+  }
+  SECTION("upsample2d to an explicit odd size") {
+    auto f = dblock("upsample2d_size");
+    db::Upsample2D<> u(f.cfg("channels"));
+    f.load(u);
+    const auto size = f.config.at("output_size");
+    require_close(u.forward(f.input<4>("hidden_states"), size[0].get<std::size_t>(), size[1].get<std::size_t>()),
+                  f.output<4>(), "upsample2d_size");
+  }
+}
+
+TEST_CASE("Timesteps and TimestepEmbedding match diffusers", "[diffuser][blocks][embedding]") {
+  for (const char* name : {"timesteps", "timesteps_odd"}) {
+    SECTION(name) {
+      auto f = dblock(name);
+      db::Timesteps<> ts(f.cfg("num_channels"), f.config.at("flip_sin_to_cos").get<bool>(),
+                         f.config.at("downscale_freq_shift").get<double>());
+      require_close(ts.forward(f.input<1>("timesteps")), f.output<2>(), name);
+    }
+  }
+  SECTION("timestep_embedding") {
+    auto f = dblock("timestep_embedding");
+    db::TimestepEmbedding<> te(f.cfg("in_channels"), f.cfg("time_embed_dim"));
+    f.load(te);
+    require_close(te.forward(f.input<2>("sample")), f.output<2>(), "timestep_embedding");
+  }
+}
+
+TEST_CASE("Attention and CrossAttention match diffusers", "[diffuser][blocks][attention]") {
+  SECTION("self-attention, 4 heads of 8") {
+    auto f = dblock("attention_self");
+    db::Attention<> a(f.cfg("query_dim"), 0, f.cfg("heads"), f.cfg("dim_head"), f.config.at("bias").get<bool>());
+    f.load(a);
+    require_close(a.forward(f.input<3>("hidden_states")), f.output<3>(), "attention_self");
+  }
+  SECTION("cross-attention: queries from content, keys/values from style") {
+    auto f = dblock("attention_cross");
+    db::CrossAttention<> a(f.cfg("query_dim"), f.cfg("cross_attention_dim"), f.cfg("heads"), f.cfg("dim_head"));
+    f.load(a);
+    const auto content = f.input<3>("hidden_states"), style = f.input<3>("encoder_hidden_states");
+    REQUIRE(style.shape(1) != content.shape(1));
+    require_close(a.forward(content, style), f.output<3>(), "attention_cross");
+  }
+  SECTION("cross-attention with a padded style sequence") {
+    auto f = dblock("attention_cross_mask");
+    db::CrossAttention<> a(f.cfg("query_dim"), f.cfg("cross_attention_dim"), f.cfg("heads"), f.cfg("dim_head"));
+    f.load(a);
+    require_close(a.forward(f.input<3>("hidden_states"), f.input<3>("encoder_hidden_states"),
+                            f.input<2>("encoder_attention_mask")),
+                  f.output<3>(), "attention_cross_mask");
+  }
+}
+
+TEST_CASE("FeedForward (GEGLU) matches diffusers", "[diffuser][blocks]") {
+  auto f = dblock("feed_forward_geglu");
+  db::FeedForward<> ff(f.cfg("dim"));
+  f.load(ff);
+  require_close(ff.forward(f.input<3>("hidden_states")), f.output<3>(), "feed_forward_geglu");
+}
+
+TEST_CASE("BasicTransformerBlock matches diffusers", "[diffuser][blocks][attention]") {
+  for (const char* name : {"basic_transformer_block", "basic_transformer_block_only_cross"}) {
+    SECTION(name) {
+      auto f = dblock(name);
+      const bool only_cross = f.config.value("only_cross_attention", false);
+      db::BasicTransformerBlock<> b(f.cfg("dim"), f.cfg("num_attention_heads"), f.cfg("attention_head_dim"),
+                                    f.cfg("cross_attention_dim"), only_cross);
+      f.load(b);
+      require_close(b.forward(f.input<3>("hidden_states"), f.input<3>("encoder_hidden_states")), f.output<3>(), name);
+    }
+  }
+}
+
+TEST_CASE("Transformer2DModel matches diffusers (conv and linear projections, 2 layers)", "[diffuser][blocks][attention]") {
+  for (const char* name : {"transformer2d", "transformer2d_linear", "transformer2d_2layers"}) {
+    SECTION(name) {
+      auto f = dblock(name);
+      db::Transformer2DModel<> t(f.cfg("num_attention_heads"), f.cfg("attention_head_dim"), f.cfg("in_channels"),
+                                 f.config.value("num_layers", 1), f.cfg("cross_attention_dim"), f.cfg("norm_num_groups"),
+                                 f.config.value("use_linear_projection", false));
+      f.load(t);
+      require_close(t.forward(f.input<4>("hidden_states"), f.input<3>("encoder_hidden_states")), f.output<4>(), name);
+    }
+  }
+}
+
+TEST_CASE("Addition embeddings match diffusers (image, image_hint, text)", "[diffuser][blocks][embedding]") {
+  SECTION("image") {
+    auto f = dblock("image_time_embedding");
+    db::ImageTimeEmbedding<> e(f.cfg("image_embed_dim"), f.cfg("time_embed_dim"));
+    f.load(e);
+    require_close(e.forward(f.input<2>("image_embeds")), f.output<2>(), "image_time_embedding");
+  }
+  SECTION("image_hint") {
+    auto f = dblock("image_hint_time_embedding");
+    db::ImageHintTimeEmbedding<> e(f.cfg("image_embed_dim"), f.cfg("time_embed_dim"));
+    f.load(e);
+    const auto [aug, hint] = e.forward(f.input<2>("image_embeds"), f.input<4>("hint"));
+    require_close(aug, f.output<2>(), "image_hint aug");
+    require_close(hint, f.output<4>("output.hint"), "image_hint hint");
+  }
+  SECTION("text") {
+    auto f = dblock("text_time_embedding");
+    db::TextTimeEmbedding<> e(f.cfg("encoder_dim"), f.cfg("time_embed_dim"), f.cfg("num_heads"));
+    f.load(e);
+    require_close(e.forward(f.input<3>("hidden_states")), f.output<2>(), "text_time_embedding");
+  }
+}
+
+// ---- whole U-Nets against diffusers 0.25.1 -------------------------------------------------
+
+namespace {
+
+db::DiffuserInputs<float> read_diffuser_inputs(const db::SafeTensors& in) {
+  db::DiffuserInputs<float> d;
+  d.sample = read_tensor<4>(in, "sample");
+  const auto& ts = in.info("timestep");
+  d.timestep = Tensor<float, 1>::from_shape({ts.shape.empty() ? 1 : std::size_t(ts.shape[0])});
+  in.read_numeric(ts, d.timestep.data());
+  if (in.contains("encoder_hidden_states")) d.encoder_hidden_states = read_tensor<3>(in, "encoder_hidden_states");
+  if (in.contains("class_labels")) d.class_labels = in.read_int("class_labels");
+  if (in.contains("image_embeds")) d.image_embeds = read_tensor<2>(in, "image_embeds");
+  if (in.contains("hint")) d.hint = read_tensor<4>(in, "hint");
+  if (in.contains("text_embeds")) d.text_embeds = read_tensor<2>(in, "text_embeds");
+  if (in.contains("time_ids")) d.time_ids = read_tensor<2>(in, "time_ids");
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("Diffuser U-Net reproduces diffusers 0.25.1", "[diffuser][unet]") {
+  for (const char* name : {"unet_ada_image", "unet_default", "unet_odd_frames", "unet_image_hint", "unet_text",
+                           "unet_text_time", "unet_heads", "unet_only_cross"}) {
+    SECTION(name) {
+      const std::string dir = fixture(std::string("diffusers/") + name);
+      auto model = db::load_diffuser(dir);
+      const auto inputs = read_diffuser_inputs(db::SafeTensors::load(dir + "/inputs.safetensors"));
+      const auto want = read_tensor<4>(db::SafeTensors::load(dir + "/expected.safetensors"), "out");
+      require_close(model->forward(inputs), want, name);
+    }
+  }
+}
+
+TEST_CASE("Diffuser fixture configs exercise what they claim", "[diffuser][unet]") {
+  SECTION("heads != head size") {
+    auto m = db::load_diffuser(fixture("diffusers/unet_heads"));
+    const auto& attn = m->down_blocks[0].attentions[0].transformer_blocks[0].attn1;
+    REQUIRE(attn.heads() == 4);
+    REQUIRE(attn.dim_head() == 8);
+    REQUIRE(m->down_blocks[0].attentions[0].transformer_blocks.size() == 2);
+    REQUIRE(m->down_blocks[0].attentions[0].proj_in_linear.has_value());
+  }
+  SECTION("odd frame count upsamples to the skip size") {
+    const auto in = db::SafeTensors::load(fixture("diffusers/unet_odd_frames/inputs.safetensors"));
+    REQUIRE(in.info("sample").shape.back() % 2 == 1);
+  }
+}
