@@ -49,17 +49,6 @@ TEST_CASE("Diffuser state_dict matches diffusers' names, order and sizes", "[dif
   REQUIRE(db::parameter_list(d).size() == 215);
 }
 
-TEST_CASE("schedulers instantiate", "[scheduler]") {
-  db::DDPMScheduler<> ddpm;
-  db::DDIMScheduler<> ddim;
-  db::EulerDiscreteScheduler<> euler;
-  ddpm.set_timesteps(10);
-  ddim.set_timesteps(10);
-  euler.set_timesteps(10);
-  REQUIRE(ddpm.timesteps().front() == 900);
-  REQUIRE(euler.timesteps().front() == 999);
-}
-
 TEST_CASE("Diffuser configs: unsupported options are rejected by name", "[diffuser][errors][config]") {
   auto with = [](const char* key, nlohmann::json value) {
     auto c = reference_config();
@@ -396,4 +385,108 @@ TEST_CASE("Diffuser fixture configs exercise what they claim", "[diffuser][unet]
     const auto in = db::SafeTensors::load(fixture("diffusers/unet_odd_frames/inputs.safetensors"));
     REQUIRE(in.info("sample").shape.back() % 2 == 1);
   }
+}
+
+// ---- schedulers against diffusers 0.25.1 ---------------------------------------------------
+
+namespace {
+
+struct SchedulerFixture {
+  db::SafeTensors st;
+  nlohmann::json config;
+  explicit SchedulerFixture(const std::string& name)
+      : st(db::SafeTensors::load(fixture("diffusers/schedulers/" + name + ".safetensors"))),
+        config(nlohmann::json::parse(st.metadata().at("config"))) {}
+  std::vector<float> floats(const std::string& n) const {
+    std::vector<float> v(st.info(n).numel());
+    st.read_numeric(st.info(n), v.data());
+    return v;
+  }
+  Tensor<float, 4> t4(const std::string& n) const { return read_tensor<4>(st, n); }
+};
+
+/// `loop.variance_noise[k]` of shape (steps, B, C, H, W) as one (B, C, H, W) tensor.
+Tensor<float, 4> noise_at(const SchedulerFixture& f, std::size_t k, const Tensor<float, 4>& like) {
+  const auto all = f.floats("loop.variance_noise");
+  auto t = Tensor<float, 4>::from_shape(like.shape());
+  std::copy_n(all.data() + k * t.size(), t.size(), t.data());
+  return t;
+}
+
+/// Steps every recorded step, then the whole loop with the fixture's fake model.
+void check_scheduler(db::Scheduler<float>& s, const SchedulerFixture& f, bool euler, bool ddpm) {
+  const int n = f.config.at("num_inference_steps").get<int>();
+  s.set_timesteps(n);
+  const auto ts = f.floats("timesteps");
+  REQUIRE(s.timesteps().size() == ts.size());
+  for (std::size_t i = 0; i < ts.size(); ++i) REQUIRE(s.timesteps()[i] == Approx(ts[i]).epsilon(1e-7));
+  REQUIRE(s.init_noise_sigma() == Approx(f.floats("init_noise_sigma")[0]).epsilon(1e-6));
+  db::Rng rng(0);
+  for (int k : f.config.at("recorded_steps").get<std::vector<int>>()) {
+    const std::string p = "step" + std::to_string(k) + ".";
+    INFO("recorded step " << k);
+    const double t = f.floats(p + "timestep")[0];
+    REQUIRE(t == s.timesteps()[k]);
+    if (euler) require_close(s.scale_model_input(f.t4(p + "sample"), t), f.t4(p + "scaled_input"), p + "scaled_input");
+    const Tensor<float, 4> noise = ddpm ? f.t4(p + "variance_noise") : Tensor<float, 4>{};
+    require_close(s.step(f.t4(p + "model_output"), t, f.t4(p + "sample"), rng, ddpm ? &noise : nullptr),
+                  f.t4(p + "prev_sample"), p + "prev_sample");
+  }
+  // The whole loop: model_output = a * x + b * pattern, x = the (scaled) model input.
+  s.set_timesteps(n);
+  const float a = f.config.at("fake_model_a").get<float>(), b = f.config.at("fake_model_b").get<float>();
+  const auto pattern = f.t4("loop.pattern");
+  Tensor<float, 4> x = f.t4("loop.init");
+  for (std::size_t k = 0; k < s.timesteps().size(); ++k) {
+    const double t = s.timesteps()[k];
+    const Tensor<float, 4> in = s.scale_model_input(x, t);
+    Tensor<float, 4> eps = Tensor<float, 4>::from_shape(in.shape());
+    for (std::size_t i = 0; i < eps.size(); ++i) eps.data()[i] = a * in.data()[i] + b * pattern.data()[i];
+    const Tensor<float, 4> noise = ddpm ? noise_at(f, k, x) : Tensor<float, 4>{};
+    x = s.step(eps, t, x, rng, ddpm ? &noise : nullptr);
+  }
+  require_close(x, f.t4("loop.out"), "loop.out");
+}
+
+}  // namespace
+
+TEST_CASE("DDPMScheduler matches diffusers step for step", "[scheduler]") {
+  SchedulerFixture f("ddpm");
+  db::DDPMScheduler<> s(db::SchedulerConfig::from_json(f.config, "ddpm", "ddpm fixture"));
+  const auto ac = f.floats("alphas_cumprod");
+  const auto mine = db::SchedulerConfig::from_json(f.config, "ddpm", "ddpm fixture").alphas_cumprod();
+  for (std::size_t i = 0; i < ac.size(); ++i) REQUIRE(mine[i] == Approx(ac[i]).epsilon(1e-6));
+  check_scheduler(s, f, false, true);
+}
+
+TEST_CASE("DDIMScheduler (eta 0) matches diffusers step for step", "[scheduler]") {
+  SchedulerFixture f("ddim");
+  db::DDIMScheduler<> s(db::SchedulerConfig::from_json(f.config, "ddim", "ddim fixture"));
+  check_scheduler(s, f, false, false);
+}
+
+TEST_CASE("EulerDiscreteScheduler matches diffusers step for step", "[scheduler]") {
+  SchedulerFixture f("euler_discrete");
+  db::EulerDiscreteScheduler<> s(db::SchedulerConfig::from_json(f.config, "euler", "euler fixture"));
+  s.set_timesteps(f.config.at("num_inference_steps").get<int>());
+  const auto sig = f.floats("sigmas");
+  REQUIRE(s.sigmas().size() == sig.size());
+  for (std::size_t i = 0; i < sig.size(); ++i) REQUIRE(s.sigmas()[i] == Approx(sig[i]).epsilon(1e-6));
+  check_scheduler(s, f, true, false);
+}
+
+TEST_CASE("DDPM draws its own noise when none is given, reproducibly", "[scheduler]") {
+  db::DDPMScheduler<> s;
+  s.set_timesteps(10);
+  auto x = Tensor<float, 4>::from_shape({1, 1, 4, 4});
+  x.fill(0.3f);
+  db::Rng r1(5), r2(5), r3(6);
+  const auto a = s.step(x, 500, x, r1), b = s.step(x, 500, x, r2), c = s.step(x, 500, x, r3);
+  REQUIRE(std::equal(a.begin(), a.end(), b.begin()));
+  REQUIRE_FALSE(std::equal(a.begin(), a.end(), c.begin()));
+  REQUIRE_THROWS_AS(s.step(x, 500.5, x, r1), db::InputError);
+  REQUIRE_THROWS_WITH(db::SchedulerConfig::from_json({{"prediction_type", "v_prediction"}}, "ddim", "cfg"),
+                      Catch::Contains("'prediction_type'"));
+  REQUIRE_THROWS_WITH(db::SchedulerConfig::from_json({{"use_karras_sigmas", true}}, "euler", "cfg"),
+                      Catch::Contains("'use_karras_sigmas'"));
 }
