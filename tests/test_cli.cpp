@@ -191,3 +191,59 @@ TEST_CASE("CLI errors: one line, exit 1, no output file", "[cli][errors]") {
   }
 }
 #endif
+
+#ifdef DIFFBLOCKS_CLI
+TEST_CASE("CLI run on a diffusers model directory reproduces diffusers", "[cli][diffuser]") {
+  for (const char* c : {"unet_ada_image", "unet_image_hint", "unet_text_time"}) {
+    SECTION(c) {
+      const std::string dir = fixture(std::string("diffusers/") + c);
+      const std::string out = tmp_path(std::string("cli_") + c + ".safetensors");
+      const auto r = cli("run --model " + dir + " --inputs " + dir + "/inputs.safetensors --output " + out);
+      INFO(r.err);
+      REQUIRE(r.status == 0);
+      require_close(read_tensor<4>(db::SafeTensors::load(out), "out"),
+                    read_tensor<4>(db::SafeTensors::load(dir + "/expected.safetensors"), "out"), c);
+    }
+  }
+}
+
+TEST_CASE("CLI sample with diffusers schedulers reproduces the diffusers loop", "[cli][diffuser][scheduler]") {
+  for (const char* s : {"ddim", "euler"}) {
+    SECTION(s) {
+      const std::string base = fixture("diffusers/sampling/") + s;
+      const std::string out = tmp_path(std::string("cli_sample_") + s + ".safetensors");
+      const auto r = cli("sample --model " + fixture("diffusers/unet_default") + " --inputs " + base +
+                         "_inputs.safetensors --output " + out + " --steps 4 --scheduler " + s);
+      INFO(r.err);
+      REQUIRE(r.status == 0);
+      REQUIRE(r.err.find("step 4/4") != std::string::npos);
+      require_close(read_tensor<4>(db::SafeTensors::load(out), "out"),
+                    read_tensor<4>(db::SafeTensors::load(base + "_expected.safetensors"), "out"), s);
+    }
+  }
+  SECTION("ddpm is reproducible by seed") {
+    const std::string in = fixture("diffusers/sampling/ddim_inputs.safetensors");
+    const std::string a = tmp_path("cli_ddpm_a.safetensors"), b = tmp_path("cli_ddpm_b.safetensors");
+    const std::string cmd = "sample --model " + fixture("diffusers/unet_default") + " --inputs " + in +
+                            " --steps 3 --scheduler ddpm --seed 4 --output ";
+    REQUIRE(cli(cmd + a).status == 0);
+    REQUIRE(cli(cmd + b).status == 0);
+    REQUIRE(db::SafeTensors::load(a).read_float("out") == db::SafeTensors::load(b).read_float("out"));
+  }
+  SECTION("errors") {
+    const std::string out = tmp_path("cli_diffuser_err.safetensors");
+    const std::string in = fixture("diffusers/sampling/ddim_inputs.safetensors");
+    require_cli_error("sample --model " + fixture("diffusers/unet_default") + " --inputs " + in +
+                          " --steps 3 --scheduler heun --output " + out,
+                      "--scheduler must be ddim, ddpm or euler", out);
+    require_cli_error("sample --model " + fixture("diffusers/unet_default") + " --inputs " + in +
+                          " --steps 3 --stochastic --output " + out,
+                      "--stochastic applies to Grad-TTS", out);
+    require_cli_error("sample --model " + fixture("sample_ode") + " --inputs " +
+                          fixture("sample_ode/inputs.safetensors") + " --steps 3 --scheduler ddim --output " + out,
+                      "--scheduler applies to UNet2DConditionModel", out);
+    require_cli_error("run --model " + fixture("diffusers/unet_ada_image") + " --inputs " + in + " --output " + out,
+                      "missing input tensor 'timestep'", out);
+  }
+}
+#endif

@@ -485,6 +485,9 @@ TEST_CASE("DDPM draws its own noise when none is given, reproducibly", "[schedul
   REQUIRE(std::equal(a.begin(), a.end(), b.begin()));
   REQUIRE_FALSE(std::equal(a.begin(), a.end(), c.begin()));
   REQUIRE_THROWS_AS(s.step(x, 500.5, x, r1), db::InputError);
+  auto two = Tensor<float, 4>::from_shape({1, 2, 4, 4});
+  two.fill(0.f);
+  REQUIRE_THROWS_WITH(s.step(x, 500, two, r1), Catch::Contains("model_output [1, 1, 4, 4]") && Catch::Contains("differ"));
   REQUIRE_THROWS_WITH(db::SchedulerConfig::from_json({{"prediction_type", "v_prediction"}}, "ddim", "cfg"),
                       Catch::Contains("'prediction_type'"));
   REQUIRE_THROWS_WITH(db::SchedulerConfig::from_json({{"use_karras_sigmas", true}}, "euler", "cfg"),

@@ -41,7 +41,8 @@ const char* kUsage =
     "  optional spk | spk_id, emo | emo_id, psd. --stochastic uses the seeded SDE sampler.\n"
     "Diffuser (UNet2DConditionModel) inputs: sample, timestep (run only), encoder_hidden_states,\n"
     "  optional encoder_attention_mask, class_labels, image_embeds, hint, text_embeds, time_ids.\n"
-    "  sample starts from the noise in 'sample' with the scheduler (default ddim).\n";
+    "  sample: the first out_channels channels of 'sample' are the starting noise, further\n"
+    "  channels (e.g. a speaker plane) are fixed conditioning; scheduler ddim by default.\n";
 
 struct UsageError : db::Error {
   using db::Error::Error;

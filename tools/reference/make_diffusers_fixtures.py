@@ -466,6 +466,47 @@ def scheduler_fixtures(fx: R.Fixtures):
 
 
 # --------------------------------------------------------------------------------------------
+# Sampling fixtures: sampling/<scheduler>_{inputs,expected}.safetensors
+# The diffusers pipeline loop with the unet_default model (same seed, so the same weights). The
+# model has in_channels 2 and out_channels 1: `sample` = (noise for the mel, speaker plane), and
+# like diffusers' inpainting pipelines only the first out_channels channels are denoised while
+# the rest are fixed conditioning concatenated after scale_model_input:
+#   latents = sample[:, :1] * init_noise_sigma; cond = sample[:, 1:]
+#   for t in timesteps: eps = unet(cat(scale_model_input(latents, t), cond), t, enc, class_labels)
+#                       latents = scheduler.step(eps, t, latents).prev_sample
+# The inputs file holds exactly what `diffblocks sample` takes for a Diffuser model.
+# --------------------------------------------------------------------------------------------
+
+SAMPLING_STEPS = 4
+
+
+def sampling_fixtures(fx: R.Fixtures):
+    gen = torch.Generator().manual_seed(502)  # unet_default's seed: identical weights
+    model = UNet2DConditionModel(**dict(SMALL, num_class_embeds=4))
+    R.randomize_(model, gen, HINT_GAIN)
+    model.eval()
+    gen = torch.Generator().manual_seed(701)
+    inputs = {"sample": normal(gen, (B, 2, 16, 24)), "encoder_hidden_states": normal(gen, (B, 7, 24)),
+              "class_labels": torch.tensor([3, 1], dtype=torch.int64)}
+    for name, cls in (("ddim", DDIMScheduler), ("euler", EulerDiscreteScheduler)):
+        sched = cls()
+        sched.set_timesteps(SAMPLING_STEPS)
+        with torch.no_grad():
+            x = inputs["sample"][:, :1] * sched.init_noise_sigma
+            cond = inputs["sample"][:, 1:]
+            for t in sched.timesteps:
+                model_in = torch.cat([sched.scale_model_input(x, t), cond], dim=1)
+                eps = model(model_in, t, inputs["encoder_hidden_states"],
+                            class_labels=inputs["class_labels"]).sample
+                x = sched.step(eps, t, x).prev_sample
+        cfg = {"model": "unet_default", "scheduler": name, "steps": SAMPLING_STEPS}
+        fx.tensors(f"sampling/{name}_inputs.safetensors", inputs)
+        fx.tensors(f"sampling/{name}_expected.safetensors", {"out": x},
+                   {"config": json.dumps(cfg, sort_keys=True)})
+        fx.summary.append((f"sampling/{name} out", x.abs().max().item(), float("nan")))
+
+
+# --------------------------------------------------------------------------------------------
 # Re-reading what was written, the way the C++ tests will
 # --------------------------------------------------------------------------------------------
 
@@ -534,6 +575,7 @@ def main():
     block_fixtures(fx)
     unet_fixtures(fx)
     scheduler_fixtures(fx)
+    sampling_fixtures(fx)
 
     if args.check:
         sys.exit(1 if fx.check(args.out) else 0)

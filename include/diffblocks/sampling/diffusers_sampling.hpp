@@ -1,10 +1,14 @@
 #pragma once
-// The diffusers sampling loop for the Diffuser U-Net:
-//   latents = noise * init_noise_sigma
-//   for t in scheduler.timesteps: eps = unet(scale_model_input(latents, t), t, cond)
+// The diffusers sampling loop for the Diffuser U-Net. `sample` holds the initial noise in its
+// first out_channels channels; any further channels are fixed conditioning (the TTS speaker
+// plane), concatenated after scale_model_input as diffusers' inpainting pipelines do:
+//   latents = sample[:, :out] * init_noise_sigma; cond = sample[:, out:]
+//   for t in scheduler.timesteps: eps = unet(cat(scale_model_input(latents, t), cond), t, ...)
 //                                 latents = scheduler.step(eps, t, latents)
+// Returns latents (B, out_channels, H, W).
 #include <chrono>
 #include <functional>
+#include <optional>
 
 #include "diffblocks/sampling/schedulers.hpp"
 #include "diffblocks/unets/diffuser.hpp"
@@ -18,20 +22,27 @@ struct DiffusersSamplingOptions {
   std::function<void(int, int, double)> progress;
 };
 
-/// `inputs.sample` holds the initial noise (B, C, H, W); `inputs.timestep` is ignored.
+/// `inputs.sample`: (B, C, H, W) noise + conditioning channels; `inputs.timestep` is ignored.
 template <class T, class D>
 Tensor<T, 4, D> diffusers_sample(const UNet2DConditionModel<T, D>& unet, Scheduler<T, D>& scheduler,
                                  DiffuserInputs<T, D> inputs, const DiffusersSamplingOptions& opt) {
   if (opt.steps <= 0) throw InputError("diffusers_sample: steps must be positive, got " + std::to_string(opt.steps));
+  const std::size_t out = std::size_t(unet.config().out_channels), C = inputs.sample.shape(1);
+  if (C < out)
+    throw InputError("diffusers_sample: input 'sample' has " + std::to_string(C) + " channels, fewer than the model's " +
+                     std::to_string(out) + " output channels");
   scheduler.set_timesteps(opt.steps);
   Rng rng(opt.seed);
-  Tensor<T, 4, D> latents = inputs.sample;
+  Tensor<T, 4, D> latents = ops::slice_channels(D{}, inputs.sample, 0, out);
+  const std::optional<Tensor<T, 4, D>> cond =
+      C > out ? std::optional<Tensor<T, 4, D>>(ops::slice_channels(D{}, inputs.sample, out, C)) : std::nullopt;
   ops::mul_scalar_(D{}, latents, scheduler.init_noise_sigma());
   const std::size_t B = latents.shape(0);
   const auto& ts = scheduler.timesteps();
   for (std::size_t i = 0; i < ts.size(); ++i) {
     const auto start = std::chrono::steady_clock::now();
     inputs.sample = scheduler.scale_model_input(latents, ts[i]);
+    if (cond) inputs.sample = ops::concat_channels(D{}, inputs.sample, *cond);
     inputs.timestep = ops::full<T, 1>(D{}, {B}, static_cast<T>(ts[i]));
     const Tensor<T, 4, D> eps = unet.forward(inputs);
     latents = scheduler.step(eps, ts[i], latents, rng);

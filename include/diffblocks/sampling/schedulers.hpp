@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "diffblocks/core/config.hpp"
+#include "diffblocks/core/params.hpp"
 #include "diffblocks/core/random.hpp"
 #include "diffblocks/ops/cpu/ops.hpp"
 #include "diffblocks/ops/cpu/scheduler_ops.hpp"
@@ -153,6 +154,18 @@ class Scheduler {
   /// empty they draw it from `rng`.
   virtual Tensor<T, 4, D> step(const Tensor<T, 4, D>& model_output, double t, const Tensor<T, 4, D>& sample, Rng& rng,
                                const Tensor<T, 4, D>* noise = nullptr) = 0;
+
+ protected:
+  /// model_output, sample (and noise) must have one shape: no silent broadcasting.
+  static void check_shapes(const char* who, const Tensor<T, 4, D>& model_output, const Tensor<T, 4, D>& sample,
+                           const Tensor<T, 4, D>* noise) {
+    if (tensor_shape(model_output) != tensor_shape(sample))
+      throw InputError(std::string(who) + ": model_output " + shape_str(tensor_shape(model_output)) +
+                       " and sample " + shape_str(tensor_shape(sample)) + " differ");
+    if (noise && tensor_shape(*noise) != tensor_shape(sample))
+      throw InputError(std::string(who) + ": noise " + shape_str(tensor_shape(*noise)) + " and sample " +
+                       shape_str(tensor_shape(sample)) + " differ");
+  }
 };
 
 /// DDPM and DDIM: integer timesteps over alphas_cumprod; the previous timestep is
@@ -195,6 +208,7 @@ class DDPMScheduler : public AlphasCumprodScheduler<T, D> {
 
   Tensor<T, 4, D> step(const Tensor<T, 4, D>& eps, double td, const Tensor<T, 4, D>& sample, Rng& rng,
                        const Tensor<T, 4, D>* noise = nullptr) override {
+    this->check_shapes("DDPMScheduler", eps, sample, noise);
     const auto [t, prev] = this->t_and_prev(td);
     const auto& ac = this->ac_;
     const auto& cfg = this->cfg_;
@@ -230,6 +244,7 @@ class DDIMScheduler : public AlphasCumprodScheduler<T, D> {
   /// eta = 0: deterministic; rng and noise are unused.
   Tensor<T, 4, D> step(const Tensor<T, 4, D>& eps, double td, const Tensor<T, 4, D>& sample, Rng&,
                        const Tensor<T, 4, D>* = nullptr) override {
+    this->check_shapes("DDIMScheduler", eps, sample, nullptr);
     const auto [t, prev] = this->t_and_prev(td);
     const auto& ac = this->ac_;
     const auto& cfg = this->cfg_;
@@ -298,6 +313,7 @@ class EulerDiscreteScheduler : public Scheduler<T, D> {
   /// s_churn = 0: deterministic; rng and noise are unused.
   Tensor<T, 4, D> step(const Tensor<T, 4, D>& eps, double t, const Tensor<T, 4, D>& sample, Rng&,
                        const Tensor<T, 4, D>* = nullptr) override {
+    this->check_shapes("EulerDiscreteScheduler", eps, sample, nullptr);
     const std::size_t i = index_of(t);
     const T sigma = sigmas_[i], dt = static_cast<T>(sigmas_[i + 1] - sigmas_[i]);
     step_index_ = i + 1;

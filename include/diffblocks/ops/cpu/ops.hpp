@@ -197,6 +197,15 @@ Tensor<T, 4, Cpu> concat_channels(Cpu, const Tensor<T, 4, Cpu>& a, const Tensor<
   return y;
 }
 
+/// x[:, c0:c1].
+template <class T>
+Tensor<T, 4, Cpu> slice_channels(Cpu, const Tensor<T, 4, Cpu>& x, std::size_t c0, std::size_t c1) {
+  const std::size_t B = x.shape(0), C = x.shape(1), HW = x.shape(2) * x.shape(3);
+  auto y = Tensor<T, 4, Cpu>::from_shape({B, c1 - c0, x.shape(2), x.shape(3)});
+  for (std::size_t b = 0; b < B; ++b) std::copy_n(x.data() + (b * C + c0) * HW, (c1 - c0) * HW, y.data() + b * (c1 - c0) * HW);
+  return y;
+}
+
 /// mask[..., ::2]: the time mask of the next (half-resolution) U-Net level.
 template <class T>
 Tensor<T, 4, Cpu> subsample_time(Cpu, const Tensor<T, 4, Cpu>& mask) {
