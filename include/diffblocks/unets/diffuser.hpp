@@ -8,14 +8,19 @@
 #include <string>
 #include <vector>
 
-#include "diffblocks/blocks/addition_embeddings.hpp"
 #include "diffblocks/blocks/conv2d.hpp"
+#include "diffblocks/blocks/downsample2d.hpp"
+#include "diffblocks/blocks/embedding.hpp"
 #include "diffblocks/blocks/group_norm.hpp"
+#include "diffblocks/blocks/image_hint_time_embedding.hpp"
+#include "diffblocks/blocks/image_time_embedding.hpp"
 #include "diffblocks/blocks/linear.hpp"
 #include "diffblocks/blocks/resnet_block2d.hpp"
-#include "diffblocks/blocks/sampling2d.hpp"
+#include "diffblocks/blocks/text_time_embedding.hpp"
+#include "diffblocks/blocks/timestep_embedding.hpp"
 #include "diffblocks/blocks/timesteps.hpp"
 #include "diffblocks/blocks/transformer2d.hpp"
+#include "diffblocks/blocks/upsample2d.hpp"
 #include "diffblocks/core/params.hpp"
 #include "diffblocks/unets/diffuser_config.hpp"
 

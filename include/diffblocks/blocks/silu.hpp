@@ -1,5 +1,5 @@
 #pragma once
-// torch.nn.SiLU (x * sigmoid(x)) and GELU (exact erf form), parameter-free.
+// torch.nn.SiLU: x * sigmoid(x), parameter-free.
 #include "diffblocks/blocks/common.hpp"
 
 namespace diffblocks {
@@ -12,20 +12,6 @@ class SiLU {
   template <std::size_t N>
   Tensor<T, N, D> forward(Tensor<T, N, D> x) const {
     ops::silu_(D{}, x);
-    return x;
-  }
-  template <class V>
-  void visit(V&&, const std::string& = "") {}
-};
-
-template <class T = float, class D = Cpu>
-class GELU {
- public:
-  using scalar_type = T;
-  using device_type = D;
-  template <std::size_t N>
-  Tensor<T, N, D> forward(Tensor<T, N, D> x) const {
-    ops::gelu_(D{}, x);
     return x;
   }
   template <class V>

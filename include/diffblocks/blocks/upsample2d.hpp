@@ -1,29 +1,10 @@
 #pragma once
-// diffusers Downsample2D (use_conv, padding 1): a 3x3 stride-2 conv, H -> ceil(H/2).
-// diffusers Upsample2D (use_conv, interpolate): nearest x2 (or to an explicit size, which the
-// U-Net passes when a sample dimension is not a multiple of 2^num_upsamplers), then a 3x3 conv.
+// diffusers Upsample2D (use_conv, interpolate): nearest x2, or to an explicit size (the U-Net
+// passes one when a sample dimension is not a multiple of 2^num_upsamplers), then a 3x3 conv.
 // state_dict: conv.*
 #include "diffblocks/blocks/conv2d.hpp"
 
 namespace diffblocks {
-
-template <class T = float, class D = Cpu>
-class Downsample2D {
- public:
-  using scalar_type = T;
-  using device_type = D;
-  Conv2d<T, D> conv;
-
-  explicit Downsample2D(int channels, int out_channels = -1, int padding = 1)
-      : conv(channels, out_channels < 0 ? channels : out_channels, 3, 2, padding) {}
-
-  Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x) const { return conv.forward(x); }
-
-  template <class V>
-  void visit(V&& v, const std::string& p = "") {
-    conv.visit(v, p + "conv.");
-  }
-};
 
 template <class T = float, class D = Cpu>
 class Upsample2D {
