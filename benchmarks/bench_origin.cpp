@@ -66,6 +66,14 @@ void origin_forward(benchmark::State& state) {
   set_counters(state, state.range(0));
 }
 
+/// The same forward with every convolution on im2col + GEMM (no Winograd): the baseline the
+/// Winograd path is measured against in the same run.
+void origin_forward_im2col(benchmark::State& state) {
+  db::ops::cpu::set_conv_algorithm(db::ops::cpu::ConvAlgorithm::Im2col);
+  origin_forward(state);
+  db::ops::cpu::set_conv_algorithm(db::ops::cpu::ConvAlgorithm::Auto);
+}
+
 /// One Euler step of Grad-TTS reverse diffusion (ODE): a forward pass plus the update of x_t.
 void sampler_step(benchmark::State& state) {
   const auto& net = model();
@@ -82,6 +90,7 @@ void sampler_step(benchmark::State& state) {
 
 void register_all() {
   for (auto [name, fn] : {std::pair{"diffblocks/origin_forward", &origin_forward},
+                          std::pair{"diffblocks/origin_forward_im2col", &origin_forward_im2col},
                           std::pair{"diffblocks/sampler_step", &sampler_step}}) {
     benchmark::RegisterBenchmark(name, fn)
         ->ArgName("T")

@@ -178,3 +178,57 @@ TEST_CASE("Threaded and single-threaded convolutions agree exactly", "[blocks][t
   db::set_num_threads(before);
   REQUIRE(std::equal(a.begin(), a.end(), b.begin()));
 }
+
+namespace {
+/// Direct 3x3 stride-1 padding-1 convolution in double: the plain definition, for checking the
+/// fast algorithms.
+Tensor<float, 4> conv3x3_direct(const Tensor<float, 4>& x, const Tensor<float, 4>& w, const Tensor<float, 1>& bias) {
+  const std::size_t B = x.shape(0), Ci = x.shape(1), H = x.shape(2), W = x.shape(3), Co = w.shape(0);
+  auto out = Tensor<float, 4>::from_shape({B, Co, H, W});
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t co = 0; co < Co; ++co)
+      for (std::size_t y = 0; y < H; ++y)
+        for (std::size_t xx = 0; xx < W; ++xx) {
+          double acc = bias(co);
+          for (std::size_t ci = 0; ci < Ci; ++ci)
+            for (int ky = 0; ky < 3; ++ky)
+              for (int kx = 0; kx < 3; ++kx) {
+                const long iy = long(y) + ky - 1, ix = long(xx) + kx - 1;
+                if (iy < 0 || ix < 0 || iy >= long(H) || ix >= long(W)) continue;
+                acc += double(w(co, ci, ky, kx)) * x(b, ci, iy, ix);
+              }
+          out(b, co, y, xx) = float(acc);
+        }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("Winograd F(4x4,3x3) and im2col both match a direct 3x3 convolution", "[blocks][conv]") {
+  struct Case {
+    std::size_t b, ci, co, h, w;
+  };
+  // Sizes not divisible by the 4x4 tile, single rows/columns, and channel counts on both sides
+  // of the Winograd threshold.
+  const Case cases[] = {{1, 8, 8, 1, 1}, {2, 16, 24, 5, 7}, {1, 9, 12, 13, 3}, {1, 32, 16, 20, 67},
+                        {1, 4, 8, 6, 6}, {2, 64, 32, 4, 4},  {1, 16, 8, 2, 130}};
+  db::Rng rng(5);
+  for (const Case& c : cases) {
+    auto x = Tensor<float, 4>::from_shape({c.b, c.ci, c.h, c.w});
+    auto w = Tensor<float, 4>::from_shape({c.co, c.ci, 3, 3});
+    auto bias = Tensor<float, 1>::from_shape({c.co});
+    for (auto& v : x) v = float(rng.normal());
+    for (auto& v : w) v = float(rng.normal() / std::sqrt(9.0 * c.ci));
+    for (auto& v : bias) v = float(rng.normal());
+    const auto want = conv3x3_direct(x, w, bias);
+    for (auto algo : {db::ops::cpu::ConvAlgorithm::Auto, db::ops::cpu::ConvAlgorithm::Im2col}) {
+      db::ops::cpu::set_conv_algorithm(algo);
+      const auto got = db::ops::cpu::conv2d(x, w, bias, 1, 1);
+      db::ops::cpu::set_conv_algorithm(db::ops::cpu::ConvAlgorithm::Auto);
+      const Diff d = diff(got, want);
+      INFO("shape " << c.b << "x" << c.ci << "->" << c.co << " " << c.h << "x" << c.w << ", algorithm "
+                    << int(algo) << ": max|err| = " << d.max_abs_err << ", max|ref| = " << d.max_abs_ref);
+      REQUIRE(db::tensor_shape(got) == db::tensor_shape(want));
+      REQUIRE(d.max_abs_err <= 1e-5 * std::max(1.0, d.max_abs_ref));
+    }
+  }
+}

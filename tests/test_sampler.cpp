@@ -34,6 +34,20 @@ TEST_CASE("reverse_diffusion (ODE) matches Grad-TTS for 1, 3 and 5 steps", "[sam
   require_close(c.sample(5), read_tensor<3>(exp, "out"), "5 steps");
 }
 
+TEST_CASE("Origin forward and sampler are bit-identical across calls and thread counts", "[sampler][threads]") {
+  // Buffers are reused between calls (caching allocator) and split differently between threads;
+  // neither may change a single bit of the result.
+  SampleCase c;
+  const int before = db::get_num_threads();
+  std::vector<Tensor<float, 3>> runs;
+  for (int threads : {1, 3, 3, 2}) {
+    db::set_num_threads(threads);
+    runs.push_back(c.sample(3, true, 7));
+  }
+  db::set_num_threads(before);
+  for (std::size_t i = 1; i < runs.size(); ++i) REQUIRE(std::equal(runs[0].begin(), runs[0].end(), runs[i].begin()));
+}
+
 TEST_CASE("stochastic sampler is reproducible by seed", "[sampler]") {
   SampleCase c;
   const auto a = c.sample(4, true, 42), b = c.sample(4, true, 42), d = c.sample(4, true, 43), ode = c.sample(4);

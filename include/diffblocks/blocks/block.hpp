@@ -21,9 +21,8 @@ class Block {
     detail::check_mask("Block", x, mask);
     Tensor<T, 4, D> h = x;
     ops::mul_mask_(D{}, h, mask);
-    h = norm.forward(conv.forward(h));
-    ops::mish_(D{}, h);
-    ops::mul_mask_(D{}, h, mask);
+    h = conv.forward(h);
+    norm.forward_mish_mask_(h, mask);
     return h;
   }
 

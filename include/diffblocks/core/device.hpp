@@ -6,12 +6,15 @@
 
 #include <xtensor/xtensor.hpp>
 
+#include "diffblocks/core/allocator.hpp"
+
 namespace diffblocks {
 
-/// Host CPU: xtensor containers (row-major, NCHW), Eigen GEMM, a small thread pool.
+/// Host CPU: xtensor containers (row-major, NCHW) whose storage comes from the caching
+/// allocator, Eigen GEMM, a small thread pool.
 struct Cpu {
   template <class T, std::size_t N>
-  using tensor = xt::xtensor<T, N>;
+  using tensor = xt::xtensor<T, N, xt::layout_type::row_major, memory::CachingAllocator<T>>;
   static constexpr const char* name = "cpu";
 };
 

@@ -11,12 +11,14 @@
 // ox mod s): each phase only sees the kernel taps congruent to it, so no scatter-add (and no
 // write conflict between threads) is needed.
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <vector>
 
 #include "diffblocks/core/device.hpp"
 #include "diffblocks/core/parallel.hpp"
 #include "diffblocks/ops/cpu/gemm.hpp"
+#include "diffblocks/ops/cpu/winograd.hpp"
 
 namespace diffblocks {
 namespace ops {
@@ -50,7 +52,7 @@ void patch_gemm(const T* x, int B, int Cin, int H, int W, const T* wmat, int Cou
   const std::ptrdiff_t in_plane = static_cast<std::ptrdiff_t>(H) * W;
 
   parallel_for(B * tiles_per_item, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-    std::vector<T> col, res;
+    memory::Buffer<T> col, res;
     for (std::ptrdiff_t task = first; task < last; ++task) {
       const std::ptrdiff_t b = task / tiles_per_item;
       const std::ptrdiff_t j0 = (task % tiles_per_item) * tile;
@@ -110,18 +112,44 @@ void patch_gemm(const T* x, int B, int Cin, int H, int W, const T* wmat, int Cou
   });
 }
 
+/// How Conv2d computes 3x3 stride-1 padding-1 convolutions (every other shape uses im2col).
+enum class ConvAlgorithm {
+  Auto,    ///< Winograd F(4x4, 3x3) where it pays (>= 8 channels in and out), else im2col
+  Im2col,  ///< always tiled im2col + GEMM: the exact reference, 4x the multiplications
+};
+
+namespace detail {
+inline std::atomic<ConvAlgorithm>& conv_algorithm_setting() {
+  static std::atomic<ConvAlgorithm> a{ConvAlgorithm::Auto};
+  return a;
+}
+}  // namespace detail
+
+/// Process-wide choice of convolution algorithm (thread-safe; read at each call).
+inline void set_conv_algorithm(ConvAlgorithm a) { detail::conv_algorithm_setting().store(a); }
+inline ConvAlgorithm conv_algorithm() { return detail::conv_algorithm_setting().load(); }
+
+inline bool use_winograd(int Cin, int Cout, int KH, int KW, int stride, int padding) {
+  return conv_algorithm() == ConvAlgorithm::Auto && KH == 3 && KW == 3 && stride == 1 && padding == 1 && Cin >= 8 &&
+         Cout >= 8;
+}
+
 /// Conv2d (cross-correlation, zero padding). x (B,Cin,H,W), w (Cout,Cin,k,k), bias (Cout) or empty.
 template <class T>
-xt::xtensor<T, 4> conv2d(const xt::xtensor<T, 4>& x, const xt::xtensor<T, 4>& w, const xt::xtensor<T, 1>& bias,
+Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
                          int stride, int padding) {
   const int B = static_cast<int>(x.shape(0)), Cin = static_cast<int>(x.shape(1));
   const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3));
   const int Cout = static_cast<int>(w.shape(0)), KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
   const int Ho = (H + 2 * padding - KH) / stride + 1, Wo = (W + 2 * padding - KW) / stride + 1;
-  xt::xtensor<T, 4> out = xt::xtensor<T, 4>::from_shape({static_cast<std::size_t>(B), static_cast<std::size_t>(Cout),
+  Tensor<T, 4, Cpu> out = Tensor<T, 4, Cpu>::from_shape({static_cast<std::size_t>(B), static_cast<std::size_t>(Cout),
                                                          static_cast<std::size_t>(std::max(Ho, 0)),
                                                          static_cast<std::size_t>(std::max(Wo, 0))});
   if (Ho <= 0 || Wo <= 0) return out;
+  if (use_winograd(Cin, Cout, KH, KW, stride, padding)) {
+    winograd::conv3x3<T>(x.data(), B, Cin, H, W, w.data(), Cout, bias.size() ? bias.data() : nullptr, out.data());
+    return out;
+  }
   PatchGrid g;
   g.out_h = Ho;
   g.out_w = Wo;
@@ -137,13 +165,13 @@ xt::xtensor<T, 4> conv2d(const xt::xtensor<T, 4>& x, const xt::xtensor<T, 4>& w,
 /// ConvTranspose2d (no output_padding, dilation 1). x (B,Cin,H,W), w (Cin,Cout,k,k) as in PyTorch.
 /// Output (H-1)*s - 2p + k.
 template <class T>
-xt::xtensor<T, 4> conv_transpose2d(const xt::xtensor<T, 4>& x, const xt::xtensor<T, 4>& w,
-                                   const xt::xtensor<T, 1>& bias, int stride, int padding) {
+Tensor<T, 4, Cpu> conv_transpose2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
+                                   const Tensor<T, 1, Cpu>& bias, int stride, int padding) {
   const int B = static_cast<int>(x.shape(0)), Cin = static_cast<int>(x.shape(1));
   const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3));
   const int Cout = static_cast<int>(w.shape(1)), KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
   const int Ho = (H - 1) * stride - 2 * padding + KH, Wo = (W - 1) * stride - 2 * padding + KW;
-  xt::xtensor<T, 4> out = xt::xtensor<T, 4>::from_shape({static_cast<std::size_t>(B), static_cast<std::size_t>(Cout),
+  Tensor<T, 4, Cpu> out = Tensor<T, 4, Cpu>::from_shape({static_cast<std::size_t>(B), static_cast<std::size_t>(Cout),
                                                          static_cast<std::size_t>(std::max(Ho, 0)),
                                                          static_cast<std::size_t>(std::max(Wo, 0))});
   if (Ho <= 0 || Wo <= 0) return out;
@@ -156,7 +184,7 @@ xt::xtensor<T, 4> conv_transpose2d(const xt::xtensor<T, 4>& x, const xt::xtensor
       if (((r + padding - k) % stride + stride) % stride == 0) ks.push_back(k);
     return ks;
   };
-  std::vector<T> wmat;
+  memory::Buffer<T> wmat;
   for (int ry = 0; ry < std::min(stride, Ho); ++ry)
     for (int rx = 0; rx < std::min(stride, Wo); ++rx) {
       const std::vector<int> ky = taps(ry, KH), kx = taps(rx, KW);

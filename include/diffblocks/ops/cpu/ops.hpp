@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "diffblocks/core/device.hpp"
@@ -65,37 +66,55 @@ Tensor<T, 2, Cpu> linear(Cpu, const Tensor<T, 2, Cpu>& x, const Tensor<T, 2, Cpu
 
 // ---- normalisation -------------------------------------------------------------------------
 
-/// torch.nn.functional.group_norm: G contiguous channel groups, biased variance over
-/// (C/G, H, W), statistics accumulated in double. gamma/beta empty = no affine.
+/// Mean and 1/sqrt(var + eps) of n contiguous values (biased variance, as torch). Two passes in
+/// double, each a vectorised Eigen reduction: exact enough for any O(1)-scaled activation and
+/// not latency-bound on one serial accumulator.
 template <class T>
-Tensor<T, 4, Cpu> group_norm(Cpu, const Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
-                             const Tensor<T, 1, Cpu>& beta, double eps) {
+std::pair<double, double> moments(const T* src, std::ptrdiff_t n, double eps) {
+  if (n == 0) return {0.0, 1.0 / std::sqrt(eps)};
+  const Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> v(src, n);
+  const double mean = v.template cast<double>().sum() / static_cast<double>(n);
+  const double var = (v.template cast<double>() - mean).square().sum() / static_cast<double>(n);
+  return {mean, 1.0 / std::sqrt(var + eps)};
+}
+
+/// Applies GroupNorm to x in place over (b, group) slices, then `post(ptr, len, b)` to every
+/// normalised row of W values (rows are cache-resident when post runs: the fusion point for
+/// the activation and the mask).
+template <class T, class Post>
+void group_norm_apply_(Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma, const Tensor<T, 1, Cpu>& beta,
+                       double eps, const T* src_all, Post post) {
   const std::ptrdiff_t B = x.shape(0), C = x.shape(1), HW = static_cast<std::ptrdiff_t>(x.shape(2) * x.shape(3));
-  const std::ptrdiff_t cpg = C / groups, n = cpg * HW;
-  auto y = Tensor<T, 4, Cpu>::from_shape(x.shape());
+  const std::ptrdiff_t W = x.shape(3), cpg = C / groups;
   parallel_for(B * groups, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
     for (std::ptrdiff_t bg = first; bg < last; ++bg) {
       const std::ptrdiff_t b = bg / groups, g = bg % groups;
-      const T* src = x.data() + (b * C + g * cpg) * HW;
-      T* dst = y.data() + (b * C + g * cpg) * HW;
-      double sum = 0;
-      for (std::ptrdiff_t i = 0; i < n; ++i) sum += src[i];
-      const double mean = n ? sum / static_cast<double>(n) : 0.0;
-      double ss = 0;
-      for (std::ptrdiff_t i = 0; i < n; ++i) {
-        const double d = src[i] - mean;
-        ss += d * d;
-      }
-      const double rstd = 1.0 / std::sqrt((n ? ss / static_cast<double>(n) : 0.0) + eps);
+      const T* src = src_all + (b * C + g * cpg) * HW;
+      T* dst = x.data() + (b * C + g * cpg) * HW;
+      const auto [mean, rstd] = moments(src, cpg * HW, eps);
       for (std::ptrdiff_t c = 0; c < cpg; ++c) {
         const std::ptrdiff_t ch = g * cpg + c;
-        const double scale = rstd * (gamma.size() ? static_cast<double>(gamma(ch)) : 1.0);
-        const double shift = (beta.size() ? static_cast<double>(beta(ch)) : 0.0) - mean * scale;
-        for (std::ptrdiff_t i = 0; i < HW; ++i)
-          dst[c * HW + i] = static_cast<T>(src[c * HW + i] * scale + shift);
+        const T scale = static_cast<T>(rstd * (gamma.size() ? static_cast<double>(gamma(ch)) : 1.0));
+        const T shift = static_cast<T>((beta.size() ? static_cast<double>(beta(ch)) : 0.0) - mean * rstd *
+                                       (gamma.size() ? static_cast<double>(gamma(ch)) : 1.0));
+        for (std::ptrdiff_t r = 0; r < HW; r += W) {
+          const T* s = src + c * HW + r;
+          T* d = dst + c * HW + r;
+          for (std::ptrdiff_t i = 0; i < W; ++i) d[i] = s[i] * scale + shift;
+          post(d, W, b);
+        }
       }
     }
   });
+}
+
+/// torch.nn.functional.group_norm: G contiguous channel groups, biased variance over
+/// (C/G, H, W), optional per-channel affine.
+template <class T>
+Tensor<T, 4, Cpu> group_norm(Cpu, const Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
+                             const Tensor<T, 1, Cpu>& beta, double eps) {
+  auto y = Tensor<T, 4, Cpu>::from_shape(x.shape());
+  group_norm_apply_(y, groups, gamma, beta, eps, x.data(), [](T*, std::ptrdiff_t, std::ptrdiff_t) {});
   return y;
 }
 
@@ -141,6 +160,19 @@ void mul_mask_(Cpu, Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& mask) {
   };
   if (rows * W < (1 << 15)) return body(0, rows);
   parallel_for(rows, body);
+}
+
+/// Grad-TTS Block's tail in one pass over each row: x = Mish(GroupNorm(x)) * mask (mask
+/// (B, 1, 1, W)), in place. Same result as group_norm, mish_ and mul_mask_ in sequence.
+template <class T>
+void group_norm_mish_mask_(Cpu, Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
+                           const Tensor<T, 1, Cpu>& beta, double eps, const Tensor<T, 4, Cpu>& mask) {
+  const std::ptrdiff_t W = x.shape(3);
+  group_norm_apply_(x, groups, gamma, beta, eps, x.data(), [&](T* row, std::ptrdiff_t n, std::ptrdiff_t b) {
+    mish_range(row, n);
+    const T* m = mask.data() + b * W;
+    for (std::ptrdiff_t i = 0; i < n; ++i) row[i] *= m[i];
+  });
 }
 
 /// x[b, c, :, :] += bias[b, c].
@@ -290,7 +322,7 @@ Tensor<T, 4, Cpu> linear_attention(Cpu, const Tensor<T, 4, Cpu>& qkv, int heads,
   const std::ptrdiff_t hidden = static_cast<std::ptrdiff_t>(heads) * dim_head;
   auto out = Tensor<T, 4, Cpu>::from_shape({qkv.shape(0), static_cast<std::size_t>(hidden), qkv.shape(2), qkv.shape(3)});
   parallel_for(B * heads, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-    std::vector<T> ksm(static_cast<std::size_t>(dim_head) * N), ctx(static_cast<std::size_t>(dim_head) * dim_head);
+    memory::Buffer<T> ksm(static_cast<std::size_t>(dim_head) * N), ctx(static_cast<std::size_t>(dim_head) * dim_head);
     for (std::ptrdiff_t bh = first; bh < last; ++bh) {
       const std::ptrdiff_t b = bh / heads, h = bh % heads;
       const T* base = qkv.data() + b * 3 * hidden * N;

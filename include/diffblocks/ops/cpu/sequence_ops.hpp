@@ -111,7 +111,7 @@ Tensor<T, 3, Cpu> attention(Cpu, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, 
   const std::ptrdiff_t tile = 64;  // queries per task: bounds the score buffer to 64 x Nk
   const std::ptrdiff_t qtiles = (Nq + tile - 1) / tile;
   parallel_for(B * heads * qtiles, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-    std::vector<T> s;
+    memory::Buffer<T> s;
     for (std::ptrdiff_t task = first; task < last; ++task) {
       const std::ptrdiff_t b = task / (heads * qtiles), h = (task / qtiles) % heads, i0 = (task % qtiles) * tile;
       const std::ptrdiff_t ni = std::min(tile, Nq - i0);
@@ -227,7 +227,7 @@ template <class T>
 Tensor<T, 2, Cpu> timestep_embedding(Cpu, const Tensor<T, 1, Cpu>& t, int channels, bool flip, T shift, T max_period) {
   const int half = channels / 2;
   const T neg_log = -std::log(max_period);
-  std::vector<T> freq(static_cast<std::size_t>(half));
+  memory::Buffer<T> freq(static_cast<std::size_t>(half));
   for (int i = 0; i < half; ++i) freq[i] = std::exp((neg_log * static_cast<T>(i)) / (static_cast<T>(half) - shift));
   auto y = Tensor<T, 2, Cpu>::from_shape({t.shape(0), static_cast<std::size_t>(channels)});
   for (std::size_t b = 0; b < t.shape(0); ++b) {
