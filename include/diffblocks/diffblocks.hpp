@@ -1,5 +1,6 @@
 #pragma once
 // Umbrella header: everything diffblocks offers on the CPU device.
+#include "diffblocks/version.hpp"
 #include "diffblocks/core/config.hpp"
 #include "diffblocks/core/device.hpp"
 #include "diffblocks/core/error.hpp"
