@@ -1,6 +1,12 @@
-// Load a Grad-TTS decoder and synthesise a mel with the reverse-diffusion sampler: the
-// README's API example. Usage: synthesize MODEL_DIR INPUTS.safetensors [STEPS]
-// (INPUTS holds z, mu and mask as the CLI's `sample` command expects.)
+// Load a converted Grad-TTS decoder and synthesise a mel with the reverse-diffusion sampler
+// (Euler ODE): the README's API example.
+//   synthesize MODEL_DIR INPUTS.safetensors [STEPS]      (STEPS defaults to 10)
+//   e.g. build/bin/synthesize examples/data/demo_model examples/data/demo_inputs.safetensors 10
+// MODEL_DIR: config.json + model.safetensors (tools/convert_gradtts.py writes one from a
+// Grad-TTS .pt). INPUTS holds z (B, n_feats, T), mu (B, n_feats, T) and mask (B, 1, T), as the
+// CLI's `sample` command expects; T must be a multiple of 2^(levels-1) (db::pad_frames).
+// Prints "step i/N <seconds>" after every step (GradTTSSamplerOptions::progress) and writes
+// mel.safetensors (tensor "mel") to the working directory.
 #include <cstdio>
 
 #include "diffblocks/diffblocks.hpp"
@@ -30,7 +36,10 @@ int main(int argc, char** argv) try {
   opt.progress = [](int step, int steps, double secs) { std::printf("step %d/%d %.3f s\n", step, steps, secs); };
   const db::Tensor<float, 3> mel = db::reverse_diffusion(*model, z, mask, mu, opt);
 
-  db::TensorToWrite out{"mel", db::tensor_shape(mel), {mel.begin(), mel.end()}};
+  db::TensorToWrite out;
+  out.name = "mel";
+  out.shape = db::tensor_shape(mel);
+  out.f32.assign(mel.begin(), mel.end());
   db::save_safetensors("mel.safetensors", {out});
   std::printf("wrote mel.safetensors %s\n", db::shape_str(out.shape).c_str());
   return 0;

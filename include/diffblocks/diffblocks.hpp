@@ -1,8 +1,10 @@
 #pragma once
 // Umbrella header: everything diffblocks offers on the CPU device.
+#include "diffblocks/version.hpp"
 #include "diffblocks/core/config.hpp"
 #include "diffblocks/core/device.hpp"
 #include "diffblocks/core/error.hpp"
+#include "diffblocks/core/init.hpp"
 #include "diffblocks/core/parallel.hpp"
 #include "diffblocks/core/params.hpp"
 #include "diffblocks/core/random.hpp"
@@ -37,6 +39,7 @@
 #include "diffblocks/blocks/layer_norm.hpp"
 #include "diffblocks/blocks/resnet_block2d.hpp"
 #include "diffblocks/blocks/silu.hpp"
+#include "diffblocks/blocks/softmax_self_attention.hpp"
 #include "diffblocks/blocks/text_time_embedding.hpp"
 #include "diffblocks/blocks/timestep_embedding.hpp"
 #include "diffblocks/blocks/timesteps.hpp"

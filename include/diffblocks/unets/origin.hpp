@@ -6,10 +6,13 @@
 //
 // The levels are built from the block types given as template parameters, so another attention
 // or resnet block can be snapped in without touching this file:
-//   Attention<T, D>(int dim)                              forward(x) -> same shape
+//   Attention<T, D>(int dim)                              forward(x) -> same shape, or
+//                                                         forward(x, mask (B, 1, 1, W)) to see the padding
 //   Resnet<T, D>(int dim, int dim_out, int time_emb_dim)  forward(x, mask, t_emb) -> (B, dim_out, H, W)
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "diffblocks/blocks/block.hpp"
@@ -26,6 +29,17 @@
 #include "diffblocks/unets/origin_config.hpp"
 
 namespace diffblocks {
+
+namespace detail {
+/// True when attention block A has forward(x, mask); LinearAttention (Grad-TTS) has not, so the
+/// original never masks inside attention, and a mask-aware block is given the mask.
+template <class A, class X, class = void>
+struct takes_mask : std::false_type {};
+template <class A, class X>
+struct takes_mask<A, X, std::void_t<decltype(std::declval<const A&>().forward(std::declval<const X&>(),
+                                                                                std::declval<const X&>()))>>
+    : std::true_type {};
+}  // namespace detail
 
 /// Speaker / emotion / prosody inputs of the Origin U-Net. Speakers and emotions are given
 /// either as embedded vectors or as integer ids (the latter needs the table in the checkpoint).
@@ -47,6 +61,7 @@ class GradLogPEstimator2d {
   using ResnetT = Resnet<T, D>;
   using AttentionT = Residual<Rezero<Attention<T, D>>>;
   using Conditioning = OriginConditioning<T, D>;
+  static constexpr bool attention_takes_mask = detail::takes_mask<Attention<T, D>, Tensor<T, 4, D>>::value;
 
   struct DownLevel {
     ResnetT resnet1, resnet2;
@@ -161,7 +176,7 @@ class GradLogPEstimator2d {
       const Tensor<T, 4, D>& m = masks.back();
       h = level.resnet1.forward(h, m, temb);
       h = level.resnet2.forward(h, m, temb);
-      h = level.attn.forward(h);
+      h = attend(level.attn, h, m);
       hiddens.push_back(h);
       ops::mul_mask_(D{}, h, m);  // down(x * m); the last level's Identity is masked too
       if (level.down) h = level.down->forward(h);
@@ -169,7 +184,7 @@ class GradLogPEstimator2d {
     }
     masks.pop_back();
     h = mid_block1->forward(h, masks.back(), temb);
-    h = mid_attn->forward(h);
+    h = attend(*mid_attn, h, masks.back());
     h = mid_block2->forward(h, masks.back(), temb);
     for (const auto& level : ups) {  // hiddens[0] is never used, as in the original
       const Tensor<T, 4, D> m = masks.back();
@@ -178,7 +193,7 @@ class GradLogPEstimator2d {
       hiddens.pop_back();
       h = level.resnet1.forward(h, m, temb);
       h = level.resnet2.forward(h, m, temb);
-      h = level.attn.forward(h);
+      h = attend(level.attn, h, m);
       ops::mul_mask_(D{}, h, m);
       h = level.up.forward(h);
     }
@@ -190,6 +205,11 @@ class GradLogPEstimator2d {
   }
 
  private:
+  static Tensor<T, 4, D> attend(const AttentionT& attn, const Tensor<T, 4, D>& h, const Tensor<T, 4, D>& mask) {
+    if constexpr (attention_takes_mask) return attn.forward(h, mask);
+    else return attn.forward(h);
+  }
+
   void load_table(StateDict& sd, const std::string& key, bool wanted, int rows, int cols, Tensor<T, 2, D>& table) {
     if (!sd.contains(key)) return;
     if (!wanted)

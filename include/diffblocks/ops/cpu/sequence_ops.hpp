@@ -96,6 +96,17 @@ Tensor<T, 4, Cpu> tokens_to_nchw(Cpu, const Tensor<T, 3, Cpu>& x, std::size_t H,
   return y;
 }
 
+/// Frame mask (B, 1, 1, W) -> keep-mask (B, H*W) over nchw_to_tokens' tokens: token y*W + x
+/// keeps mask[b, x] (every mel bin of a padded frame is padding).
+template <class T>
+Tensor<T, 2, Cpu> frame_mask_to_tokens(Cpu, const Tensor<T, 4, Cpu>& mask, std::size_t H) {
+  const std::size_t B = mask.shape(0), W = mask.shape(3);
+  auto y = Tensor<T, 2, Cpu>::from_shape({B, H * W});
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t r = 0; r < H; ++r) std::copy_n(mask.data() + b * W, W, y.data() + (b * H + r) * W);
+  return y;
+}
+
 /// Multi-head softmax attention, the reference ("naive") variant: the full score row is
 /// materialised per query, with a max-subtracted softmax.
 ///   q (B, Nq, heads*dh), k (B, Nk, heads*dh), v (B, Nk, heads*dv); head h = channels [h*dh, (h+1)*dh).

@@ -1,0 +1,76 @@
+# ctest driver for the packaging tests: configures, builds and runs tests/packaging/consumer in
+# WORK_DIR (wiped first), using diffblocks one of three ways:
+#   cmake -DMODE=find_package|subdirectory|fetchcontent -DSOURCE_DIR=<diffblocks source>
+#         -DBUILD_DIR=<diffblocks build> -DWORK_DIR=<scratch> -DEXPECTED_VERSION=<x.y.z>
+#         -DGENERATOR=<generator> -DCXX_COMPILER=<compiler> -P run_consumer.cmake
+# find_package installs BUILD_DIR (the project's own build, with its CLI, examples and tests)
+# into WORK_DIR/prefix first and checks that only headers and the package files land there.
+cmake_minimum_required(VERSION 3.16)
+
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    string(REPLACE ";" " " cmd "${ARGN}")
+    message(FATAL_ERROR "failed (${rc}): ${cmd}\n${out}")
+  endif()
+  set(run_output "${out}" PARENT_SCOPE)
+endfunction()
+
+# Every installed file must lie under one of the given prefixes (relative to ROOT).
+function(check_installed root)
+  file(GLOB_RECURSE files RELATIVE ${root} ${root}/*)
+  if(NOT files)
+    message(FATAL_ERROR "nothing was installed under ${root}")
+  endif()
+  foreach(f ${files})
+    set(ok FALSE)
+    foreach(allowed ${ARGN})
+      if(f MATCHES "^${allowed}")
+        set(ok TRUE)
+      endif()
+    endforeach()
+    if(NOT ok)
+      message(FATAL_ERROR "unexpected installed file ${root}/${f}")
+    endif()
+  endforeach()
+endfunction()
+
+foreach(var MODE SOURCE_DIR BUILD_DIR WORK_DIR EXPECTED_VERSION GENERATOR CXX_COMPILER)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "run_consumer.cmake: -D${var}=... is required")
+  endif()
+endforeach()
+
+file(REMOVE_RECURSE ${WORK_DIR})
+file(MAKE_DIRECTORY ${WORK_DIR})
+set(args -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DDIFFBLOCKS_MODE=${MODE}
+    -DEXPECTED_VERSION=${EXPECTED_VERSION})
+
+if(MODE STREQUAL "find_package")
+  set(prefix ${WORK_DIR}/prefix)
+  run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
+  foreach(f include/diffblocks/diffblocks.hpp include/diffblocks/version.hpp
+            share/cmake/diffblocks/diffblocksConfig.cmake share/cmake/diffblocks/diffblocksConfigVersion.cmake
+            share/cmake/diffblocks/diffblocksTargets.cmake)
+    if(NOT EXISTS ${prefix}/${f})
+      message(FATAL_ERROR "cmake --install did not install ${f}")
+    endif()
+  endforeach()
+  check_installed(${prefix} "include/diffblocks/" "share/cmake/diffblocks/")
+  list(APPEND args -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
+else()
+  list(APPEND args -DDIFFBLOCKS_SOURCE_DIR=${SOURCE_DIR})
+endif()
+
+run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/packaging/consumer -B ${WORK_DIR}/build ${args})
+run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
+run(${WORK_DIR}/build/consumer)
+set(consumer_output "${run_output}")
+
+if(NOT MODE STREQUAL "find_package")
+  # A parent project's install must not pick up diffblocks' headers or executables.
+  run(${CMAKE_COMMAND} --install ${WORK_DIR}/build --prefix ${WORK_DIR}/app-prefix)
+  check_installed(${WORK_DIR}/app-prefix "bin/consumer$")
+endif()
+# Last, so that the test's pass pattern only appears when every step above succeeded.
+message("${consumer_output}")

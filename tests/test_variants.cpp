@@ -1,0 +1,187 @@
+// Block variants snapped into the Origin U-Net: SoftmaxSelfAttention (built on CrossAttention)
+// in place of Grad-TTS's LinearAttention, against a direct computation, with the padding mask.
+#include <vector>
+
+#include "helpers.hpp"
+
+using namespace dbt;
+using db::Tensor;
+
+namespace {
+
+Tensor<float, 4> random4(std::size_t B, std::size_t C, std::size_t H, std::size_t W, std::uint64_t seed) {
+  db::Rng rng(seed);
+  auto x = Tensor<float, 4>::from_shape({B, C, H, W});
+  for (auto& v : x) v = float(rng.normal());
+  return x;
+}
+
+Tensor<float, 4> frame_mask(const std::vector<std::size_t>& lengths, std::size_t W) {
+  auto m = Tensor<float, 4>::from_shape({lengths.size(), 1, 1, W});
+  for (std::size_t b = 0; b < lengths.size(); ++b)
+    for (std::size_t w = 0; w < W; ++w) m(b, 0, 0, w) = w < lengths[b] ? 1.f : 0.f;
+  return m;
+}
+
+// softmax(q k^T / sqrt(dh)) v per head over the positions (y, x) with x < length[b], then to_out;
+// written from the definition with nested loops in double.
+Tensor<float, 4> reference(db::SoftmaxSelfAttention<>& a, const Tensor<float, 4>& x,
+                           const std::vector<std::size_t>& len) {
+  const std::size_t B = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3), N = H * W;
+  const std::size_t heads = a.heads(), dh = a.dim_head(), inner = heads * dh;
+  const auto& wq = a.attn.to_q.weight;
+  const auto& wk = a.attn.to_k.weight;
+  const auto& wv = a.attn.to_v.weight;
+  const auto& wo = a.attn.to_out.weight;
+  const auto& bo = a.attn.to_out.bias;
+  auto y = Tensor<float, 4>::from_shape({B, C, H, W});
+  for (std::size_t b = 0; b < B; ++b) {
+    std::vector<double> q(N * inner, 0), k(N * inner, 0), v(N * inner, 0), o(N * inner, 0);
+    for (std::size_t n = 0; n < N; ++n)
+      for (std::size_t j = 0; j < inner; ++j)
+        for (std::size_t c = 0; c < C; ++c) {
+          const double xv = x(b, c, n / W, n % W);
+          q[n * inner + j] += wq(j, c) * xv;
+          k[n * inner + j] += wk(j, c) * xv;
+          v[n * inner + j] += wv(j, c) * xv;
+        }
+    for (std::size_t h = 0; h < heads; ++h)
+      for (std::size_t i = 0; i < N; ++i) {
+        std::vector<double> p(N, 0);
+        double mx = -1e300, sum = 0;
+        for (std::size_t j = 0; j < N; ++j) {
+          if (j % W >= len[b]) continue;
+          for (std::size_t e = 0; e < dh; ++e) p[j] += q[i * inner + h * dh + e] * k[j * inner + h * dh + e];
+          p[j] /= std::sqrt(double(dh));
+          mx = std::max(mx, p[j]);
+        }
+        for (std::size_t j = 0; j < N; ++j) sum += (j % W < len[b]) ? std::exp(p[j] - mx) : 0.0;
+        for (std::size_t j = 0; j < N; ++j) {
+          if (j % W >= len[b]) continue;
+          const double w = std::exp(p[j] - mx) / sum;
+          for (std::size_t e = 0; e < dh; ++e) o[i * inner + h * dh + e] += w * v[j * inner + h * dh + e];
+        }
+      }
+    for (std::size_t n = 0; n < N; ++n)
+      for (std::size_t c = 0; c < C; ++c) {
+        double s = bo(c);
+        for (std::size_t j = 0; j < inner; ++j) s += wo(c, j) * o[n * inner + j];
+        y(b, c, n / W, n % W) = (n % W < len[b]) ? float(s) : 0.f;
+      }
+  }
+  return y;
+}
+
+db::OriginConfig small_config() {
+  db::OriginConfig cfg;
+  cfg.dim = 16;
+  cfg.dim_mults = {1, 2};
+  cfg.n_feats = 8;
+  return cfg;
+}
+
+// Records the masks the U-Net hands to its attention layers.
+std::vector<std::pair<std::size_t, double>> g_seen;  // (frames, valid frames of item 1)
+
+template <class T, class D>
+struct SpyAttention : db::SoftmaxSelfAttention<T, D> {
+  using db::SoftmaxSelfAttention<T, D>::SoftmaxSelfAttention;
+  Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x, const Tensor<T, 4, D>& mask) const {
+    double valid = 0;
+    for (std::size_t w = 0; w < mask.shape(3); ++w) valid += mask(1, 0, 0, w);
+    g_seen.emplace_back(mask.shape(3), valid);
+    return db::SoftmaxSelfAttention<T, D>::forward(x, mask);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("SoftmaxSelfAttention equals softmax attention written out", "[variants]") {
+  db::SoftmaxSelfAttention<> a(8, 2, 4);
+  db::init_parameters(a, 3);
+  const auto x = random4(2, 8, 3, 5, 11);
+  SECTION("with a padding mask") {
+    const auto y = a.forward(x, frame_mask({5, 3}, 5));
+    require_close(y, reference(a, x, {5, 3}), "masked");
+  }
+  SECTION("without a mask every position is attended") {
+    require_close(a.forward(x), reference(a, x, {5, 5}), "unmasked");
+  }
+  SECTION("wrong channels or mask shape are input errors") {
+    REQUIRE_THROWS_AS(a.forward(random4(1, 4, 3, 5, 1)), db::InputError);
+    REQUIRE_THROWS_AS(a.forward(x, frame_mask({5, 3}, 4)), db::InputError);
+  }
+}
+
+TEST_CASE("SoftmaxSelfAttention ignores padded frames", "[variants]") {
+  db::SoftmaxSelfAttention<> a(8);
+  db::init_parameters(a, 5);
+  const auto mask = frame_mask({6, 4}, 6);
+  auto x = random4(2, 8, 4, 6, 1), garbage = x;
+  for (std::size_t c = 0; c < 8; ++c)
+    for (std::size_t h = 0; h < 4; ++h) garbage(1, c, h, 5) = garbage(1, c, h, 4) = 50.f;
+  const auto y = a.forward(x, mask), yg = a.forward(garbage, mask);
+  REQUIRE(diff(yg, y).max_abs_err == 0.0);
+  for (std::size_t c = 0; c < 8; ++c) REQUIRE(y(1, c, 2, 4) == 0.f);
+  // Without the mask the same change does move the valid outputs: the check above can fail.
+  REQUIRE(diff(a.forward(garbage), a.forward(x)).max_abs_err > 1e-3);
+}
+
+TEST_CASE("Origin U-Net with SoftmaxSelfAttention runs and passes it the mask", "[variants][origin]") {
+  using Softmax = db::GradLogPEstimator2d<float, db::Cpu, db::SoftmaxSelfAttention>;
+  static_assert(Softmax::attention_takes_mask, "the adapter must be handed the mask");
+  static_assert(!db::GradLogPEstimator2d<>::attention_takes_mask, "Grad-TTS's LinearAttention never sees it");
+  const db::OriginConfig cfg = small_config();
+  Softmax m(cfg);
+  db::init_parameters(m, 1, 0.5);
+  bool has_to_q = false;
+  for (const auto& p : db::parameter_list(m)) has_to_q = has_to_q || p.first == "downs.0.2.fn.fn.to_q.weight";
+  REQUIRE(has_to_q);
+
+  const std::size_t W = 24, valid = 20;
+  auto x = Tensor<float, 3>::from_shape({2, 8, W}), mu = x, mask = Tensor<float, 3>::from_shape({2, 1, W});
+  db::Rng rng(9);
+  for (auto& v : x) v = float(rng.normal());
+  for (auto& v : mu) v = float(rng.normal());
+  for (std::size_t w = 0; w < W; ++w) mask(0, 0, w) = 1.f, mask(1, 0, w) = w < valid ? 1.f : 0.f;
+  auto t = Tensor<float, 1>::from_shape({2});
+  t.fill(0.4f);
+
+  const auto y = m.forward(x, mask, mu, t);
+  REQUIRE(y.shape(2) == W);
+  REQUIRE(db::ops::find_non_finite(db::Cpu{}, y) < 0);
+  double mag = 0;
+  for (auto v : y) mag = std::max(mag, double(std::fabs(v)));
+  REQUIRE(mag > 1e-3);
+  for (std::size_t f = 0; f < 8; ++f) REQUIRE(y(1, f, W - 1) == 0.f);
+
+  // Garbage in the padded frames of x and mu leaves every output unchanged.
+  auto xg = x, mug = mu;
+  for (std::size_t f = 0; f < 8; ++f)
+    for (std::size_t w = valid; w < W; ++w) xg(1, f, w) = mug(1, f, w) = 100.f;
+  REQUIRE(diff(m.forward(xg, mask, mug, t), y).max_abs_err == 0.0);
+
+  // Each attention layer got its level's mask: downs at 24 and 12 frames, mid and the up level
+  // at 12 (Grad-TTS upsamples after the up level's attention).
+  db::GradLogPEstimator2d<float, db::Cpu, SpyAttention> spy(cfg);
+  g_seen.clear();
+  spy.forward(x, mask, mu, t);
+  const std::vector<std::pair<std::size_t, double>> want{{24, 20}, {12, 10}, {12, 10}, {12, 10}};
+  REQUIRE(g_seen == want);
+}
+
+TEST_CASE("Swapping the attention block keeps the rest of the U-Net", "[variants][origin]") {
+  const db::OriginConfig cfg = small_config();
+  db::GradLogPEstimator2d<> linear(cfg);
+  db::GradLogPEstimator2d<float, db::Cpu, db::SoftmaxSelfAttention> softmax(cfg);
+  const auto a = db::parameter_list(linear), b = db::parameter_list(softmax);
+  auto non_attention = [](const std::vector<std::pair<std::string, db::Shape>>& ps) {
+    std::vector<std::pair<std::string, db::Shape>> out;
+    for (const auto& p : ps)
+      if (p.first.find(".fn.fn.") == std::string::npos) out.push_back(p);
+    return out;
+  };
+  REQUIRE(non_attention(a) == non_attention(b));
+  // Same hidden width (4 heads x 32): q, k, v and out cost what to_qkv and to_out do.
+  REQUIRE(db::parameter_count(linear) == db::parameter_count(softmax));
+}
