@@ -119,13 +119,20 @@ TEST_CASE("similarity: summaries, worst phoneme, labels and several candidates",
   REQUIRE(cos.candidates[0].label == "candidate 1");
   REQUIRE(cos.candidates[0].worst.index == 0);  // 1/√2 < 0.868: higher is better, worst is the min
 
-  const auto j = ev::to_json(rep, "T", "S");
+  auto j = ev::to_json(rep, "T", "S");
+  REQUIRE(j.begin().key() == "format");  // the documented order, not alphabetical
   REQUIRE(j["format"] == "diffblocks-similarity");
+  REQUIRE_FALSE(j.contains("reference"));
+  REQUIRE_FALSE(j["candidates"][0].contains("path"));
   REQUIRE(j["metric"] == "l1");
   REQUIRE(j["higher_is_better"] == false);
   REQUIRE(j["phonemes"][0]["symbol"] == "HH");
   REQUIRE(j["candidates"][0]["scores"][1].get<double>() == Approx(5.0 / 6).epsilon(1e-12));
   REQUIRE(j["candidates"][0]["worst"]["symbol"] == "HH");
+  j = ev::to_json(rep, "T", "S", "ref.safetensors", {"a.safetensors", "b.safetensors"});
+  REQUIRE(j["reference"] == "ref.safetensors");
+  REQUIRE(j["candidates"][1]["path"] == "b.safetensors");
+  REQUIRE_THROWS_AS(ev::to_json(rep, "T", "S", "r", {"a"}), db::InputError);
 }
 
 TEST_CASE("similarity: zero vectors have a defined cosine", "[eval]") {

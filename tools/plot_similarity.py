@@ -13,6 +13,7 @@ The output format follows the extension (.png, .pdf, .svg).
 import argparse
 import json
 import sys
+import textwrap
 
 import matplotlib
 
@@ -83,16 +84,20 @@ def plot(rep, out, dpi=150, width=None):
     better = "higher is better" if rep.get("higher_is_better", True) else "lower is better"
     ax.set_ylabel(f"{rep.get('metric_description', rep.get('metric', 'score'))}\n({better})", fontsize=10)
     ax.set_xlabel(f"phoneme ({n} phonemes, {rep.get('frames', '?')} frames)", fontsize=10)
-    fig.suptitle(rep.get("title") or "Per-phoneme similarity", fontsize=14, fontweight="bold")
-    if rep.get("subtitle"):
-        ax.set_title(rep["subtitle"], fontsize=10, color="0.3", pad=8)
+    title = fig.suptitle(rep.get("title") or "Per-phoneme similarity", fontsize=14, fontweight="bold")
+    if rep.get("subtitle"):  # wrapped to the axes' width (~13 characters per inch at 10 pt)
+        sub = textwrap.fill(rep["subtitle"], width=max(40, int((width - 1.6) * 13)))
+        ax.set_title(sub, fontsize=10, color="0.3", pad=8)
     fig.tight_layout()
+    pos = ax.get_position()
+    title.set_x((pos.x0 + pos.x1) / 2)  # centred over the plot like the subtitle, not the figure
 
     # The legend goes just under the x-axis label, wherever the tick rows put that label.
     fig.canvas.draw()
     below = ax.xaxis.label.get_window_extent().y0 / fig.bbox.height
     ncol = max(1, min(len(rep["candidates"]), int(width // 2.6)))
-    fig.legend(loc="upper center", bbox_to_anchor=(0.5, below - 0.01), ncol=ncol, frameon=False, fontsize=9)
+    fig.legend(loc="upper center", bbox_to_anchor=((pos.x0 + pos.x1) / 2, below - 0.01), ncol=ncol, frameon=False,
+               fontsize=9)
     fig.savefig(out, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
 

@@ -485,10 +485,8 @@ int cmd_similarity(const Args& a) {
   for (const auto& p : cand_paths) candidates.push_back(read_mel(p, key));
 
   const auto report = db::eval::phoneme_similarity(reference, candidates, labels, phonemes, durations, metric);
-  auto j = db::eval::to_json(report, a.has("title") ? a.get("title") : "Per-phoneme similarity to the reference",
-                             a.has("subtitle") ? a.get("subtitle") : "");
-  j["reference"] = a.get("reference");
-  for (std::size_t c = 0; c < cand_paths.size(); ++c) j["candidates"][c]["path"] = cand_paths[c];
+  const auto j = db::eval::to_json(report, a.has("title") ? a.get("title") : "Per-phoneme similarity to the reference",
+                                   a.has("subtitle") ? a.get("subtitle") : "", a.get("reference"), cand_paths);
   db::write_file_atomically(output, j.dump(2) + "\n");
 
   for (const auto& c : report.candidates)

@@ -25,13 +25,13 @@
 // Every invalid input throws InputError naming what is wrong (counts, sums, shapes, the
 // candidate's label, the position of a NaN/Inf).
 //
-// JSON (to_json; the CLI `diffblocks similarity` adds the file paths):
+// JSON (to_json; "reference" and "path" when paths are given, as `diffblocks similarity` does):
 //   { "format": "diffblocks-similarity", "version": 1, "title": str, "subtitle": str,
 //     "metric": "cosine" | "frame_cosine" | "l1" | "mse", "metric_description": str,
 //     "higher_is_better": bool, "n_feats": int, "frames": int,
-//     "reference": str (CLI: path),
+//     "reference": str (path of the reference mel),
 //     "phonemes": [ { "symbol": str, "start": int, "frames": int }, ... ],
-//     "candidates": [ { "label": str, "path": str (CLI), "scores": [float per phoneme],
+//     "candidates": [ { "label": str, "path": str, "scores": [float per phoneme],
 //                       "mean": float, "frame_weighted_mean": float,
 //                       "worst": { "index": int, "symbol": str, "score": float } }, ... ] }
 #include <algorithm>
@@ -255,9 +255,16 @@ inline SimilarityReport phoneme_similarity(const Tensor<float, 2>& reference, co
   return r;
 }
 
-/// The report as the documented JSON (see the top of this file); paths are the caller's to add.
-inline nlohmann::json to_json(const SimilarityReport& r, const std::string& title, const std::string& subtitle) {
-  nlohmann::json j;
+/// The report as the documented JSON (see the top of this file). `reference_path` and
+/// `candidate_paths` (one per candidate) are written when given, as the CLI does. ordered_json
+/// keeps the documented key order (format first, candidates last) for human readers.
+inline nlohmann::ordered_json to_json(const SimilarityReport& r, const std::string& title, const std::string& subtitle,
+                                      const std::string& reference_path = "",
+                                      const std::vector<std::string>& candidate_paths = {}) {
+  if (!candidate_paths.empty() && candidate_paths.size() != r.candidates.size())
+    throw InputError(std::to_string(candidate_paths.size()) + " candidate paths for " +
+                     std::to_string(r.candidates.size()) + " candidates");
+  nlohmann::ordered_json j;
   j["format"] = "diffblocks-similarity";
   j["version"] = 1;
   j["title"] = title;
@@ -267,15 +274,30 @@ inline nlohmann::json to_json(const SimilarityReport& r, const std::string& titl
   j["higher_is_better"] = higher_is_better(r.metric);
   j["n_feats"] = r.n_feats;
   j["frames"] = r.frames;
-  j["phonemes"] = nlohmann::json::array();
-  for (const auto& p : r.phonemes) j["phonemes"].push_back({{"symbol", p.symbol}, {"start", p.start}, {"frames", p.frames}});
-  j["candidates"] = nlohmann::json::array();
-  for (const auto& c : r.candidates)
-    j["candidates"].push_back({{"label", c.label},
-                               {"scores", c.scores},
-                               {"mean", c.mean},
-                               {"frame_weighted_mean", c.frame_weighted_mean},
-                               {"worst", {{"index", c.worst.index}, {"symbol", c.worst.symbol}, {"score", c.worst.score}}}});
+  if (!reference_path.empty()) j["reference"] = reference_path;
+  j["phonemes"] = nlohmann::ordered_json::array();
+  for (const auto& p : r.phonemes) {
+    nlohmann::ordered_json e;
+    e["symbol"] = p.symbol;
+    e["start"] = p.start;
+    e["frames"] = p.frames;
+    j["phonemes"].push_back(e);
+  }
+  j["candidates"] = nlohmann::ordered_json::array();
+  for (std::size_t i = 0; i < r.candidates.size(); ++i) {
+    const auto& c = r.candidates[i];
+    nlohmann::ordered_json e, worst;
+    e["label"] = c.label;
+    if (!candidate_paths.empty()) e["path"] = candidate_paths[i];
+    e["scores"] = c.scores;
+    e["mean"] = c.mean;
+    e["frame_weighted_mean"] = c.frame_weighted_mean;
+    worst["index"] = c.worst.index;
+    worst["symbol"] = c.worst.symbol;
+    worst["score"] = c.worst.score;
+    e["worst"] = worst;
+    j["candidates"].push_back(e);
+  }
   return j;
 }
 
