@@ -173,6 +173,7 @@ TEST_CASE("similarity: input errors name what is wrong", "[eval][errors]") {
   REQUIRE_THAT(run(r, {c}, {}, {"a", "b", "c"}, {2, 2}), Contains("3 phonemes but 2 durations"));
   REQUIRE_THAT(run(r, {c}, {}, ph, {0, 4}), Contains("duration 0 (phoneme 'a') is 0"));
   REQUIRE_THAT(run(r, {c}, {}, ph, {5, -1}), Contains("duration 1 (phoneme 'b') is -1"));
+  REQUIRE_THAT(run(r, {c}, {}, ph, {INT64_MAX, 1}), Contains("durations sum to more than 2^63 frames"));
   REQUIRE_THAT(run(r, {c}, {}, {}, {}), Contains("no phonemes"));
   REQUIRE_THAT(run(r, {c}, {}, {"a", ""}, {2, 2}), Contains("phoneme 1 has an empty symbol"));
   REQUIRE_THAT(run(r, {}, {}, ph, {2, 2}), Contains("no candidate"));
@@ -189,6 +190,8 @@ TEST_CASE("similarity: input errors name what is wrong", "[eval][errors]") {
   REQUIRE_THAT(run(inf_ref, {c}, {}, ph, {2, 2}), Contains("reference mel holds NaN or Inf at (feature 0, frame 3)"));
   REQUIRE_THAT(error_of([] { ev::parse_metric("cos"); }), Contains("unknown similarity metric 'cos'"));
   REQUIRE(ev::parse_metric("frame_cosine") == ev::Metric::FrameCosine);
+  REQUIRE(ev::segment_score(r, c, 1, 3, ev::Metric::L1) == Approx(5.0 / 6));  // the public building block
+  REQUIRE_THAT(error_of([&] { ev::segment_score(r, c, 2, 3, ev::Metric::L1); }), Contains("frames [2, 5)"));
   REQUIRE_THROWS_AS(ev::phoneme_similarity(r, {c}, {}, ph, {1, 1}), db::Error);  // part of the hierarchy
 }
 

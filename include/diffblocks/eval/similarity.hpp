@@ -130,11 +130,14 @@ inline std::vector<PhonemeSegment> make_segments(const std::vector<std::string>&
   return segs;
 }
 
-/// One candidate's score on frames [start, start + len) of (n_feats, T) mels already checked
-/// to share a shape.
+/// One candidate's score on frames [start, start + len) of two (n_feats, T) mels.
 inline double segment_score(const Tensor<float, 2>& ref, const Tensor<float, 2>& cand, std::int64_t start,
                             std::int64_t len, Metric metric) {
   const std::size_t F = ref.shape()[0];
+  if (cand.shape() != ref.shape() || F == 0 || start < 0 || len <= 0 ||
+      static_cast<std::uint64_t>(start + len) > ref.shape()[1])
+    throw InputError("segment_score: frames [" + std::to_string(start) + ", " + std::to_string(start + len) +
+                     ") of mels shaped " + shape_str(ref.shape()) + " and " + shape_str(cand.shape()));
   const auto s = static_cast<std::size_t>(start), e = static_cast<std::size_t>(start + len);
   std::vector<double> a(F), b(F);
   switch (metric) {
