@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the C++ build needs, skipping those already present.
+# Installs the Debian packages the C++ build needs, skipping those already present, plus
+# python3-matplotlib so that ctest also runs the similarity plot test (tools/plot_similarity.py);
+# the C++ build itself never needs Python.
 set -euo pipefail
-pkgs=(cmake g++ make libeigen3-dev xtensor-dev nlohmann-json3-dev catch2 libbenchmark-dev)
+pkgs=(cmake g++ make libeigen3-dev xtensor-dev nlohmann-json3-dev catch2 libbenchmark-dev python3-matplotlib)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -5,6 +5,9 @@
 //                     [--stochastic] [--scheduler ddim|ddpm|euler] [--scheduler-config FILE]
 //                     [--seed S] [--threads N]
 //   diffblocks info   --model PATH
+//   diffblocks similarity --reference R --candidates A,B,... --durations D --phonemes "..."
+//                     --output FILE.json [--labels L1,L2,...] [--title T] [--subtitle S]
+//                     [--metric cosine|frame_cosine|l1|mse] [--key NAME]
 //
 // The model's config names the U-Net: GradLogPEstimator2d (Origin: Grad-TTS reverse diffusion)
 // or UNet2DConditionModel (Diffuser: a diffusers scheduler, DDIM by default).
@@ -15,6 +18,7 @@
 #include <fstream>
 #include <sstream>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -36,13 +40,22 @@ const char* kUsage =
     "                    [--stochastic] [--scheduler ddim|ddpm|euler] [--scheduler-config FILE]\n"
     "                    [--seed S] [--threads N]\n"
     "  diffblocks info   --model PATH\n"
+    "  diffblocks similarity --reference R.safetensors --candidates A.safetensors,B.safetensors,...\n"
+    "                    --durations D --phonemes \"SYM SYM ...\" --output FILE.json [--labels L1,L2,...]\n"
+    "                    [--title T] [--subtitle S] [--metric cosine|frame_cosine|l1|mse] [--key NAME]\n"
     "\n"
     "Origin (GradLogPEstimator2d) inputs: run: x, mask, mu, t; sample: z, mask, mu;\n"
     "  optional spk | spk_id, emo | emo_id, psd. --stochastic uses the seeded SDE sampler.\n"
     "Diffuser (UNet2DConditionModel) inputs: sample, timestep (run only), encoder_hidden_states,\n"
     "  optional encoder_attention_mask, class_labels, image_embeds, hint, text_embeds, time_ids.\n"
     "  sample: the first out_channels channels of 'sample' are the starting noise, further\n"
-    "  channels (e.g. a speaker plane) are fixed conditioning; scheduler ddim by default.\n";
+    "  channels (e.g. a speaker plane) are fixed conditioning; scheduler ddim by default.\n"
+    "similarity: per-phoneme similarity of candidate mels to a reference mel, written as JSON\n"
+    "  (plot it with tools/plot_similarity.py). Mels: tensor 'out', the only tensor, or --key;\n"
+    "  (n_feats, T) or (1, n_feats, T). --durations: frames per phoneme, inline '5,7,3' or a\n"
+    "  text file of integers, summing to T; --phonemes: space-separated symbols, one per\n"
+    "  duration; --labels default to the candidate file names; metric cosine (of the segments'\n"
+    "  mean spectra) by default.\n";
 
 struct UsageError : db::Error {
   using db::Error::Error;
@@ -76,7 +89,7 @@ struct Args {
 };
 
 Args parse_args(int argc, char** argv) {
-  if (argc < 2) throw UsageError("missing command (run, sample or info)");
+  if (argc < 2) throw UsageError("missing command (run, sample, info or similarity)");
   if (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
     Args help;
     help.command = "help";
@@ -84,8 +97,10 @@ Args parse_args(int argc, char** argv) {
   }
   Args a;
   a.command = argv[1];
-  static const std::set<std::string> with_value{"model",   "inputs", "output",    "threads",
-                                                "steps",   "seed",   "scheduler", "scheduler-config"};
+  static const std::set<std::string> with_value{
+      "model",     "inputs",     "output",    "threads",  "steps",    "seed",   "scheduler", "scheduler-config",
+      "reference", "candidates", "durations", "phonemes", "labels",   "title",  "subtitle",  "metric",
+      "key"};
   static const std::set<std::string> flags{"stochastic"};
   for (int i = 2; i < argc; ++i) {
     std::string s = argv[i];
@@ -341,6 +356,148 @@ int cmd_info(const Args& a) {
   return 0;
 }
 
+// ---- similarity: per-phoneme scores of candidate mels against a reference ---------------------
+
+/// Splits on any of `seps`; empty pieces are kept so that "a,,b" can be reported.
+std::vector<std::string> split(const std::string& s, const char* seps) {
+  std::vector<std::string> out(1);
+  for (char c : s) {
+    if (std::strchr(seps, c)) out.emplace_back();
+    else out.back() += c;
+  }
+  return out;
+}
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+/// A comma list from an option; an empty entry ("a,,b") is an error, not silently dropped.
+std::vector<std::string> comma_list(const Args& a, const std::string& k) {
+  std::vector<std::string> v;
+  for (const auto& p : split(a.get(k), ",")) {
+    v.push_back(trim(p));
+    if (v.back().empty()) throw UsageError("--" + k + " has an empty entry in '" + a.get(k) + "'");
+  }
+  return v;
+}
+
+/// --durations: inline "5,7,3" when the value holds only digits, signs, commas and spaces,
+/// otherwise the path of a text file of integers separated by whitespace or commas.
+std::vector<std::int64_t> read_durations(const std::string& arg) {
+  const bool inline_list = !arg.empty() && arg.find_first_not_of("0123456789+-, \t") == std::string::npos;
+  std::string text = arg, where = "--durations";
+  if (!inline_list) {
+    std::ifstream f(arg);
+    if (!f) throw db::IoError(arg + ": cannot open durations file");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    text = ss.str();
+    where = arg;
+  }
+  std::vector<std::int64_t> d;
+  for (const auto& raw : split(text, inline_list ? "," : ", \t\r\n")) {
+    const std::string tok = trim(raw);
+    if (tok.empty()) {
+      if (inline_list) throw UsageError("--durations has an empty entry in '" + arg + "'");
+      continue;  // runs of whitespace and the trailing newline of a file
+    }
+    std::size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(tok, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != tok.size()) throw db::InputError(where + ": duration '" + tok + "' is not an integer");
+    d.push_back(v);
+  }
+  if (d.empty()) throw db::InputError(where + ": no durations");
+  return d;
+}
+
+/// A mel from a safetensors file: --key, else tensor 'out' (what run/sample write), else the only
+/// tensor; shape (n_feats, T) or (1, n_feats, T).
+db::Tensor<float, 2> read_mel(const std::string& path, const std::optional<std::string>& key) {
+  const auto st = db::SafeTensors::load(path);
+  std::string name;
+  if (key) {
+    if (!st.contains(*key)) throw db::InputError(path + ": no tensor named '" + *key + "' (--key)");
+    name = *key;
+  } else if (st.contains("out")) {
+    name = "out";
+  } else if (st.tensors().size() == 1) {
+    name = st.tensors()[0].name;
+  } else {
+    std::string names;
+    for (const auto& t : st.tensors()) names += (names.empty() ? "'" : ", '") + t.name + "'";
+    throw db::InputError(path + ": holds " + std::to_string(st.tensors().size()) + " tensors (" + names +
+                         ") and none is named 'out'; choose one with --key");
+  }
+  const auto& info = st.info(name);
+  const bool ok = info.shape.size() == 2 || (info.shape.size() == 3 && info.shape[0] == 1);
+  if (!ok)
+    throw db::InputError(path + ": tensor '" + name + "' has shape " + db::shape_str(info.shape) +
+                         ", expected a mel (n_feats, T) or (1, n_feats, T)");
+  const std::size_t r = info.shape.size();
+  auto mel = db::Tensor<float, 2>::from_shape(
+      {static_cast<std::size_t>(info.shape[r - 2]), static_cast<std::size_t>(info.shape[r - 1])});
+  st.read_float(info, mel.data());
+  return mel;
+}
+
+std::string file_stem(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  const auto dot = base.rfind('.');
+  return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
+}
+
+int cmd_similarity(const Args& a) {
+  static const std::set<std::string> allowed{"reference", "candidates", "durations", "phonemes", "labels",
+                                             "title",     "subtitle",   "metric",    "key",      "output"};
+  for (const auto& kv : a.values)
+    if (!allowed.count(kv.first)) throw UsageError("option --" + kv.first + " does not apply to similarity");
+  if (!a.flags.empty()) throw UsageError("option --" + *a.flags.begin() + " does not apply to similarity");
+  const std::string output = a.get("output");
+  const auto metric = db::eval::parse_metric(a.has("metric") ? a.get("metric") : "cosine");
+  const auto cand_paths = comma_list(a, "candidates");
+  std::vector<std::string> labels;
+  if (a.has("labels")) {
+    labels = comma_list(a, "labels");
+    if (labels.size() != cand_paths.size())
+      throw UsageError("--labels names " + std::to_string(labels.size()) + " candidates but --candidates gives " +
+                       std::to_string(cand_paths.size()));
+  } else {
+    for (const auto& p : cand_paths) labels.push_back(file_stem(p));
+  }
+  std::vector<std::string> phonemes;
+  for (const auto& p : split(a.get("phonemes"), " \t\r\n"))
+    if (!p.empty()) phonemes.push_back(p);
+  if (phonemes.empty()) throw UsageError("--phonemes is empty; give the phoneme symbols separated by spaces");
+  const auto durations = read_durations(a.get("durations"));
+
+  std::optional<std::string> key;
+  if (a.has("key")) key = a.get("key");
+  const auto reference = read_mel(a.get("reference"), key);
+  std::vector<db::Tensor<float, 2>> candidates;
+  for (const auto& p : cand_paths) candidates.push_back(read_mel(p, key));
+
+  const auto report = db::eval::phoneme_similarity(reference, candidates, labels, phonemes, durations, metric);
+  const auto j = db::eval::to_json(report, a.has("title") ? a.get("title") : "Per-phoneme similarity to the reference",
+                                   a.has("subtitle") ? a.get("subtitle") : "", a.get("reference"), cand_paths);
+  db::write_file_atomically(output, j.dump(2) + "\n");
+
+  for (const auto& c : report.candidates)
+    std::fprintf(stderr, "%s: mean %s %.4f (frame-weighted %.4f), worst phoneme #%zu '%s' %.4f\n", c.label.c_str(),
+                 db::eval::metric_name(metric), c.mean, c.frame_weighted_mean, c.worst.index,
+                 c.worst.symbol.c_str(), c.worst.score);
+  std::fprintf(stderr, "%zu phonemes, %lld frames -> %s\n", report.phonemes.size(),
+               static_cast<long long>(report.frames), output.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -349,6 +506,7 @@ int main(int argc, char** argv) {
     if (a.command == "run") return cmd_run(a);
     if (a.command == "sample") return cmd_sample(a);
     if (a.command == "info") return cmd_info(a);
+    if (a.command == "similarity") return cmd_similarity(a);
     if (a.command == "help") {
       std::cout << kUsage;
       return 0;

@@ -9,6 +9,7 @@
 #include "diffblocks/core/params.hpp"
 #include "diffblocks/core/random.hpp"
 #include "diffblocks/core/shape.hpp"
+#include "diffblocks/io/atomic_file.hpp"
 #include "diffblocks/io/model_file.hpp"
 #include "diffblocks/io/safetensors.hpp"
 #include "diffblocks/ops/cpu/ops.hpp"
@@ -54,3 +55,4 @@
 #include "diffblocks/sampling/gradtts.hpp"
 #include "diffblocks/sampling/diffusers_sampling.hpp"
 #include "diffblocks/sampling/schedulers.hpp"
+#include "diffblocks/eval/similarity.hpp"

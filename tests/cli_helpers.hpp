@@ -1,0 +1,64 @@
+#pragma once
+// Running the diffblocks CLI from a test (test_cli.cpp, test_eval.cpp): its status, stdout and
+// stderr, and the DESIGN.md error contract (one line on stderr, exit 1, nothing at --output).
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.hpp"
+
+#ifdef DIFFBLOCKS_CLI
+namespace dbt {
+
+struct CliResult {
+  int status;
+  std::string out, err;
+};
+
+inline CliResult cli(const std::string& args) {
+  // Unique capture files: ctest runs test cases in parallel processes.
+  static int calls = 0;
+  const std::string tag = std::to_string(::getpid()) + "_" + std::to_string(calls++);
+  const std::string out = tmp_path("cli_stdout_" + tag + ".txt"), err = tmp_path("cli_stderr_" + tag + ".txt");
+  const std::string cmd = std::string("'") + DIFFBLOCKS_CLI + "' " + args + " >'" + out + "' 2>'" + err + "'";
+  const int raw = std::system(cmd.c_str());
+  auto slurp = [](const std::string& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  CliResult r{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
+  std::remove(out.c_str());
+  std::remove(err.c_str());
+  return r;
+}
+
+inline bool exists(const std::string& p) { return std::ifstream(p).good(); }
+
+/// A copy of a fixture's float inputs with `edit` applied, written to the test's tmp dir.
+inline std::string rewrite_inputs(const std::string& fixture_file, const std::string& name,
+                                  const std::function<void(std::vector<db::TensorToWrite>&)>& edit) {
+  auto ts = read_all(db::SafeTensors::load(fixture(fixture_file)));
+  edit(ts);
+  const std::string path = tmp_path(name);
+  db::save_safetensors(path, ts);
+  return path;
+}
+
+inline void require_cli_error(const std::string& args, const std::string& needle, const std::string& output = "") {
+  if (!output.empty()) std::remove(output.c_str());
+  const auto r = cli(args);
+  INFO("args: " << args << "\nstderr: " << r.err);
+  REQUIRE(r.status == 1);
+  REQUIRE(r.err.rfind("diffblocks: error: ", 0) == 0);
+  REQUIRE(r.err.find('\n') == r.err.size() - 1);  // exactly one line
+  REQUIRE(r.err.find(needle) != std::string::npos);
+  if (!output.empty()) REQUIRE_FALSE(exists(output));
+}
+
+}  // namespace dbt
+#endif
