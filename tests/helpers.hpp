@@ -4,7 +4,10 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <filesystem>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "diffblocks/diffblocks.hpp"
 
@@ -96,5 +99,34 @@ struct BlockFixture {
     }
   }
 };
+
+/// Diffuser forward inputs from a fixture's inputs.safetensors (diffusers' argument names).
+inline db::DiffuserInputs<float> read_diffuser_inputs(const db::SafeTensors& in) {
+  db::DiffuserInputs<float> d;
+  d.sample = read_tensor<4>(in, "sample");
+  const auto& ts = in.info("timestep");
+  d.timestep = db::Tensor<float, 1>::from_shape({ts.shape.empty() ? 1 : std::size_t(ts.shape[0])});
+  in.read_numeric(ts, d.timestep.data());
+  if (in.contains("encoder_hidden_states")) d.encoder_hidden_states = read_tensor<3>(in, "encoder_hidden_states");
+  if (in.contains("class_labels")) d.class_labels = in.read_int("class_labels");
+  if (in.contains("image_embeds")) d.image_embeds = read_tensor<2>(in, "image_embeds");
+  if (in.contains("hint")) d.hint = read_tensor<4>(in, "hint");
+  if (in.contains("text_embeds")) d.text_embeds = read_tensor<2>(in, "text_embeds");
+  if (in.contains("time_ids")) d.time_ids = read_tensor<2>(in, "time_ids");
+  return d;
+}
+
+/// Rewrites a fixture model with one tensor changed by `edit` (name -> new name/shape/data).
+inline std::string rewrite_model(const std::string& src_dir, const std::string& name,
+                          const std::function<void(std::vector<db::TensorToWrite>&)>& edit) {
+  auto ts = read_all(db::SafeTensors::load(fixture(src_dir + "/model.safetensors")));
+  edit(ts);
+  const std::string dir = tmp_path(name);
+  std::filesystem::create_directories(dir);
+  db::save_safetensors(dir + "/model.safetensors", ts);
+  std::filesystem::copy_file(fixture(src_dir + "/config.json"), dir + "/config.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  return dir;
+}
 
 }  // namespace dbt

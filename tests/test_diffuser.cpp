@@ -340,25 +340,6 @@ TEST_CASE("Addition embeddings match diffusers (image, image_hint, text)", "[dif
 
 // ---- whole U-Nets against diffusers 0.25.1 -------------------------------------------------
 
-namespace {
-
-db::DiffuserInputs<float> read_diffuser_inputs(const db::SafeTensors& in) {
-  db::DiffuserInputs<float> d;
-  d.sample = read_tensor<4>(in, "sample");
-  const auto& ts = in.info("timestep");
-  d.timestep = Tensor<float, 1>::from_shape({ts.shape.empty() ? 1 : std::size_t(ts.shape[0])});
-  in.read_numeric(ts, d.timestep.data());
-  if (in.contains("encoder_hidden_states")) d.encoder_hidden_states = read_tensor<3>(in, "encoder_hidden_states");
-  if (in.contains("class_labels")) d.class_labels = in.read_int("class_labels");
-  if (in.contains("image_embeds")) d.image_embeds = read_tensor<2>(in, "image_embeds");
-  if (in.contains("hint")) d.hint = read_tensor<4>(in, "hint");
-  if (in.contains("text_embeds")) d.text_embeds = read_tensor<2>(in, "text_embeds");
-  if (in.contains("time_ids")) d.time_ids = read_tensor<2>(in, "time_ids");
-  return d;
-}
-
-}  // namespace
-
 TEST_CASE("Diffuser U-Net reproduces diffusers 0.25.1", "[diffuser][unet]") {
   for (const char* name : {"unet_ada_image", "unet_default", "unet_odd_frames", "unet_image_hint", "unet_text",
                            "unet_text_time", "unet_heads", "unet_only_cross"}) {

@@ -36,19 +36,6 @@ Tensor<float, 3> expected(const std::string& path) { return read_tensor<3>(db::S
 
 Tensor<float, 3> run(const OriginCase& c) { return c.model->forward(c.x, c.mask, c.mu, c.t, c.cond); }
 
-/// Rewrites a fixture model with one tensor changed by `edit` (name -> new name/shape/data).
-std::string rewrite_model(const std::string& src_dir, const std::string& name,
-                          const std::function<void(std::vector<db::TensorToWrite>&)>& edit) {
-  auto ts = read_all(db::SafeTensors::load(fixture(src_dir + "/model.safetensors")));
-  edit(ts);
-  const std::string dir = tmp_path(name);
-  std::filesystem::create_directories(dir);
-  db::save_safetensors(dir + "/model.safetensors", ts);
-  std::filesystem::copy_file(fixture(src_dir + "/config.json"), dir + "/config.json",
-                             std::filesystem::copy_options::overwrite_existing);
-  return dir;
-}
-
 void write_config(const std::string& dir, const std::string& text) {
   std::ofstream(dir + "/config.json") << text;
 }

@@ -185,3 +185,94 @@ TEST_CASE("Swapping the attention block keeps the rest of the U-Net", "[variants
   // Same hidden width (4 heads x 32): q, k, v and out cost what to_qkv and to_out do.
   REQUIRE(db::parameter_count(linear) == db::parameter_count(softmax));
 }
+
+// ---- softmax attention kernels: naive (full score rows) and streaming (online softmax) -------
+
+namespace {
+
+Tensor<float, 3> random3(std::size_t B, std::size_t N, std::size_t C, double scale, std::uint64_t seed) {
+  db::Rng rng(seed);
+  auto x = Tensor<float, 3>::from_shape({B, N, C});
+  for (auto& v : x) v = float(scale * rng.normal());
+  return x;
+}
+
+/// The definition in double: softmax over keys of scale * q.k + bias, times v, per head.
+std::vector<double> attention_reference(const Tensor<float, 3>& q, const Tensor<float, 3>& k, const Tensor<float, 3>& v,
+                                        int heads, double scale, const Tensor<float, 2>& bias) {
+  const std::size_t B = q.shape(0), Nq = q.shape(1), Nk = k.shape(1), dh = q.shape(2) / heads, dv = v.shape(2) / heads;
+  std::vector<double> out(B * Nq * v.shape(2));
+  std::vector<double> s(Nk);
+  for (std::size_t b = 0; b < B; ++b)
+    for (int h = 0; h < heads; ++h)
+      for (std::size_t i = 0; i < Nq; ++i) {
+        double mx = -1e300, sum = 0;
+        for (std::size_t j = 0; j < Nk; ++j) {
+          double d = 0;
+          for (std::size_t c = 0; c < dh; ++c) d += double(q(b, i, h * dh + c)) * double(k(b, j, h * dh + c));
+          s[j] = scale * d + (bias.size() ? double(bias(b, j)) : 0.0);
+          mx = std::max(mx, s[j]);
+        }
+        for (std::size_t j = 0; j < Nk; ++j) sum += (s[j] = std::exp(s[j] - mx));
+        for (std::size_t e = 0; e < dv; ++e) {
+          double o = 0;
+          for (std::size_t j = 0; j < Nk; ++j) o += s[j] * double(v(b, j, h * dv + e));
+          out[(b * Nq + i) * v.shape(2) + h * dv + e] = o / sum;
+        }
+      }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("attention kernels: naive and streaming softmax both match the definition", "[attention][variants]") {
+  // Key counts around the 256-key streaming block (1, one block, one more, several), queries not
+  // a multiple of the 64-query tile, dv != dh, a padding bias, and logits of ~+-40 so that a
+  // softmax without max subtraction, or a wrong rescale between blocks, is visibly off.
+  const int heads = 3;
+  for (std::size_t nk : {1u, 255u, 256u, 257u, 700u}) {
+    const auto q = random3(2, 70, heads * 8, 2.0, 1 + nk), k = random3(2, nk, heads * 8, 2.0, 2 + nk);
+    const auto v = random3(2, nk, heads * 5, 1.0, 3 + nk);
+    auto bias = Tensor<float, 2>::from_shape({2, nk});
+    for (std::size_t j = 0; j < nk; ++j) {
+      bias(0, j) = 0.f;
+      bias(1, j) = (j % 3 == 1 && nk > 1) ? -10000.f : 0.f;  // padded style tokens in item 1
+    }
+    const float scale = 1.0f / std::sqrt(8.0f);
+    const auto want = attention_reference(q, k, v, heads, scale, bias);
+    const auto naive = db::ops::attention_naive(db::Cpu{}, q, k, v, heads, scale, bias);
+    const auto streaming = db::ops::attention_streaming(db::Cpu{}, q, k, v, heads, scale, bias);
+    double err_naive = 0, err_stream = 0, big = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      err_naive = std::max(err_naive, std::fabs(naive.data()[i] - want[i]));
+      err_stream = std::max(err_stream, std::fabs(streaming.data()[i] - want[i]));
+      big = std::max(big, std::fabs(want[i]));
+    }
+    INFO("Nk = " << nk << ": naive " << err_naive << ", streaming " << err_stream << ", max |ref| " << big);
+    REQUIRE(big > 0.5);
+    REQUIRE(err_naive <= 1e-5 * std::max(1.0, big));
+    REQUIRE(err_stream <= 1e-5 * std::max(1.0, big));
+    // Without a bias too (the self-attention path).
+    const Tensor<float, 2> none = db::ops::zeros<float, 2>(db::Cpu{}, {0, 0});
+    const auto a = db::ops::attention_naive(db::Cpu{}, q, k, v, heads, scale, none);
+    const auto b = db::ops::attention_streaming(db::Cpu{}, q, k, v, heads, scale, none);
+    REQUIRE(diff(b, a).max_abs_err <= 1e-5);
+  }
+}
+
+TEST_CASE("attention algorithm setting selects the kernel", "[attention][variants]") {
+  const auto q = random3(1, 9, 16, 1.0, 5), k = random3(1, 1500, 16, 1.0, 6), v = random3(1, 1500, 16, 1.0, 7);
+  const Tensor<float, 2> none = db::ops::zeros<float, 2>(db::Cpu{}, {0, 0});
+  const auto naive = db::ops::attention_naive(db::Cpu{}, q, k, v, 2, 0.25f, none);
+  const auto streaming = db::ops::attention_streaming(db::Cpu{}, q, k, v, 2, 0.25f, none);
+  REQUIRE_FALSE(std::equal(naive.begin(), naive.end(), streaming.begin()));  // rounding differs
+  auto same = [](const Tensor<float, 3>& a, const Tensor<float, 3>& b) { return std::equal(a.begin(), a.end(), b.begin()); };
+  REQUIRE(same(db::ops::attention(db::Cpu{}, q, k, v, 2, 0.25f, none), streaming));  // Auto, 1500 keys
+  db::ops::set_attention_algorithm(db::ops::AttentionAlgorithm::Naive);
+  REQUIRE(same(db::ops::attention(db::Cpu{}, q, k, v, 2, 0.25f, none), naive));
+  db::ops::set_attention_algorithm(db::ops::AttentionAlgorithm::Streaming);
+  const auto k_short = random3(1, 40, 16, 1.0, 8), v_short = random3(1, 40, 16, 1.0, 9);
+  REQUIRE(same(db::ops::attention(db::Cpu{}, q, k_short, v_short, 2, 0.25f, none),
+               db::ops::attention_streaming(db::Cpu{}, q, k_short, v_short, 2, 0.25f, none)));
+  db::ops::set_attention_algorithm(db::ops::AttentionAlgorithm::Auto);
+}

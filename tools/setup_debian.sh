@@ -2,8 +2,15 @@
 # Installs the Debian packages the C++ build needs, skipping those already present, plus
 # python3-matplotlib so that ctest also runs the similarity plot test (tools/plot_similarity.py);
 # the C++ build itself never needs Python.
+#   --fuzz   also clang and its sanitizer/libFuzzer runtimes (tools/fuzz.sh, tools/sanitize.sh)
 set -euo pipefail
 pkgs=(cmake g++ make libeigen3-dev xtensor-dev nlohmann-json3-dev catch2 libbenchmark-dev python3-matplotlib)
+for arg in "$@"; do
+  case "$arg" in
+    --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
+    *) echo "setup_debian.sh: unknown option '$arg'" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,10 +1,27 @@
 #!/usr/bin/env bash
-# The README's test command: set up a fresh Debian machine, build everything, run ctest.
+# The README's test command (CI runs exactly this): set up a fresh Debian machine, then
+#   1. build everything (Release) and run all tests (ctest),
+#   2. each libFuzzer target for 30 s from the committed seed corpus,
+#   3. the whole test suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# `tools/test.sh --quick` runs stage 1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup_debian.sh
+quick=0
+for arg in "$@"; do
+  case "$arg" in
+    --quick) quick=1 ;;
+    *) echo "test.sh: unknown option '$arg' (use --quick)" >&2; exit 2 ;;
+  esac
+done
+if ((quick)); then tools/setup_debian.sh; else tools/setup_debian.sh --fuzz; fi
 jobs=$(nproc 2>/dev/null || echo 2)
+echo "== 1/3: Release build and tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDIFFBLOCKS_BUILD_TESTS=ON -DDIFFBLOCKS_BUILD_EXAMPLES=ON \
   -DDIFFBLOCKS_BUILD_BENCHMARKS=ON
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure -j "$jobs"
+((quick)) && exit 0
+echo "== 2/3: fuzzing, 30 s per target"
+tools/fuzz.sh 30
+echo "== 3/3: tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+tools/sanitize.sh

@@ -189,8 +189,16 @@ db::OriginConditioning<float> read_origin_conditioning(Inputs& in) {
   return c;
 }
 
+/// Writes `out`, refusing a result that holds NaN or Inf: inputs and weights are checked when
+/// they are read, so a non-finite output means float32 overflowed inside the model, and a file
+/// full of garbage would only move the failure downstream.
 template <class Tn>
 void write_out(const std::string& path, const Tn& out) {
+  const std::ptrdiff_t bad = db::ops::find_non_finite(db::Cpu{}, out);
+  if (bad >= 0)
+    throw db::Error("the result holds NaN or Inf at flat index " + std::to_string(bad) + " (shape " +
+                    db::shape_str(db::tensor_shape(out)) + "): float32 overflowed inside the model; nothing was "
+                    "written to " + path);
   db::TensorToWrite t;
   t.name = "out";
   t.shape = db::tensor_shape(out);

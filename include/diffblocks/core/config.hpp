@@ -1,6 +1,9 @@
 #pragma once
 // Typed access to config.json values with errors that name the key and what was found.
+#include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,14 +18,34 @@ inline std::string where(const std::string& origin, const std::string& key) {
   return origin + ": config key '" + key + "'";
 }
 
-/// Integer value; `fallback` when the key is absent or null. Integral floats (e.g. 64.0) pass.
+/// The integer a JSON value holds, or nullopt. Integral floats (e.g. 64.0) count; every config
+/// integer must fit an int (values come from untrusted files: no silent truncation, no UB).
+inline std::optional<long long> as_int(const json& v) {
+  constexpr long long lo = std::numeric_limits<int>::min(), hi = std::numeric_limits<int>::max();
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<unsigned long long>();
+    if (u > static_cast<unsigned long long>(hi)) return std::nullopt;
+    return static_cast<long long>(u);
+  }
+  if (v.is_number_integer()) {
+    const auto i = v.get<long long>();
+    if (i < lo || i > hi) return std::nullopt;
+    return i;
+  }
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (!(d >= double(lo) && d <= double(hi)) || std::floor(d) != d) return std::nullopt;
+    return static_cast<long long>(d);
+  }
+  return std::nullopt;
+}
+
+/// Integer value; `fallback` when the key is absent or null.
 inline long long get_int(const json& j, const std::string& key, long long fallback, const std::string& origin) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
   const json& v = j[key];
-  if (v.is_number_integer()) return v.get<long long>();
-  if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<long long>(v.get<double>())))
-    return static_cast<long long>(v.get<double>());
-  throw ConfigError(where(origin, key) + " must be an integer, got " + v.dump());
+  if (const auto i = as_int(v)) return *i;
+  throw ConfigError(where(origin, key) + " must be an integer (within the int range), got " + v.dump());
 }
 
 inline long long require_int(const json& j, const std::string& key, const std::string& origin) {
@@ -42,9 +65,9 @@ inline std::vector<long long> get_int_list(const json& j, const std::string& key
   if (!j[key].is_array()) throw ConfigError(where(origin, key) + " must be a list of integers, got " + j[key].dump());
   std::vector<long long> out;
   for (const auto& v : j[key]) {
-    if (!v.is_number_integer())
-      throw ConfigError(where(origin, key) + " must be a list of integers, got " + j[key].dump());
-    out.push_back(v.get<long long>());
+    const auto i = as_int(v);
+    if (!i) throw ConfigError(where(origin, key) + " must be a list of integers (within the int range), got " + j[key].dump());
+    out.push_back(*i);
   }
   return out;
 }

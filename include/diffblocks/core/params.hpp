@@ -2,6 +2,7 @@
 // Parameters are plain tensor members of each block, reported by a `visit` method under the
 // exact PyTorch state_dict names (stable-diffusion.cpp style), so loading a checkpoint is name
 // matching: `block.visit(f, "downs.0.0.")` calls f("downs.0.0.block1.block.0.weight", tensor).
+#include <cmath>
 #include <cstddef>
 #include <map>
 #include <set>
@@ -64,6 +65,12 @@ class StateDict {
                       " but the model expects " + shape_str(want));
     std::vector<float> host(t->numel());
     file_->read_float(*t, host.data());
+    // A NaN or Inf weight would turn every output into garbage without a word: refuse it here,
+    // where the key and position can still be named.
+    for (std::size_t i = 0; i < host.size(); ++i)
+      if (!std::isfinite(host[i]))
+        throw LoadError(file_->origin() + ": key '" + name + "' holds " + (std::isnan(host[i]) ? "NaN" : "Inf") +
+                        " at flat index " + std::to_string(i) + " (shape " + shape_str(t->shape) + ")");
     assign_from_host(D{}, dst, host.data());
     used_.insert(name);
   }

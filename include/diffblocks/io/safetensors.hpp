@@ -215,7 +215,9 @@ class SafeTensors {
     const unsigned char* p = raw(t);
     const std::uint64_t n = t.numel();
     switch (t.dtype) {
-      case DType::F32: std::memcpy(out, p, n * 4); break;
+      case DType::F32:
+        if (n) std::memcpy(out, p, n * 4);  // out may be null for an empty tensor
+        break;
       case DType::F64:
         for (std::uint64_t i = 0; i < n; ++i) out[i] = static_cast<float>(detail::load_le<double>(p + 8 * i));
         break;

@@ -79,7 +79,13 @@ struct SchedulerConfig {
     auto fail = [&](const std::string& key, const std::string& why) {
       throw ConfigError(origin + ": scheduler key '" + key + "' " + why);
     };
-    if (num_train_timesteps < 2) fail("num_train_timesteps", "must be >= 2");
+    if (num_train_timesteps < 2 || num_train_timesteps > 1000000)
+      fail("num_train_timesteps", "must be in [2, 1000000], got " + std::to_string(num_train_timesteps));
+    if (beta_schedule != "squaredcos_cap_v2" && !(beta_start >= 0 && beta_start <= beta_end && beta_end < 1))
+      fail("beta_end", "and beta_start must satisfy 0 <= beta_start <= beta_end < 1");
+    if (steps_offset < 0 || steps_offset >= num_train_timesteps)
+      fail("steps_offset", "must be in [0, num_train_timesteps), got " + std::to_string(steps_offset));
+    if (clip_sample && !(clip_sample_range > 0)) fail("clip_sample_range", "must be positive");
     if (beta_schedule != "linear" && beta_schedule != "scaled_linear" && beta_schedule != "squaredcos_cap_v2")
       fail("beta_schedule", "\"" + beta_schedule + "\" is not supported");
     if (prediction_type != "epsilon") fail("prediction_type", "\"" + prediction_type + "\" is not supported (supported: \"epsilon\")");

@@ -95,8 +95,9 @@ struct DiffuserConfig {
           throw fail(key, "has " + std::to_string(j[key].size()) + " entries but there are " + std::to_string(n) +
                               " down blocks");
         for (const auto& v : j[key]) {
-          if (!v.is_number_integer()) throw fail(key, "entries must be integers (nested lists are not supported)");
-          out.push_back(v.get<int>());
+          const auto i = config::as_int(v);
+          if (!i) throw fail(key, "entries must be integers (nested lists are not supported), got " + v.dump());
+          out.push_back(static_cast<int>(*i));
         }
       } else {
         out.assign(n, static_cast<int>(get_int(j, key, fallback, origin)));
@@ -218,11 +219,43 @@ struct DiffuserConfig {
     auto fail = [&](const std::string& key, const std::string& why) {
       throw ConfigError(origin + ": config key '" + key + "' " + why);
     };
+    // Upper bounds keep derived sizes (4 * channels, sums of widths) far from int overflow.
+    constexpr int kMaxWidth = 1 << 16;
+    auto within = [&](const std::string& key, long long v, long long lo, long long hi) {
+      if (v < lo || v > hi)
+        fail(key, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(v));
+    };
     if (block_out_channels.empty()) fail("block_out_channels", "must not be empty");
-    if (in_channels <= 0) fail("in_channels", "must be positive");
-    if (out_channels <= 0) fail("out_channels", "must be positive");
+    if (levels() > 16) fail("block_out_channels", "has too many levels (" + std::to_string(levels()) + " > 16)");
+    // A config built in code must have one entry per level in every per-block list.
+    const std::size_t n = block_out_channels.size();
+    auto per_level = [&](const std::string& key, std::size_t size) {
+      if (size != n)
+        fail(key, "has " + std::to_string(size) + " entries but block_out_channels has " + std::to_string(n));
+    };
+    per_level("down_block_types", down_block_types.size());
+    per_level("up_block_types", up_block_types.size());
+    per_level("only_cross_attention", only_cross_attention.size());
+    per_level("layers_per_block", layers_per_block.size());
+    per_level("cross_attention_dim", cross_attention_dim.size());
+    per_level("transformer_layers_per_block", transformer_layers_per_block.size());
+    per_level("reverse_transformer_layers_per_block", reverse_transformer_layers_per_block.size());
+    per_level("attention_head_dim", num_attention_heads.size());
+    within("in_channels", in_channels, 1, kMaxWidth);
+    within("out_channels", out_channels, 1, kMaxWidth);
+    within("norm_num_groups", norm_num_groups, 0, kMaxWidth);
+    within("time_embedding_dim", time_embedding_dim, 0, kMaxWidth);
+    within("encoder_hid_dim", encoder_hid_dim, 0, kMaxWidth);
+    within("num_class_embeds", num_class_embeds, 0, 1 << 24);
+    within("projection_class_embeddings_input_dim", projection_class_embeddings_input_dim, 0, 1 << 20);
+    within("addition_time_embed_dim", addition_time_embed_dim, 0, kMaxWidth);
+    // diffusers pads asymmetrically (F.pad(0, 1, 0, 1)) before the conv when this is 0; only
+    // the default is implemented, so anything else is refused rather than computed differently.
+    if (downsample_padding != 1)
+      fail("downsample_padding", "= " + std::to_string(downsample_padding) + " is not supported (supported: 1)");
+    if (!(norm_eps > 0)) fail("norm_eps", "must be positive");
     for (int c : block_out_channels) {
-      if (c <= 0) fail("block_out_channels", "entries must be positive");
+      within("block_out_channels", c, 1, kMaxWidth);
       if (norm_num_groups > 0 && c % norm_num_groups != 0)
         fail("norm_num_groups", std::to_string(norm_num_groups) + " must divide every block_out_channels entry");
     }
@@ -231,15 +264,18 @@ struct DiffuserConfig {
     if (norm_num_groups == 0 && uses_cross_attention())
       fail("norm_num_groups", "must be set: resnets and transformers need GroupNorm groups");
     for (std::size_t i = 0; i < block_out_channels.size(); ++i) {
-      if (layers_per_block[i] <= 0) fail("layers_per_block", "entries must be positive");
+      within("layers_per_block", layers_per_block[i], 1, 1024);
+      within("transformer_layers_per_block", transformer_layers_per_block[i], 1, 1024);
+      within("reverse_transformer_layers_per_block", reverse_transformer_layers_per_block[i], 1, 1024);
+      within("cross_attention_dim", cross_attention_dim[i], 1, kMaxWidth);
       if (num_attention_heads[i] <= 0 || block_out_channels[i] % num_attention_heads[i] != 0)
         fail("attention_head_dim", "(the number of heads) " + std::to_string(num_attention_heads[i]) +
                                        " must divide block_out_channels " + std::to_string(block_out_channels[i]));
-      if (transformer_layers_per_block[i] <= 0) fail("transformer_layers_per_block", "entries must be positive");
-      if (cross_attention_dim[i] <= 0) fail("cross_attention_dim", "entries must be positive");
     }
-    if (conv_in_kernel <= 0 || conv_in_kernel % 2 == 0) fail("conv_in_kernel", "must be odd and positive");
-    if (conv_out_kernel <= 0 || conv_out_kernel % 2 == 0) fail("conv_out_kernel", "must be odd and positive");
+    if (conv_in_kernel <= 0 || conv_in_kernel > 63 || conv_in_kernel % 2 == 0)
+      fail("conv_in_kernel", "must be odd, in [1, 63]");
+    if (conv_out_kernel <= 0 || conv_out_kernel > 63 || conv_out_kernel % 2 == 0)
+      fail("conv_out_kernel", "must be odd, in [1, 63]");
     if (num_class_embeds < 0) fail("num_class_embeds", "must be >= 0");
     const auto& a = addition_embed_type;
     if (!a.empty() && a != "text" && a != "text_time" && a != "image" && a != "image_hint")

@@ -41,18 +41,28 @@ struct OriginConfig {
     auto fail = [&](const std::string& key, const std::string& why) {
       throw ConfigError(origin + ": config key '" + key + "' " + why);
     };
-    if (dim <= 0) fail("dim", "must be positive, got " + std::to_string(dim));
+    // Upper bounds keep every derived size (channels, in_channels(), 4 * emb_dim) far from int
+    // overflow; a config beyond them is a typo or a hostile file, not a model.
+    constexpr long long kMaxWidth = 1 << 16;
+    if (dim <= 0 || dim > kMaxWidth) fail("dim", "must be in [1, 65536], got " + std::to_string(dim));
+    if (dim % norm_groups != 0) fail("dim", "must be divisible by 8, got " + std::to_string(dim));
     if (dim_mults.empty()) fail("dim_mults", "must not be empty");
+    if (levels() > 16) fail("dim_mults", "has too many levels (" + std::to_string(levels()) + " > 16)");
     for (int m : dim_mults) {
       if (m <= 0) fail("dim_mults", "entries must be positive");
-      if ((dim * m) % norm_groups != 0)
-        fail("dim", "times every dim_mult must be divisible by 8 (GroupNorm groups), got " + std::to_string(dim * m));
+      const long long width = static_cast<long long>(dim) * m;
+      if (width > kMaxWidth) fail("dim_mults", "give dim * mult = " + std::to_string(width) + " channels (> 65536)");
+      if (width % norm_groups != 0)
+        fail("dim", "times every dim_mult must be divisible by 8 (GroupNorm groups), got " + std::to_string(width));
     }
-    if (dim % norm_groups != 0) fail("dim", "must be divisible by 8, got " + std::to_string(dim));
-    if (levels() > 16) fail("dim_mults", "has too many levels");
-    if (n_feats <= 0 || n_feats % length_multiple() != 0)
-      fail("n_feats", "must be a positive multiple of " + std::to_string(length_multiple()) + " (2^(levels-1)), got " +
-                          std::to_string(n_feats));
+    if (n_feats <= 0 || n_feats > kMaxWidth || n_feats % length_multiple() != 0)
+      fail("n_feats", "must be a positive multiple of " + std::to_string(length_multiple()) +
+                          " (2^(levels-1)) up to 65536, got " + std::to_string(n_feats));
+    if (n_spks > (1 << 24)) fail("n_spks", "must be <= 16777216");
+    if (n_emos > (1 << 24)) fail("n_emos", "must be <= 16777216");
+    if (n_psd > 4096) fail("n_psd", "must be <= 4096");
+    if (has_spk() && spk_emb_dim > kMaxWidth) fail("spk_emb_dim", "must be <= 65536");
+    if (has_emo() && emo_emb_dim > kMaxWidth) fail("emo_emb_dim", "must be <= 65536");
     if (n_spks < 0) fail("n_spks", "must be >= 0");
     if (n_emos < 0) fail("n_emos", "must be >= 0");
     if (n_psd < 0) fail("n_psd", "must be >= 0");

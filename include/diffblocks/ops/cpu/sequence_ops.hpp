@@ -9,6 +9,7 @@
 
 #include "diffblocks/core/device.hpp"
 #include "diffblocks/core/parallel.hpp"
+#include "diffblocks/ops/cpu/attention.hpp"
 #include "diffblocks/ops/cpu/gemm.hpp"
 
 namespace diffblocks {
@@ -105,52 +106,6 @@ Tensor<T, 2, Cpu> frame_mask_to_tokens(Cpu, const Tensor<T, 4, Cpu>& mask, std::
   for (std::size_t b = 0; b < B; ++b)
     for (std::size_t r = 0; r < H; ++r) std::copy_n(mask.data() + b * W, W, y.data() + (b * H + r) * W);
   return y;
-}
-
-/// Multi-head softmax attention, the reference ("naive") variant: the full score row is
-/// materialised per query, with a max-subtracted softmax.
-///   q (B, Nq, heads*dh), k (B, Nk, heads*dh), v (B, Nk, heads*dv); head h = channels [h*dh, (h+1)*dh).
-///   out[b, i, h*dv + e] = sum_j softmax_j(scale * q_i . k_j + bias[b, j]) v[b, j, h*dv + e]
-/// `bias` (B, Nk) is added to every query's scores (diffusers' encoder_attention_mask); empty = none.
-template <class T>
-Tensor<T, 3, Cpu> attention(Cpu, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k, const Tensor<T, 3, Cpu>& v,
-                            int heads, T scale, const Tensor<T, 2, Cpu>& bias) {
-  const std::ptrdiff_t B = q.shape(0), Nq = q.shape(1), Nk = k.shape(1);
-  const int Cq = static_cast<int>(q.shape(2)), Cv = static_cast<int>(v.shape(2));
-  const int dh = Cq / heads, dv = Cv / heads;
-  auto out = Tensor<T, 3, Cpu>::from_shape({q.shape(0), q.shape(1), v.shape(2)});
-  const std::ptrdiff_t tile = 64;  // queries per task: bounds the score buffer to 64 x Nk
-  const std::ptrdiff_t qtiles = (Nq + tile - 1) / tile;
-  parallel_for(B * heads * qtiles, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-    memory::Buffer<T> s;
-    for (std::ptrdiff_t task = first; task < last; ++task) {
-      const std::ptrdiff_t b = task / (heads * qtiles), h = (task / qtiles) % heads, i0 = (task % qtiles) * tile;
-      const std::ptrdiff_t ni = std::min(tile, Nq - i0);
-      s.resize(static_cast<std::size_t>(ni * Nk));
-      const T* qp = q.data() + (b * Nq + i0) * Cq + h * dh;
-      const T* kp = k.data() + b * Nk * Cq + h * dh;
-      const T* vp = v.data() + b * Nk * Cv + h * dv;
-      cpu::gemm_bt<T>(static_cast<int>(ni), static_cast<int>(Nk), dh, qp, Cq, kp, Cq, s.data(), static_cast<int>(Nk));
-      for (std::ptrdiff_t i = 0; i < ni; ++i) {
-        T* row = s.data() + i * Nk;
-        T mx = -std::numeric_limits<T>::infinity();
-        for (std::ptrdiff_t j = 0; j < Nk; ++j) {
-          row[j] = row[j] * scale + (bias.size() ? bias(b, j) : T(0));
-          mx = std::max(mx, row[j]);
-        }
-        T sum = 0;
-        for (std::ptrdiff_t j = 0; j < Nk; ++j) {
-          row[j] = std::exp(row[j] - mx);
-          sum += row[j];
-        }
-        const T inv = T(1) / sum;
-        for (std::ptrdiff_t j = 0; j < Nk; ++j) row[j] *= inv;
-      }
-      cpu::gemm<T>(static_cast<int>(ni), dv, static_cast<int>(Nk), s.data(), static_cast<int>(Nk), vp, Cv,
-                   out.data() + (b * Nq + i0) * Cv + h * dv, Cv);
-    }
-  });
-  return out;
 }
 
 /// [mean_L(x) + pos, x] along the sequence: (B, L, C) -> (B, L+1, C) (AttentionPooling).
