@@ -88,7 +88,78 @@ void sampler_step(benchmark::State& state) {
   set_counters(state, state.range(0));
 }
 
+/// Square SGEMM (N x N x N, row-major, Eigen's kernel) split into column panels over the pool:
+/// the machine's attainable GEMM rate, measured in the same run as the U-Net, which the
+/// forward's GFLOP/s is compared against (issue target: >= 60 %).
+void sgemm(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  db::Rng rng(5);
+  auto a = db::ops::empty<float, 2>(db::Cpu{}, {std::size_t(n), std::size_t(n)});
+  auto b = a, c = a;
+  bench::fill_normal(a, rng, 1.0);
+  bench::fill_normal(b, rng, 1.0);
+  const int panel = 256;
+  auto run = [&] {
+    db::parallel_for((n + panel - 1) / panel, [&](std::ptrdiff_t p0, std::ptrdiff_t p1) {
+      const int j0 = static_cast<int>(p0) * panel, j1 = std::min(n, static_cast<int>(p1) * panel);
+      db::ops::cpu::gemm<float>(n, j1 - j0, n, a.data(), n, b.data() + j0, n, c.data() + j0, n);
+    });
+  };
+  run();
+  for (auto _ : state) {
+    run();
+    benchmark::DoNotOptimize(c.data());
+  }
+  bench::set_flops(state, 2.0 * double(n) * n * n);
+}
+
+/// The TTS-sized Diffuser of the CPU-speed issue: block_out_channels (64, 128, 256), 2 layers per
+/// block, cross-attention to a 16-token style sequence, emotion classes and an "image" prosody
+/// vector. Must equal DIFFUSER_TTS_CONFIG in tools/bench_torch.py.
+nlohmann::json diffuser_config() {
+  return nlohmann::json::parse(R"({
+    "_class_name": "UNet2DConditionModel", "in_channels": 2, "out_channels": 1,
+    "block_out_channels": [64, 128, 256], "layers_per_block": 2,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    "mid_block_type": "UNetMidBlock2DCrossAttn", "norm_num_groups": 32, "cross_attention_dim": 64,
+    "attention_head_dim": 4, "num_class_embeds": 5, "addition_embed_type": "image", "encoder_hid_dim": 64})");
+}
+
+/// One forward of that Diffuser at batch 1, 80 mels x T frames (sample = mel + speaker plane).
+void diffuser_forward(benchmark::State& state) {
+  static const std::unique_ptr<db::UNet2DConditionModel<>> net = [] {
+    auto p = std::make_unique<db::UNet2DConditionModel<>>(db::DiffuserConfig::from_json(diffuser_config()));
+    db::Rng rng(3);
+    p->visit([&](const std::string& name, auto& t) {
+      const bool norm_scale = bench::ends_with(name, "norm.weight") || bench::ends_with(name, "norm1.weight") ||
+                              bench::ends_with(name, "norm2.weight") || bench::ends_with(name, "norm3.weight");
+      bench::fill_normal(t, rng, 0.02, norm_scale ? 1.0 : 0.0);
+    });
+    return p;
+  }();
+  const std::size_t frames = std::size_t(state.range(0));
+  db::Rng rng(4);
+  db::DiffuserInputs<float> in;
+  in.sample = db::ops::empty<float, 4>(db::Cpu{}, {1, 2, 80, frames});
+  bench::fill_normal(in.sample, rng, 1.0);
+  in.timestep = db::ops::full<float, 1>(db::Cpu{}, {1}, 500.0f);
+  in.encoder_hidden_states = db::ops::empty<float, 3>(db::Cpu{}, {1, 16, 64});
+  bench::fill_normal(*in.encoder_hidden_states, rng, 1.0);
+  in.class_labels = {2};
+  in.image_embeds = db::ops::empty<float, 2>(db::Cpu{}, {1, 64});
+  bench::fill_normal(*in.image_embeds, rng, 1.0);
+  benchmark::DoNotOptimize(net->forward(in).data());
+  for (auto _ : state) {
+    auto y = net->forward(in);
+    benchmark::DoNotOptimize(y.data());
+  }
+  bench::set_items(state, double(frames));
+}
+
 void register_all() {
+  benchmark::RegisterBenchmark("diffblocks/diffuser_forward", diffuser_forward)->ArgName("T")->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark("diffblocks/sgemm", sgemm)->ArgName("N")->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
   for (auto [name, fn] : {std::pair{"diffblocks/origin_forward", &origin_forward},
                           std::pair{"diffblocks/origin_forward_im2col", &origin_forward_im2col},
                           std::pair{"diffblocks/sampler_step", &sampler_step}}) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch eager baseline for benchmarks/bench_origin.cpp.
+"""PyTorch eager baseline for benchmarks/bench_origin.cpp and bench_attention.cpp.
 
 Times the reference Origin U-Net (tools/reference/gradtts_reference.py: Grad-TTS
 GradLogPEstimator2d, dim 64, mults (1,2,4), 80 mels, batch 1, n_spks 1) in float32 eager mode
@@ -12,6 +12,13 @@ ms) so the results sit next to `bench_origin --benchmark_out=...`. With --compar
 
     python tools/bench_torch.py --frames 128 512 --threads 2 --json torch.json \
         --compare origin.json
+
+--suite picks what runs (several allowed): origin (default), diffuser (the TTS-sized diffusers
+UNet2DConditionModel of bench_origin's diffuser_forward, needs diffusers 0.25.1), sgemm
+(torch.mm at N = 1024, 2048: the machine's GEMM rate), attention (the cases of
+bench_attention: Grad-TTS linear attention, naive matmul-softmax-matmul, and
+F.scaled_dot_product_attention, PyTorch's fused flash/streaming CPU kernel). Every result is
+named like its C++ counterpart with "torch/" in front.
 """
 
 from __future__ import annotations
@@ -99,6 +106,127 @@ def benchmark_entry(index: int, frames: int, runs) -> dict:
     }
 
 
+# ---- other suites ------------------------------------------------------------------------
+
+# Must equal diffuser_config() in benchmarks/bench_origin.cpp.
+DIFFUSER_TTS_CONFIG = {
+    "in_channels": 2, "out_channels": 1, "block_out_channels": [64, 128, 256], "layers_per_block": 2,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    "mid_block_type": "UNetMidBlock2DCrossAttn", "norm_num_groups": 32, "cross_attention_dim": 64,
+    "attention_head_dim": 4, "num_class_embeds": 5, "addition_embed_type": "image", "encoder_hid_dim": 64,
+}
+
+
+def timed(fn, warmup: int, repeats: int):
+    """(wall seconds, this thread's CPU seconds) of `repeats` calls after `warmup` untimed ones."""
+    runs = []
+    with torch.no_grad():
+        for _ in range(warmup):
+            fn()
+        for _ in range(repeats):
+            w0, c0 = time.perf_counter(), time.thread_time()
+            fn()
+            runs.append((time.perf_counter() - w0, time.thread_time() - c0))
+    return runs
+
+
+def entry(name: str, index: int, runs, flops: float, extra: dict | None = None) -> dict:
+    wall = [w for w, _ in runs]
+    med = statistics.median(wall)
+    e = {
+        "name": name, "family_index": 0, "per_family_instance_index": index, "run_name": name,
+        "run_type": "iteration", "repetitions": 1, "repetition_index": 0, "threads": 1,
+        "iterations": len(runs), "real_time": med * 1e3,
+        "cpu_time": statistics.median(c for _, c in runs) * 1e3, "time_unit": "ms",
+        "min_real_time": min(wall) * 1e3, "mean_real_time": statistics.fmean(wall) * 1e3,
+        "GFLOP": flops / 1e9, "GFLOP/s": flops / 1e9 / med,
+    }
+    e.update(extra or {})
+    return e
+
+
+def diffuser_entries(frames_list, warmup, repeats, seed):
+    from diffusers import UNet2DConditionModel  # noqa: WPS433 (optional dependency)
+    torch.manual_seed(seed)
+    model = UNet2DConditionModel(**DIFFUSER_TTS_CONFIG).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape) * 0.02)
+        for m in model.modules():
+            if isinstance(m, (torch.nn.GroupNorm, torch.nn.LayerNorm)) and m.weight is not None:
+                m.weight.add_(1.0)
+    out = []
+    for i, frames in enumerate(frames_list):
+        gen = torch.Generator().manual_seed(seed + 1)
+        sample = torch.randn(1, 2, 80, frames, generator=gen)
+        style = torch.randn(1, 16, 64, generator=gen)
+        image = torch.randn(1, 64, generator=gen)
+        labels = torch.tensor([2])
+        fn = lambda: model(sample, 500, encoder_hidden_states=style, class_labels=labels,  # noqa: E731
+                           added_cond_kwargs={"image_embeds": image})
+        e = entry(f"torch/diffuser_forward/T:{frames}", i, timed(fn, warmup, repeats), 0.0)
+        e["items_per_second"] = frames / (e["real_time"] / 1e3)  # mel frames per second
+        out.append(e)
+    return out
+
+
+def sgemm_entries(warmup, repeats):
+    out = []
+    for i, n in enumerate((1024, 2048)):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        out.append(entry(f"torch/sgemm/N:{n}", i, timed(lambda: torch.mm(a, b), warmup, repeats), 2.0 * n ** 3))
+    return out
+
+
+def linear_attention(qkv: torch.Tensor, heads: int, dh: int) -> torch.Tensor:
+    """Grad-TTS LinearAttention's core on qkv (1, 3*heads*dh, 1, N), as in the reference model."""
+    b, _, h, w = qkv.shape
+    q, k, v = qkv.reshape(b, 3, heads, dh, h * w).unbind(1)
+    k = k.softmax(dim=-1)
+    context = torch.einsum("bhdn,bhen->bhde", k, v)
+    return torch.einsum("bhde,bhdn->bhen", context, q).reshape(b, heads * dh, h, w)
+
+
+def attention_entries(warmup, repeats, max_tokens):
+    """The cases of benchmarks/bench_attention.cpp (4 heads, batch 1)."""
+    heads, out, idx = 4, [], 0
+    lengths = [n for n in (64, 256, 1024, 4096, 16384) if n <= max_tokens]
+
+    def naive(q, k, v):
+        s = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
+        return s.softmax(dim=-1) @ v
+
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def add(name, fn, flops):
+        nonlocal idx
+        out.append(entry(name, idx, timed(fn, warmup, repeats), flops))
+        idx += 1
+        print(f"  {name}: {out[-1]['real_time']:.2f} ms", flush=True)
+
+    for dh in (32, 64, 128):
+        for n in lengths:
+            sfx = f"/N:{n}/dh:{dh}"
+            qkv = torch.randn(1, 3 * heads * dh, 1, n)
+            add("torch/self/linear" + sfx, lambda: linear_attention(qkv, heads, dh), 2.0 * heads * n * 2 * dh * dh)
+            if dh == 128 and n > 4096:
+                continue
+            q, k, v = (torch.randn(1, heads, n, dh) for _ in range(3))
+            flops = 2.0 * heads * n * n * 2 * dh
+            add("torch/self/naive" + sfx, lambda: naive(q, k, v), flops)
+            add("torch/self/sdpa" + sfx, lambda: sdpa(q, k, v), flops)
+    cross = [(n, 16) for n in (1280, 10240, 40960)] + [(1024, s) for s in lengths]
+    for n, s_len in cross:
+        q = torch.randn(1, heads, n, 64)
+        k, v = torch.randn(1, heads, s_len, 64), torch.randn(1, heads, s_len, 64)
+        flops = 2.0 * heads * n * s_len * 2 * 64
+        sfx = f"/N:{n}/S:{s_len}/dh:64"
+        add("torch/cross/naive" + sfx, lambda: naive(q, k, v), flops)
+        add("torch/cross/sdpa" + sfx, lambda: sdpa(q, k, v), flops)
+    return out
+
+
 def context(args) -> dict:
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -153,22 +281,35 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write Google Benchmark JSON here")
     ap.add_argument("--compare", type=Path, help="bench_origin JSON output to compare with")
+    ap.add_argument("--suite", nargs="+", default=["origin"], choices=["origin", "diffuser", "sgemm", "attention"])
+    ap.add_argument("--diffuser-frames", type=int, nargs="+", default=[512])
+    ap.add_argument("--max-tokens", type=int, default=16384, help="longest attention sequence")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
-    model = GradLogPEstimator2d(64, dim_mults=(1, 2, 4), n_spks=1, n_feats=80).eval()
-    randomize_(model, args.seed)
-
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}; "
           f"{args.warmup} warm-ups, median of {args.repeats}")
-    print(f"{'benchmark':<30} {'median ms':>10} {'min ms':>10} {'GFLOP':>8} {'GFLOP/s':>8}")
     entries = []
-    for i, frames in enumerate(args.frames):
-        e = benchmark_entry(i, frames, time_forward(model, frames, args.warmup, args.repeats, args.seed + 1))
-        entries.append(e)
-        print(f"{e['name']:<30} {e['real_time']:>10.1f} {e['min_real_time']:>10.1f} "
-              f"{e['GFLOP']:>8.2f} {e['GFLOP/s']:>8.1f}", flush=True)
+    if "origin" in args.suite:
+        model = GradLogPEstimator2d(64, dim_mults=(1, 2, 4), n_spks=1, n_feats=80).eval()
+        randomize_(model, args.seed)
+        print(f"{'benchmark':<30} {'median ms':>10} {'min ms':>10} {'GFLOP':>8} {'GFLOP/s':>8}")
+        for i, frames in enumerate(args.frames):
+            e = benchmark_entry(i, frames, time_forward(model, frames, args.warmup, args.repeats, args.seed + 1))
+            entries.append(e)
+            print(f"{e['name']:<30} {e['real_time']:>10.1f} {e['min_real_time']:>10.1f} "
+                  f"{e['GFLOP']:>8.2f} {e['GFLOP/s']:>8.1f}", flush=True)
+    if "sgemm" in args.suite:
+        for e in sgemm_entries(args.warmup, args.repeats):
+            entries.append(e)
+            print(f"{e['name']:<30} {e['real_time']:>10.1f} ms {e['GFLOP/s']:>8.1f} GFLOP/s", flush=True)
+    if "diffuser" in args.suite:
+        for e in diffuser_entries(args.diffuser_frames, args.warmup, args.repeats, args.seed):
+            entries.append(e)
+            print(f"{e['name']:<30} {e['real_time']:>10.1f} ms", flush=True)
+    if "attention" in args.suite:
+        entries += attention_entries(max(1, args.warmup // 2), max(1, args.repeats // 2), args.max_tokens)
 
     if args.json:
         args.json.write_text(json.dumps({"context": context(args), "benchmarks": entries}, indent=2) + "\n")
@@ -179,6 +320,8 @@ def main() -> int:
         print(f"\n{'T':>6} {'diffblocks ms':>14} {'GFLOP/s':>8} {'torch ms':>10} {'GFLOP/s':>8} "
               f"{'torch/ours':>11}")
         for e in entries:
+            if not e["name"].startswith("torch/origin_forward/"):
+                continue
             frames = int(e["name"].split("T:")[1])
             if frames not in ours:
                 print(f"{frames:>6} {'-':>14} {'-':>8} {e['real_time']:>10.1f} {e['GFLOP/s']:>8.1f} {'-':>11}")

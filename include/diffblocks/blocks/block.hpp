@@ -19,9 +19,7 @@ class Block {
   /// x (B, dim, H, W), mask (B, 1, 1, W) -> (B, dim_out, H, W), zero on padded frames.
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x, const Tensor<T, 4, D>& mask) const {
     detail::check_mask("Block", x, mask);
-    Tensor<T, 4, D> h = x;
-    ops::mul_mask_(D{}, h, mask);
-    h = conv.forward(h);
+    Tensor<T, 4, D> h = conv.forward(ops::masked_copy(D{}, x, mask));
     norm.forward_mish_mask_(h, mask);
     return h;
   }

@@ -33,6 +33,19 @@ class Conv2d {
     return ops::conv2d(D{}, x, weight, bias, stride_, padding_);
   }
 
+  /// out += forward(x), out shaped like forward(x)'s result: a residual add fused into the
+  /// convolution (ResnetBlock's res_conv).
+  void forward_add_(const Tensor<T, 4, D>& x, Tensor<T, 4, D>& out) const {
+    detail::check_dim("Conv2d", "input", x, 1, std::size_t(in_));
+    const std::size_t pad = 2 * std::size_t(padding_), k = std::size_t(k_), s = std::size_t(stride_);
+    if (x.shape(2) + pad < k || x.shape(3) + pad < k || out.shape(0) != x.shape(0) ||
+        out.shape(1) != std::size_t(out_) || out.shape(2) != (x.shape(2) + pad - k) / s + 1 ||
+        out.shape(3) != (x.shape(3) + pad - k) / s + 1)
+      throw InputError("Conv2d: cannot add the convolution of " + shape_str(tensor_shape(x)) + " into " +
+                       shape_str(tensor_shape(out)));
+    ops::conv2d_add_(D{}, x, weight, bias, stride_, padding_, out);
+  }
+
   template <class V>
   void visit(V&& v, const std::string& p = "") {
     v(p + "weight", weight);

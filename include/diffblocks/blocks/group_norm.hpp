@@ -38,6 +38,14 @@ class GroupNorm {
     ops::group_norm_mish_mask_(D{}, x, groups_, weight, bias, eps_, mask);
   }
 
+  /// In place x = (Mish(GroupNorm(x)) * mask + bias[:, :, None, None]) * mask: Grad-TTS
+  /// ResnetBlock's block1 tail, time bias and block2's input mask in one pass.
+  void forward_mish_mask_bias_mask_(Tensor<T, 4, D>& x, const Tensor<T, 4, D>& mask,
+                                    const Tensor<T, 2, D>& time_bias) const {
+    detail::check_dim("GroupNorm", "input", x, 1, std::size_t(channels_));
+    ops::group_norm_mish_mask_bias_mask_(D{}, x, groups_, weight, bias, eps_, mask, time_bias);
+  }
+
   template <class V>
   void visit(V&& v, const std::string& p = "") {
     if (weight.size()) {

@@ -26,17 +26,23 @@ class ResnetBlock {
   }
 
   /// x (B, dim, H, W), mask (B, 1, 1, W), t_emb (B, time_emb_dim) -> (B, dim_out, H, W)
+  ///
+  /// The element-wise steps are fused, with PyTorch's order of operations kept: the masked copy
+  /// of x feeds block1's conv (and res_conv); block1's GroupNorm pass also applies Mish, the
+  /// mask, the time bias and block2's input mask; the residual is accumulated straight into h.
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x, const Tensor<T, 4, D>& mask, const Tensor<T, 2, D>& t_emb) const {
     detail::check_dim("ResnetBlock", "time embedding", t_emb, 0, x.shape(0));
-    Tensor<T, 4, D> h = block1.forward(x, mask);
+    detail::check_mask("ResnetBlock", x, mask);
     Tensor<T, 2, D> te = t_emb;
     ops::mish_(D{}, te);
-    ops::add_channel_bias_(D{}, h, mlp.forward(te));
-    h = block2.forward(h, mask);
-    Tensor<T, 4, D> xm = x;
-    ops::mul_mask_(D{}, xm, mask);
+    const Tensor<T, 2, D> time_bias = mlp.forward(te);
+    const Tensor<T, 4, D> xm = ops::masked_copy(D{}, x, mask);
+    Tensor<T, 4, D> h = block1.conv.forward(xm);
+    block1.norm.forward_mish_mask_bias_mask_(h, mask, time_bias);  // = block2's conv input
+    h = block2.conv.forward(h);
+    block2.norm.forward_mish_mask_(h, mask);
     if (res_conv)
-      ops::add_(D{}, h, res_conv->forward(xm));
+      res_conv->forward_add_(xm, h);
     else
       ops::add_(D{}, h, xm);
     return h;

@@ -38,7 +38,7 @@ struct PatchGrid {
 /// (zero outside the input). x: (B, Cin, H, W); out planes are out_plane elements apart.
 template <class T>
 void patch_gemm(const T* x, int B, int Cin, int H, int W, const T* wmat, int Cout, const T* bias,
-                const PatchGrid& g, T* out, std::ptrdiff_t out_plane) {
+                const PatchGrid& g, T* out, std::ptrdiff_t out_plane, bool accumulate = false) {
   const int KY = static_cast<int>(g.off_y.size()), KX = static_cast<int>(g.off_x.size());
   const int K = Cin * KY * KX;
   const std::ptrdiff_t ncols = static_cast<std::ptrdiff_t>(g.out_h) * g.out_w;
@@ -89,7 +89,8 @@ void patch_gemm(const T* x, int B, int Cin, int H, int W, const T* wmat, int Cou
 
       if (g.contiguous()) {
         T* dst = ob + g.base + j0;
-        gemm<T>(Cout, static_cast<int>(nj), K, wmat, K, bmat, static_cast<int>(ldb), dst, static_cast<int>(out_plane));
+        gemm<T>(Cout, static_cast<int>(nj), K, wmat, K, bmat, static_cast<int>(ldb), dst, static_cast<int>(out_plane),
+                accumulate);
         if (bias)
           for (int co = 0; co < Cout; ++co)
             for (std::ptrdiff_t j = 0; j < nj; ++j) dst[co * out_plane + j] += bias[co];
@@ -100,7 +101,8 @@ void patch_gemm(const T* x, int B, int Cin, int H, int W, const T* wmat, int Cou
           const T bv = bias ? bias[co] : T(0);
           std::ptrdiff_t oy = j0 / g.out_w, ox = j0 % g.out_w;
           for (std::ptrdiff_t j = 0; j < nj; ++j) {
-            ob[co * out_plane + g.base + oy * g.row_step + ox * g.col_step] = res[co * nj + j] + bv;
+            T& o = ob[co * out_plane + g.base + oy * g.row_step + ox * g.col_step];
+            o = accumulate ? o + (res[co * nj + j] + bv) : res[co * nj + j] + bv;
             if (++ox == g.out_w) {
               ox = 0;
               ++oy;
@@ -160,6 +162,23 @@ Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
   patch_gemm<T>(x.data(), B, Cin, H, W, w.data(), Cout, bias.size() ? bias.data() : nullptr, g, out.data(),
                 static_cast<std::ptrdiff_t>(Ho) * Wo);
   return out;
+}
+
+/// out += Conv2d(x) for a 1x1 stride-1 convolution, accumulated by the GEMM itself (no temporary,
+/// no separate add pass); out (B, Cout, H, W). ResnetBlock's res_conv residual.
+template <class T>
+void conv1x1_add_(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
+                  Tensor<T, 4, Cpu>& out) {
+  const int B = static_cast<int>(x.shape(0)), Cin = static_cast<int>(x.shape(1));
+  const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3)), Cout = static_cast<int>(w.shape(0));
+  PatchGrid g;
+  g.out_h = H;
+  g.out_w = W;
+  g.off_y = {0};
+  g.off_x = {0};
+  g.row_step = W;
+  patch_gemm<T>(x.data(), B, Cin, H, W, w.data(), Cout, bias.size() ? bias.data() : nullptr, g, out.data(),
+                static_cast<std::ptrdiff_t>(H) * W, /*accumulate=*/true);
 }
 
 /// ConvTranspose2d (no output_padding, dilation 1). x (B,Cin,H,W), w (Cin,Cout,k,k) as in PyTorch.

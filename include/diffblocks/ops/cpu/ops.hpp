@@ -52,6 +52,16 @@ Tensor<T, 4, Cpu> conv_transpose2d(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor
   return cpu::conv_transpose2d(x, w, bias, stride, padding);
 }
 
+/// out += conv2d(x, w, bias, stride, padding), out already shaped like the convolution's result.
+/// 1x1 stride-1 convolutions accumulate inside the GEMM; others add a temporary.
+template <class T>
+void conv2d_add_(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias, int stride,
+                 int padding, Tensor<T, 4, Cpu>& out) {
+  if (w.shape(2) == 1 && w.shape(3) == 1 && stride == 1 && padding == 0) return cpu::conv1x1_add_(x, w, bias, out);
+  const auto y = cpu::conv2d(x, w, bias, stride, padding);
+  std::transform(out.begin(), out.end(), y.begin(), out.begin(), std::plus<T>());
+}
+
 /// y (B, out) = x (B, in) W^T + b, W (out, in).
 template <class T>
 Tensor<T, 2, Cpu> linear(Cpu, const Tensor<T, 2, Cpu>& x, const Tensor<T, 2, Cpu>& w, const Tensor<T, 1, Cpu>& bias) {
@@ -66,19 +76,30 @@ Tensor<T, 2, Cpu> linear(Cpu, const Tensor<T, 2, Cpu>& x, const Tensor<T, 2, Cpu
 
 // ---- normalisation -------------------------------------------------------------------------
 
-/// Mean and 1/sqrt(var + eps) of n contiguous values (biased variance, as torch). Two passes in
-/// double, each a vectorised Eigen reduction: exact enough for any O(1)-scaled activation and
-/// not latency-bound on one serial accumulator.
+/// Mean and 1/sqrt(var + eps) of n contiguous values (biased variance, as torch), in one pass
+/// over memory: chunks of 2048 values (L1-resident) get an exact two-pass mean and sum of
+/// squared deviations in double (vectorised Eigen reductions), and the chunks are merged with
+/// Chan et al.'s pairwise update, which is as stable as a global two-pass computation.
 template <class T>
 std::pair<double, double> moments(const T* src, std::ptrdiff_t n, double eps) {
   if (n == 0) return {0.0, 1.0 / std::sqrt(eps)};
-  const Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> v(src, n);
-  const double mean = v.template cast<double>().sum() / static_cast<double>(n);
-  const double var = (v.template cast<double>() - mean).square().sum() / static_cast<double>(n);
-  return {mean, 1.0 / std::sqrt(var + eps)};
+  constexpr std::ptrdiff_t kChunk = 2048;
+  double mean = 0.0, m2 = 0.0;
+  std::ptrdiff_t count = 0;
+  for (std::ptrdiff_t i = 0; i < n; i += kChunk) {
+    const std::ptrdiff_t len = std::min(kChunk, n - i);
+    const Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> v(src + i, len);
+    const double cm = v.template cast<double>().sum() / static_cast<double>(len);
+    const double cm2 = (v.template cast<double>() - cm).square().sum();
+    const double delta = cm - mean, total = static_cast<double>(count + len);
+    mean += delta * static_cast<double>(len) / total;
+    m2 += cm2 + delta * delta * static_cast<double>(count) * static_cast<double>(len) / total;
+    count += len;
+  }
+  return {mean, 1.0 / std::sqrt(m2 / static_cast<double>(n) + eps)};
 }
 
-/// Applies GroupNorm to x in place over (b, group) slices, then `post(ptr, len, b)` to every
+/// Applies GroupNorm to x in place over (b, group) slices, then `post(ptr, len, b, c)` to every
 /// normalised row of W values (rows are cache-resident when post runs: the fusion point for
 /// the activation and the mask).
 template <class T, class Post>
@@ -101,7 +122,7 @@ void group_norm_apply_(Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>
           const T* s = src + c * HW + r;
           T* d = dst + c * HW + r;
           for (std::ptrdiff_t i = 0; i < W; ++i) d[i] = s[i] * scale + shift;
-          post(d, W, b);
+          post(d, W, b, ch);
         }
       }
     }
@@ -114,7 +135,7 @@ template <class T>
 Tensor<T, 4, Cpu> group_norm(Cpu, const Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
                              const Tensor<T, 1, Cpu>& beta, double eps) {
   auto y = Tensor<T, 4, Cpu>::from_shape(x.shape());
-  group_norm_apply_(y, groups, gamma, beta, eps, x.data(), [](T*, std::ptrdiff_t, std::ptrdiff_t) {});
+  group_norm_apply_(y, groups, gamma, beta, eps, x.data(), [](T*, std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t) {});
   return y;
 }
 
@@ -168,11 +189,46 @@ template <class T>
 void group_norm_mish_mask_(Cpu, Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
                            const Tensor<T, 1, Cpu>& beta, double eps, const Tensor<T, 4, Cpu>& mask) {
   const std::ptrdiff_t W = x.shape(3);
-  group_norm_apply_(x, groups, gamma, beta, eps, x.data(), [&](T* row, std::ptrdiff_t n, std::ptrdiff_t b) {
+  group_norm_apply_(x, groups, gamma, beta, eps, x.data(), [&](T* row, std::ptrdiff_t n, std::ptrdiff_t b, std::ptrdiff_t) {
     mish_range(row, n);
     const T* m = mask.data() + b * W;
     for (std::ptrdiff_t i = 0; i < n; ++i) row[i] *= m[i];
   });
+}
+
+/// Grad-TTS ResnetBlock's middle in one pass: x = (Mish(GroupNorm(x)) * mask + bias[b, c]) * mask,
+/// i.e. block1's output plus the time bias, already masked as block2's convolution reads it.
+/// Rounds exactly like the separate ops (multiply, add, multiply in that order).
+template <class T>
+void group_norm_mish_mask_bias_mask_(Cpu, Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
+                                     const Tensor<T, 1, Cpu>& beta, double eps, const Tensor<T, 4, Cpu>& mask,
+                                     const Tensor<T, 2, Cpu>& bias) {
+  const std::ptrdiff_t W = x.shape(3), C = x.shape(1);
+  group_norm_apply_(x, groups, gamma, beta, eps, x.data(), [&](T* row, std::ptrdiff_t n, std::ptrdiff_t b, std::ptrdiff_t c) {
+    mish_range(row, n);
+    const T* m = mask.data() + b * W;
+    const T bv = bias.data()[b * C + c];
+    for (std::ptrdiff_t i = 0; i < n; ++i) row[i] = (row[i] * m[i] + bv) * m[i];
+  });
+}
+
+/// y = x * mask[b, 0, 0, w] as a new tensor (one pass, instead of a copy and an in-place mask).
+template <class T>
+Tensor<T, 4, Cpu> masked_copy(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& mask) {
+  auto y = Tensor<T, 4, Cpu>::from_shape(x.shape());
+  const std::ptrdiff_t CH = static_cast<std::ptrdiff_t>(x.shape(1) * x.shape(2)), W = x.shape(3);
+  const std::ptrdiff_t rows = static_cast<std::ptrdiff_t>(x.shape(0)) * CH;
+  auto body = [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+    for (std::ptrdiff_t r = r0; r < r1; ++r) {
+      const T* m = mask.data() + (r / CH) * W;
+      const T* src = x.data() + r * W;
+      T* dst = y.data() + r * W;
+      for (std::ptrdiff_t w = 0; w < W; ++w) dst[w] = src[w] * m[w];
+    }
+  };
+  if (rows * W < (1 << 15)) body(0, rows);
+  else parallel_for(rows, body);
+  return y;
 }
 
 /// x[b, c, :, :] += bias[b, c].
