@@ -12,16 +12,20 @@
 //   Dao et al. 2022). Keys are visited in blocks of kKeyBlock; each query row keeps its running
 //   maximum m, normaliser l and unnormalised output o, rescaled by exp(m_old - m_new) when the
 //   maximum grows. Scores never exist beyond one 64 x kKeyBlock tile (64 KiB, L1/L2-resident),
-//   whatever Nk is. Same float32 statistics; agrees with the naive variant to rounding.
+//   whatever Nk is. Its two products are register-blocked loops (4 queries x 64 keys, 4 queries
+//   x 16 features) rather than GEMM calls: a GEMM library would re-pack its operands for every
+//   64 x 256 block. Same float32 statistics; agrees with the naive variant to rounding.
 //
-// `attention` picks one by `set_attention_algorithm` (Auto: streaming once Nk > 1024, where
-// the naive score rows stop fitting in L2). Both are validated against each other in the tests
+// `attention` picks one by `set_attention_algorithm` (Auto: streaming from 512 keys on, where
+// it is measured faster; below that the naive variant wastes less on padding short style
+// sequences to 64 keys). Both are validated against each other in the tests
 // and against a scalar double-precision reference in benchmarks/bench_attention.cpp.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <type_traits>
 
 #include "diffblocks/core/allocator.hpp"
 #include "diffblocks/core/device.hpp"
@@ -32,7 +36,7 @@ namespace diffblocks {
 namespace ops {
 
 enum class AttentionAlgorithm {
-  Auto,       ///< streaming when Nk > 1024 keys, else naive
+  Auto,       ///< streaming from 512 keys on, else naive
   Naive,      ///< full score rows per query tile (the reference)
   Streaming,  ///< online softmax over key blocks
 };
@@ -111,44 +115,126 @@ Tensor<T, 3, Cpu> attention_naive(Cpu, const Tensor<T, 3, Cpu>& q, const Tensor<
   return out;
 }
 
-/// The streaming (flash) variant: online softmax over blocks of 256 keys.
+namespace detail {
+
+constexpr int kRows = 4;    // query rows per register block
+constexpr int kCols = 64;   // keys per register block of the score kernel (4 AVX-512 vectors)
+constexpr int kVec = 16;    // output features per vector of the P V kernel
+
+using cpu::f32x16;
+using cpu::load16;
+using cpu::store16;
+
+/// S[r][j] = sum_d q[r][d] * kt[d][j] for 4 query rows and 64 keys (cpu::kernel_4x64).
+inline void score_block(const float* q, int dh, const float* kt, std::ptrdiff_t ld, float* S, std::ptrdiff_t ls) {
+  cpu::kernel_4x64(dh, q, dh, kt, ld, S, ls);
+}
+
+/// O[r][e] += sum_j P[r][j] * v[j][e] for kRows rows and 16 * W features (registers across j).
+template <int W>
+inline void pv_block(const float* __restrict P, std::ptrdiff_t lp, std::ptrdiff_t nj, const float* __restrict v,
+                     std::ptrdiff_t lv, float* __restrict O, std::ptrdiff_t lo) {
+  f32x16 acc[kRows][W];
+  for (int r = 0; r < kRows; ++r)
+    for (int w = 0; w < W; ++w) acc[r][w] = load16(O + r * lo + 16 * w);
+  for (std::ptrdiff_t j = 0; j < nj; ++j) {
+    f32x16 vr[W];
+    for (int w = 0; w < W; ++w) vr[w] = load16(v + j * lv + 16 * w);
+    for (int r = 0; r < kRows; ++r) {
+      const float p = P[r * lp + j];
+      for (int w = 0; w < W; ++w) acc[r][w] += p * vr[w];
+    }
+  }
+  for (int r = 0; r < kRows; ++r)
+    for (int w = 0; w < W; ++w) store16(O + r * lo + 16 * w, acc[r][w]);
+}
+
+}  // namespace detail
+
+/// The streaming (flash) variant: online softmax over blocks of 256 keys, with its own
+/// register-blocked kernels (no GEMM library calls, so nothing is packed per block).
+///
+/// Per call, K of every (batch, head) is transposed once into K^T (dh x Nk, keys padded to a
+/// multiple of 64 with zeros) and V copied into a per-head (Nk x dv) panel padded likewise; a
+/// task is (batch, head, 64 queries), whose scaled queries sit in a zero-padded 64 x dh tile.
+/// Padded keys get score -inf, so they add nothing to the normaliser or the output.
 template <class T>
 Tensor<T, 3, Cpu> attention_streaming(Cpu, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k,
                                       const Tensor<T, 3, Cpu>& v, int heads, T scale, const Tensor<T, 2, Cpu>& bias) {
+  static_assert(std::is_same_v<T, float>, "attention_streaming's kernels are float32");
   const detail::AttentionShape s(q, k, v, heads);
   auto out = Tensor<T, 3, Cpu>::from_shape({q.shape(0), q.shape(1), v.shape(2)});
+  if (s.Nq == 0 || s.dv == 0) return out;
   constexpr std::ptrdiff_t TQ = detail::kQueryTile, BK = detail::kKeyBlock;
-  parallel_for(s.B * heads * s.qtiles, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-    memory::Buffer<T> scores(static_cast<std::size_t>(TQ * BK)), acc(static_cast<std::size_t>(TQ) * s.dv);
+  const std::ptrdiff_t nk_pad = (s.Nk + detail::kCols - 1) / detail::kCols * detail::kCols;
+  const std::ptrdiff_t dv_pad = (s.dv + detail::kVec - 1) / detail::kVec * detail::kVec;
+  const std::ptrdiff_t BH = s.B * heads;
+  // K^T and V panels per (b, h), zero-padded.
+  memory::Buffer<T> kt(static_cast<std::size_t>(BH * s.dh * nk_pad)), vp(static_cast<std::size_t>(BH * nk_pad * dv_pad));
+  parallel_for(BH, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+    for (std::ptrdiff_t bh = first; bh < last; ++bh) {
+      const std::ptrdiff_t b = bh / heads, h = bh % heads;
+      T* kd = kt.data() + bh * s.dh * nk_pad;
+      T* vd = vp.data() + bh * nk_pad * dv_pad;
+      std::fill(kd, kd + s.dh * nk_pad, T(0));
+      std::fill(vd, vd + nk_pad * dv_pad, T(0));
+      for (std::ptrdiff_t j = 0; j < s.Nk; ++j) {
+        const T* kr = k.data() + (b * s.Nk + j) * s.Cq + h * s.dh;
+        for (int d = 0; d < s.dh; ++d) kd[d * nk_pad + j] = kr[d];
+        std::copy_n(v.data() + (b * s.Nk + j) * s.Cv + h * s.dv, s.dv, vd + j * dv_pad);
+      }
+    }
+  });
+  parallel_for(BH * s.qtiles, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+    memory::Buffer<T> qs(static_cast<std::size_t>(TQ * s.dh)), scores(static_cast<std::size_t>(TQ * BK)),
+        acc(static_cast<std::size_t>(TQ * dv_pad));
     T m[TQ], l[TQ];
     for (std::ptrdiff_t task = first; task < last; ++task) {
-      const std::ptrdiff_t b = task / (heads * s.qtiles), h = (task / s.qtiles) % heads;
+      const std::ptrdiff_t bh = task / s.qtiles, b = bh / heads, h = bh % heads;
       const std::ptrdiff_t i0 = (task % s.qtiles) * TQ, ni = std::min(TQ, s.Nq - i0);
-      const T* qp = q.data() + (b * s.Nq + i0) * s.Cq + h * s.dh;
+      const std::ptrdiff_t rows = (ni + detail::kRows - 1) / detail::kRows * detail::kRows;
       const T* bp = bias.size() ? bias.data() + b * s.Nk : nullptr;
-      std::fill(acc.begin(), acc.begin() + ni * s.dv, T(0));
-      std::fill(m, m + ni, -std::numeric_limits<T>::infinity());
-      std::fill(l, l + ni, T(0));
+      const T* kd = kt.data() + bh * s.dh * nk_pad;
+      const T* vd = vp.data() + bh * nk_pad * dv_pad;
+      std::fill(qs.begin(), qs.end(), T(0));
+      for (std::ptrdiff_t i = 0; i < ni; ++i) {
+        const T* qr = q.data() + (b * s.Nq + i0 + i) * s.Cq + h * s.dh;
+        for (int d = 0; d < s.dh; ++d) qs[i * s.dh + d] = qr[d] * scale;
+      }
+      std::fill(acc.begin(), acc.begin() + rows * dv_pad, T(0));
+      std::fill(m, m + TQ, -std::numeric_limits<T>::infinity());
+      std::fill(l, l + TQ, T(0));
       for (std::ptrdiff_t j0 = 0; j0 < s.Nk; j0 += BK) {
         const std::ptrdiff_t nj = std::min(BK, s.Nk - j0);
-        const T* kp = k.data() + (b * s.Nk + j0) * s.Cq + h * s.dh;
-        const T* vp = v.data() + (b * s.Nk + j0) * s.Cv + h * s.dv;
-        cpu::gemm_bt<T>(static_cast<int>(ni), static_cast<int>(nj), s.dh, qp, s.Cq, kp, s.Cq, scores.data(),
-                        static_cast<int>(nj));
+        const std::ptrdiff_t nj_pad = (nj + detail::kCols - 1) / detail::kCols * detail::kCols;
+        for (std::ptrdiff_t i = 0; i < rows; i += detail::kRows)
+          for (std::ptrdiff_t j = 0; j < nj_pad; j += detail::kCols)
+            detail::score_block(qs.data() + i * s.dh, s.dh, kd + j0 + j, nk_pad, scores.data() + i * BK + j, BK);
         for (std::ptrdiff_t i = 0; i < ni; ++i) {
-          T* row = scores.data() + i * nj;
-          const T mx = std::max(m[i], detail::scale_bias_max(row, nj, scale, bp ? bp + j0 : nullptr));
+          T* row = scores.data() + i * BK;
+          Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> r(row, nj);
+          if (bp) r += Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(bp + j0, nj);
+          const T mx = std::max(m[i], r.maxCoeff());
           const T alpha = std::exp(m[i] - mx);  // 0 on the first block (m = -inf)
           l[i] = l[i] * alpha + detail::exp_shift_sum(row, nj, mx);
           m[i] = mx;
-          if (alpha != T(1)) Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(acc.data() + i * s.dv, s.dv) *= alpha;
+          std::fill(row + nj, row + nj_pad, T(0));  // padded keys: no weight
+          if (alpha != T(1)) Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(acc.data() + i * dv_pad, dv_pad) *= alpha;
         }
-        cpu::gemm<T>(static_cast<int>(ni), s.dv, static_cast<int>(nj), scores.data(), static_cast<int>(nj), vp, s.Cv,
-                     acc.data(), s.dv, /*accumulate=*/true);
+        for (std::ptrdiff_t i = ni; i < rows; ++i) std::fill(scores.data() + i * BK, scores.data() + i * BK + nj_pad, T(0));
+        for (std::ptrdiff_t i = 0; i < rows; i += detail::kRows) {
+          std::ptrdiff_t e = 0;
+          for (; e + 2 * detail::kVec <= dv_pad; e += 2 * detail::kVec)  // 32 features: 8 accumulators
+            detail::pv_block<2>(scores.data() + i * BK, BK, nj_pad, vd + j0 * dv_pad + e, dv_pad,
+                                acc.data() + i * dv_pad + e, dv_pad);
+          for (; e < dv_pad; e += detail::kVec)
+            detail::pv_block<1>(scores.data() + i * BK, BK, nj_pad, vd + j0 * dv_pad + e, dv_pad,
+                                acc.data() + i * dv_pad + e, dv_pad);
+        }
       }
       for (std::ptrdiff_t i = 0; i < ni; ++i) {
         const T inv = T(1) / l[i];
-        const T* a = acc.data() + i * s.dv;
+        const T* a = acc.data() + i * dv_pad;
         T* o = out.data() + (b * s.Nq + i0 + i) * s.Cv + h * s.dv;
         for (int e = 0; e < s.dv; ++e) o[e] = a[e] * inv;
       }
@@ -162,7 +248,7 @@ template <class T>
 Tensor<T, 3, Cpu> attention(Cpu, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k, const Tensor<T, 3, Cpu>& v,
                             int heads, T scale, const Tensor<T, 2, Cpu>& bias) {
   const AttentionAlgorithm a = attention_algorithm();
-  const bool streaming = a == AttentionAlgorithm::Streaming || (a == AttentionAlgorithm::Auto && k.shape(1) > 1024);
+  const bool streaming = a == AttentionAlgorithm::Streaming || (a == AttentionAlgorithm::Auto && k.shape(1) >= 512);
   return streaming ? attention_streaming(Cpu{}, q, k, v, heads, scale, bias)
                    : attention_naive(Cpu{}, q, k, v, heads, scale, bias);
 }
