@@ -52,18 +52,34 @@ void set_counters(benchmark::State& state, std::int64_t frames) {
   bench::set_items(state, double(frames));
 }
 
+/// The activations any implementation must hold at once, in MB (dim 64, 80 mels, batch 1,
+/// float32): the input and output of its largest layer, LinearAttention's to_qkv at level 0
+/// (64 -> 3 * 4 * 32 = 384 channels over 80 x T pixels). PyTorch holds more there (the softmaxed
+/// k and the attention output as well: 704 channels).
+double origin_live_activations_mb(double frames) { return 4.0 * (64 + 384) * 80 * frames * 1e-6; }
+
 /// One forward pass of the score estimator.
 void origin_forward(benchmark::State& state) {
   const auto& net = model();
   const Inputs in(std::size_t(state.range(0)));
   // Untimed warm-up (first-touch page faults of the activation buffers), like the PyTorch
   // script's warm-up runs.
-  benchmark::DoNotOptimize(net.forward(in.x, in.mask, in.mu, in.t).data());
+  // Untimed warm-up, which also measures the memory one forward needs: the peak of large
+  // (>= 64 KiB) buffers it holds at once, its output included.
+  double peak_mb = 0;
+  {
+    const db::memory::PeakMemoryProbe probe;
+    benchmark::DoNotOptimize(net.forward(in.x, in.mask, in.mu, in.t).data());
+    peak_mb = double(probe.peak_bytes()) * 1e-6;
+  }
   for (auto _ : state) {
     auto y = net.forward(in.x, in.mask, in.mu, in.t);
     benchmark::DoNotOptimize(y.data());
   }
   set_counters(state, state.range(0));
+  state.counters["peak_MB"] = peak_mb;
+  // Compared with the activations that must be live at once (the CPU-speed bar: peak <= 1.5x).
+  state.counters["live_activations_MB"] = origin_live_activations_mb(double(state.range(0)));
 }
 
 /// The same forward with every convolution on im2col + GEMM (no Winograd): the baseline the

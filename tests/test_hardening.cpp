@@ -175,3 +175,30 @@ TEST_CASE("NaN/Inf policy: the CLI refuses to write a result that overflowed", "
                     "the result holds NaN or Inf at flat index", out);
 }
 #endif
+
+TEST_CASE("memory probe: outstanding and peak bytes of large buffers", "[hardening][memory]") {
+  {
+    const db::memory::PeakMemoryProbe probe;
+    REQUIRE(probe.live_bytes() == 0);
+    {
+      auto a = db::Tensor<float, 1>::from_shape({1 << 18});  // 1 MiB
+      auto b = db::Tensor<float, 1>::from_shape({1 << 18});
+      REQUIRE(probe.live_bytes() >= (std::ptrdiff_t{2} << 20));
+      auto small = db::Tensor<float, 1>::from_shape({100});  // below 64 KiB: not counted
+      REQUIRE(probe.live_bytes() < (std::ptrdiff_t{2} << 20) + (std::ptrdiff_t{1} << 19));
+    }
+    REQUIRE(probe.live_bytes() == 0);
+    REQUIRE(probe.peak_bytes() >= (std::ptrdiff_t{2} << 20));
+  }
+  // A forward's working set: a peak while it runs, only its output left when it returns.
+  const auto model = db::load_origin(fixture("origin_d"));
+  const auto in = db::SafeTensors::load(fixture("origin_d/inputs.safetensors"));
+  const auto x = read_tensor<3>(in, "x"), mask = read_tensor<3>(in, "mask"), mu = read_tensor<3>(in, "mu");
+  const auto t = read_tensor<1>(in, "t");
+  const db::memory::PeakMemoryProbe probe;
+  {
+    const auto y = model->forward(x, mask, mu, t);
+    REQUIRE(probe.peak_bytes() > 4 * std::ptrdiff_t(y.size() * sizeof(float)));
+  }
+  REQUIRE(probe.live_bytes() == 0);
+}

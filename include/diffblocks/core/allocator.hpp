@@ -39,6 +39,11 @@ class BlockCache {
  public:
   void* allocate(std::size_t bytes) {
     const std::size_t cls = size_class(bytes);
+    if (tracking_.load(std::memory_order_relaxed)) {
+      const std::ptrdiff_t now = live_.fetch_add(std::ptrdiff_t(cls)) + std::ptrdiff_t(cls);
+      for (std::ptrdiff_t p = peak_.load(); now > p && !peak_.compare_exchange_weak(p, now);) {
+      }
+    }
     {
       std::lock_guard<std::mutex> lk(m_);
       auto it = free_.find(cls);
@@ -54,6 +59,7 @@ class BlockCache {
 
   void deallocate(void* p, std::size_t bytes) {
     const std::size_t cls = size_class(bytes);
+    if (tracking_.load(std::memory_order_relaxed)) live_.fetch_sub(std::ptrdiff_t(cls));
     {
       std::lock_guard<std::mutex> lk(m_);
       if (cached_ + cls <= limit_.load()) {
@@ -81,6 +87,16 @@ class BlockCache {
     return cached_;
   }
 
+  /// Memory probe (see PeakMemoryProbe): counts only while enabled, from zero.
+  void start_tracking() {
+    live_.store(0);
+    peak_.store(0);
+    tracking_.store(true);
+  }
+  void stop_tracking() { tracking_.store(false); }
+  std::ptrdiff_t live_bytes() const { return live_.load(); }
+  std::ptrdiff_t peak_bytes() const { return peak_.load(); }
+
   void set_limit(std::size_t bytes) {
     limit_.store(bytes);
     std::lock_guard<std::mutex> lk(m_);
@@ -97,6 +113,8 @@ class BlockCache {
   std::unordered_map<std::size_t, std::vector<void*>> free_;
   std::size_t cached_ = 0;
   std::atomic<std::size_t> limit_{std::size_t{4} << 30};
+  std::atomic<bool> tracking_{false};
+  std::atomic<std::ptrdiff_t> live_{0}, peak_{0};  // while tracking: large blocks handed out minus returned
 };
 
 /// Immortal: tensors in other static objects may be destroyed after any static cache would be.
@@ -106,6 +124,21 @@ inline BlockCache& cache() {
 }
 
 }  // namespace detail
+
+/// Measures how much memory a piece of work needs: while a probe lives, large (>= 64 KiB) tensor
+/// and scratch blocks handed out minus those returned are counted, and `peak_bytes()` is the
+/// most outstanding at once since the probe started (storage allocated before it is not counted).
+/// Process-wide and meant for measurement (benchmarks, tests): one probe at a time. Without a
+/// probe the allocator does no accounting at all.
+class PeakMemoryProbe {
+ public:
+  PeakMemoryProbe() { detail::cache().start_tracking(); }
+  ~PeakMemoryProbe() { detail::cache().stop_tracking(); }
+  PeakMemoryProbe(const PeakMemoryProbe&) = delete;
+  PeakMemoryProbe& operator=(const PeakMemoryProbe&) = delete;
+  std::ptrdiff_t live_bytes() const { return detail::cache().live_bytes(); }
+  std::ptrdiff_t peak_bytes() const { return detail::cache().peak_bytes(); }
+};
 
 /// Bytes of freed tensor storage held for reuse.
 inline std::size_t cached_bytes() { return detail::cache().cached_bytes(); }
