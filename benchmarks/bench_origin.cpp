@@ -10,6 +10,7 @@
 //
 //   build/bin/bench_origin [--threads=N] [--benchmark_filter=REGEX] [--benchmark_repetitions=5] ...
 #include <memory>
+#include <type_traits>
 
 #include "bench_common.hpp"
 
@@ -173,7 +174,34 @@ void diffuser_forward(benchmark::State& state) {
   bench::set_items(state, double(frames));
 }
 
+/// One diffusers scheduler step (DDPM with drawn noise, DDIM, Euler) on a (1, 1, 80, T) latent:
+/// element-wise work, so the counter is GB/s of compulsory traffic (model output and sample
+/// read, the new sample written; DDPM also writes and reads its noise).
+template <class Scheduler>
+void scheduler_step(benchmark::State& state) {
+  const std::size_t frames = std::size_t(state.range(0));
+  Scheduler scheduler;
+  scheduler.set_timesteps(50);
+  const double t = scheduler.timesteps()[10];
+  db::Rng rng(6);
+  auto sample = db::ops::empty<float, 4>(db::Cpu{}, {1, 1, 80, frames});
+  auto eps = sample;
+  bench::fill_normal(sample, rng, 1.0);
+  bench::fill_normal(eps, rng, 1.0);
+  for (auto _ : state) {
+    auto y = scheduler.step(eps, t, sample, rng);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const bool stochastic = std::is_same_v<Scheduler, db::DDPMScheduler<>>;
+  bench::set_bytes(state, 4.0 * 80 * double(frames) * (stochastic ? 5 : 3));
+  bench::set_items(state, double(frames));
+}
+
 void register_all() {
+  for (auto [name, fn] : {std::pair{"diffblocks/ddpm_step", &scheduler_step<db::DDPMScheduler<>>},
+                          std::pair{"diffblocks/ddim_step", &scheduler_step<db::DDIMScheduler<>>},
+                          std::pair{"diffblocks/euler_step", &scheduler_step<db::EulerDiscreteScheduler<>>}})
+    benchmark::RegisterBenchmark(name, fn)->ArgName("T")->Arg(512)->Unit(benchmark::kMicrosecond)->UseRealTime();
   benchmark::RegisterBenchmark("diffblocks/diffuser_forward", diffuser_forward)->ArgName("T")->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::RegisterBenchmark("diffblocks/sgemm", sgemm)->ArgName("N")->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
   for (auto [name, fn] : {std::pair{"diffblocks/origin_forward", &origin_forward},

@@ -27,7 +27,7 @@ common=(--threads="$threads" --benchmark_repetitions="$reps" --benchmark_report_
         --benchmark_out_format=json)
 
 echo "== U-Nets and SGEMM: diffblocks, then PyTorch"
-build/bin/bench_origin "${common[@]}" --benchmark_filter='origin_forward/|sampler_step/T:512|diffuser_forward|sgemm' \
+build/bin/bench_origin "${common[@]}" --benchmark_filter='origin_forward/|sampler_step/T:512|(ddpm|ddim|euler)_step|diffuser_forward|sgemm' \
   --benchmark_out=build/bench/origin.json
 .venv/bin/python tools/bench_torch.py --threads "$threads" --repeats "$reps" --frames 128 512 2048 \
   --suite origin diffuser sgemm --json build/bench/torch.json
