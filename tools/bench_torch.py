@@ -61,52 +61,7 @@ def randomize_(model: torch.nn.Module, seed: int) -> None:
             m.g.fill_(0.5)
 
 
-def time_forward(model, frames: int, warmup: int, repeats: int, seed: int):
-    """Returns per-run (wall seconds, this thread's CPU seconds) for `repeats` timed runs."""
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(1, 80, frames, generator=gen)
-    mu = torch.randn(1, 80, frames, generator=gen)
-    mask = torch.ones(1, 1, frames)
-    t = torch.full((1,), 0.5)
-    runs = []
-    with torch.no_grad():
-        for _ in range(warmup):
-            model(x, mask, mu, t)
-        for _ in range(repeats):
-            w0, c0 = time.perf_counter(), time.thread_time()
-            model(x, mask, mu, t)
-            runs.append((time.perf_counter() - w0, time.thread_time() - c0))
-    return runs
-
-
-def benchmark_entry(index: int, frames: int, runs) -> dict:
-    """One result in Google Benchmark's JSON schema (times in ms, like bench_origin)."""
-    wall = [w for w, _ in runs]
-    med = statistics.median(wall)
-    gflop = 2 * origin_macs(frames) / 1e9
-    name = f"torch/origin_forward/T:{frames}"
-    return {
-        "name": name,
-        "family_index": 0,
-        "per_family_instance_index": index,
-        "run_name": name,
-        "run_type": "iteration",
-        "repetitions": 1,
-        "repetition_index": 0,
-        "threads": 1,
-        "iterations": len(runs),
-        "real_time": med * 1e3,                                   # median of the timed runs
-        "cpu_time": statistics.median(c for _, c in runs) * 1e3,  # calling thread, as Google Benchmark
-        "time_unit": "ms",
-        "min_real_time": min(wall) * 1e3,
-        "mean_real_time": statistics.fmean(wall) * 1e3,
-        "GFLOP": gflop,
-        "GFLOP/s": gflop / med,
-        "items_per_second": frames / med,                          # mel frames per second
-    }
-
-
-# ---- other suites ------------------------------------------------------------------------
+# ---- timing and the suites ---------------------------------------------------------------
 
 # Must equal diffuser_config() in benchmarks/bench_origin.cpp.
 DIFFUSER_TTS_CONFIG = {
@@ -225,6 +180,23 @@ def attention_entries(warmup, repeats, max_tokens):
         add("torch/cross/naive" + sfx, lambda: naive(q, k, v), flops)
         add("torch/cross/sdpa" + sfx, lambda: sdpa(q, k, v), flops)
     return out
+
+
+def time_forward(model, frames: int, warmup: int, repeats: int, seed: int):
+    """Per-run (wall seconds, this thread's CPU seconds) of `repeats` timed forwards."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, 80, frames, generator=gen)
+    mu = torch.randn(1, 80, frames, generator=gen)
+    mask = torch.ones(1, 1, frames)
+    t = torch.full((1,), 0.5)
+    return timed(lambda: model(x, mask, mu, t), warmup, repeats)
+
+
+def benchmark_entry(index: int, frames: int, runs) -> dict:
+    """One Origin result in Google Benchmark's JSON schema (times in ms, like bench_origin)."""
+    e = entry(f"torch/origin_forward/T:{frames}", index, runs, 2 * origin_macs(frames))
+    e["items_per_second"] = frames / (e["real_time"] / 1e3)  # mel frames per second
+    return e
 
 
 def context(args) -> dict:

@@ -125,11 +125,6 @@ using cpu::f32x16;
 using cpu::load16;
 using cpu::store16;
 
-/// S[r][j] = sum_d q[r][d] * kt[d][j] for 4 query rows and 64 keys (cpu::kernel_4x64).
-inline void score_block(const float* q, int dh, const float* kt, std::ptrdiff_t ld, float* S, std::ptrdiff_t ls) {
-  cpu::kernel_4x64(dh, q, dh, kt, ld, S, ls);
-}
-
 /// O[r][e] += sum_j P[r][j] * v[j][e] for kRows rows and 16 * W features (registers across j).
 template <int W>
 inline void pv_block(const float* __restrict P, std::ptrdiff_t lp, std::ptrdiff_t nj, const float* __restrict v,
@@ -209,7 +204,7 @@ Tensor<T, 3, Cpu> attention_streaming(Cpu, const Tensor<T, 3, Cpu>& q, const Ten
         const std::ptrdiff_t nj_pad = (nj + detail::kCols - 1) / detail::kCols * detail::kCols;
         for (std::ptrdiff_t i = 0; i < rows; i += detail::kRows)
           for (std::ptrdiff_t j = 0; j < nj_pad; j += detail::kCols)
-            detail::score_block(qs.data() + i * s.dh, s.dh, kd + j0 + j, nk_pad, scores.data() + i * BK + j, BK);
+            cpu::kernel_4x64(s.dh, qs.data() + i * s.dh, s.dh, kd + j0 + j, nk_pad, scores.data() + i * BK + j, BK);
         for (std::ptrdiff_t i = 0; i < ni; ++i) {
           T* row = scores.data() + i * BK;
           Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> r(row, nj);

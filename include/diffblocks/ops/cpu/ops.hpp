@@ -52,16 +52,6 @@ Tensor<T, 4, Cpu> conv_transpose2d(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor
   return cpu::conv_transpose2d(x, w, bias, stride, padding);
 }
 
-/// out += conv2d(x, w, bias, stride, padding), out already shaped like the convolution's result.
-/// 1x1 stride-1 convolutions accumulate inside the GEMM; others add a temporary.
-template <class T>
-void conv2d_add_(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias, int stride,
-                 int padding, Tensor<T, 4, Cpu>& out) {
-  if (w.shape(2) == 1 && w.shape(3) == 1 && stride == 1 && padding == 0) return cpu::conv1x1_add_(x, w, bias, out);
-  const auto y = cpu::conv2d(x, w, bias, stride, padding);
-  std::transform(out.begin(), out.end(), y.begin(), out.begin(), std::plus<T>());
-}
-
 /// y (B, out) = x (B, in) W^T + b, W (out, in).
 template <class T>
 Tensor<T, 2, Cpu> linear(Cpu, const Tensor<T, 2, Cpu>& x, const Tensor<T, 2, Cpu>& w, const Tensor<T, 1, Cpu>& bias) {
@@ -166,21 +156,30 @@ void mish_(Cpu, Tensor<T, N, Cpu>& x) {
   parallel_for(n, [&](std::ptrdiff_t b, std::ptrdiff_t e) { mish_range(p + b, e - b); });
 }
 
-/// x[b, c, h, w] *= mask[b, 0, 0, w].
-template <class T>
-void mul_mask_(Cpu, Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& mask) {
-  const std::ptrdiff_t CH = static_cast<std::ptrdiff_t>(x.shape(1) * x.shape(2)), W = x.shape(3);
-  const std::ptrdiff_t rows = static_cast<std::ptrdiff_t>(x.shape(0)) * CH;
-  T* p = x.data();
+namespace detail {
+/// dst[b, c, h, w] = src[b, c, h, w] * mask[b, 0, 0, w] over rows of W values (src may be dst);
+/// `shape` is the (B, C, H, W) of both.
+template <class T, class Shape>
+void apply_frame_mask(const T* src, T* dst, const Shape& shape, const T* mask) {
+  const std::ptrdiff_t CH = static_cast<std::ptrdiff_t>(shape[1] * shape[2]), W = shape[3];
+  const std::ptrdiff_t rows = static_cast<std::ptrdiff_t>(shape[0]) * CH;
   auto body = [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     for (std::ptrdiff_t r = r0; r < r1; ++r) {
-      const T* m = mask.data() + (r / CH) * W;
-      T* row = p + r * W;
-      for (std::ptrdiff_t w = 0; w < W; ++w) row[w] *= m[w];
+      const T* m = mask + (r / CH) * W;
+      const T* in = src + r * W;
+      T* out = dst + r * W;
+      for (std::ptrdiff_t w = 0; w < W; ++w) out[w] = in[w] * m[w];
     }
   };
   if (rows * W < (1 << 15)) return body(0, rows);
   parallel_for(rows, body);
+}
+}  // namespace detail
+
+/// x[b, c, h, w] *= mask[b, 0, 0, w].
+template <class T>
+void mul_mask_(Cpu, Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& mask) {
+  detail::apply_frame_mask(x.data(), x.data(), x.shape(), mask.data());
 }
 
 /// Grad-TTS Block's tail in one pass over each row: x = Mish(GroupNorm(x)) * mask (mask
@@ -216,18 +215,7 @@ void group_norm_mish_mask_bias_mask_(Cpu, Tensor<T, 4, Cpu>& x, int groups, cons
 template <class T>
 Tensor<T, 4, Cpu> masked_copy(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& mask) {
   auto y = Tensor<T, 4, Cpu>::from_shape(x.shape());
-  const std::ptrdiff_t CH = static_cast<std::ptrdiff_t>(x.shape(1) * x.shape(2)), W = x.shape(3);
-  const std::ptrdiff_t rows = static_cast<std::ptrdiff_t>(x.shape(0)) * CH;
-  auto body = [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
-    for (std::ptrdiff_t r = r0; r < r1; ++r) {
-      const T* m = mask.data() + (r / CH) * W;
-      const T* src = x.data() + r * W;
-      T* dst = y.data() + r * W;
-      for (std::ptrdiff_t w = 0; w < W; ++w) dst[w] = src[w] * m[w];
-    }
-  };
-  if (rows * W < (1 << 15)) body(0, rows);
-  else parallel_for(rows, body);
+  detail::apply_frame_mask(x.data(), y.data(), x.shape(), mask.data());
   return y;
 }
 
@@ -258,6 +246,16 @@ void add_(Cpu, Tensor<T, N, Cpu>& a, const Tensor<T, N, Cpu>& b) {
   };
   if (n < (1 << 15)) return body(0, n);
   parallel_for(n, body);
+}
+
+/// out += conv2d(x, w, bias, stride, padding), out already shaped like the convolution's result.
+/// 1x1 stride-1 convolutions accumulate inside the GEMM; others add a temporary.
+template <class T>
+void conv2d_add_(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias, int stride,
+                 int padding, Tensor<T, 4, Cpu>& out) {
+  if (w.shape(2) == 1 && w.shape(3) == 1 && stride == 1 && padding == 0) return cpu::conv1x1_add_(x, w, bias, out);
+  const auto y = cpu::conv2d(x, w, bias, stride, padding);
+  add_(Cpu{}, out, y);
 }
 
 /// x *= g[0] (a learned scalar such as Rezero's g).
