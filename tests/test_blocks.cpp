@@ -203,6 +203,40 @@ Tensor<float, 4> conv3x3_direct(const Tensor<float, 4>& x, const Tensor<float, 4
 }
 }  // namespace
 
+TEST_CASE("packed GEMM matches the definition at every edge shape, overwriting and accumulating",
+          "[blocks][gemm]") {
+  namespace pk = db::ops::cpu::packed;
+  db::Rng rng(9);
+  // M, N not multiples of the register block (rows kPanelRows, columns block_cols), K = 0 and 1,
+  // strides wider than the rows.
+  const int Ms[] = {1, pk::kPanelRows - 1, pk::kPanelRows, 2 * pk::kPanelRows + 3};
+  const int Ns[] = {1, pk::block_cols<float>() - 1, pk::block_cols<float>(), 3 * pk::block_cols<float>() + 5};
+  for (int M : Ms)
+    for (int N : Ns)
+      for (int K : {0, 1, 7, 64})
+        for (bool acc : {false, true}) {
+          const int lda = K + 3, ldb = N + 2, ldc = N + 1;
+          std::vector<float> A(std::size_t(M) * lda), B(std::size_t(std::max(K, 1)) * ldb), C(std::size_t(M) * ldc);
+          for (auto& v : A) v = float(rng.normal());
+          for (auto& v : B) v = float(rng.normal());
+          for (auto& v : C) v = float(rng.normal());
+          std::vector<float> want = C;
+          for (int m = 0; m < M; ++m)
+            for (int n = 0; n < N; ++n) {
+              double s = acc ? C[std::size_t(m) * ldc + n] : 0.0;
+              for (int k = 0; k < K; ++k) s += double(A[std::size_t(m) * lda + k]) * B[std::size_t(k) * ldb + n];
+              want[std::size_t(m) * ldc + n] = float(s);
+            }
+          std::vector<float> Ap(std::size_t(pk::packed_size(M, K)));
+          pk::pack_a(M, K, A.data(), lda, Ap.data());
+          pk::gemm(M, N, K, Ap.data(), B.data(), ldb, C.data(), ldc, acc);
+          double err = 0;
+          for (std::size_t i = 0; i < C.size(); ++i) err = std::max(err, double(std::abs(C[i] - want[i])));
+          INFO("M " << M << " N " << N << " K " << K << " accumulate " << acc);
+          REQUIRE(err <= 1e-4);  // also: the padding columns (ldc > N) are left as they were
+        }
+}
+
 TEST_CASE("Winograd F(4x4,3x3) and im2col both match a direct 3x3 convolution", "[blocks][conv]") {
   struct Case {
     std::size_t b, ci, co, h, w;

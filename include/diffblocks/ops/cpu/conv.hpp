@@ -34,6 +34,37 @@ struct PatchGrid {
   bool contiguous() const { return col_step == 1 && row_step == out_w; }
 };
 
+/// dst[j] = xc[iy, ix] (zero outside the H x W plane) for the grid points j0 .. j0+nj-1 of one
+/// kernel tap, where iy = oy*stride + dy and ix = ox*stride + dx. Works one grid row at a time:
+/// the in-bounds span of a row is found once, so the copy loop has no per-element test (and is
+/// a plain memcpy at stride 1).
+template <class T>
+void gather_patch_row(const T* xc, int H, int W, const PatchGrid& g, int dy, int dx, std::ptrdiff_t j0,
+                      std::ptrdiff_t nj, T* dst) {
+  const std::ptrdiff_t s = g.stride, ow = g.out_w;
+  // ox range with 0 <= ox*s + dx < W.
+  const std::ptrdiff_t lo = dx >= 0 ? 0 : (-dx + s - 1) / s;
+  const std::ptrdiff_t hi = W - dx <= 0 ? 0 : std::min<std::ptrdiff_t>(ow, (W - dx + s - 1) / s);
+  for (std::ptrdiff_t j = j0, end = j0 + nj; j < end;) {
+    const std::ptrdiff_t oy = j / ow, ox0 = j % ow, ox1 = std::min(ow, ox0 + (end - j));
+    T* d = dst + (j - j0);
+    const std::ptrdiff_t iy = oy * s + dy;
+    if (iy < 0 || iy >= H || lo >= hi) {
+      std::fill(d, d + (ox1 - ox0), T(0));
+    } else {
+      const T* row = xc + iy * W;
+      const std::ptrdiff_t a = std::clamp(lo, ox0, ox1), b = std::clamp(hi, ox0, ox1);
+      std::fill(d, d + (a - ox0), T(0));
+      if (s == 1)
+        std::copy(row + a + dx, row + b + dx, d + (a - ox0));
+      else
+        for (std::ptrdiff_t ox = a; ox < b; ++ox) d[ox - ox0] = row[ox * s + dx];
+      std::fill(d + (b - ox0), d + (ox1 - ox0), T(0));
+    }
+    j += ox1 - ox0;
+  }
+}
+
 /// out[b, co, dest(oy, ox)] = bias[co] + sum_{ci,ty,tx} wmat[co, (ci,ty,tx)] * x[b, ci, iy, ix]
 /// (zero outside the input). x: (B, Cin, H, W); out planes are out_plane elements apart.
 template <class T>
@@ -50,6 +81,9 @@ void patch_gemm(const T* x, int B, int Cin, int H, int W, const T* wmat, int Cou
   tile = std::min(tile, ncols);
   const std::ptrdiff_t tiles_per_item = (ncols + tile - 1) / tile;
   const std::ptrdiff_t in_plane = static_cast<std::ptrdiff_t>(H) * W;
+  // The weights are packed once here rather than by every tile's GEMM.
+  memory::Buffer<T> wpack(static_cast<std::size_t>(packed::packed_size(Cout, K)));
+  packed::pack_a(Cout, K, wmat, K, wpack.data());
 
   parallel_for(B * tiles_per_item, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
     memory::Buffer<T> col, res;
@@ -67,36 +101,24 @@ void patch_gemm(const T* x, int B, int Cin, int H, int W, const T* wmat, int Cou
         ldb = in_plane;
       } else {
         col.resize(static_cast<std::size_t>(K) * nj);
-        for (int ci = 0; ci < Cin; ++ci) {
-          const T* xc = xb + ci * in_plane;
+        for (int ci = 0; ci < Cin; ++ci)
           for (int ty = 0; ty < KY; ++ty)
-            for (int tx = 0; tx < KX; ++tx) {
-              T* dst = col.data() + (static_cast<std::ptrdiff_t>(ci * KY + ty) * KX + tx) * nj;
-              std::ptrdiff_t oy = j0 / g.out_w, ox = j0 % g.out_w;
-              for (std::ptrdiff_t j = 0; j < nj; ++j) {
-                const std::ptrdiff_t iy = oy * g.stride + g.off_y[ty], ix = ox * g.stride + g.off_x[tx];
-                dst[j] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? xc[iy * W + ix] : T(0);
-                if (++ox == g.out_w) {
-                  ox = 0;
-                  ++oy;
-                }
-              }
-            }
-        }
+            for (int tx = 0; tx < KX; ++tx)
+              gather_patch_row(xb + ci * in_plane, H, W, g, g.off_y[ty], g.off_x[tx], j0, nj,
+                               col.data() + (static_cast<std::ptrdiff_t>(ci * KY + ty) * KX + tx) * nj);
         bmat = col.data();
         ldb = nj;
       }
 
       if (g.contiguous()) {
         T* dst = ob + g.base + j0;
-        gemm<T>(Cout, static_cast<int>(nj), K, wmat, K, bmat, static_cast<int>(ldb), dst, static_cast<int>(out_plane),
-                accumulate);
+        packed::gemm<T>(Cout, static_cast<int>(nj), K, wpack.data(), bmat, ldb, dst, out_plane, accumulate);
         if (bias)
           for (int co = 0; co < Cout; ++co)
             for (std::ptrdiff_t j = 0; j < nj; ++j) dst[co * out_plane + j] += bias[co];
       } else {
         res.resize(static_cast<std::size_t>(Cout) * nj);
-        gemm<T>(Cout, static_cast<int>(nj), K, wmat, K, bmat, static_cast<int>(ldb), res.data(), static_cast<int>(nj));
+        packed::gemm<T>(Cout, static_cast<int>(nj), K, wpack.data(), bmat, ldb, res.data(), nj);
         for (int co = 0; co < Cout; ++co) {
           const T bv = bias ? bias[co] : T(0);
           std::ptrdiff_t oy = j0 / g.out_w, ox = j0 % g.out_w;

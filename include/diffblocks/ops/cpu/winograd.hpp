@@ -7,7 +7,8 @@
 //   Y = A^T [ (G g G^T) (.) (B^T d B) ] A,
 // so the 36 elementwise products of a tile, summed over input channels, become 36 independent
 // GEMMs  M[k] (Cout x tiles) = U[k] (Cout x Cin) * V[k] (Cin x tiles): 36 MACs per 16 outputs
-// instead of 144, i.e. 4x fewer multiplications than im2col + GEMM. The transforms are
+// instead of 144, i.e. 4x fewer multiplications than im2col + GEMM. U is transformed straight
+// into packed::gemm's panel layout, and V's rows are contiguous, so the GEMMs pack nothing. The transforms are
 // vectorised over tiles: rows of a band of tiles are combined whole (contiguous), then the
 // columns of each tile, after splitting the row into its four phases x mod 4.
 //
@@ -58,34 +59,40 @@ inline void output_transform_1d(std::ptrdiff_t n, Get m, Put o) {
   }
 }
 
-/// U[k][co][ci] = (G g G^T)[k] for every 3x3 kernel g = w[co][ci] (w as in PyTorch).
-/// Kernels are processed in runs of kRun so that every step is a contiguous, vectorisable loop
-/// and each of the 36 output planes is written in runs rather than one element at a time.
+/// U[k] = (G g G^T)[k] for every 3x3 kernel g = w[co][ci] (w as in PyTorch), each of the 36
+/// planes U[k] (Cout x Cin) packed for packed::gemm (plane k at k * packed::packed_size).
+/// Kernels are processed in runs that are contiguous in the packed layout (one panel of
+/// kPanelRows output channels, kRunCin input channels), so every step is a contiguous,
+/// vectorisable loop and the 36 planes are written in runs, not scattered.
 template <class T>
 memory::Buffer<T> transform_weights(const T* w, int Cout, int Cin) {
-  constexpr int kRun = 64;
+  constexpr int R = packed::kPanelRows, kRunCin = 8, kRun = R * kRunCin;
   static const T G[6][3] = {{T(1) / 4, 0, 0},
                             {T(-1) / 6, T(-1) / 6, T(-1) / 6},
                             {T(-1) / 6, T(1) / 6, T(-1) / 6},
                             {T(1) / 24, T(1) / 12, T(1) / 6},
                             {T(1) / 24, T(-1) / 12, T(1) / 6},
                             {0, 0, 1}};
-  const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(Cout) * Cin;
-  memory::Buffer<T> U(kPoints * plane);
-  const std::ptrdiff_t runs = (plane + kRun - 1) / kRun;
-  parallel_for(runs, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+  const std::ptrdiff_t packed = packed::packed_size(Cout, Cin);
+  memory::Buffer<T> U(kPoints * packed);
+  const int panels = (Cout + R - 1) / R, cin_runs = (Cin + kRunCin - 1) / kRunCin;
+  parallel_for(static_cast<std::ptrdiff_t>(panels) * cin_runs, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
     T g[9][kRun], gg[6][3][kRun];
     for (std::ptrdiff_t run = first; run < last; ++run) {
-      const std::ptrdiff_t p0 = run * kRun;
-      const int n = static_cast<int>(std::min<std::ptrdiff_t>(kRun, plane - p0));
-      for (int j = 0; j < n; ++j)
-        for (int tap = 0; tap < 9; ++tap) g[tap][j] = w[(p0 + j) * 9 + tap];
+      const int p = static_cast<int>(run / cin_runs), ci0 = static_cast<int>(run % cin_runs) * kRunCin;
+      const int n = std::min(kRunCin, Cin - ci0) * R;  // element j: ci = ci0 + j / R, co = p*R + j % R
+      for (int j = 0; j < n; ++j) {
+        const int co = p * R + j % R, ci = ci0 + j / R;
+        for (int tap = 0; tap < 9; ++tap)  // rows past Cout (last panel) are zero
+          g[tap][j] = co < Cout ? w[(static_cast<std::ptrdiff_t>(co) * Cin + ci) * 9 + tap] : T(0);
+      }
       for (int i = 0; i < 6; ++i)  // G g: combine kernel rows
         for (int c = 0; c < 3; ++c)
           for (int j = 0; j < n; ++j) gg[i][c][j] = G[i][0] * g[c][j] + G[i][1] * g[3 + c][j] + G[i][2] * g[6 + c][j];
+      const std::ptrdiff_t at = (static_cast<std::ptrdiff_t>(p) * Cin + ci0) * R;  // = packed_index(p*R, ci0)
       for (int i = 0; i < 6; ++i)  // (G g) G^T: combine columns
         for (int k = 0; k < 6; ++k) {
-          T* dst = U.data() + (i * 6 + k) * plane + p0;
+          T* dst = U.data() + (i * 6 + k) * packed + at;
           for (int j = 0; j < n; ++j) dst[j] = gg[i][0][j] * G[k][0] + gg[i][1][j] * G[k][1] + gg[i][2][j] * G[k][2];
         }
     }
@@ -135,11 +142,13 @@ void transform_input(const T* x, const Tiling& tl, int ty0, int ty1, T* V, std::
     for (int i = 0; i < kAlpha; ++i) {
       const T* r = rows + i * wp;
       T* ph = sc.phase.data() + static_cast<std::size_t>(i) * 4 * (nx + 1);
-      for (int t = 0; t <= nx; ++t)
-        for (int q = 0; q < 4; ++q) {
-          const int xx = kTile * t + q;
-          ph[q * (nx + 1) + t] = xx < wp ? r[xx] : T(0);
-        }
+      // A stride-4 de-interleave with no bounds test, which compilers turn into vector permutes;
+      // the extra tile t = nx holds columns 4nx, 4nx + 1 (the last two of the padded row).
+      for (int t = 0; t < nx; ++t)
+        for (int q = 0; q < 4; ++q) ph[q * (nx + 1) + t] = r[kTile * t + q];
+      ph[nx] = r[kTile * nx];
+      ph[(nx + 1) + nx] = r[kTile * nx + 1];
+      ph[2 * (nx + 1) + nx] = ph[3 * (nx + 1) + nx] = T(0);
       input_transform_1d<T>(
           nx, [&](int j, std::ptrdiff_t t) { return ph[(j & 3) * (nx + 1) + t + (j >> 2)]; },
           [&](int k, std::ptrdiff_t t, T v) { V[(i * kAlpha + k) * v_stride + tile_base + t] = v; });
@@ -172,11 +181,11 @@ void transform_output(const T* M, std::ptrdiff_t m_stride, const Tiling& tl, int
       const int oy = ty * kTile + r;
       if (oy >= tl.H) break;
       T* row = out + static_cast<std::ptrdiff_t>(oy) * tl.W;
-      for (int t = 0; t < nx; ++t)
-        for (int c = 0; c < kTile; ++c) {
-          const int ox = kTile * t + c;
-          if (ox < tl.W) row[ox] = y[(r * kTile + c) * nx + t] + bias;
-        }
+      const T* yr = y.data() + r * kTile * nx;
+      const int full = tl.W / kTile;  // whole tiles: an unconditional (vectorisable) interleave
+      for (int t = 0; t < full; ++t)
+        for (int c = 0; c < kTile; ++c) row[kTile * t + c] = yr[c * nx + t] + bias;
+      for (int ox = kTile * full; ox < tl.W; ++ox) row[ox] = yr[(ox % kTile) * nx + full] + bias;
     }
   }
 }
@@ -186,7 +195,7 @@ template <class T>
 void conv3x3(const T* x, int B, int Cin, int H, int W, const T* w, int Cout, const T* bias, T* out) {
   if (B == 0 || Cin == 0 || Cout == 0 || H == 0 || W == 0) return;
   const memory::Buffer<T> U = transform_weights(w, Cout, Cin);
-  const std::ptrdiff_t u_plane = static_cast<std::ptrdiff_t>(Cout) * Cin;
+  const std::ptrdiff_t u_plane = packed::packed_size(Cout, Cin);
   const Tiling tl(H, W);
   // Tile rows per chunk: the transformed input of a chunk (36 x Cin x tiles) stays around 8 MB
   // (L3-resident) however long the mel is, so memory does not grow with T.
@@ -209,8 +218,8 @@ void conv3x3(const T* x, int B, int Cin, int H, int W, const T* w, int Cout, con
       });
       parallel_for(kPoints, [&](std::ptrdiff_t k0, std::ptrdiff_t k1) {
         for (std::ptrdiff_t k = k0; k < k1; ++k)
-          gemm<T>(Cout, static_cast<int>(nt), Cin, U.data() + k * u_plane, Cin, V.data() + k * Cin * nt,
-                  static_cast<int>(nt), M.data() + k * Cout * nt, static_cast<int>(nt));
+          packed::gemm<T>(Cout, static_cast<int>(nt), Cin, U.data() + k * u_plane, V.data() + k * Cin * nt, nt,
+                          M.data() + k * Cout * nt, nt);
       });
       parallel_for(Cout, [&](std::ptrdiff_t c0, std::ptrdiff_t c1) {
         memory::Buffer<T> s, y;
