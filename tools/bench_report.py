@@ -11,6 +11,12 @@ same case names with "torch/" in front), then writes
 
     python tools/bench_report.py --ours build/bench/origin.json build/bench/attention.json \\
         --torch build/bench/torch.json --markdown build/bench/report.md --plots docs/bench
+
+--torch-legacy FILES adds a second PyTorch baseline (bench_torch.py run under another torch,
+e.g. 1.13.1 through build/torch-legacy/python): the U-Net table then has time and ratio columns
+for both versions (labelled with the versions their JSON contexts name), the SGEMM rows list
+every source, the attention table gets the legacy torch's naive (and linear) times, and
+origin.png a third bar.
 """
 
 from __future__ import annotations
@@ -65,7 +71,24 @@ def natural(s):
     return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", s)]
 
 
-def markdown(ours, torch, contexts):
+def torch_context(contexts):
+    """The merged context of the files that name a torch version (bench_torch.py output)."""
+    return {k: v for c in contexts if "torch_version" in c for k, v in c.items()}
+
+
+def short_version(ctx):
+    """'2.15.0' for torch_version '2.15.0+cu132'; '?' when unknown."""
+    return str(ctx.get("torch_version", "?")).split("+")[0]
+
+
+def torch_summary(ctx):
+    return (f"torch {ctx.get('torch_version', '?')} "
+            f"({ctx.get('torch_num_threads', '?')} threads, {ctx.get('torch_cpu_capability', '?')})")
+
+
+def markdown(ours, torch, contexts, legacy=None, legacy_contexts=()):
+    if legacy:
+        return markdown_two(ours, torch, contexts, legacy, legacy_contexts)
     lines = []
     ctx = {k: v for c in contexts for k, v in c.items()}
     lines.append(f"Machine: {ctx.get('num_cpus', '?')} CPUs ({ctx.get('cpu', 'unknown CPU')}), "
@@ -104,7 +127,63 @@ def markdown(ours, torch, contexts):
     return "\n".join(lines) + "\n"
 
 
-def plots(ours, torch, outdir: Path):
+def markdown_two(ours, torch, contexts, legacy, legacy_contexts):
+    """markdown() with a second (legacy) torch baseline: both versions' times and ratios."""
+    new_ctx, old_ctx = torch_context(contexts), torch_context(legacy_contexts)
+    new_v, old_v = short_version(new_ctx), short_version(old_ctx)
+    ctx = {k: v for c in contexts for k, v in c.items()}
+    lines = [f"Machine: {ctx.get('num_cpus', '?')} CPUs ({ctx.get('cpu', 'unknown CPU')}), "
+             f"diffblocks threads {ctx.get('diffblocks_threads', '?')}, {torch_summary(old_ctx)} and "
+             f"{torch_summary(new_ctx)}, {ctx.get('date', '')}".rstrip(", "), ""]
+    sources = [("diffblocks", ours), (f"torch {old_v}", legacy), (f"torch {new_v}", torch)]
+    best_gemm = max([r["gflops"] or 0 for _, src in sources for n, r in src.items() if "/sgemm/" in n] or [0])
+
+    def cell(t, r):
+        return (f"{t['ms']:.1f}", f"**{t['ms'] / r['ms']:.2f}x**") if t else ("-", "-")
+
+    lines.append(f"| case | diffblocks ms | torch {old_v} ms | torch {old_v} / diffblocks | torch {new_v} ms | "
+                 f"torch {new_v} / diffblocks | diffblocks GFLOP/s | % of best SGEMM |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for family in ("origin_forward", "sampler_step", "diffuser_forward"):
+        for case, r, t in ratio_rows(ours, torch, family):
+            old = legacy.get(f"torch/{family}/{case}")
+            g = r["gflops"]
+            pct = f"{100 * g / best_gemm:.0f} %" if g and best_gemm else "-"
+            gs = f"{g:.0f}" if g else "-"
+            lines.append(f"| {family}/{case} | {r['ms']:.1f} | {' | '.join(cell(old, r))} | "
+                         f"{' | '.join(cell(t, r))} | {gs} | {pct} |")
+    # SGEMM: one row per source and size, its time in that source's column.
+    for col, (label, src) in enumerate(sources):
+        for name in sorted((n for n in src if "/sgemm/" in n), key=natural):
+            r = src[name]
+            case = name if label == "diffblocks" else f"{label}/{name.split('/', 1)[1]}"
+            cells = ["", "", "", "", ""]
+            cells[2 * col - 1 if col else 0] = f"{r['ms']:.1f}"
+            pct = f"{100 * r['gflops'] / best_gemm:.0f} %" if r["gflops"] and best_gemm else "-"
+            lines.append(f"| {case} | {' | '.join(cells)} | {r['gflops'] or 0:.0f} | {pct} |")
+    lines.append("")
+    lines.append("Attention (4 heads, batch 1; torch: naive = matmul-softmax-matmul, sdpa = "
+                 f"F.scaled_dot_product_attention, which torch {old_v} lacks):")
+    lines.append("")
+    lines.append(f"| case | ms | GFLOP/s | torch {new_v} naive ms | torch {new_v} sdpa ms (linear: torch linear) | "
+                 f"torch {old_v} naive ms (linear: torch linear) |")
+    lines.append("|---|---|---|---|---|---|")
+    for name, r in sorted(ours.items(), key=lambda kv: natural(kv[0])):
+        if not (name.startswith("self/") or name.startswith("cross/")):
+            continue
+        kind, variant, shape = name.split("/", 2)
+        if variant == "linear":
+            tn, ts, old = None, torch.get(f"torch/{name}"), legacy.get(f"torch/{name}")
+        else:
+            tn, ts = torch.get(f"torch/{kind}/naive/{shape}"), torch.get(f"torch/{kind}/sdpa/{shape}")
+            old = legacy.get(f"torch/{kind}/naive/{shape}")
+        ms = [f"{t['ms']:.2f}" if t else "-" for t in (tn, ts, old)]
+        lines.append(f"| {name} | {r['ms']:.2f} | {r['gflops'] or 0:.0f} | {' | '.join(ms)} |")
+    return "\n".join(lines) + "\n"
+
+
+def plots(ours, torch, outdir: Path, legacy=None, bar_labels=("PyTorch eager", None)):
+    """bar_labels: origin.png's labels for torch and (with legacy) the legacy torch."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -116,14 +195,26 @@ def plots(ours, torch, outdir: Path):
         fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=150)
         labels = [c for c, _, _ in rows]
         xs = range(len(rows))
-        ax.bar([x - 0.2 for x in xs], [r["ms"] for _, r, _ in rows], width=0.4, label="diffblocks")
-        ax.bar([x + 0.2 for x in xs], [t["ms"] if t else 0 for _, _, t in rows], width=0.4, label="PyTorch eager")
-        for x, (_, r, t) in zip(xs, rows):
-            if t:
-                ax.annotate(f"{t['ms'] / r['ms']:.2f}x", (x, max(r["ms"], t["ms"])), ha="center", va="bottom")
+        if legacy:  # three bars: diffblocks, legacy torch, torch; each torch bar labelled with its ratio
+            olds = [legacy.get(f"torch/origin_forward/{c}") for c in labels]
+            w = 0.27
+            ax.bar([x - w for x in xs], [r["ms"] for _, r, _ in rows], width=w, label="diffblocks")
+            for dx, ts, label in ((0.0, olds, bar_labels[1]), (w, [t for _, _, t in rows], bar_labels[0])):
+                ax.bar([x + dx for x in xs], [t["ms"] if t else 0 for t in ts], width=w, label=label)
+                for x, (_, r, _), t in zip(xs, rows, ts):
+                    if t:
+                        ax.annotate(f"{t['ms'] / r['ms']:.2f}x", (x + dx, t["ms"]), ha="center", va="bottom",
+                                    fontsize=7)
+            top = max(max(r["ms"], t["ms"] if t else 0, o["ms"] if o else 0) for (_, r, t), o in zip(rows, olds))
+        else:
+            ax.bar([x - 0.2 for x in xs], [r["ms"] for _, r, _ in rows], width=0.4, label="diffblocks")
+            ax.bar([x + 0.2 for x in xs], [t["ms"] if t else 0 for _, _, t in rows], width=0.4, label=bar_labels[0])
+            for x, (_, r, t) in zip(xs, rows):
+                if t:
+                    ax.annotate(f"{t['ms'] / r['ms']:.2f}x", (x, max(r["ms"], t["ms"])), ha="center", va="bottom")
+            top = max(max(r["ms"], t["ms"] if t else 0) for _, r, t in rows)
         ax.set_xticks(list(xs), labels)
         ax.set_yscale("log")
-        top = max(max(r["ms"], t["ms"] if t else 0) for _, r, t in rows)
         ax.set_ylim(top=top * 1.6)  # room for the ratio labels
         ax.set_ylabel("forward time (ms, log)")
         ax.set_title("Origin U-Net forward (dim 64, 80 mels, batch 1)")
@@ -169,17 +260,25 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ours", nargs="+", type=Path, required=True, help="diffblocks benchmark JSON files")
     ap.add_argument("--torch", nargs="*", type=Path, default=[], help="bench_torch.py JSON files")
+    ap.add_argument("--torch-legacy", nargs="*", type=Path, default=[],
+                    help="bench_torch.py JSON files of a second (older) torch, e.g. 1.13.1")
     ap.add_argument("--markdown", type=Path, help="also write the table here")
     ap.add_argument("--plots", type=Path, help="directory for the PNG plots")
     args = ap.parse_args()
     ours, c1 = load(args.ours)
     torch, c2 = load(args.torch)
-    md = markdown(ours, torch, c1 + c2)
+    legacy, c3 = load(args.torch_legacy)
+    md = markdown(ours, torch, c1 + c2, legacy, c3)
     print(md)
     if args.markdown:
         args.markdown.write_text(md)
     if args.plots:
-        plots(ours, torch, args.plots)
+        if legacy:
+            labels = (f"PyTorch {short_version(torch_context(c2))} eager",
+                      f"PyTorch {short_version(torch_context(c3))} eager")
+            plots(ours, torch, args.plots, legacy, labels)
+        else:
+            plots(ours, torch, args.plots)
         print(f"plots in {args.plots}")
 
 

@@ -19,6 +19,12 @@ UNet2DConditionModel of bench_origin's diffuser_forward, needs diffusers 0.25.1)
 bench_attention: Grad-TTS linear attention, naive matmul-softmax-matmul, and
 F.scaled_dot_product_attention, PyTorch's fused flash/streaming CPU kernel). Every result is
 named like its C++ counterpart with "torch/" in front.
+
+Runs under the newest torch (.venv) and under Python 3.9 + torch 1.13.1 + diffusers 0.25.1
+(build/torch-legacy/python, see tools/setup_torch_legacy.sh), the issue's reference version:
+torch 1.13 has no F.scaled_dot_product_attention (its "sdpa" cases are skipped) and no
+torch.backends.cpu (the CPU capability comes from torch.__config__.show()). The JSON context
+names the torch version either way.
 """
 
 from __future__ import annotations
@@ -59,6 +65,25 @@ def randomize_(model: torch.nn.Module, seed: int) -> None:
             m.weight.add_(1.0)
         elif isinstance(m, Rezero):
             m.g.fill_(0.5)
+
+
+def cpu_capability() -> str:
+    """The ATen CPU kernels' vector ISA (e.g. AVX2, AVX512); torch < 2.0 has no
+    torch.backends.cpu, but its build summary names it ("CPU capability usage: AVX2")."""
+    cpu_backend = getattr(torch.backends, "cpu", None)
+    if cpu_backend is not None and hasattr(cpu_backend, "get_cpu_capability"):
+        return cpu_backend.get_cpu_capability()
+    try:
+        for line in torch.__config__.show().splitlines():
+            if "CPU capability usage:" in line:
+                return line.split(":", 1)[1].strip()
+    except Exception:  # noqa: BLE001 (only informative)
+        pass
+    return "unknown"
+
+
+# F.scaled_dot_product_attention arrived in torch 2.0.
+SDPA = getattr(torch.nn.functional, "scaled_dot_product_attention", None)
 
 
 # ---- timing and the suites ---------------------------------------------------------------
@@ -102,9 +127,12 @@ def entry(name: str, index: int, runs, flops: float, extra: dict | None = None) 
 
 
 def diffuser_entries(frames_list, warmup, repeats, seed):
-    from diffusers import UNet2DConditionModel  # noqa: WPS433 (optional dependency)
+    import diffusers  # noqa: WPS433 (optional dependency)
     torch.manual_seed(seed)
-    model = UNet2DConditionModel(**DIFFUSER_TTS_CONFIG).eval()
+    model = diffusers.UNet2DConditionModel(**DIFFUSER_TTS_CONFIG).eval()
+    # AttnProcessor2_0 (F.scaled_dot_product_attention) under torch 2, AttnProcessor under 1.13.
+    processors = sorted({type(p).__name__ for p in model.attn_processors.values()})
+    label = f"diffusers {diffusers.__version__}, {'+'.join(processors)}"
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.randn(p.shape) * 0.02)
@@ -122,6 +150,7 @@ def diffuser_entries(frames_list, warmup, repeats, seed):
                            added_cond_kwargs={"image_embeds": image})
         e = entry(f"torch/diffuser_forward/T:{frames}", i, timed(fn, warmup, repeats), 0.0)
         e["items_per_second"] = frames / (e["real_time"] / 1e3)  # mel frames per second
+        e["label"] = label
         out.append(e)
     return out
 
@@ -152,10 +181,15 @@ def attention_entries(warmup, repeats, max_tokens):
         s = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
         return s.softmax(dim=-1) @ v
 
-    sdpa = torch.nn.functional.scaled_dot_product_attention
+    sdpa = SDPA
+    if sdpa is None:
+        print(f"  torch {torch.__version__} has no F.scaled_dot_product_attention: "
+              "skipping the sdpa cases", flush=True)
 
     def add(name, fn, flops):
         nonlocal idx
+        if fn is None:
+            return
         out.append(entry(name, idx, timed(fn, warmup, repeats), flops))
         idx += 1
         print(f"  {name}: {out[-1]['real_time']:.2f} ms", flush=True)
@@ -170,7 +204,7 @@ def attention_entries(warmup, repeats, max_tokens):
             q, k, v = (torch.randn(1, heads, n, dh) for _ in range(3))
             flops = 2.0 * heads * n * n * 2 * dh
             add("torch/self/naive" + sfx, lambda: naive(q, k, v), flops)
-            add("torch/self/sdpa" + sfx, lambda: sdpa(q, k, v), flops)
+            add("torch/self/sdpa" + sfx, (lambda: sdpa(q, k, v)) if sdpa else None, flops)
     cross = [(n, 16) for n in (1280, 10240, 40960)] + [(1024, s) for s in lengths]
     for n, s_len in cross:
         q = torch.randn(1, heads, n, 64)
@@ -178,7 +212,7 @@ def attention_entries(warmup, repeats, max_tokens):
         flops = 2.0 * heads * n * s_len * 2 * 64
         sfx = f"/N:{n}/S:{s_len}/dh:64"
         add("torch/cross/naive" + sfx, lambda: naive(q, k, v), flops)
-        add("torch/cross/sdpa" + sfx, lambda: sdpa(q, k, v), flops)
+        add("torch/cross/sdpa" + sfx, (lambda: sdpa(q, k, v)) if sdpa else None, flops)
     return out
 
 
@@ -200,7 +234,7 @@ def benchmark_entry(index: int, frames: int, runs) -> dict:
 
 
 def context(args) -> dict:
-    return {
+    ctx = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "host_name": socket.gethostname(),
         "executable": " ".join([sys.executable] + sys.argv),
@@ -209,12 +243,16 @@ def context(args) -> dict:
         "cpu": platform.processor() or platform.machine(),
         "torch_version": torch.__version__,
         "torch_num_threads": torch.get_num_threads(),
-        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_cpu_capability": cpu_capability(),
+        "python_version": platform.python_version(),
         "mkldnn_enabled": bool(torch.backends.mkldnn.enabled and torch.backends.mkldnn.is_available()),
         "warmup": args.warmup,
         "repeats": args.repeats,
         "weights": "N(0, 0.02), GroupNorm gamma 1 + N(0, 0.02), Rezero g 0.5",
     }
+    if "diffusers" in sys.modules:
+        ctx["diffusers_version"] = sys.modules["diffusers"].__version__
+    return ctx
 
 
 def load_ours(path: Path) -> dict:
@@ -260,7 +298,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"CPU capability {torch.backends.cpu.get_cpu_capability()}; "
+          f"CPU capability {cpu_capability()}, Python {platform.python_version()}; "
           f"{args.warmup} warm-ups, median of {args.repeats}")
     entries = []
     if "origin" in args.suite:
@@ -279,7 +317,7 @@ def main() -> int:
     if "diffuser" in args.suite:
         for e in diffuser_entries(args.diffuser_frames, args.warmup, args.repeats, args.seed):
             entries.append(e)
-            print(f"{e['name']:<30} {e['real_time']:>10.1f} ms", flush=True)
+            print(f"{e['name']:<30} {e['real_time']:>10.1f} ms  ({e['label']})", flush=True)
     if "attention" in args.suite:
         entries += attention_entries(max(1, args.warmup // 2), max(1, args.repeats // 2), args.max_tokens)
 
