@@ -81,6 +81,8 @@ void origin_forward(benchmark::State& state) {
   state.counters["peak_MB"] = peak_mb;
   // Compared with the activations that must be live at once (the CPU-speed bar: peak <= 1.5x).
   state.counters["live_activations_MB"] = origin_live_activations_mb(double(state.range(0)));
+  // Held apart from activations: the Winograd-transformed weights (ops/cpu/weight_cache.hpp).
+  state.counters["weight_cache_MB"] = double(db::ops::cpu::weight_cache_bytes()) * 1e-6;
 }
 
 /// The same forward with every convolution on im2col + GEMM (no Winograd): the baseline the

@@ -203,6 +203,55 @@ Tensor<float, 4> conv3x3_direct(const Tensor<float, 4>& x, const Tensor<float, 4
 }
 }  // namespace
 
+TEST_CASE("Winograd weight cache follows weights changed in place, and can be turned off", "[blocks][conv]") {
+  namespace cpu = db::ops::cpu;
+  db::Rng rng(17);
+  auto x = Tensor<float, 4>::from_shape({1, 16, 9, 10});
+  auto w = Tensor<float, 4>::from_shape({24, 16, 3, 3});
+  auto bias = Tensor<float, 1>::from_shape({24});
+  for (auto& v : x) v = float(rng.normal());
+  for (auto& v : w) v = float(rng.normal() / 12.0);
+  for (auto& v : bias) v = float(rng.normal());
+  auto check = [&](const char* what) {
+    const Diff d = diff(cpu::conv2d(x, w, bias, 1, 1), conv3x3_direct(x, w, bias));
+    INFO(what << ": max|err| = " << d.max_abs_err);
+    REQUIRE(d.max_abs_err <= 1e-5 * std::max(1.0, d.max_abs_ref));
+  };
+  const std::size_t limit = cpu::weight_cache_limit();
+  REQUIRE(limit > 0);
+  const std::size_t before = cpu::weight_cache_bytes();
+  check("first call");
+  REQUIRE(cpu::weight_cache_bytes() > before);  // the transformed kernels were kept
+  check("cached");
+  // In place, same pointer and shape: one value, then the last one, then a swap of two kernels.
+  w.data()[5] += 0.25f;
+  check("one weight changed");
+  w.data()[w.size() - 1] = -w.data()[w.size() - 1] - 0.5f;
+  check("last weight changed");
+  std::swap_ranges(w.data(), w.data() + 9, w.data() + 9);
+  check("two kernels swapped");
+  cpu::set_weight_cache_limit(0);
+  REQUIRE(cpu::weight_cache_bytes() == 0);
+  w.data()[100] *= -2.0f;
+  check("cache off");
+  REQUIRE(cpu::weight_cache_bytes() == 0);
+  cpu::set_weight_cache_limit(limit);
+}
+
+TEST_CASE("content_hash changes with any single value, its position and the length", "[blocks][conv]") {
+  std::vector<float> v(1000);  // not a multiple of the 64 hash lanes
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = float(i % 7) * 0.5f;
+  const auto h0 = db::ops::cpu::content_hash(v.data(), v.size() * sizeof(float));
+  for (std::size_t i : {std::size_t(0), std::size_t(63), std::size_t(64), std::size_t(500), v.size() - 1}) {
+    const float old = v[i];
+    v[i] = std::nextafter(old, 10.0f);  // the smallest possible change
+    REQUIRE(db::ops::cpu::content_hash(v.data(), v.size() * sizeof(float)) != h0);
+    v[i] = old;
+  }
+  REQUIRE(db::ops::cpu::content_hash(v.data(), v.size() * sizeof(float)) == h0);
+  REQUIRE(db::ops::cpu::content_hash(v.data(), (v.size() - 1) * sizeof(float)) != h0);
+}
+
 TEST_CASE("packed GEMM matches the definition at every edge shape, overwriting and accumulating",
           "[blocks][gemm]") {
   namespace pk = db::ops::cpu::packed;

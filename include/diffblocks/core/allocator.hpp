@@ -204,6 +204,40 @@ struct CachingAllocator {
   }
 };
 
+/// Allocator of long-lived data derived from weights (ops/cpu/weight_cache.hpp): aligned like
+/// tensors, elements left uninitialised like scratch, but outside the caching allocator, so a
+/// PeakMemoryProbe measures activations and scratch only (weight_cache_bytes() reports these).
+template <class T>
+struct WeightAllocator {
+  using value_type = T;
+  WeightAllocator() noexcept = default;
+  template <class U>
+  WeightAllocator(const WeightAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_alloc();
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{detail::kAlignment}));
+  }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{detail::kAlignment}); }
+  template <class U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible<U>::value) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+  template <class U>
+  bool operator==(const WeightAllocator<U>&) const noexcept {
+    return true;
+  }
+  template <class U>
+  bool operator!=(const WeightAllocator<U>&) const noexcept {
+    return false;
+  }
+};
+template <class T>
+using WeightBuffer = std::vector<T, WeightAllocator<T>>;
+
 /// Scratch storage of the CPU kernels: 64-byte aligned like tensors, so that vectorised
 /// reductions (whose peeling depends on the address) give bit-identical results run to run.
 template <class T>

@@ -154,24 +154,25 @@ void pack_a(int M, int K, const T* A, std::ptrdiff_t lda, T* dst) {
       }
 }
 
-/// C (kPanelRows x block_cols, ldc) = or += panel (K x kPanelRows) * B (K x block_cols, ldb).
-/// The accumulators stay in registers over the whole K loop.
-template <class T>
+/// C (kPanelRows x NV vectors, ldc) = or += panel (K x kPanelRows) * B (K x NV vectors, ldb).
+/// The accumulators stay in registers over the whole K loop. NV = kColVecs is the main block;
+/// NV = 1 serves a narrow right edge at half the wasted work.
+template <class T, int NV = kColVecs>
 inline void micro_kernel(int K, const T* __restrict panel, const T* __restrict B, std::ptrdiff_t ldb,
                          T* __restrict C, std::ptrdiff_t ldc, bool accumulate) {
   using V = typename Vec<T>::type;
   constexpr int L = static_cast<int>(kVecBytes / sizeof(T)), R = kPanelRows;
-  V acc[R][kColVecs] = {};
+  V acc[R][NV] = {};
   for (int k = 0; k < K; ++k) {
-    V b[kColVecs];
-    for (int j = 0; j < kColVecs; ++j) __builtin_memcpy(&b[j], B + k * ldb + j * L, sizeof(V));
+    V b[NV];
+    for (int j = 0; j < NV; ++j) __builtin_memcpy(&b[j], B + k * ldb + j * L, sizeof(V));
     for (int r = 0; r < R; ++r) {
       const T a = panel[k * R + r];
-      for (int j = 0; j < kColVecs; ++j) acc[r][j] += a * b[j];
+      for (int j = 0; j < NV; ++j) acc[r][j] += a * b[j];
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < kColVecs; ++j) {
+    for (int j = 0; j < NV; ++j) {
       V c = acc[r][j];
       if (accumulate) {
         V old;
@@ -218,7 +219,10 @@ void gemm(int M, int N, int K, const T* Ap, const T* B, std::ptrdiff_t ldb, T* C
         micro_kernel(K, panel, bp, lb, c, ldc, accumulate);
         continue;
       }
-      micro_kernel(K, panel, bp, lb, edge, NC, false);
+      if (nc <= NC / kColVecs)
+        micro_kernel<T, 1>(K, panel, bp, lb, edge, NC, false);
+      else
+        micro_kernel<T>(K, panel, bp, lb, edge, NC, false);
       for (int r = 0; r < mc; ++r)
         for (int j = 0; j < nc; ++j) c[r * ldc + j] = accumulate ? c[r * ldc + j] + edge[r * NC + j] : edge[r * NC + j];
     }

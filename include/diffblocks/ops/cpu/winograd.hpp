@@ -21,6 +21,7 @@
 #include "diffblocks/core/allocator.hpp"
 #include "diffblocks/core/parallel.hpp"
 #include "diffblocks/ops/cpu/gemm.hpp"
+#include "diffblocks/ops/cpu/weight_cache.hpp"
 
 namespace diffblocks {
 namespace ops {
@@ -65,7 +66,7 @@ inline void output_transform_1d(std::ptrdiff_t n, Get m, Put o) {
 /// kPanelRows output channels, kRunCin input channels), so every step is a contiguous,
 /// vectorisable loop and the 36 planes are written in runs, not scattered.
 template <class T>
-memory::Buffer<T> transform_weights(const T* w, int Cout, int Cin) {
+memory::WeightBuffer<T> transform_weights(const T* w, int Cout, int Cin) {
   constexpr int R = packed::kPanelRows, kRunCin = 8, kRun = R * kRunCin;
   static const T G[6][3] = {{T(1) / 4, 0, 0},
                             {T(-1) / 6, T(-1) / 6, T(-1) / 6},
@@ -74,7 +75,7 @@ memory::Buffer<T> transform_weights(const T* w, int Cout, int Cin) {
                             {T(1) / 24, T(-1) / 12, T(1) / 6},
                             {0, 0, 1}};
   const std::ptrdiff_t packed = packed::packed_size(Cout, Cin);
-  memory::Buffer<T> U(kPoints * packed);
+  memory::WeightBuffer<T> U(kPoints * packed);
   const int panels = (Cout + R - 1) / R, cin_runs = (Cin + kRunCin - 1) / kRunCin;
   parallel_for(static_cast<std::ptrdiff_t>(panels) * cin_runs, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
     T g[9][kRun], gg[6][3][kRun];
@@ -194,7 +195,10 @@ void transform_output(const T* M, std::ptrdiff_t m_stride, const Tiling& tl, int
 template <class T>
 void conv3x3(const T* x, int B, int Cin, int H, int W, const T* w, int Cout, const T* bias, T* out) {
   if (B == 0 || Cin == 0 || Cout == 0 || H == 0 || W == 0) return;
-  const memory::Buffer<T> U = transform_weights(w, Cout, Cin);
+  // Transformed once per weight content and reused by later calls (weight_cache.hpp).
+  const auto cached = detail::WeightCache<T>::instance().get(
+      w, static_cast<std::size_t>(Cout) * Cin * 9, /*kind=*/0, Cout, Cin, [&] { return transform_weights(w, Cout, Cin); });
+  const memory::WeightBuffer<T>& U = *cached;
   const std::ptrdiff_t u_plane = packed::packed_size(Cout, Cin);
   const Tiling tl(H, W);
   // Tile rows per chunk: the transformed input of a chunk (36 x Cin x tiles) stays around 8 MB
