@@ -32,31 +32,38 @@ constexpr int kTile = 4;    // output tile side (m)
 constexpr int kAlpha = 6;   // input tile side (m + r - 1)
 constexpr int kPoints = 36; // kAlpha^2 products per tile
 
-/// o[i] = (B^T e)[i] for the six inputs e0..e5 (B^T of F(4,3)); works on scalars or on
-/// contiguous arrays through the `at` accessor so one formula serves both passes.
-template <class T, class Get, class Put>
-inline void input_transform_1d(std::ptrdiff_t n, Get e, Put o) {
+// The 1-D transforms run over whole rows of n values: six input rows to six (or four) output
+// rows. The rows are separate __restrict parameters because with twelve streams of unknown
+// aliasing compilers give up on their runtime overlap checks and leave the loop scalar (it was,
+// and the transforms took a quarter of an Origin forward).
+
+/// o_i[t] = (B^T e)_i[t] for the six input rows e0..e5 (B^T of F(4,3)).
+template <class T>
+inline void input_rows(std::ptrdiff_t n, const T* __restrict e0, const T* __restrict e1, const T* __restrict e2,
+                       const T* __restrict e3, const T* __restrict e4, const T* __restrict e5, T* __restrict o0,
+                       T* __restrict o1, T* __restrict o2, T* __restrict o3, T* __restrict o4, T* __restrict o5) {
   for (std::ptrdiff_t t = 0; t < n; ++t) {
-    const T e0 = e(0, t), e1 = e(1, t), e2 = e(2, t), e3 = e(3, t), e4 = e(4, t), e5 = e(5, t);
-    o(0, t, T(4) * e0 - T(5) * e2 + e4);
-    o(1, t, -T(4) * (e1 + e2) + e3 + e4);
-    o(2, t, T(4) * (e1 - e2) - e3 + e4);
-    o(3, t, T(2) * (e3 - e1) - e2 + e4);
-    o(4, t, T(2) * (e1 - e3) - e2 + e4);
-    o(5, t, T(4) * e1 - T(5) * e3 + e5);
+    const T a0 = e0[t], a1 = e1[t], a2 = e2[t], a3 = e3[t], a4 = e4[t], a5 = e5[t];
+    o0[t] = T(4) * a0 - T(5) * a2 + a4;
+    o1[t] = -T(4) * (a1 + a2) + a3 + a4;
+    o2[t] = T(4) * (a1 - a2) - a3 + a4;
+    o3[t] = T(2) * (a3 - a1) - a2 + a4;
+    o4[t] = T(2) * (a1 - a3) - a2 + a4;
+    o5[t] = T(4) * a1 - T(5) * a3 + a5;
   }
 }
 
-/// o[r] = (A^T m)[r] for the six inputs m0..m5 (A^T of F(4,3)).
-template <class T, class Get, class Put>
-inline void output_transform_1d(std::ptrdiff_t n, Get m, Put o) {
+/// o_r[t] = (A^T m)_r[t] for the six input rows m0..m5 (A^T of F(4,3)).
+template <class T>
+inline void output_rows(std::ptrdiff_t n, const T* __restrict m0, const T* __restrict m1, const T* __restrict m2,
+                        const T* __restrict m3, const T* __restrict m4, const T* __restrict m5, T* __restrict o0,
+                        T* __restrict o1, T* __restrict o2, T* __restrict o3) {
   for (std::ptrdiff_t t = 0; t < n; ++t) {
-    const T m0 = m(0, t), m1 = m(1, t), m2 = m(2, t), m3 = m(3, t), m4 = m(4, t), m5 = m(5, t);
-    const T a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4;
-    o(0, t, m0 + a + c);
-    o(1, t, b + T(2) * d);
-    o(2, t, a + T(4) * c);
-    o(3, t, b + T(8) * d + m5);
+    const T a = m1[t] + m2[t], b = m1[t] - m2[t], c = m3[t] + m4[t], d = m3[t] - m4[t];
+    o0[t] = m0[t] + a + c;
+    o1[t] = b + T(2) * d;
+    o2[t] = a + T(4) * c;
+    o3[t] = b + T(8) * d + m5[t];
   }
 }
 
@@ -110,7 +117,7 @@ struct Tiling {
 /// Per-thread scratch of the input transform.
 template <class T>
 struct InputScratch {
-  memory::Buffer<T> d, rows, phase;
+  memory::Buffer<T> zero, rows, phase;
 };
 
 /// Input transform of tile rows [ty0, ty1) of one channel plane x (H x W) into
@@ -118,41 +125,42 @@ struct InputScratch {
 template <class T>
 void transform_input(const T* x, const Tiling& tl, int ty0, int ty1, T* V, std::ptrdiff_t v_stride,
                      InputScratch<T>& sc) {
-  const int nx = tl.tiles_x, wp = kTile * nx + 2;  // padded row: one zero column left, >= 1 right
-  sc.d.resize(static_cast<std::size_t>(kAlpha) * wp);
+  const int nx = tl.tiles_x, W = tl.W, wp = kTile * nx + 2;  // padded row: one zero column left, >= 1 right
+  const std::ptrdiff_t np = nx + 1;                            // phase length
+  sc.zero.assign(static_cast<std::size_t>(W), T(0));
   sc.rows.resize(static_cast<std::size_t>(kAlpha) * wp);
-  sc.phase.resize(static_cast<std::size_t>(kAlpha) * 4 * (nx + 1));
-  T* d = sc.d.data();
+  sc.phase.resize(static_cast<std::size_t>(kAlpha) * 4 * np);
   T* rows = sc.rows.data();
+  for (int i = 0; i < kAlpha; ++i) {  // the padding columns of the transformed rows stay zero
+    rows[i * wp] = T(0);
+    std::fill(rows + i * wp + 1 + W, rows + (i + 1) * wp, T(0));
+  }
   for (int ty = ty0; ty < ty1; ++ty) {
-    // The six input rows of this tile row, zero-padded: d[j][1 + x] = x[4ty - 1 + j][x].
-    std::fill(d, d + kAlpha * wp, T(0));
+    // Along H, straight from the six input rows 4ty - 1 .. 4ty + 4 (zero outside the plane):
+    // rows[i][1 + x] = sum_j B^T[i][j] x[4ty - 1 + j][x].
+    const T* e[kAlpha];
     for (int j = 0; j < kAlpha; ++j) {
       const int iy = ty * kTile - 1 + j;
-      if (iy < 0 || iy >= tl.H) continue;
-      std::copy(x + static_cast<std::ptrdiff_t>(iy) * tl.W, x + static_cast<std::ptrdiff_t>(iy + 1) * tl.W,
-                d + j * wp + 1);
+      e[j] = iy < 0 || iy >= tl.H ? sc.zero.data() : x + static_cast<std::ptrdiff_t>(iy) * W;
     }
-    // Along H: rows[i][x] = sum_j B^T[i][j] d[j][x], vectorised over the whole row.
-    input_transform_1d<T>(
-        wp, [&](int j, std::ptrdiff_t xx) { return d[j * wp + xx]; },
-        [&](int i, std::ptrdiff_t xx, T v) { rows[i * wp + xx] = v; });
+    input_rows<T>(W, e[0], e[1], e[2], e[3], e[4], e[5], rows + 1, rows + wp + 1, rows + 2 * wp + 1,
+                  rows + 3 * wp + 1, rows + 4 * wp + 1, rows + 5 * wp + 1);
     // Along W, per tile: split each transformed row into its phases x mod 4 so that tile t's six
     // columns 4t..4t+5 are phase[q][t] (q < 4) and phase[0|1][t + 1].
     const std::ptrdiff_t tile_base = static_cast<std::ptrdiff_t>(ty - ty0) * nx;
     for (int i = 0; i < kAlpha; ++i) {
       const T* r = rows + i * wp;
-      T* ph = sc.phase.data() + static_cast<std::size_t>(i) * 4 * (nx + 1);
+      T* ph = sc.phase.data() + static_cast<std::size_t>(i) * 4 * np;
       // A stride-4 de-interleave with no bounds test, which compilers turn into vector permutes;
       // the extra tile t = nx holds columns 4nx, 4nx + 1 (the last two of the padded row).
       for (int t = 0; t < nx; ++t)
-        for (int q = 0; q < 4; ++q) ph[q * (nx + 1) + t] = r[kTile * t + q];
+        for (int q = 0; q < 4; ++q) ph[q * np + t] = r[kTile * t + q];
       ph[nx] = r[kTile * nx];
-      ph[(nx + 1) + nx] = r[kTile * nx + 1];
-      ph[2 * (nx + 1) + nx] = ph[3 * (nx + 1) + nx] = T(0);
-      input_transform_1d<T>(
-          nx, [&](int j, std::ptrdiff_t t) { return ph[(j & 3) * (nx + 1) + t + (j >> 2)]; },
-          [&](int k, std::ptrdiff_t t, T v) { V[(i * kAlpha + k) * v_stride + tile_base + t] = v; });
+      ph[np + nx] = r[kTile * nx + 1];
+      ph[2 * np + nx] = ph[3 * np + nx] = T(0);
+      T* v = V + i * kAlpha * v_stride + tile_base;
+      input_rows<T>(nx, ph, ph + np, ph + 2 * np, ph + 3 * np, ph + 1, ph + np + 1, v, v + v_stride, v + 2 * v_stride,
+                    v + 3 * v_stride, v + 4 * v_stride, v + 5 * v_stride);
     }
   }
 }
@@ -168,15 +176,20 @@ void transform_output(const T* M, std::ptrdiff_t m_stride, const Tiling& tl, int
   for (int ty = ty0; ty < ty1; ++ty) {
     const T* m = M + static_cast<std::ptrdiff_t>(ty - ty0) * nx;
     // Along W: s[i][c][t] = sum_k A^T[c][k] M[i*6 + k][t].
-    for (int i = 0; i < kAlpha; ++i)
-      output_transform_1d<T>(
-          nx, [&](int k, std::ptrdiff_t t) { return m[(i * kAlpha + k) * m_stride + t]; },
-          [&](int c, std::ptrdiff_t t, T v) { s[(i * kTile + c) * nx + t] = v; });
+    for (int i = 0; i < kAlpha; ++i) {
+      const T* mi = m + i * kAlpha * m_stride;
+      T* si = s.data() + i * kTile * nx;
+      output_rows<T>(nx, mi, mi + m_stride, mi + 2 * m_stride, mi + 3 * m_stride, mi + 4 * m_stride,
+                     mi + 5 * m_stride, si, si + nx, si + 2 * nx, si + 3 * nx);
+    }
     // Along H: y[r][c][t] = sum_i A^T[r][i] s[i][c][t].
-    for (int c = 0; c < kTile; ++c)
-      output_transform_1d<T>(
-          nx, [&](int i, std::ptrdiff_t t) { return s[(i * kTile + c) * nx + t]; },
-          [&](int r, std::ptrdiff_t t, T v) { y[(r * kTile + c) * nx + t] = v; });
+    for (int c = 0; c < kTile; ++c) {
+      const T* sc = s.data() + c * nx;
+      const std::ptrdiff_t is = kTile * nx;  // from s[i][c] to s[i + 1][c]
+      T* yc = y.data() + c * nx;
+      output_rows<T>(nx, sc, sc + is, sc + 2 * is, sc + 3 * is, sc + 4 * is, sc + 5 * is, yc, yc + is, yc + 2 * is,
+                     yc + 3 * is);
+    }
     // Interleave the four column phases back into image rows, dropping the overhang.
     for (int r = 0; r < kTile; ++r) {
       const int oy = ty * kTile + r;
