@@ -19,7 +19,9 @@ class LinearAttention {
         dim_head_(dim_head) {}
 
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x) const {
-    return to_out.forward(ops::linear_attention(D{}, to_qkv.forward(x), heads_, dim_head_));
+    detail::check_dim("LinearAttention", "input", x, 1, std::size_t(to_qkv.in_channels()));
+    // One fused op (ops::linear_attention_block: the same function, never forming q and v).
+    return ops::linear_attention_block(D{}, x, to_qkv.weight, to_out.weight, to_out.bias, heads_, dim_head_);
   }
 
   template <class V>
