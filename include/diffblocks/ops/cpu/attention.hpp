@@ -12,9 +12,10 @@
 //   Dao et al. 2022). Keys are visited in blocks of kKeyBlock; each query row keeps its running
 //   maximum m, normaliser l and unnormalised output o, rescaled by exp(m_old - m_new) when the
 //   maximum grows. Scores never exist beyond one 64 x kKeyBlock tile (64 KiB, L1/L2-resident),
-//   whatever Nk is. Its two products are register-blocked loops (4 queries x 64 keys, 4 queries
-//   x 16 features) rather than GEMM calls: a GEMM library would re-pack its operands for every
-//   64 x 256 block. Same float32 statistics; agrees with the naive variant to rounding.
+//   whatever Nk is. Its two products run on packed::gemm (gemm.hpp) with K^T and V read in
+//   place, so only the small query and probability tiles are packed (a GEMM library would
+//   re-pack both operands for every 64 x 256 block). Same float32 statistics; agrees with the
+//   naive variant to rounding.
 //
 // `attention` picks one by `set_attention_algorithm` (Auto: streaming from 512 keys on, where
 // it is measured faster; below that the naive variant wastes less on padding short style
@@ -117,37 +118,14 @@ Tensor<T, 3, Cpu> attention_naive(Cpu, const Tensor<T, 3, Cpu>& q, const Tensor<
 
 namespace detail {
 
-constexpr int kRows = 4;    // query rows per register block
-constexpr int kCols = 64;   // keys per register block of the score kernel (4 AVX-512 vectors)
-constexpr int kVec = 16;    // output features per vector of the P V kernel
-
-using cpu::f32x16;
-using cpu::load16;
-using cpu::store16;
-
-/// O[r][e] += sum_j P[r][j] * v[j][e] for kRows rows and 16 * W features (registers across j).
-template <int W>
-inline void pv_block(const float* __restrict P, std::ptrdiff_t lp, std::ptrdiff_t nj, const float* __restrict v,
-                     std::ptrdiff_t lv, float* __restrict O, std::ptrdiff_t lo) {
-  f32x16 acc[kRows][W];
-  for (int r = 0; r < kRows; ++r)
-    for (int w = 0; w < W; ++w) acc[r][w] = load16(O + r * lo + 16 * w);
-  for (std::ptrdiff_t j = 0; j < nj; ++j) {
-    f32x16 vr[W];
-    for (int w = 0; w < W; ++w) vr[w] = load16(v + j * lv + 16 * w);
-    for (int r = 0; r < kRows; ++r) {
-      const float p = P[r * lp + j];
-      for (int w = 0; w < W; ++w) acc[r][w] += p * vr[w];
-    }
-  }
-  for (int r = 0; r < kRows; ++r)
-    for (int w = 0; w < W; ++w) store16(O + r * lo + 16 * w, acc[r][w]);
-}
+constexpr int kCols = 64;  // keys are padded to a multiple of this (whole score blocks)
+constexpr int kVec = 16;   // output features are padded to a multiple of this
 
 }  // namespace detail
 
-/// The streaming (flash) variant: online softmax over blocks of 256 keys, with its own
-/// register-blocked kernels (no GEMM library calls, so nothing is packed per block).
+/// The streaming (flash) variant: online softmax over blocks of 256 keys. Both products run on
+/// packed::gemm: the query tile is packed once per task, each block's probabilities once per
+/// block (a transposition, 1/(2 dv) of the product's work); K^T and V are read in place.
 ///
 /// Per call, K of every (batch, head) is transposed once into K^T (dh x Nk, keys padded to a
 /// multiple of 64 with zeros) and V copied into a per-head (Nk x dv) panel padded likewise; a
@@ -182,12 +160,12 @@ Tensor<T, 3, Cpu> attention_streaming(Cpu, const Tensor<T, 3, Cpu>& q, const Ten
   });
   parallel_for(BH * s.qtiles, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
     memory::Buffer<T> qs(static_cast<std::size_t>(TQ * s.dh)), scores(static_cast<std::size_t>(TQ * BK)),
-        acc(static_cast<std::size_t>(TQ * dv_pad));
+        acc(static_cast<std::size_t>(TQ * dv_pad)), qpk(static_cast<std::size_t>(cpu::packed::packed_size(TQ, s.dh))),
+        ppk(static_cast<std::size_t>(cpu::packed::packed_size(TQ, BK)));
     T m[TQ], l[TQ];
     for (std::ptrdiff_t task = first; task < last; ++task) {
       const std::ptrdiff_t bh = task / s.qtiles, b = bh / heads, h = bh % heads;
       const std::ptrdiff_t i0 = (task % s.qtiles) * TQ, ni = std::min(TQ, s.Nq - i0);
-      const std::ptrdiff_t rows = (ni + detail::kRows - 1) / detail::kRows * detail::kRows;
       const T* bp = bias.size() ? bias.data() + b * s.Nk : nullptr;
       const T* kd = kt.data() + bh * s.dh * nk_pad;
       const T* vd = vp.data() + bh * nk_pad * dv_pad;
@@ -196,15 +174,15 @@ Tensor<T, 3, Cpu> attention_streaming(Cpu, const Tensor<T, 3, Cpu>& q, const Ten
         const T* qr = q.data() + (b * s.Nq + i0 + i) * s.Cq + h * s.dh;
         for (int d = 0; d < s.dh; ++d) qs[i * s.dh + d] = qr[d] * scale;
       }
-      std::fill(acc.begin(), acc.begin() + rows * dv_pad, T(0));
+      cpu::packed::pack_a(static_cast<int>(ni), s.dh, qs.data(), s.dh, qpk.data());
+      std::fill(acc.begin(), acc.begin() + ni * dv_pad, T(0));
       std::fill(m, m + TQ, -std::numeric_limits<T>::infinity());
       std::fill(l, l + TQ, T(0));
       for (std::ptrdiff_t j0 = 0; j0 < s.Nk; j0 += BK) {
         const std::ptrdiff_t nj = std::min(BK, s.Nk - j0);
         const std::ptrdiff_t nj_pad = (nj + detail::kCols - 1) / detail::kCols * detail::kCols;
-        for (std::ptrdiff_t i = 0; i < rows; i += detail::kRows)
-          for (std::ptrdiff_t j = 0; j < nj_pad; j += detail::kCols)
-            cpu::kernel_4x64(s.dh, qs.data() + i * s.dh, s.dh, kd + j0 + j, nk_pad, scores.data() + i * BK + j, BK);
+        cpu::packed::gemm<T>(static_cast<int>(ni), static_cast<int>(nj_pad), s.dh, qpk.data(), kd + j0, nk_pad,
+                             scores.data(), BK);
         for (std::ptrdiff_t i = 0; i < ni; ++i) {
           T* row = scores.data() + i * BK;
           Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> r(row, nj);
@@ -216,16 +194,10 @@ Tensor<T, 3, Cpu> attention_streaming(Cpu, const Tensor<T, 3, Cpu>& q, const Ten
           std::fill(row + nj, row + nj_pad, T(0));  // padded keys: no weight
           if (alpha != T(1)) Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(acc.data() + i * dv_pad, dv_pad) *= alpha;
         }
-        for (std::ptrdiff_t i = ni; i < rows; ++i) std::fill(scores.data() + i * BK, scores.data() + i * BK + nj_pad, T(0));
-        for (std::ptrdiff_t i = 0; i < rows; i += detail::kRows) {
-          std::ptrdiff_t e = 0;
-          for (; e + 2 * detail::kVec <= dv_pad; e += 2 * detail::kVec)  // 32 features: 8 accumulators
-            detail::pv_block<2>(scores.data() + i * BK, BK, nj_pad, vd + j0 * dv_pad + e, dv_pad,
-                                acc.data() + i * dv_pad + e, dv_pad);
-          for (; e < dv_pad; e += detail::kVec)
-            detail::pv_block<1>(scores.data() + i * BK, BK, nj_pad, vd + j0 * dv_pad + e, dv_pad,
-                                acc.data() + i * dv_pad + e, dv_pad);
-        }
+        // O += P V with P packed (a transposition of the score tile, 1/64 of the product's work).
+        cpu::packed::pack_a(static_cast<int>(ni), static_cast<int>(nj_pad), scores.data(), BK, ppk.data());
+        cpu::packed::gemm<T>(static_cast<int>(ni), static_cast<int>(dv_pad), static_cast<int>(nj_pad), ppk.data(),
+                             vd + j0 * dv_pad, dv_pad, acc.data(), dv_pad, /*accumulate=*/true);
       }
       for (std::ptrdiff_t i = 0; i < ni; ++i) {
         const T inv = T(1) / l[i];
