@@ -53,10 +53,11 @@ void set_counters(benchmark::State& state, std::int64_t frames) {
   bench::set_items(state, double(frames));
 }
 
-/// The activations any implementation must hold at once, in MB (dim 64, 80 mels, batch 1,
-/// float32): the input and output of its largest layer, LinearAttention's to_qkv at level 0
-/// (64 -> 3 * 4 * 32 = 384 channels over 80 x T pixels). PyTorch holds more there (the softmaxed
-/// k and the attention output as well: 704 channels).
+/// The largest live activations of the layer-by-layer computation, in MB (dim 64, 80 mels,
+/// batch 1, float32): the input and output of its largest layer, LinearAttention's to_qkv at
+/// level 0 (64 -> 3 * 4 * 32 = 384 channels over 80 x T pixels). PyTorch holds more there (the
+/// softmaxed k and the attention output as well: 704 channels); diffblocks' fused
+/// LinearAttention (ops::linear_attention_block) never forms the qkv tensor at all.
 double origin_live_activations_mb(double frames) { return 4.0 * (64 + 384) * 80 * frames * 1e-6; }
 
 /// One forward pass of the score estimator.
