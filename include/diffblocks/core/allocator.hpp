@@ -149,9 +149,37 @@ inline void release_cached_memory() { detail::cache().release(); }
 /// At most this many bytes are kept for reuse (default 4 GiB); lowering it frees the excess now.
 inline void set_cache_limit(std::size_t bytes) { detail::cache().set_limit(bytes); }
 
+namespace detail {
+/// What the library's allocators share: they are stateless (any two of a family are equal), and
+/// a value-less construction (vector(n), resize(n)) leaves trivial elements uninitialised
+/// instead of zeroing them. Scratch is written before it is read, and a memset of the Winograd
+/// buffers alone cost ~4 % of an Origin forward; code that needs zeros says so (assign, fill).
+/// DIFFBLOCKS_POISON_ALLOCATIONS (the sanitizer build) fills fresh scratch with NaN so that a
+/// read of unwritten storage fails the parity tests.
+template <template <class> class Family>
+struct AllocatorCommon {
+  template <class U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible<U>::value) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+  template <class U>
+  bool operator==(const Family<U>&) const noexcept {
+    return true;
+  }
+  template <class U>
+  bool operator!=(const Family<U>&) const noexcept {
+    return false;
+  }
+};
+}  // namespace detail
+
 /// std::allocator-compatible; all instances share the process-wide cache.
 template <class T>
-struct CachingAllocator {
+struct CachingAllocator : detail::AllocatorCommon<CachingAllocator> {
   using value_type = T;
   CachingAllocator() noexcept = default;
   template <class U>
@@ -181,34 +209,13 @@ struct CachingAllocator {
     else
       detail::cache().deallocate(p, bytes);
   }
-  // Scratch is written before it is read, so a value-less construction (vector(n), resize(n))
-  // leaves trivial elements uninitialised instead of zeroing them: a memset of the Winograd
-  // buffers alone cost ~4 % of an Origin forward. Code that needs zeros says so (assign, fill);
-  // DIFFBLOCKS_POISON_ALLOCATIONS (the sanitizer build) fills fresh storage with NaN so that a
-  // read of unwritten scratch fails the parity tests.
-  template <class U>
-  void construct(U* p) noexcept(std::is_nothrow_default_constructible<U>::value) {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <class U, class... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
-  template <class U>
-  bool operator==(const CachingAllocator<U>&) const noexcept {
-    return true;
-  }
-  template <class U>
-  bool operator!=(const CachingAllocator<U>&) const noexcept {
-    return false;
-  }
 };
 
 /// Allocator of long-lived data derived from weights (ops/cpu/weight_cache.hpp): aligned like
 /// tensors, elements left uninitialised like scratch, but outside the caching allocator, so a
 /// PeakMemoryProbe measures activations and scratch only (weight_cache_bytes() reports these).
 template <class T>
-struct WeightAllocator {
+struct WeightAllocator : detail::AllocatorCommon<WeightAllocator> {
   using value_type = T;
   WeightAllocator() noexcept = default;
   template <class U>
@@ -218,22 +225,6 @@ struct WeightAllocator {
     return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{detail::kAlignment}));
   }
   void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{detail::kAlignment}); }
-  template <class U>
-  void construct(U* p) noexcept(std::is_nothrow_default_constructible<U>::value) {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <class U, class... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
-  template <class U>
-  bool operator==(const WeightAllocator<U>&) const noexcept {
-    return true;
-  }
-  template <class U>
-  bool operator!=(const WeightAllocator<U>&) const noexcept {
-    return false;
-  }
 };
 template <class T>
 using WeightBuffer = std::vector<T, WeightAllocator<T>>;
