@@ -252,6 +252,30 @@ TEST_CASE("content_hash changes with any single value, its position and the leng
   REQUIRE(db::ops::cpu::content_hash(v.data(), (v.size() - 1) * sizeof(float)) != h0);
 }
 
+TEST_CASE("linear matches x W^T + b for few rows and for threaded row blocks", "[blocks][gemm]") {
+  db::Rng rng(21);
+  for (std::size_t rows : {std::size_t(3), std::size_t(64), std::size_t(200)})  // Eigen path, one block, blocks + edge
+    for (bool with_bias : {false, true}) {
+      auto x = Tensor<float, 2>::from_shape({rows, 19});
+      auto w = Tensor<float, 2>::from_shape({37, 19});
+      auto b = Tensor<float, 1>::from_shape({with_bias ? std::size_t(37) : 0});
+      for (auto& v : x) v = float(rng.normal());
+      for (auto& v : w) v = float(rng.normal());
+      for (auto& v : b) v = float(rng.normal());
+      const auto y = db::ops::linear(db::Cpu{}, x, w, b);
+      REQUIRE(db::tensor_shape(y) == db::Shape{rows, 37});
+      double err = 0;
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t o = 0; o < 37; ++o) {
+          double s = with_bias ? b(o) : 0.0;
+          for (std::size_t i = 0; i < 19; ++i) s += double(x(r, i)) * w(o, i);
+          err = std::max(err, std::abs(s - double(y(r, o))));
+        }
+      INFO(rows << " rows, bias " << with_bias);
+      REQUIRE(err <= 1e-4);
+    }
+}
+
 TEST_CASE("packed GEMM matches the definition at every edge shape, overwriting and accumulating",
           "[blocks][gemm]") {
   namespace pk = db::ops::cpu::packed;

@@ -53,10 +53,34 @@ Tensor<T, 4, Cpu> conv_transpose2d(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor
 }
 
 /// y (B, out) = x (B, in) W^T + b, W (out, in).
+///
+/// Token-wise projections (a transformer's rows are its ~10k tokens) are split over the threads
+/// in blocks of rows, each packed for packed::gemm against W^T (transposed once per call); a
+/// few rows (time embeddings, the style sequence) stay one Eigen call.
 template <class T>
 Tensor<T, 2, Cpu> linear(Cpu, const Tensor<T, 2, Cpu>& x, const Tensor<T, 2, Cpu>& w, const Tensor<T, 1, Cpu>& bias) {
   const int B = static_cast<int>(x.shape(0)), in = static_cast<int>(x.shape(1)), out = static_cast<int>(w.shape(0));
   auto y = Tensor<T, 2, Cpu>::from_shape({x.shape(0), w.shape(0)});
+  constexpr int kRowBlock = 64;
+  if (B >= kRowBlock && in > 0 && out > 0) {
+    memory::Buffer<T> wt(static_cast<std::size_t>(in) * out);  // W^T (in x out): rows contiguous
+    for (int o = 0; o < out; ++o)
+      for (int i = 0; i < in; ++i) wt[static_cast<std::size_t>(i) * out + o] = w.data()[static_cast<std::size_t>(o) * in + i];
+    parallel_for((B + kRowBlock - 1) / kRowBlock, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+      memory::Buffer<T> xp(static_cast<std::size_t>(cpu::packed::packed_size(kRowBlock, in)));
+      for (std::ptrdiff_t blk = first; blk < last; ++blk) {
+        const std::ptrdiff_t r0 = blk * kRowBlock;
+        const int nr = static_cast<int>(std::min<std::ptrdiff_t>(kRowBlock, B - r0));
+        cpu::packed::pack_a(nr, in, x.data() + r0 * in, in, xp.data());
+        T* yr = y.data() + r0 * out;
+        cpu::packed::gemm<T>(nr, out, in, xp.data(), wt.data(), out, yr, out);
+        if (bias.size())
+          for (int r = 0; r < nr; ++r)
+            for (int o = 0; o < out; ++o) yr[static_cast<std::ptrdiff_t>(r) * out + o] += bias(o);
+      }
+    });
+    return y;
+  }
   cpu::gemm_bt<T>(B, out, in, x.data(), in, w.data(), in, y.data(), out);
   if (bias.size())
     for (int b = 0; b < B; ++b)
