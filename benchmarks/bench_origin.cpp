@@ -64,9 +64,8 @@ double origin_live_activations_mb(double frames) { return 4.0 * (64 + 384) * 80 
 void origin_forward(benchmark::State& state) {
   const auto& net = model();
   const Inputs in(std::size_t(state.range(0)));
-  // Untimed warm-up (first-touch page faults of the activation buffers), like the PyTorch
-  // script's warm-up runs.
-  // Untimed warm-up, which also measures the memory one forward needs: the peak of large
+  // Untimed warm-up (first-touch page faults of the activation buffers, like the PyTorch
+  // script's warm-up runs), which also measures the memory one forward needs: the peak of large
   // (>= 64 KiB) buffers it holds at once, its output included.
   double peak_mb = 0;
   {

@@ -393,6 +393,18 @@ std::ptrdiff_t find_non_finite(Cpu, const Tensor<T, N, Cpu>& x) {
 
 // ---- attention -----------------------------------------------------------------------------
 
+namespace detail {
+/// dst[0..n) = softmax(src[0..n)) (max-subtracted, SIMD exp, normaliser summed in double); src
+/// may be dst. Grad-TTS LinearAttention's softmax of k over all positions.
+template <class T>
+void softmax_positions(const T* src, T* dst, std::ptrdiff_t n) {
+  Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> in(src, n);
+  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> out(dst, n);
+  out = (in - in.maxCoeff()).exp();
+  out *= static_cast<T>(1.0 / out.template cast<double>().sum());
+}
+}  // namespace detail
+
 /// Grad-TTS linear attention core. qkv (B, 3*heads*dh, H, W), channel = which*heads*dh + head*dh + c.
 /// k is softmaxed over all H*W positions; context = k v^T (dh x dh); out = context^T q.
 /// Returns (B, heads*dh, H, W). No mask and no 1/sqrt(d) scale, as in the original.
@@ -409,12 +421,7 @@ Tensor<T, 4, Cpu> linear_attention(Cpu, const Tensor<T, 4, Cpu>& qkv, int heads,
       const T* q = base + (h * dim_head) * N;
       const T* k = base + (hidden + h * dim_head) * N;
       const T* v = base + (2 * hidden + h * dim_head) * N;
-      for (int d = 0; d < dim_head; ++d) {  // numerically safe softmax over positions (SIMD exp)
-        Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> kr(k + d * N, N);
-        Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> sr(ksm.data() + d * N, N);
-        sr = (kr - kr.maxCoeff()).exp();
-        sr *= static_cast<T>(1.0 / sr.template cast<double>().sum());
-      }
+      for (int d = 0; d < dim_head; ++d) detail::softmax_positions(k + d * N, ksm.data() + d * N, N);
       // context[d, e] = sum_n k[d, n] v[e, n]
       cpu::gemm_bt<T>(dim_head, dim_head, static_cast<int>(N), ksm.data(), static_cast<int>(N), v,
                       static_cast<int>(N), ctx.data(), dim_head);
@@ -459,11 +466,7 @@ Tensor<T, 4, Cpu> linear_attention_block(Cpu, const Tensor<T, 4, Cpu>& x, const 
     // k = W_k x, then softmax over the positions of every row, in place (as linear_attention).
     cpu::pointwise_conv<T>(xb, 1, C, H, W, wk, hidden, nullptr, ksm.data(), false);
     parallel_for(hidden, [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
-      for (std::ptrdiff_t r = r0; r < r1; ++r) {
-        Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> sr(ksm.data() + r * N, N);
-        sr = (sr - sr.maxCoeff()).exp();
-        sr *= static_cast<T>(1.0 / sr.template cast<double>().sum());
-      }
+      for (std::ptrdiff_t r = r0; r < r1; ++r) detail::softmax_positions(ksm.data() + r * N, ksm.data() + r * N, N);
     });
     // P = k~ x^T (hidden x C): the positions are the long reduction; threads take row blocks.
     parallel_for(heads, [&](std::ptrdiff_t h0, std::ptrdiff_t h1) {

@@ -8,9 +8,9 @@
 // so the 36 elementwise products of a tile, summed over input channels, become 36 independent
 // GEMMs  M[k] (Cout x tiles) = U[k] (Cout x Cin) * V[k] (Cin x tiles): 36 MACs per 16 outputs
 // instead of 144, i.e. 4x fewer multiplications than im2col + GEMM. U is transformed straight
-// into packed::gemm's panel layout, and V's rows are contiguous, so the GEMMs pack nothing. The transforms are
-// vectorised over tiles: rows of a band of tiles are combined whole (contiguous), then the
-// columns of each tile, after splitting the row into its four phases x mod 4.
+// into packed::gemm's panel layout, and V's rows are contiguous, so the GEMMs pack nothing.
+// The transforms are vectorised over tiles: rows of a band of tiles are combined whole
+// (contiguous), then the columns of each tile, after splitting the row into its four phases.
 //
 // Accuracy: the interpolation points 0, +-1, +-2, +-1/2 keep fp32 errors at a few 1e-6 relative
 // (tested against im2col on every conv of the parity fixtures, which stay within 1e-4).
@@ -114,27 +114,33 @@ struct Tiling {
   Tiling(int h, int w) : H(h), W(w), tiles_y((h + kTile - 1) / kTile), tiles_x((w + kTile - 1) / kTile) {}
 };
 
-/// Per-thread scratch of the input transform.
+/// Per-thread scratch of the input transform, sized and zeroed once for a tiling: the zero row
+/// stands in for input rows outside the plane, and the transformed rows' padding columns are
+/// never written by transform_input, so they stay zero across all the channels it is used for.
 template <class T>
 struct InputScratch {
   memory::Buffer<T> zero, rows, phase;
+  explicit InputScratch(const Tiling& tl) {
+    const int wp = kTile * tl.tiles_x + 2;  // padded row: one zero column left, >= 1 right
+    zero.assign(static_cast<std::size_t>(tl.W), T(0));
+    rows.resize(static_cast<std::size_t>(kAlpha) * wp);
+    phase.resize(static_cast<std::size_t>(kAlpha) * 4 * (tl.tiles_x + 1));
+    for (int i = 0; i < kAlpha; ++i) {
+      rows[static_cast<std::size_t>(i) * wp] = T(0);
+      std::fill(rows.begin() + i * wp + 1 + tl.W, rows.begin() + (i + 1) * wp, T(0));
+    }
+  }
 };
 
 /// Input transform of tile rows [ty0, ty1) of one channel plane x (H x W) into
-/// V[k * v_stride + t] (t = tile index relative to the first tile of row ty0).
+/// V[k * v_stride + t] (t = tile index relative to the first tile of row ty0). `sc` was made
+/// for the same tiling.
 template <class T>
 void transform_input(const T* x, const Tiling& tl, int ty0, int ty1, T* V, std::ptrdiff_t v_stride,
                      InputScratch<T>& sc) {
-  const int nx = tl.tiles_x, W = tl.W, wp = kTile * nx + 2;  // padded row: one zero column left, >= 1 right
-  const std::ptrdiff_t np = nx + 1;                            // phase length
-  sc.zero.assign(static_cast<std::size_t>(W), T(0));
-  sc.rows.resize(static_cast<std::size_t>(kAlpha) * wp);
-  sc.phase.resize(static_cast<std::size_t>(kAlpha) * 4 * np);
+  const int nx = tl.tiles_x, W = tl.W, wp = kTile * nx + 2;
+  const std::ptrdiff_t np = nx + 1;  // phase length
   T* rows = sc.rows.data();
-  for (int i = 0; i < kAlpha; ++i) {  // the padding columns of the transformed rows stay zero
-    rows[i * wp] = T(0);
-    std::fill(rows + i * wp + 1 + W, rows + (i + 1) * wp, T(0));
-  }
   for (int ty = ty0; ty < ty1; ++ty) {
     // Along H, straight from the six input rows 4ty - 1 .. 4ty + 4 (zero outside the plane):
     // rows[i][1 + x] = sum_j B^T[i][j] x[4ty - 1 + j][x].
@@ -229,7 +235,7 @@ void conv3x3(const T* x, int B, int Cin, int H, int W, const T* w, int Cout, con
       const std::ptrdiff_t nt = static_cast<std::ptrdiff_t>(ty1 - ty0) * tl.tiles_x;
       // V[k][ci][t]: k-major so that each of the 36 GEMMs reads one contiguous Cin x nt block.
       parallel_for(Cin, [&](std::ptrdiff_t c0, std::ptrdiff_t c1) {
-        InputScratch<T> sc;
+        InputScratch<T> sc(tl);
         for (std::ptrdiff_t ci = c0; ci < c1; ++ci)
           transform_input(x + (b * Cin + ci) * in_plane, tl, ty0, ty1, V.data() + ci * nt, Cin * nt, sc);
       });
