@@ -226,12 +226,13 @@ std::vector<double> attention_reference(const Tensor<float, 3>& q, const Tensor<
 }  // namespace
 
 TEST_CASE("attention kernels: naive and streaming softmax both match the definition", "[attention][variants]") {
-  // Key counts around the 256-key streaming block (1, one block, one more, several), queries not
-  // a multiple of the 64-query tile, dv != dh, a padding bias, and logits of ~+-40 so that a
+  // Key counts around the streaming kernel's 64-key block and its 4/8-key panels (1, a partial
+  // panel, one block less/more, several blocks), queries not a multiple of its 48/96-query tile,
+  // dv != dh and not a multiple of the panel, a padding bias, and logits of ~+-40 so that a
   // softmax without max subtraction, or a wrong rescale between blocks, is visibly off.
   const int heads = 3;
-  for (std::size_t nk : {1u, 255u, 256u, 257u, 700u}) {
-    const auto q = random3(2, 70, heads * 8, 2.0, 1 + nk), k = random3(2, nk, heads * 8, 2.0, 2 + nk);
+  for (std::size_t nk : {1u, 3u, 63u, 64u, 65u, 257u, 700u}) {
+    const auto q = random3(2, 100, heads * 8, 2.0, 1 + nk), k = random3(2, nk, heads * 8, 2.0, 2 + nk);
     const auto v = random3(2, nk, heads * 5, 1.0, 3 + nk);
     auto bias = Tensor<float, 2>::from_shape({2, nk});
     for (std::size_t j = 0; j < nk; ++j) {
@@ -258,6 +259,28 @@ TEST_CASE("attention kernels: naive and streaming softmax both match the definit
     const auto b = db::ops::attention_streaming(db::Cpu{}, q, k, v, heads, scale, none);
     REQUIRE(diff(b, a).max_abs_err <= 1e-5);
   }
+}
+
+TEST_CASE("streaming attention: keys masked with -inf, whole blocks of them, are skipped", "[attention][variants]") {
+  // The first 130 keys (two whole 64-key blocks and more) of item 0 and every other key of item
+  // 1 get a -inf bias: the online softmax must neither produce NaN (-inf - -inf) nor give the
+  // masked keys weight; the result equals attention over the unmasked keys alone.
+  const int heads = 2;
+  const std::size_t nk = 300;
+  const auto q = random3(2, 50, heads * 16, 1.5, 11), k = random3(2, nk, heads * 16, 1.5, 12);
+  const auto v = random3(2, nk, heads * 16, 1.0, 13);
+  auto bias = Tensor<float, 2>::from_shape({2, nk});
+  for (std::size_t j = 0; j < nk; ++j) {
+    bias(0, j) = j < 130 ? -std::numeric_limits<float>::infinity() : 0.f;
+    bias(1, j) = j % 2 ? -std::numeric_limits<float>::infinity() : 0.f;
+  }
+  const float scale = 0.25f;
+  const auto got = db::ops::attention_streaming(db::Cpu{}, q, k, v, heads, scale, bias);
+  const auto want = attention_reference(q, k, v, heads, scale, bias);
+  double err = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) err = std::max(err, double(std::fabs(got.data()[i] - want[i])));
+  REQUIRE(std::isfinite(want[0]));
+  REQUIRE(err <= 1e-5);
 }
 
 TEST_CASE("attention algorithm setting selects the kernel", "[attention][variants]") {

@@ -9,13 +9,13 @@
 //   materialised, softmaxed (max-subtracted, float32) and multiplied by V. Memory O(64 * Nk)
 //   per thread; the score rows leave the cache once Nk passes ~2k keys.
 // * attention_streaming: the flash-attention recurrence (Milakov & Gimelshein's online softmax;
-//   Dao et al. 2022). Keys are visited in blocks of kKeyBlock; each query row keeps its running
-//   maximum m, normaliser l and unnormalised output o, rescaled by exp(m_old - m_new) when the
-//   maximum grows. Scores never exist beyond one 64 x kKeyBlock tile (64 KiB, L1/L2-resident),
-//   whatever Nk is. Its two products run on packed::gemm (gemm.hpp) with K^T and V read in
-//   place, so only the small query and probability tiles are packed (a GEMM library would
-//   re-pack both operands for every 64 x 256 block). Same float32 statistics; agrees with the
-//   naive variant to rounding.
+//   Dao et al. 2022). Keys are visited in blocks of 64; each query keeps its running maximum m,
+//   normaliser l and unnormalised output o, rescaled by exp(m_old - m_new) when the maximum
+//   grows. Scores never exist beyond one 64-key tile (12-24 KiB, L1-resident), whatever Nk is.
+//   It works transposed (keys x queries), so the softmax statistics are vectors across queries
+//   and the probabilities feed the second product without a transposition; both products run
+//   on register-blocked kernels against K and V^T packed once per call. Agrees with the naive
+//   variant to rounding (its exp2 has a relative error below 1e-7).
 //
 // `attention` picks one by `set_attention_algorithm` (Auto: streaming from 512 keys on, where
 // it is measured faster; below that the naive variant wastes less on padding short style
@@ -32,6 +32,7 @@
 #include "diffblocks/core/device.hpp"
 #include "diffblocks/core/parallel.hpp"
 #include "diffblocks/ops/cpu/gemm.hpp"
+#include "diffblocks/ops/cpu/simd.hpp"
 
 namespace diffblocks {
 namespace ops {
@@ -117,93 +118,185 @@ Tensor<T, 3, Cpu> attention_naive(Cpu, const Tensor<T, 3, Cpu>& q, const Tensor<
 }
 
 namespace detail {
+namespace flash {
+namespace simd = cpu::simd;
 
-constexpr int kCols = 64;  // keys are padded to a multiple of this (whole score blocks)
-constexpr int kVec = 16;   // output features are padded to a multiple of this
+// Register blocks of the streaming kernel: kRows rows (keys for the scores, output features for
+// P V) x kVecs vectors of query columns, held in kRows * kVecs accumulators (12 of the 16
+// registers on AVX/SSE, 24 of 32 on AVX-512). A task's query tile is two column blocks (48
+// queries on AVX, 96 on AVX-512); keys are visited in blocks of kKeys.
+using simd::vf;
+constexpr int L = simd::kFloats;
+#if defined(__AVX512F__)
+constexpr int kRows = 8;
+#else
+constexpr int kRows = 4;
+#endif
+constexpr int kVecs = 3;
+constexpr int kCols = kVecs * L;
+constexpr int kTile = 2 * kCols;
+constexpr int kKeys = 64;
+static_assert(kTile % kCols == 0 && kKeys % kRows == 0, "tile sizes");
+constexpr float kLog2e = 1.4426950408889634f;
 
+/// s (kRows x kCols, lds) = kp^T q, where kp is one packed key panel (dh x kRows: [d][r]) and
+/// q the scaled, transposed query tile (dh x kCols, ldq); plus bias[r] per key when given.
+/// bmax (kVecs vectors) takes the column maxima over the first `valid` rows.
+inline void scores_kernel(int dh, const float* __restrict kp, const float* __restrict q, std::ptrdiff_t ldq,
+                          const float* bias, int valid, float* __restrict s, std::ptrdiff_t lds, vf* bmax) {
+  vf acc[kRows][kVecs] = {};
+  for (int d = 0; d < dh; ++d) {
+    vf b[kVecs];
+    for (int j = 0; j < kVecs; ++j) b[j] = simd::load(q + d * ldq + j * L);
+    for (int r = 0; r < kRows; ++r) {
+      const vf a = simd::splat(kp[d * kRows + r]);
+      for (int j = 0; j < kVecs; ++j) acc[r][j] = simd::fmadd(a, b[j], acc[r][j]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r)
+    for (int j = 0; j < kVecs; ++j) {
+      if (bias) acc[r][j] += bias[r];
+      simd::store(s + r * lds + j * L, acc[r][j]);
+      if (r < valid) bmax[j] = simd::max(bmax[j], acc[r][j]);
+    }
+}
+
+/// o (kRows x kCols, ldo) = o * alpha (per column) + vp^T p, where vp is one packed value panel
+/// (nk x kRows: [key][r]) and p the probabilities (nk x kCols, ldp).
+inline void pv_kernel(int nk, const float* __restrict vp, const float* __restrict p, std::ptrdiff_t ldp,
+                      const vf* alpha, float* __restrict o, std::ptrdiff_t ldo) {
+  vf acc[kRows][kVecs];
+  for (int r = 0; r < kRows; ++r)
+    for (int j = 0; j < kVecs; ++j) acc[r][j] = simd::load(o + r * ldo + j * L) * alpha[j];
+  for (int k = 0; k < nk; ++k) {
+    vf b[kVecs];
+    for (int j = 0; j < kVecs; ++j) b[j] = simd::load(p + k * ldp + j * L);
+    for (int r = 0; r < kRows; ++r) {
+      const vf a = simd::splat(vp[k * kRows + r]);
+      for (int j = 0; j < kVecs; ++j) acc[r][j] = simd::fmadd(a, b[j], acc[r][j]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r)
+    for (int j = 0; j < kVecs; ++j) simd::store(o + r * ldo + j * L, acc[r][j]);
+}
+
+inline std::ptrdiff_t round_up(std::ptrdiff_t n, std::ptrdiff_t m) { return (n + m - 1) / m * m; }
+
+}  // namespace flash
 }  // namespace detail
 
-/// The streaming (flash) variant: online softmax over blocks of 256 keys. Both products run on
-/// packed::gemm: the query tile is packed once per task, each block's probabilities once per
-/// block (a transposition, 1/(2 dv) of the product's work); K^T and V are read in place.
+/// The streaming (flash) variant: online softmax over blocks of 64 keys, computed transposed.
 ///
-/// Per call, K of every (batch, head) is transposed once into K^T (dh x Nk, keys padded to a
-/// multiple of 64 with zeros) and V copied into a per-head (Nk x dv) panel padded likewise; a
-/// task is (batch, head, 64 queries), whose scaled queries sit in a zero-padded 64 x dh tile.
-/// Padded keys get score -inf, so they add nothing to the normaliser or the output.
+/// A task is (batch, head, a tile of 48 or 96 queries). Scores are formed as S^T = K Q^T (keys x queries), so
+/// every softmax statistic is per column: the running maximum m, the normaliser l and the
+/// rescale factor are vectors across queries, and the probabilities P^T are already the right
+/// operand of the output product O^T += V^T P^T; nothing is transposed or packed inside the key
+/// loop. K and V^T are packed once per call into panels of kRows keys / output features (the
+/// left operands; zero rows pad the edges), the query tile is transposed once per task.
+/// Scores are kept in base 2 (q pre-scaled by scale * log2(e), the bias by log2(e)) so the
+/// weights are exp2(s - m) on a short polynomial (simd::exp2_nonpositive, rel. error < 1e-7).
+/// The score block (64 x 48 floats on AVX, 12 KiB; 24 KiB on AVX-512) stays in L1.
 template <class T>
 Tensor<T, 3, Cpu> attention_streaming(Cpu, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k,
                                       const Tensor<T, 3, Cpu>& v, int heads, T scale, const Tensor<T, 2, Cpu>& bias) {
   static_assert(std::is_same_v<T, float>, "attention_streaming's kernels are float32");
+  namespace fl = detail::flash;
+  namespace simd = cpu::simd;
+  using fl::vf;
+  constexpr int R = fl::kRows, TQ = fl::kTile, BK = fl::kKeys, NCB = TQ / fl::kCols, NV = TQ / fl::L;
   const detail::AttentionShape s(q, k, v, heads);
   auto out = Tensor<T, 3, Cpu>::from_shape({q.shape(0), q.shape(1), v.shape(2)});
   if (s.Nq == 0 || s.dv == 0) return out;
-  constexpr std::ptrdiff_t TQ = detail::kQueryTile, BK = detail::kKeyBlock;
-  const std::ptrdiff_t nk_pad = (s.Nk + detail::kCols - 1) / detail::kCols * detail::kCols;
-  const std::ptrdiff_t dv_pad = (s.dv + detail::kVec - 1) / detail::kVec * detail::kVec;
-  const std::ptrdiff_t BH = s.B * heads;
-  // K^T and V panels per (b, h), zero-padded.
-  memory::Buffer<T> kt(static_cast<std::size_t>(BH * s.dh * nk_pad)), vp(static_cast<std::size_t>(BH * nk_pad * dv_pad));
+  if (s.Nk == 0) {  // softmax over no keys: torch gives NaN; keep that rather than invent a value
+    std::fill(out.begin(), out.end(), std::numeric_limits<T>::quiet_NaN());
+    return out;
+  }
+  const std::ptrdiff_t nk_pad = fl::round_up(s.Nk, R), dv_pad = fl::round_up(s.dv, R);
+  const std::ptrdiff_t BH = s.B * heads, qtiles = (s.Nq + TQ - 1) / TQ;
+  const std::ptrdiff_t kpanel = nk_pad * s.dh, vpanel = dv_pad * nk_pad;  // per (b, h)
+  memory::Buffer<T> kpk(static_cast<std::size_t>(BH * kpanel)), vpk(static_cast<std::size_t>(BH * vpanel));
+  memory::Buffer<T> bias2(static_cast<std::size_t>(bias.size() ? s.B * nk_pad : 0));
+  for (std::ptrdiff_t b = 0; b < (bias.size() ? s.B : 0); ++b)
+    for (std::ptrdiff_t j = 0; j < nk_pad; ++j) bias2[b * nk_pad + j] = j < s.Nk ? bias.data()[b * s.Nk + j] * fl::kLog2e : T(0);
+  // K in panels of R keys ([d][r]); V^T in panels of R output features ([key][r]); zero-padded.
   parallel_for(BH, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
     for (std::ptrdiff_t bh = first; bh < last; ++bh) {
       const std::ptrdiff_t b = bh / heads, h = bh % heads;
-      T* kd = kt.data() + bh * s.dh * nk_pad;
-      T* vd = vp.data() + bh * nk_pad * dv_pad;
-      std::fill(kd, kd + s.dh * nk_pad, T(0));
-      std::fill(vd, vd + nk_pad * dv_pad, T(0));
+      T* kd = kpk.data() + bh * kpanel;
+      T* vd = vpk.data() + bh * vpanel;
+      std::fill(kd, kd + kpanel, T(0));
+      std::fill(vd, vd + vpanel, T(0));
       for (std::ptrdiff_t j = 0; j < s.Nk; ++j) {
         const T* kr = k.data() + (b * s.Nk + j) * s.Cq + h * s.dh;
-        for (int d = 0; d < s.dh; ++d) kd[d * nk_pad + j] = kr[d];
-        std::copy_n(v.data() + (b * s.Nk + j) * s.Cv + h * s.dv, s.dv, vd + j * dv_pad);
+        T* kdst = kd + (j / R) * s.dh * R + j % R;
+        for (int d = 0; d < s.dh; ++d) kdst[d * R] = kr[d];
+        const T* vr = v.data() + (b * s.Nk + j) * s.Cv + h * s.dv;
+        for (int e = 0; e < s.dv; ++e) vd[(e / R) * nk_pad * R + j * R + e % R] = vr[e];
       }
     }
   });
-  parallel_for(BH * s.qtiles, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-    memory::Buffer<T> qs(static_cast<std::size_t>(TQ * s.dh)), scores(static_cast<std::size_t>(TQ * BK)),
-        acc(static_cast<std::size_t>(TQ * dv_pad)), qpk(static_cast<std::size_t>(cpu::packed::packed_size(TQ, s.dh))),
-        ppk(static_cast<std::size_t>(cpu::packed::packed_size(TQ, BK)));
-    T m[TQ], l[TQ];
+  const T qscale = scale * fl::kLog2e;
+  parallel_for(BH * qtiles, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+    memory::Buffer<T> qt(static_cast<std::size_t>(s.dh * TQ)), sc(static_cast<std::size_t>(BK * TQ)),
+        ot(static_cast<std::size_t>(dv_pad * TQ));
+    alignas(64) T m[TQ], l[TQ];
+    vf alpha[NV], bmax[NV];
     for (std::ptrdiff_t task = first; task < last; ++task) {
-      const std::ptrdiff_t bh = task / s.qtiles, b = bh / heads, h = bh % heads;
-      const std::ptrdiff_t i0 = (task % s.qtiles) * TQ, ni = std::min(TQ, s.Nq - i0);
-      const T* bp = bias.size() ? bias.data() + b * s.Nk : nullptr;
-      const T* kd = kt.data() + bh * s.dh * nk_pad;
-      const T* vd = vp.data() + bh * nk_pad * dv_pad;
-      std::fill(qs.begin(), qs.end(), T(0));
+      const std::ptrdiff_t bh = task / qtiles, b = bh / heads, h = bh % heads;
+      const std::ptrdiff_t i0 = (task % qtiles) * TQ, ni = std::min<std::ptrdiff_t>(TQ, s.Nq - i0);
+      const T* kd = kpk.data() + bh * kpanel;
+      const T* vd = vpk.data() + bh * vpanel;
+      const T* bp = bias.size() ? bias2.data() + b * nk_pad : nullptr;
+      std::fill(qt.begin(), qt.end(), T(0));
       for (std::ptrdiff_t i = 0; i < ni; ++i) {
         const T* qr = q.data() + (b * s.Nq + i0 + i) * s.Cq + h * s.dh;
-        for (int d = 0; d < s.dh; ++d) qs[i * s.dh + d] = qr[d] * scale;
+        for (int d = 0; d < s.dh; ++d) qt[d * TQ + i] = qr[d] * qscale;
       }
-      cpu::packed::pack_a(static_cast<int>(ni), s.dh, qs.data(), s.dh, qpk.data());
-      std::fill(acc.begin(), acc.begin() + ni * dv_pad, T(0));
+      std::fill(ot.begin(), ot.end(), T(0));
       std::fill(m, m + TQ, -std::numeric_limits<T>::infinity());
       std::fill(l, l + TQ, T(0));
       for (std::ptrdiff_t j0 = 0; j0 < s.Nk; j0 += BK) {
-        const std::ptrdiff_t nj = std::min(BK, s.Nk - j0);
-        const std::ptrdiff_t nj_pad = (nj + detail::kCols - 1) / detail::kCols * detail::kCols;
-        cpu::packed::gemm<T>(static_cast<int>(ni), static_cast<int>(nj_pad), s.dh, qpk.data(), kd + j0, nk_pad,
-                             scores.data(), BK);
-        for (std::ptrdiff_t i = 0; i < ni; ++i) {
-          T* row = scores.data() + i * BK;
-          Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> r(row, nj);
-          if (bp) r += Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(bp + j0, nj);
-          const T mx = std::max(m[i], r.maxCoeff());
-          const T alpha = std::exp(m[i] - mx);  // 0 on the first block (m = -inf)
-          l[i] = l[i] * alpha + detail::exp_shift_sum(row, nj, mx);
-          m[i] = mx;
-          std::fill(row + nj, row + nj_pad, T(0));  // padded keys: no weight
-          if (alpha != T(1)) Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(acc.data() + i * dv_pad, dv_pad) *= alpha;
+        const int nj = static_cast<int>(std::min<std::ptrdiff_t>(BK, s.Nk - j0));
+        const int njr = static_cast<int>(fl::round_up(nj, R));
+        for (int c = 0; c < NV; ++c) bmax[c] = simd::splat(-std::numeric_limits<T>::infinity());
+        for (int p = 0; p < njr; p += R)
+          for (int cb = 0; cb < NCB; ++cb)
+            fl::scores_kernel(s.dh, kd + (j0 + p) * s.dh, qt.data() + cb * fl::kCols, TQ, bp ? bp + j0 + p : nullptr,
+                              nj - p, sc.data() + p * TQ + cb * fl::kCols, TQ, bmax + cb * fl::kVecs);
+        // New running maxima; alpha = exp2(m_old - m_new) rescales what was accumulated (~0 on
+        // the first block, where m_old = -inf and the accumulators are still 0). A column whose
+        // keys so far all scored -inf (a -inf bias) shifts by 0 instead of -inf, so no NaN.
+        vf mnew[NV], shift[NV], lsum[NV];
+        const vf ninf = simd::splat(-std::numeric_limits<T>::infinity());
+        for (int c = 0; c < NV; ++c) {
+          const vf mo = simd::load(m + c * fl::L);
+          mnew[c] = simd::max(mo, bmax[c]);
+          shift[c] = mnew[c] == ninf ? vf{} : mnew[c];
+          alpha[c] = simd::exp2_nonpositive(mo - shift[c]);
+          lsum[c] = vf{};
         }
-        // O += P V with P packed (a transposition of the score tile, 1/64 of the product's work).
-        cpu::packed::pack_a(static_cast<int>(ni), static_cast<int>(nj_pad), scores.data(), BK, ppk.data());
-        cpu::packed::gemm<T>(static_cast<int>(ni), static_cast<int>(dv_pad), static_cast<int>(nj_pad), ppk.data(),
-                             vd + j0 * dv_pad, dv_pad, acc.data(), dv_pad, /*accumulate=*/true);
+        for (int r = 0; r < nj; ++r) {
+          T* row = sc.data() + r * TQ;
+          for (int c = 0; c < NV; ++c) {
+            const vf p = simd::exp2_nonpositive(simd::load(row + c * fl::L) - shift[c]);
+            simd::store(row + c * fl::L, p);
+            lsum[c] += p;
+          }
+        }
+        std::fill(sc.data() + nj * TQ, sc.data() + njr * TQ, T(0));  // padded keys: no weight
+        for (int c = 0; c < NV; ++c) {
+          simd::store(m + c * fl::L, mnew[c]);
+          simd::store(l + c * fl::L, simd::load(l + c * fl::L) * alpha[c] + lsum[c]);
+        }
+        for (std::ptrdiff_t e = 0; e < dv_pad; e += R)
+          for (int cb = 0; cb < NCB; ++cb)
+            fl::pv_kernel(njr, vd + e * nk_pad + j0 * R, sc.data() + cb * fl::kCols, TQ, alpha + cb * fl::kVecs,
+                          ot.data() + e * TQ + cb * fl::kCols, TQ);
       }
       for (std::ptrdiff_t i = 0; i < ni; ++i) {
         const T inv = T(1) / l[i];
-        const T* a = acc.data() + i * dv_pad;
         T* o = out.data() + (b * s.Nq + i0 + i) * s.Cv + h * s.dv;
-        for (int e = 0; e < s.dv; ++e) o[e] = a[e] * inv;
+        for (int e = 0; e < s.dv; ++e) o[e] = ot[e * TQ + i] * inv;
       }
     }
   });
