@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <algorithm>
 #include <iostream>
 #include <string>
 
@@ -73,6 +75,29 @@ inline void set_flops(benchmark::State& state, double flops_per_iter) {
 inline void set_bytes(benchmark::State& state, double bytes_per_iter) {
   state.counters["GB/s"] = benchmark::Counter(bytes_per_iter * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
+
+/// CPU time of the whole process (every pool thread), for the "cpu_ms" counter.
+inline double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+/// Times a benchmark loop's CPU work: construct before the loop, call `report` after it.
+/// "cpu_ms" = process CPU milliseconds per iteration over all threads; on a shared machine,
+/// cpu_ms / threads tells the speed of the code when wall time is inflated by other load
+/// (it still includes the pool's short spin-waits).
+class CpuTimer {
+ public:
+  CpuTimer() : start_(process_cpu_seconds()) {}
+  void report(benchmark::State& state) const {
+    const double it = double(std::max<benchmark::IterationCount>(state.iterations(), 1));
+    state.counters["cpu_ms"] = (process_cpu_seconds() - start_) * 1e3 / it;
+  }
+
+ private:
+  double start_;
+};
 
 inline void set_items(benchmark::State& state, double items_per_iter) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * items_per_iter));

@@ -73,10 +73,12 @@ void origin_forward(benchmark::State& state) {
     benchmark::DoNotOptimize(net.forward(in.x, in.mask, in.mu, in.t).data());
     peak_mb = double(probe.peak_bytes()) * 1e-6;
   }
+  const bench::CpuTimer cpu;
   for (auto _ : state) {
     auto y = net.forward(in.x, in.mask, in.mu, in.t);
     benchmark::DoNotOptimize(y.data());
   }
+  cpu.report(state);
   set_counters(state, state.range(0));
   state.counters["peak_MB"] = peak_mb;
   // Compared with the activations that must be live at once (the CPU-speed bar: peak <= 1.5x).
@@ -169,10 +171,12 @@ void diffuser_forward(benchmark::State& state) {
   in.image_embeds = db::ops::empty<float, 2>(db::Cpu{}, {1, 64});
   bench::fill_normal(*in.image_embeds, rng, 1.0);
   benchmark::DoNotOptimize(net->forward(in).data());
+  const bench::CpuTimer cpu;
   for (auto _ : state) {
     auto y = net->forward(in);
     benchmark::DoNotOptimize(y.data());
   }
+  cpu.report(state);
   bench::set_items(state, double(frames));
 }
 

@@ -1,5 +1,6 @@
-// Block variants snapped into the Origin U-Net: SoftmaxSelfAttention (built on CrossAttention)
-// in place of Grad-TTS's LinearAttention, against a direct computation, with the padding mask.
+// Block variants snapped into the Origin U-Net (SoftmaxSelfAttention, built on CrossAttention,
+// in place of Grad-TTS's LinearAttention, with the padding mask) and the CPU kernels behind the
+// blocks (attention variants, SIMD activations), each against a direct computation.
 #include <vector>
 
 #include "helpers.hpp"
@@ -298,4 +299,48 @@ TEST_CASE("attention algorithm setting selects the kernel", "[attention][variant
   REQUIRE(same(db::ops::attention(db::Cpu{}, q, k_short, v_short, 2, 0.25f, none),
                db::ops::attention_streaming(db::Cpu{}, q, k_short, v_short, 2, 0.25f, none)));
   db::ops::set_attention_algorithm(db::ops::AttentionAlgorithm::Auto);
+}
+
+// ---- float32 SIMD activations (simd.hpp) against double-precision definitions ---------------
+
+TEST_CASE("SIMD exp2, erf, Mish, SiLU and GELU match their definitions over a wide range", "[kernels]") {
+  namespace simd = db::ops::cpu::simd;
+  // 200 001 points over [-30, 30] (past Mish's x > 20 branch and deep into every tail), not a
+  // multiple of the vector width, so the padded tail path runs too.
+  const int n = 200001;
+  std::vector<float> x(n);
+  for (int i = 0; i < n; ++i) x[i] = -30.f + 60.f * float(i) / float(n - 1);
+  auto m = x, s = x, g = x;
+  db::ops::mish_range(m.data(), n);
+  db::ops::silu_range(s.data(), n);
+  db::ops::gelu_range(g.data(), n);
+  double em = 0, es = 0, eg = 0, ee = 0, ef = 0;
+  for (int i = 0; i < n; ++i) {
+    const double v = x[i], sp = v > 20 ? v : std::log1p(std::exp(v));
+    const double mish = v * std::tanh(sp), silu = v / (1 + std::exp(-v)), gelu = 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+    em = std::max(em, std::fabs(m[i] - mish) / std::max(1.0, std::fabs(mish)));
+    es = std::max(es, std::fabs(s[i] - silu) / std::max(1.0, std::fabs(silu)));
+    eg = std::max(eg, std::fabs(g[i] - gelu) / std::max(1.0, std::fabs(gelu)));
+    const double e2 = -60.0 + 120.0 * i / (n - 1);  // 2^x over [-60, 60]: relative error
+    ee = std::max(ee, std::fabs(simd::exp2(simd::splat(float(e2)))[0] - std::exp2(double(float(e2)))) /
+                          std::exp2(double(float(e2))));
+    ef = std::max(ef, std::fabs(simd::erf(simd::splat(x[i] / 3))[0] - std::erf(double(x[i] / 3))));
+  }
+  INFO("mish " << em << ", silu " << es << ", gelu " << eg << ", exp2 " << ee << ", erf " << ef);
+  REQUIRE(em < 1e-6);
+  REQUIRE(es < 1e-6);
+  REQUIRE(eg < 1e-6);
+  REQUIRE(ee < 3e-7);
+  REQUIRE(ef < 1e-6);
+  // Saturation and propagation: exp2 far below its range is ~0, not garbage; NaN stays NaN.
+  REQUIRE(simd::exp2(simd::splat(-1000.f))[0] < 1e-37f);
+  REQUIRE(simd::exp2(simd::splat(-1000.f))[0] >= 0.f);
+  REQUIRE(simd::erf(simd::splat(std::numeric_limits<float>::infinity()))[0] == 1.f);
+  REQUIRE(simd::erf(simd::splat(-std::numeric_limits<float>::infinity()))[0] == -1.f);
+  for (auto f : {db::ops::mish_range<float>, db::ops::silu_range<float>, db::ops::gelu_range<float>}) {
+    float v[3] = {std::numeric_limits<float>::quiet_NaN(), 1.f, std::numeric_limits<float>::infinity()};
+    f(v, 3);
+    REQUIRE(std::isnan(v[0]));
+    REQUIRE(v[2] == std::numeric_limits<float>::infinity());
+  }
 }

@@ -194,7 +194,7 @@ inline std::ptrdiff_t round_up(std::ptrdiff_t n, std::ptrdiff_t m) { return (n +
 /// loop. K and V^T are packed once per call into panels of kRows keys / output features (the
 /// left operands; zero rows pad the edges), the query tile is transposed once per task.
 /// Scores are kept in base 2 (q pre-scaled by scale * log2(e), the bias by log2(e)) so the
-/// weights are exp2(s - m) on a short polynomial (simd::exp2_nonpositive, rel. error < 1e-7).
+/// weights are exp2(s - m) on a short polynomial (simd::exp2, rel. error < 1e-7).
 /// The score block (64 x 48 floats on AVX, 12 KiB; 24 KiB on AVX-512) stays in L1.
 template <class T>
 Tensor<T, 3, Cpu> attention_streaming(Cpu, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k,
@@ -272,13 +272,13 @@ Tensor<T, 3, Cpu> attention_streaming(Cpu, const Tensor<T, 3, Cpu>& q, const Ten
           const vf mo = simd::load(m + c * fl::L);
           mnew[c] = simd::max(mo, bmax[c]);
           shift[c] = mnew[c] == ninf ? vf{} : mnew[c];
-          alpha[c] = simd::exp2_nonpositive(mo - shift[c]);
+          alpha[c] = simd::exp2(mo - shift[c]);
           lsum[c] = vf{};
         }
         for (int r = 0; r < nj; ++r) {
           T* row = sc.data() + r * TQ;
           for (int c = 0; c < NV; ++c) {
-            const vf p = simd::exp2_nonpositive(simd::load(row + c * fl::L) - shift[c]);
+            const vf p = simd::exp2(simd::load(row + c * fl::L) - shift[c]);
             simd::store(row + c * fl::L, p);
             lsum[c] += p;
           }

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstring>
 
-#if defined(__FMA__) || defined(__AVX512F__)
+#if defined(__SSE__)
 #include <immintrin.h>
 #endif
 
@@ -34,6 +34,7 @@ inline vf load(const float* p) {
 }
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof(vf)); }
 inline vf splat(float x) { return vf{} + x; }
+inline vu splat_bits(unsigned x) { return vu{} + x; }
 
 /// a * b + c, fused where the target has FMA whatever -ffp-contract says (a consumer compiling
 /// with -std=c++17 gets -ffp-contract=off from GCC, which would split every product).
@@ -51,16 +52,18 @@ inline vf fmadd(vf a, vf b, vf c) {
 
 inline vf max(vf a, vf b) { return a > b ? a : b; }
 
-/// 2^x for x <= 0 (relative error < 1e-7; NaN stays NaN). Below -125 it returns 2^-125 instead
-/// of underflowing (the result's exponent is built by integer addition): callers use it for
-/// softmax weights relative to the row maximum, where 1e-38 and 0 are the same.
+/// 2^x with x clamped to [-125, 127] (relative error < 1e-7; NaN stays NaN): below -125 it
+/// returns 2^-125 instead of underflowing, above 127 2^127 instead of inf (the result's exponent
+/// is built by integer addition). Callers use it where those ends do not matter: softmax weights
+/// relative to the row maximum (where 1e-38 and 0 are the same), activations that saturate.
 ///
 /// x = n + f with n = round(x) (the 1.5 * 2^23 trick, exact for |x| < 2^22) and |f| <= 1/2;
 /// 2^f by a degree-6 polynomial (a relative least-squares fit, 9.7e-8 evaluated in float);
 /// 2^n added to the exponent bits.
-inline vf exp2_nonpositive(vf x) {
-  const vf lo = splat(-125.0f), magic = splat(12582912.0f);  // 1.5 * 2^23
+inline vf exp2(vf x) {
+  const vf lo = splat(-125.0f), hi = splat(127.0f), magic = splat(12582912.0f);  // 1.5 * 2^23
   x = x < lo ? lo : x;
+  x = x > hi ? hi : x;
   const vf t = x + magic;
   const vf f = x - (t - magic);
   vf p = splat(1.535336196e-04f);
@@ -71,6 +74,60 @@ inline vf exp2_nonpositive(vf x) {
   p = fmadd(p, f, splat(6.931471825e-01f));
   p = fmadd(p, f, splat(1.0f));
   return (vf)((vu)p + ((vu)t << 23));  // t's low mantissa bits hold n
+}
+
+/// e^x on exp2 (same clamping: e^-86.6 .. e^88.0). Relative error ~1e-7 + |x| 6e-8: rounding
+/// x log2(e) to float costs that much in the exponent.
+inline vf exp(vf x) { return exp2(x * splat(1.4426950408889634f)); }
+
+/// 1 / x from the hardware estimate and one Newton step (relative error ~1e-7 on AVX-512's
+/// 14-bit estimate, ~2e-7 on AVX/SSE's 12-bit one); an exact division elsewhere.
+inline vf reciprocal(vf x) {
+#if defined(__AVX512F__)
+  const vf r = _mm512_rcp14_ps(x);
+#elif defined(__AVX__)
+  const vf r = _mm256_rcp_ps(x);
+#elif defined(__SSE__)
+  const vf r = _mm_rcp_ps(x);
+#else
+  return splat(1.0f) / x;
+#endif
+#if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE__)
+  return r * (splat(2.0f) - x * r);
+#endif
+}
+
+/// |x| and the sign bit of x.
+inline vf abs(vf x) { return (vf)((vu)x & splat_bits(0x7fffffffu)); }
+
+/// erf(x), Abramowitz & Stegun 7.1.26 on |x| (absolute error < 1e-6 evaluated in float with
+/// the approximate reciprocal), the sign put back: 1 - t (a1 + t (a2 + ... a5 t)) e^(-x^2),
+/// t = 1 / (1 + p |x|). |x| is capped at 10 (erf = 1 in float), so +-inf gives +-1.
+inline vf erf(vf x) {
+  vf ax = abs(x);
+  ax = ax > splat(10.0f) ? splat(10.0f) : ax;
+  const vf t = reciprocal(splat(1.0f) + splat(0.3275911f) * ax);
+  vf q = splat(1.061405429f);
+  q = fmadd(q, t, splat(-1.453152027f));
+  q = fmadd(q, t, splat(1.421413741f));
+  q = fmadd(q, t, splat(-0.284496736f));
+  q = fmadd(q, t, splat(0.254829592f));
+  const vf y = splat(1.0f) - q * t * exp(-(ax * ax));
+  return (vf)((vu)y | ((vu)x & splat_bits(0x80000000u)));
+}
+
+/// Applies `f` (vf -> vf) to n contiguous floats in place; the tail goes through a padded
+/// vector, so f sees whole vectors only.
+template <class F>
+inline void transform(float* p, std::ptrdiff_t n, F&& f) {
+  std::ptrdiff_t i = 0;
+  for (; i + kFloats <= n; i += kFloats) store(p + i, f(load(p + i)));
+  if (i < n) {
+    float tail[kFloats] = {};
+    std::memcpy(tail, p + i, sizeof(float) * static_cast<std::size_t>(n - i));
+    store(tail, f(load(tail)));
+    std::memcpy(p + i, tail, sizeof(float) * static_cast<std::size_t>(n - i));
+  }
 }
 
 }  // namespace simd
