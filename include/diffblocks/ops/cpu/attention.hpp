@@ -147,7 +147,7 @@ inline void scores_kernel(int dh, const float* __restrict kp, const float* __res
   vf acc[kRows][kVecs] = {};
   for (int d = 0; d < dh; ++d) {
     vf b[kVecs];
-    for (int j = 0; j < kVecs; ++j) b[j] = simd::load(q + d * ldq + j * L);
+    for (int j = 0; j < kVecs; ++j) b[j] = simd::load_reg(q + d * ldq + j * L);
     for (int r = 0; r < kRows; ++r) {
       const vf a = simd::splat(kp[d * kRows + r]);
       for (int j = 0; j < kVecs; ++j) acc[r][j] = simd::fmadd(a, b[j], acc[r][j]);
@@ -170,7 +170,7 @@ inline void pv_kernel(int nk, const float* __restrict vp, const float* __restric
     for (int j = 0; j < kVecs; ++j) acc[r][j] = simd::load(o + r * ldo + j * L) * alpha[j];
   for (int k = 0; k < nk; ++k) {
     vf b[kVecs];
-    for (int j = 0; j < kVecs; ++j) b[j] = simd::load(p + k * ldp + j * L);
+    for (int j = 0; j < kVecs; ++j) b[j] = simd::load_reg(p + k * ldp + j * L);
     for (int r = 0; r < kRows; ++r) {
       const vf a = simd::splat(vp[k * kRows + r]);
       for (int j = 0; j < kVecs; ++j) acc[r][j] = simd::fmadd(a, b[j], acc[r][j]);

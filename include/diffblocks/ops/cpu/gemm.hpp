@@ -118,6 +118,16 @@ void pack_a(int M, int K, const T* A, std::ptrdiff_t lda, T* dst) {
       }
 }
 
+/// A vector load kept in a register (GCC would otherwise fold it into every FMA that uses it
+/// as a memory operand, making the kernel load-bound; see simd::load_reg).
+template <class V, class T>
+inline V load_reg(const T* p) {
+  V v;
+  __builtin_memcpy(&v, p, sizeof(V));
+  __asm__("" : "+v"(v));
+  return v;
+}
+
 /// C (kPanelRows x NV vectors, ldc) = or += panel (K x kPanelRows) * B (K x NV vectors, ldb).
 /// The accumulators stay in registers over the whole K loop. NV = kColVecs is the main block;
 /// NV = 1 serves a narrow right edge at half the wasted work.
@@ -129,7 +139,7 @@ inline void micro_kernel(int K, const T* __restrict panel, const T* __restrict B
   V acc[R][NV] = {};
   for (int k = 0; k < K; ++k) {
     V b[NV];
-    for (int j = 0; j < NV; ++j) __builtin_memcpy(&b[j], B + k * ldb + j * L, sizeof(V));
+    for (int j = 0; j < NV; ++j) b[j] = load_reg<V>(B + k * ldb + j * L);
     for (int r = 0; r < R; ++r) {
       const T a = panel[k * R + r];
       for (int j = 0; j < NV; ++j) acc[r][j] += a * b[j];
