@@ -254,6 +254,7 @@ TEST_CASE("content_hash changes with any single value, its position and the leng
 
 TEST_CASE("linear matches x W^T + b for few rows and for threaded row blocks", "[blocks][gemm]") {
   db::Rng rng(21);
+  // 37 outputs: whole packed column blocks of W^T plus a zero-padded one.
   for (std::size_t rows : {std::size_t(3), std::size_t(64), std::size_t(200)})  // Eigen path, one block, blocks + edge
     for (bool with_bias : {false, true}) {
       auto x = Tensor<float, 2>::from_shape({rows, 19});
@@ -283,7 +284,9 @@ TEST_CASE("packed GEMM matches the definition at every edge shape, overwriting a
   // M, N not multiples of the register block (rows kPanelRows, columns block_cols), K = 0 and 1,
   // strides wider than the rows.
   const int Ms[] = {1, pk::kPanelRows - 1, pk::kPanelRows, 2 * pk::kPanelRows + 3};
-  const int Ns[] = {1, pk::block_cols<float>() - 1, pk::block_cols<float>(), 3 * pk::block_cols<float>() + 5};
+  // N = block_cols - 2 makes ldb = N + 2 exactly one block wide (B read in place).
+  const int Ns[] = {1, pk::block_cols<float>() - 2, pk::block_cols<float>() - 1, pk::block_cols<float>(),
+                    3 * pk::block_cols<float>() + 5};
   for (int M : Ms)
     for (int N : Ns)
       for (int K : {0, 1, 7, 64})
@@ -302,11 +305,19 @@ TEST_CASE("packed GEMM matches the definition at every edge shape, overwriting a
             }
           std::vector<float> Ap(std::size_t(pk::packed_size(M, K)));
           pk::pack_a(M, K, A.data(), lda, Ap.data());
+          // The same product with B pre-packed in column blocks (gemm_packed_b).
+          std::vector<float> Bp(std::size_t(pk::packed_b_size<float>(K, N))), C2 = C;
+          pk::pack_b(K, N, B.data(), ldb, Bp.data());
           pk::gemm(M, N, K, Ap.data(), B.data(), ldb, C.data(), ldc, acc);
-          double err = 0;
-          for (std::size_t i = 0; i < C.size(); ++i) err = std::max(err, double(std::abs(C[i] - want[i])));
+          pk::gemm_packed_b(M, N, K, Ap.data(), Bp.data(), C2.data(), ldc, acc);
+          double err = 0, err2 = 0;
+          for (std::size_t i = 0; i < C.size(); ++i) {
+            err = std::max(err, double(std::abs(C[i] - want[i])));
+            err2 = std::max(err2, double(std::abs(C2[i] - want[i])));
+          }
           INFO("M " << M << " N " << N << " K " << K << " accumulate " << acc);
           REQUIRE(err <= 1e-4);  // also: the padding columns (ldc > N) are left as they were
+          REQUIRE(err2 <= 1e-4);
         }
 }
 

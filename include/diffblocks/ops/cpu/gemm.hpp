@@ -157,59 +157,113 @@ inline void micro_kernel(int K, const T* __restrict panel, const T* __restrict B
     }
 }
 
+namespace detail {
+
+/// Columns [n0, n0 + nc) of C (M rows) = or += A (packed) * one K x NC block of B given
+/// contiguous (row stride NC, zero-padded past nc). Partial blocks at the bottom and right edges
+/// go through a small local block, so any M, nc work.
+template <class T>
+void sweep_block(int M, int K, const T* Ap, const T* bp, int nc, T* C, std::ptrdiff_t ldc, bool accumulate) {
+  constexpr int R = kPanelRows, NC = block_cols<T>();
+  alignas(64) T edge[R * NC];
+  for (int m0 = 0; m0 < M; m0 += R) {
+    const int mc = std::min(R, M - m0);
+    const T* panel = Ap + static_cast<std::ptrdiff_t>(m0) * K;
+    T* c = C + m0 * ldc;
+    if (mc == R && nc == NC) {
+      micro_kernel(K, panel, bp, NC, c, ldc, accumulate);
+      continue;
+    }
+    if (nc <= NC / kColVecs)
+      micro_kernel<T, 1>(K, panel, bp, NC, edge, NC, false);
+    else
+      micro_kernel<T>(K, panel, bp, NC, edge, NC, false);
+    for (int r = 0; r < mc; ++r)
+      for (int j = 0; j < nc; ++j) c[r * ldc + j] = accumulate ? c[r * ldc + j] + edge[r * NC + j] : edge[r * NC + j];
+  }
+}
+
+/// dst (K x NC) = columns [n0, n0 + nc) of B (K x N, ldb), zero-padded to NC.
+template <class T>
+void copy_block(int K, const T* B, std::ptrdiff_t ldb, int n0, int nc, T* dst) {
+  constexpr int NC = block_cols<T>();
+  if (nc == NC) {
+    for (int k = 0; k < K; ++k)  // fixed-size rows: a few vector moves each, no memcpy call
+      for (int j = 0; j < NC; ++j) dst[k * NC + j] = B[k * ldb + n0 + j];
+  } else {
+    for (int k = 0; k < K; ++k)
+      for (int j = 0; j < NC; ++j) dst[k * NC + j] = j < nc ? B[k * ldb + n0 + j] : T(0);
+  }
+}
+
+template <class T>
+bool zero_k(int M, int N, int K, T* C, std::ptrdiff_t ldc, bool accumulate) {
+  if (K != 0) return false;
+  if (!accumulate)
+    for (int m = 0; m < M; ++m) std::fill(C + m * ldc, C + m * ldc + N, T(0));
+  return true;
+}
+
+}  // namespace detail
+
+/// Elements of B (K x N) packed: ceil(N / block_cols) blocks of K x block_cols.
+template <class T>
+std::ptrdiff_t packed_b_size(int K, int N) {
+  constexpr int NC = block_cols<T>();
+  return static_cast<std::ptrdiff_t>((N + NC - 1) / NC) * NC * K;
+}
+
+/// dst (packed_b_size(K, N)) = B (K x N, ldb, row-major) in column blocks, zero-padded, the
+/// layout gemm_packed_b reads.
+template <class T>
+void pack_b(int K, int N, const T* B, std::ptrdiff_t ldb, T* dst) {
+  constexpr int NC = block_cols<T>();
+  for (int n0 = 0; n0 < N; n0 += NC)
+    detail::copy_block(K, B, ldb, n0, std::min(NC, N - n0), dst + static_cast<std::ptrdiff_t>(n0) * K);
+}
+
 /// C (M x N, ldc) = or += A * B (K x N, ldb, row-major), A given packed (pack_a / packed_index).
-/// Single-threaded, like gemm(). Partial blocks at the right and bottom edges go through a
-/// small local block, so any M, N work.
+/// Single-threaded, like gemm(). Each block of B's columns is copied into one contiguous K x NC
+/// panel before the A panels sweep it, unless it already is one (one A panel, or ldb = NC). Read
+/// in place at a large stride (a Linear's W^T with 1024 columns, Winograd's tile rows) the K rows
+/// fall into a few L1 sets and evict each other for every panel of A: measured 55-60 instead of
+/// 88 GFLOP/s on one Zen 3 core at a 4 KiB stride; the copy costs about 1 / (2 M) of the work.
 template <class T>
 void gemm(int M, int N, int K, const T* Ap, const T* B, std::ptrdiff_t ldb, T* C, std::ptrdiff_t ldc,
           bool accumulate = false) {
   constexpr int R = kPanelRows, NC = block_cols<T>();
-  if (M == 0 || N == 0) return;
-  if (K == 0) {
-    if (!accumulate)
-      for (int m = 0; m < M; ++m) std::fill(C + m * ldc, C + m * ldc + N, T(0));
-    return;
-  }
-  alignas(64) T edge[R * NC];
+  if (M == 0 || N == 0 || detail::zero_k(M, N, K, C, ldc, accumulate)) return;
   memory::Buffer<T> panel_b;
   for (int n0 = 0; n0 < N; n0 += NC) {
     const int nc = std::min(NC, N - n0);
     const T* bp = B + n0;
-    std::ptrdiff_t lb = ldb;
-    // The block's K x NC columns are copied into one contiguous panel (zero-padded at the right
-    // edge, so the kernel never reads past a row) unless they already are one. Read in place at
-    // a large stride (a Linear's W^T with 1024 columns, Winograd's tile rows) the K rows fall
-    // into a few L1 sets and evict each other for every panel of A: measured 55-60 instead of
-    // 88 GFLOP/s on one Zen 3 core at a 4 KiB stride; the copy costs 1 / (2 M) of the work.
-    if (nc < NC || (ldb != NC && M > R)) {
-      panel_b.resize(static_cast<std::size_t>(K) * NC);
-      T* dst = panel_b.data();
-      if (nc == NC) {
-        for (int k = 0; k < K; ++k)  // fixed-size rows: a few vector moves each, no memcpy call
-          for (int j = 0; j < NC; ++j) dst[k * NC + j] = B[k * ldb + n0 + j];
-      } else {
-        for (int k = 0; k < K; ++k)
-          for (int j = 0; j < NC; ++j) dst[k * NC + j] = j < nc ? B[k * ldb + n0 + j] : T(0);
-      }
-      bp = panel_b.data();
-      lb = NC;
-    }
-    for (int m0 = 0; m0 < M; m0 += R) {
-      const int mc = std::min(R, M - m0);
-      const T* panel = Ap + static_cast<std::ptrdiff_t>(m0) * K;
-      T* c = C + m0 * ldc + n0;
-      if (mc == R && nc == NC) {
-        micro_kernel(K, panel, bp, lb, c, ldc, accumulate);
+    if (nc < NC || ldb != NC) {
+      if (M <= R && nc == NC) {  // a single panel of A: the stride costs nothing, read in place
+        alignas(64) T edge[R * NC];
+        micro_kernel(K, Ap, bp, ldb, M == R ? C + n0 : edge, M == R ? ldc : NC, M == R && accumulate);
+        if (M < R)
+          for (int r = 0; r < M; ++r)
+            for (int j = 0; j < NC; ++j)
+              C[r * ldc + n0 + j] = accumulate ? C[r * ldc + n0 + j] + edge[r * NC + j] : edge[r * NC + j];
         continue;
       }
-      if (nc <= NC / kColVecs)
-        micro_kernel<T, 1>(K, panel, bp, lb, edge, NC, false);
-      else
-        micro_kernel<T>(K, panel, bp, lb, edge, NC, false);
-      for (int r = 0; r < mc; ++r)
-        for (int j = 0; j < nc; ++j) c[r * ldc + j] = accumulate ? c[r * ldc + j] + edge[r * NC + j] : edge[r * NC + j];
+      panel_b.resize(static_cast<std::size_t>(K) * NC);
+      detail::copy_block(K, B, ldb, n0, nc, panel_b.data());
+      bp = panel_b.data();
     }
+    detail::sweep_block(M, K, Ap, bp, nc, C + n0, ldc, accumulate);
   }
+}
+
+/// C (M x N, ldc) = or += A * B with both operands packed (pack_a, pack_b): for a B that is
+/// reused by several calls (a Linear's W^T across the row blocks of the tokens).
+template <class T>
+void gemm_packed_b(int M, int N, int K, const T* Ap, const T* Bp, T* C, std::ptrdiff_t ldc, bool accumulate = false) {
+  constexpr int NC = block_cols<T>();
+  if (M == 0 || N == 0 || detail::zero_k(M, N, K, C, ldc, accumulate)) return;
+  for (int n0 = 0; n0 < N; n0 += NC)
+    detail::sweep_block(M, K, Ap, Bp + static_cast<std::ptrdiff_t>(n0) * K, std::min(NC, N - n0), C + n0, ldc,
+                        accumulate);
 }
 
 }  // namespace packed

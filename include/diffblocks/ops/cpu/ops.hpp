@@ -57,17 +57,27 @@ Tensor<T, 4, Cpu> conv_transpose2d(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor
 /// y (B, out) = x (B, in) W^T + b, W (out, in).
 ///
 /// Token-wise projections (a transformer's rows are its ~10k tokens) are split over the threads
-/// in blocks of rows, each packed for packed::gemm against W^T (transposed once per call); a
-/// few rows (time embeddings, the style sequence) stay one Eigen call.
+/// in blocks of rows, each packed for packed::gemm_packed_b against W^T, which is laid out once
+/// per call straight into the packed column blocks; a few rows (time embeddings, the style
+/// sequence) stay one Eigen call.
 template <class T>
 Tensor<T, 2, Cpu> linear(Cpu, const Tensor<T, 2, Cpu>& x, const Tensor<T, 2, Cpu>& w, const Tensor<T, 1, Cpu>& bias) {
   const int B = static_cast<int>(x.shape(0)), in = static_cast<int>(x.shape(1)), out = static_cast<int>(w.shape(0));
   auto y = Tensor<T, 2, Cpu>::from_shape({x.shape(0), w.shape(0)});
+  auto add_bias = [&](T* yr, int rows) {
+    if (bias.size())
+      for (int r = 0; r < rows; ++r)
+        for (int o = 0; o < out; ++o) yr[static_cast<std::ptrdiff_t>(r) * out + o] += bias.data()[o];
+  };
   constexpr int kRowBlock = 64;
   if (B >= kRowBlock && in > 0 && out > 0) {
-    memory::Buffer<T> wt(static_cast<std::size_t>(in) * out);  // W^T (in x out): rows contiguous
-    for (int o = 0; o < out; ++o)
-      for (int i = 0; i < in; ++i) wt[static_cast<std::size_t>(i) * out + o] = w.data()[static_cast<std::size_t>(o) * in + i];
+    constexpr int NC = cpu::packed::block_cols<T>();
+    memory::Buffer<T> wt(static_cast<std::size_t>(cpu::packed::packed_b_size<T>(in, out)));  // W^T, packed
+    for (int n0 = 0; n0 < out; n0 += NC)
+      for (int i = 0; i < in; ++i)
+        for (int j = 0; j < NC; ++j)
+          wt[(static_cast<std::size_t>(n0) * in) + static_cast<std::size_t>(i) * NC + j] =
+              n0 + j < out ? w.data()[static_cast<std::size_t>(n0 + j) * in + i] : T(0);
     parallel_for((B + kRowBlock - 1) / kRowBlock, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
       memory::Buffer<T> xp(static_cast<std::size_t>(cpu::packed::packed_size(kRowBlock, in)));
       for (std::ptrdiff_t blk = first; blk < last; ++blk) {
@@ -75,18 +85,14 @@ Tensor<T, 2, Cpu> linear(Cpu, const Tensor<T, 2, Cpu>& x, const Tensor<T, 2, Cpu
         const int nr = static_cast<int>(std::min<std::ptrdiff_t>(kRowBlock, B - r0));
         cpu::packed::pack_a(nr, in, x.data() + r0 * in, in, xp.data());
         T* yr = y.data() + r0 * out;
-        cpu::packed::gemm<T>(nr, out, in, xp.data(), wt.data(), out, yr, out);
-        if (bias.size())
-          for (int r = 0; r < nr; ++r)
-            for (int o = 0; o < out; ++o) yr[static_cast<std::ptrdiff_t>(r) * out + o] += bias(o);
+        cpu::packed::gemm_packed_b<T>(nr, out, in, xp.data(), wt.data(), yr, out);
+        add_bias(yr, nr);
       }
     });
     return y;
   }
   cpu::gemm_bt<T>(B, out, in, x.data(), in, w.data(), in, y.data(), out);
-  if (bias.size())
-    for (int b = 0; b < B; ++b)
-      for (int o = 0; o < out; ++o) y(b, o) += bias(o);
+  add_bias(y.data(), B);
   return y;
 }
 
