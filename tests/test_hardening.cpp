@@ -129,6 +129,50 @@ bool same_bits(const A& a, const B& b) {
 
 }  // namespace
 
+TEST_CASE("thread pool: every index once, errors reach the caller, busy and nested calls run serially",
+          "[hardening][threads]") {
+  const int before = db::get_num_threads();
+  for (int threads : {2, 3, 8}) {
+    db::set_num_threads(threads);
+    // Many back-to-back calls of every size around the piece count (threads x 4): each index is
+    // covered exactly once, by contiguous non-empty pieces.
+    for (std::ptrdiff_t n : {1, 2, 7, 12, 31, 32, 33, 1000}) {
+      for (int rep = 0; rep < 50; ++rep) {
+        std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
+        std::atomic<int> bad{0};
+        db::parallel_for(n, [&](std::ptrdiff_t b, std::ptrdiff_t e) {
+          if (b >= e || b < 0 || e > n) ++bad;
+          for (std::ptrdiff_t i = b; i < e; ++i) ++hits[static_cast<std::size_t>(i)];
+        });
+        int wrong = 0;
+        for (const auto& h : hits) wrong += h != 1;
+        INFO(threads << " threads, n = " << n);
+        REQUIRE(bad == 0);
+        REQUIRE(wrong == 0);
+      }
+    }
+    // An exception in any piece is rethrown by parallel_for after all pieces finished; the pool
+    // stays usable.
+    std::atomic<int> done{0};
+    REQUIRE_THROWS_AS(db::parallel_for(100, [&](std::ptrdiff_t b, std::ptrdiff_t e) {
+                        done += static_cast<int>(e - b);
+                        if (b <= 57 && 57 < e) throw db::InputError("piece with 57");
+                      }),
+                      db::InputError);
+    REQUIRE(done == 100);
+    // A nested call (from inside a piece) finds the pool busy and runs on its own thread.
+    std::atomic<long> sum{0};
+    db::parallel_for(8, [&](std::ptrdiff_t b, std::ptrdiff_t e) {
+      for (std::ptrdiff_t i = b; i < e; ++i)
+        db::parallel_for(10, [&](std::ptrdiff_t ib, std::ptrdiff_t ie) {
+          for (std::ptrdiff_t j = ib; j < ie; ++j) sum += i * 10 + j;
+        });
+    });
+    REQUIRE(sum == 79 * 80 / 2);
+  }
+  db::set_num_threads(before);
+}
+
 TEST_CASE("a loaded Origin model serves concurrent forward and sampling calls", "[hardening][threads]") {
   // forward() is const and keeps no per-call state in the model; the thread pool runs a call that
   // finds it busy on the calling thread, so concurrent calls neither block each other nor change

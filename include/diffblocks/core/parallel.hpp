@@ -1,12 +1,14 @@
 #pragma once
 // A persistent pool for the CPU device. One process-wide pool, sized by set_num_threads().
-// parallel_for splits a range into contiguous chunks, one per thread; the calling thread runs
-// chunk 0. A call made while the pool is busy (another thread's model, or a nested call from a
-// worker) runs serially instead of waiting, so concurrent models never deadlock.
+// parallel_for splits a range into contiguous pieces (a few per thread) that the calling thread
+// and the workers claim one at a time. A call made while the pool is busy (another thread's
+// model, or a nested call from a worker) runs serially instead of waiting, so concurrent models
+// never deadlock.
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <mutex>
@@ -29,47 +31,80 @@ class ThreadPool {
     stop_workers();
     threads = std::max(1, threads);
     stop_ = false;
-    generation_ = 0;
-    for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
   }
 
-  /// Runs f(begin, end) on `chunks` contiguous pieces of [0, n) (chunks <= size()).
+  /// Runs f(begin, end) over contiguous pieces of [0, n) that cover it exactly once, on the
+  /// calling thread and the workers.
+  ///
+  /// The range is cut into up to kPiecesPerThread pieces per thread, and threads claim pieces
+  /// one at a time, so a thread the OS descheduled (a shared or virtual machine) leaves its share
+  /// to the others instead of holding everyone at the end of the call. The caller waits for
+  /// every piece to complete, not for every worker to wake: a late worker finds nothing left.
   void run(std::ptrdiff_t n, const std::function<void(std::ptrdiff_t, std::ptrdiff_t)>& f) {
     if (n <= 0) return;
     std::unique_lock<std::mutex> busy(dispatch_, std::try_to_lock);
-    const int chunks = static_cast<int>(std::min<std::ptrdiff_t>(size(), n));
-    if (!busy.owns_lock() || chunks <= 1) {
+    const std::ptrdiff_t pieces = std::min<std::ptrdiff_t>(n, std::ptrdiff_t{size()} * kPiecesPerThread);
+    if (!busy.owns_lock() || size() == 1 || pieces <= 1) {
       f(0, n);
       return;
     }
+    task_ = &f;
+    n_ = n;
+    completed_.store(0, std::memory_order_relaxed);
+    error_ = nullptr;
     {
       std::lock_guard<std::mutex> lk(m_);
-      task_ = &f;
-      n_ = n;
-      chunks_ = chunks;
-      pending_ = chunks - 1;
-      error_ = nullptr;
-      ++generation_;
+      // Publishing the claim state (a new generation, `pieces` pieces, none claimed) releases
+      // the fields above to whoever claims a piece.
+      generation_ = (generation_ + 1) & kGenMask;
+      claim_.store(pack(generation_, static_cast<std::uint64_t>(pieces), 0), std::memory_order_release);
     }
     cv_.notify_all();
-    std::exception_ptr mine;
-    try {
-      run_chunk(0);
-    } catch (...) {
-      mine = std::current_exception();
-    }
-    spin_while([this] { return pending_.load(std::memory_order_acquire) != 0; });
+    work();
+    spin_while([&] { return completed_.load(std::memory_order_acquire) != pieces; });
     std::unique_lock<std::mutex> lk(m_);
-    done_cv_.wait(lk, [this] { return pending_ == 0; });
+    done_cv_.wait(lk, [&] { return completed_.load(std::memory_order_acquire) == pieces; });
     task_ = nullptr;
-    if (mine) std::rethrow_exception(mine);
     if (error_) std::rethrow_exception(error_);
   }
 
  private:
-  void run_chunk(int c) {
-    const std::ptrdiff_t b = n_ * c / chunks_, e = n_ * (c + 1) / chunks_;
-    if (b < e) (*task_)(b, e);
+  static constexpr int kPiecesPerThread = 4;
+  // claim_ = generation (24 bits) | pieces (20) | next unclaimed piece (20). A thread claims a
+  // piece by a compare-exchange on the whole word, so the claim succeeds only while that call
+  // is current: a worker that read the state of an earlier call cannot take a piece of a later
+  // one, and never reads a call's fields before it owns one of its pieces.
+  static constexpr int kCountBits = 20;
+  static constexpr std::uint64_t kCountMask = (std::uint64_t{1} << kCountBits) - 1;
+  static constexpr std::uint64_t kGenMask = (std::uint64_t{1} << 24) - 1;
+  static std::uint64_t pack(std::uint64_t gen, std::uint64_t pieces, std::uint64_t next) {
+    return (gen << (2 * kCountBits)) | (pieces << kCountBits) | next;
+  }
+  static std::uint64_t generation_of(std::uint64_t s) { return s >> (2 * kCountBits); }
+
+  /// Claims and runs pieces of the current call until none is left.
+  void work() {
+    std::uint64_t s = claim_.load(std::memory_order_acquire);
+    for (;;) {
+      const std::uint64_t next = s & kCountMask, pieces = (s >> kCountBits) & kCountMask;
+      if (next >= pieces) return;
+      if (!claim_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      // The piece is ours and not complete, so its call is still waiting: task_ and n_ are its.
+      const std::ptrdiff_t p = static_cast<std::ptrdiff_t>(next), np = static_cast<std::ptrdiff_t>(pieces);
+      const std::ptrdiff_t b = n_ * p / np, e = n_ * (p + 1) / np;
+      try {
+        if (b < e) (*task_)(b, e);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(m_);
+        if (!error_) error_ = std::current_exception();
+      }
+      if (completed_.fetch_add(1, std::memory_order_acq_rel) + 1 == np) {
+        std::lock_guard<std::mutex> lk(m_);
+        done_cv_.notify_one();
+      }
+      s = claim_.load(std::memory_order_acquire);
+    }
   }
 
   // Waits are spun briefly before blocking: a forward issues hundreds of parallel_for calls
@@ -89,25 +124,18 @@ class ThreadPool {
   }
   static constexpr int kSpinIterations = 2000;
 
-  void worker_loop(int index) {
-    std::size_t seen = 0;
+  void worker_loop() {
+    std::uint64_t seen = generation_of(claim_.load(std::memory_order_acquire));
+    auto published = [&] { return generation_of(claim_.load(std::memory_order_acquire)) != seen; };
     for (;;) {
-      spin_while([&] { return generation_.load(std::memory_order_acquire) == seen && !stop_.load(); });
-      std::unique_lock<std::mutex> lk(m_);
-      cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      if (index >= chunks_) continue;  // fewer chunks than workers this round
-      lk.unlock();
-      std::exception_ptr err;
-      try {
-        run_chunk(index);
-      } catch (...) {
-        err = std::current_exception();
+      spin_while([&] { return !published() && !stop_.load(); });
+      {
+        std::unique_lock<std::mutex> lk(m_);
+        cv_.wait(lk, [&] { return stop_ || published(); });
+        if (stop_) return;
+        seen = generation_of(claim_.load(std::memory_order_acquire));
       }
-      lk.lock();
-      if (err && !error_) error_ = err;
-      if (--pending_ == 0) done_cv_.notify_one();
+      work();
     }
   }
 
@@ -125,12 +153,12 @@ class ThreadPool {
   std::mutex dispatch_;  // one parallel_for at a time
   std::mutex m_;
   std::condition_variable cv_, done_cv_;
+  // The current call: written by the caller before it publishes claim_, read by claimers.
   const std::function<void(std::ptrdiff_t, std::ptrdiff_t)>* task_ = nullptr;
   std::ptrdiff_t n_ = 0;
-  int chunks_ = 0;
-  // Written under m_; atomic so that the spinning waits may read them without it.
-  std::atomic<int> pending_{0};
-  std::atomic<std::size_t> generation_{0};
+  std::uint64_t generation_ = 0;  // the caller's count (under dispatch_)
+  std::atomic<std::uint64_t> claim_{0};
+  std::atomic<std::ptrdiff_t> completed_{0};
   std::atomic<bool> stop_{false};
   std::exception_ptr error_;
 };
