@@ -305,19 +305,23 @@ TEST_CASE("packed GEMM matches the definition at every edge shape, overwriting a
             }
           std::vector<float> Ap(std::size_t(pk::packed_size(M, K)));
           pk::pack_a(M, K, A.data(), lda, Ap.data());
-          // The same product with B pre-packed in column blocks (gemm_packed_b).
-          std::vector<float> Bp(std::size_t(pk::packed_b_size<float>(K, N))), C2 = C;
+          // The same product with B pre-packed in column blocks (gemm_packed_b), and with A also
+          // read in place, row-major (gemm_rows_packed_b).
+          std::vector<float> Bp(std::size_t(pk::packed_b_size<float>(K, N))), C2 = C, C3 = C;
           pk::pack_b(K, N, B.data(), ldb, Bp.data());
           pk::gemm(M, N, K, Ap.data(), B.data(), ldb, C.data(), ldc, acc);
           pk::gemm_packed_b(M, N, K, Ap.data(), Bp.data(), C2.data(), ldc, acc);
-          double err = 0, err2 = 0;
+          pk::gemm_rows_packed_b(M, N, K, A.data(), lda, Bp.data(), C3.data(), ldc, acc);
+          double err = 0, err2 = 0, err3 = 0;
           for (std::size_t i = 0; i < C.size(); ++i) {
             err = std::max(err, double(std::abs(C[i] - want[i])));
             err2 = std::max(err2, double(std::abs(C2[i] - want[i])));
+            err3 = std::max(err3, double(std::abs(C3[i] - want[i])));
           }
           INFO("M " << M << " N " << N << " K " << K << " accumulate " << acc);
           REQUIRE(err <= 1e-4);  // also: the padding columns (ldc > N) are left as they were
           REQUIRE(err2 <= 1e-4);
+          REQUIRE(err3 <= 1e-4);
         }
 }
 

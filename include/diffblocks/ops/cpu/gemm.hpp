@@ -128,11 +128,14 @@ inline V load_reg(const T* p) {
   return v;
 }
 
-/// C (kPanelRows x NV vectors, ldc) = or += panel (K x kPanelRows) * B (K x NV vectors, ldb).
+/// C (kPanelRows x NV vectors, ldc) = or += A (kPanelRows x K) * B (K x NV vectors, ldb), A
+/// either one packed panel (K x kPanelRows, `lda` unused) or, with RowMajorA, kPanelRows rows
+/// of a row-major matrix (row stride lda) read in place: the R row streams are sequential, so
+/// for an A used once (a Linear's tokens) packing would only cost a transposition.
 /// The accumulators stay in registers over the whole K loop. NV = kColVecs is the main block;
 /// NV = 1 serves a narrow right edge at half the wasted work.
-template <class T, int NV = kColVecs>
-inline void micro_kernel(int K, const T* __restrict panel, const T* __restrict B, std::ptrdiff_t ldb,
+template <class T, int NV = kColVecs, bool RowMajorA = false>
+inline void micro_kernel(int K, const T* __restrict A, std::ptrdiff_t lda, const T* __restrict B, std::ptrdiff_t ldb,
                          T* __restrict C, std::ptrdiff_t ldc, bool accumulate) {
   using V = typename Vec<T>::type;
   constexpr int L = static_cast<int>(kVecBytes / sizeof(T)), R = kPanelRows;
@@ -141,7 +144,7 @@ inline void micro_kernel(int K, const T* __restrict panel, const T* __restrict B
     V b[NV];
     for (int j = 0; j < NV; ++j) b[j] = load_reg<V>(B + k * ldb + j * L);
     for (int r = 0; r < R; ++r) {
-      const T a = panel[k * R + r];
+      const T a = RowMajorA ? A[r * lda + k] : A[k * R + r];
       for (int j = 0; j < NV; ++j) acc[r][j] += a * b[j];
     }
   }
@@ -157,27 +160,48 @@ inline void micro_kernel(int K, const T* __restrict panel, const T* __restrict B
     }
 }
 
+/// micro_kernel on one packed panel of A.
+template <class T, int NV = kColVecs>
+inline void micro_kernel(int K, const T* __restrict panel, const T* __restrict B, std::ptrdiff_t ldb,
+                         T* __restrict C, std::ptrdiff_t ldc, bool accumulate) {
+  micro_kernel<T, NV, false>(K, panel, 0, B, ldb, C, ldc, accumulate);
+}
+
 namespace detail {
 
-/// Columns [n0, n0 + nc) of C (M rows) = or += A (packed) * one K x NC block of B given
-/// contiguous (row stride NC, zero-padded past nc). Partial blocks at the bottom and right edges
-/// go through a small local block, so any M, nc work.
-template <class T>
-void sweep_block(int M, int K, const T* Ap, const T* bp, int nc, T* C, std::ptrdiff_t ldc, bool accumulate) {
+/// Columns [n0, n0 + nc) of C (M rows) = or += A * one K x NC block of B given contiguous (row
+/// stride NC, zero-padded past nc). A is packed (lda unused), or row-major with row stride lda
+/// when RowMajorA. Partial blocks at the bottom and right edges go through a small local block,
+/// so any M, nc work; a partial bottom panel of a row-major A is packed first (reading whole
+/// panels would run past its last row).
+template <class T, bool RowMajorA = false>
+void sweep_block(int M, int K, const T* A, std::ptrdiff_t lda, const T* bp, int nc, T* C, std::ptrdiff_t ldc,
+                 bool accumulate) {
   constexpr int R = kPanelRows, NC = block_cols<T>();
   alignas(64) T edge[R * NC];
+  memory::Buffer<T> tail;
   for (int m0 = 0; m0 < M; m0 += R) {
     const int mc = std::min(R, M - m0);
-    const T* panel = Ap + static_cast<std::ptrdiff_t>(m0) * K;
+    const T* a = RowMajorA ? A + m0 * lda : A + static_cast<std::ptrdiff_t>(m0) * K;
+    bool rows = RowMajorA;
+    if (RowMajorA && mc < R) {
+      tail.resize(static_cast<std::size_t>(packed_size(mc, K)));
+      pack_a(mc, K, a, lda, tail.data());
+      a = tail.data();
+      rows = false;
+    }
     T* c = C + m0 * ldc;
     if (mc == R && nc == NC) {
-      micro_kernel(K, panel, bp, NC, c, ldc, accumulate);
+      micro_kernel<T, kColVecs, RowMajorA>(K, a, lda, bp, NC, c, ldc, accumulate);
       continue;
     }
-    if (nc <= NC / kColVecs)
-      micro_kernel<T, 1>(K, panel, bp, NC, edge, NC, false);
-    else
-      micro_kernel<T>(K, panel, bp, NC, edge, NC, false);
+    if (rows) {  // whole panel, partial columns
+      micro_kernel<T, kColVecs, RowMajorA>(K, a, lda, bp, NC, edge, NC, false);
+    } else if (nc <= NC / kColVecs) {
+      micro_kernel<T, 1>(K, a, bp, NC, edge, NC, false);
+    } else {
+      micro_kernel<T>(K, a, bp, NC, edge, NC, false);
+    }
     for (int r = 0; r < mc; ++r)
       for (int j = 0; j < nc; ++j) c[r * ldc + j] = accumulate ? c[r * ldc + j] + edge[r * NC + j] : edge[r * NC + j];
   }
@@ -251,7 +275,7 @@ void gemm(int M, int N, int K, const T* Ap, const T* B, std::ptrdiff_t ldb, T* C
       detail::copy_block(K, B, ldb, n0, nc, panel_b.data());
       bp = panel_b.data();
     }
-    detail::sweep_block(M, K, Ap, bp, nc, C + n0, ldc, accumulate);
+    detail::sweep_block(M, K, Ap, 0, bp, nc, C + n0, ldc, accumulate);
   }
 }
 
@@ -262,8 +286,20 @@ void gemm_packed_b(int M, int N, int K, const T* Ap, const T* Bp, T* C, std::ptr
   constexpr int NC = block_cols<T>();
   if (M == 0 || N == 0 || detail::zero_k(M, N, K, C, ldc, accumulate)) return;
   for (int n0 = 0; n0 < N; n0 += NC)
-    detail::sweep_block(M, K, Ap, Bp + static_cast<std::ptrdiff_t>(n0) * K, std::min(NC, N - n0), C + n0, ldc,
+    detail::sweep_block(M, K, Ap, 0, Bp + static_cast<std::ptrdiff_t>(n0) * K, std::min(NC, N - n0), C + n0, ldc,
                         accumulate);
+}
+
+/// C (M x N, ldc) = or += A * B with A row-major (M x K, lda) read in place and B packed
+/// (pack_b): a Linear's tokens against its W^T, with nothing of the tokens copied.
+template <class T>
+void gemm_rows_packed_b(int M, int N, int K, const T* A, std::ptrdiff_t lda, const T* Bp, T* C, std::ptrdiff_t ldc,
+                        bool accumulate = false) {
+  constexpr int NC = block_cols<T>();
+  if (M == 0 || N == 0 || detail::zero_k(M, N, K, C, ldc, accumulate)) return;
+  for (int n0 = 0; n0 < N; n0 += NC)
+    detail::sweep_block<T, true>(M, K, A, lda, Bp + static_cast<std::ptrdiff_t>(n0) * K, std::min(NC, N - n0), C + n0,
+                                 ldc, accumulate);
 }
 
 }  // namespace packed

@@ -57,9 +57,9 @@ Tensor<T, 4, Cpu> conv_transpose2d(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor
 /// y (B, out) = x (B, in) W^T + b, W (out, in).
 ///
 /// Token-wise projections (a transformer's rows are its ~10k tokens) are split over the threads
-/// in blocks of rows, each packed for packed::gemm_packed_b against W^T, which is laid out once
-/// per call straight into the packed column blocks; a few rows (time embeddings, the style
-/// sequence) stay one Eigen call.
+/// in blocks of rows, each multiplied in place (packed::gemm_rows_packed_b) against W^T, which
+/// is laid out once per call straight into the packed column blocks; a few rows (time
+/// embeddings, the style sequence) stay one Eigen call.
 template <class T>
 Tensor<T, 2, Cpu> linear(Cpu, const Tensor<T, 2, Cpu>& x, const Tensor<T, 2, Cpu>& w, const Tensor<T, 1, Cpu>& bias) {
   const int B = static_cast<int>(x.shape(0)), in = static_cast<int>(x.shape(1)), out = static_cast<int>(w.shape(0));
@@ -69,7 +69,7 @@ Tensor<T, 2, Cpu> linear(Cpu, const Tensor<T, 2, Cpu>& x, const Tensor<T, 2, Cpu
       for (int r = 0; r < rows; ++r)
         for (int o = 0; o < out; ++o) yr[static_cast<std::ptrdiff_t>(r) * out + o] += bias.data()[o];
   };
-  constexpr int kRowBlock = 64;
+  constexpr int kRowBlock = 16 * cpu::packed::kPanelRows;
   if (B >= kRowBlock && in > 0 && out > 0) {
     constexpr int NC = cpu::packed::block_cols<T>();
     memory::Buffer<T> wt(static_cast<std::size_t>(cpu::packed::packed_b_size<T>(in, out)));  // W^T, packed
@@ -79,13 +79,11 @@ Tensor<T, 2, Cpu> linear(Cpu, const Tensor<T, 2, Cpu>& x, const Tensor<T, 2, Cpu
           wt[(static_cast<std::size_t>(n0) * in) + static_cast<std::size_t>(i) * NC + j] =
               n0 + j < out ? w.data()[static_cast<std::size_t>(n0 + j) * in + i] : T(0);
     parallel_for((B + kRowBlock - 1) / kRowBlock, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-      memory::Buffer<T> xp(static_cast<std::size_t>(cpu::packed::packed_size(kRowBlock, in)));
-      for (std::ptrdiff_t blk = first; blk < last; ++blk) {
+      for (std::ptrdiff_t blk = first; blk < last; ++blk) {  // a block's rows stay cached over W^T
         const std::ptrdiff_t r0 = blk * kRowBlock;
         const int nr = static_cast<int>(std::min<std::ptrdiff_t>(kRowBlock, B - r0));
-        cpu::packed::pack_a(nr, in, x.data() + r0 * in, in, xp.data());
         T* yr = y.data() + r0 * out;
-        cpu::packed::gemm_packed_b<T>(nr, out, in, xp.data(), wt.data(), yr, out);
+        cpu::packed::gemm_rows_packed_b<T>(nr, out, in, x.data() + r0 * in, in, wt.data(), yr, out);
         add_bias(yr, nr);
       }
     });
