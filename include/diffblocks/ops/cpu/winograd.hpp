@@ -8,7 +8,7 @@
 // so the 36 elementwise products of a tile, summed over input channels, become 36 independent
 // GEMMs  M[k] (Cout x tiles) = U[k] (Cout x Cin) * V[k] (Cin x tiles): 36 MACs per 16 outputs
 // instead of 144, i.e. 4x fewer multiplications than im2col + GEMM. U is transformed straight
-// into packed::gemm's panel layout, and V's rows are contiguous, so the GEMMs pack nothing.
+// into packed::gemm's panel layout and V into its column blocks, so the GEMMs pack nothing.
 // The transforms are vectorised over tiles: rows of a band of tiles are combined whole
 // (contiguous), then the columns of each tile, after splitting the row into its four phases.
 //
@@ -132,12 +132,24 @@ struct InputScratch {
   }
 };
 
-/// Input transform of tile rows [ty0, ty1) of one channel plane x (H x W) into
-/// V[k * v_stride + t] (t = tile index relative to the first tile of row ty0). `sc` was made
-/// for the same tiling.
+/// Where the input transform writes: V holds, for each of the 36 points k, the Cin x nt matrix
+/// V[k] in packed::pack_b's layout (blocks of NC tiles, each Cin x NC), so that the GEMMs read
+/// contiguous panels and copy nothing. Element (k, ci, t) is at
+///   k * plane + (t / NC) * Cin * NC + ci * NC + t % NC.
 template <class T>
-void transform_input(const T* x, const Tiling& tl, int ty0, int ty1, T* V, std::ptrdiff_t v_stride,
+struct PackedV {
+  static constexpr int NC = packed::block_cols<T>();
+  T* data;
+  std::ptrdiff_t cin, plane;  // plane = packed_b_size(Cin, nt)
+  T* at(int k, std::ptrdiff_t ci, std::ptrdiff_t t) const { return data + k * plane + (t / NC) * cin * NC + ci * NC + t % NC; }
+};
+
+/// Input transform of tile rows [ty0, ty1) of one channel plane x (H x W), channel ci, into V
+/// (tile t = (ty - ty0) * tiles_x + tx). `sc` was made for the same tiling.
+template <class T>
+void transform_input(const T* x, const Tiling& tl, int ty0, int ty1, const PackedV<T>& V, std::ptrdiff_t ci,
                      InputScratch<T>& sc) {
+  constexpr int NC = PackedV<T>::NC;
   const int nx = tl.tiles_x, W = tl.W, wp = kTile * nx + 2;
   const std::ptrdiff_t np = nx + 1;  // phase length
   T* rows = sc.rows.data();
@@ -164,9 +176,16 @@ void transform_input(const T* x, const Tiling& tl, int ty0, int ty1, T* V, std::
       ph[nx] = r[kTile * nx];
       ph[np + nx] = r[kTile * nx + 1];
       ph[2 * np + nx] = ph[3 * np + nx] = T(0);
-      T* v = V + i * kAlpha * v_stride + tile_base;
-      input_rows<T>(nx, ph, ph + np, ph + 2 * np, ph + 3 * np, ph + 1, ph + np + 1, v, v + v_stride, v + 2 * v_stride,
-                    v + 3 * v_stride, v + 4 * v_stride, v + 5 * v_stride);
+      // The row's tiles in runs that stay inside one NC-tile block of V's packed layout.
+      for (int tx = 0; tx < nx;) {
+        const std::ptrdiff_t t = tile_base + tx;
+        const int len = static_cast<int>(std::min<std::ptrdiff_t>(NC - t % NC, nx - tx));
+        const T* p = ph + tx;
+        input_rows<T>(len, p, p + np, p + 2 * np, p + 3 * np, p + 1, p + np + 1, V.at(i * kAlpha, ci, t),
+                      V.at(i * kAlpha + 1, ci, t), V.at(i * kAlpha + 2, ci, t), V.at(i * kAlpha + 3, ci, t),
+                      V.at(i * kAlpha + 4, ci, t), V.at(i * kAlpha + 5, ci, t));
+        tx += len;
+      }
     }
   }
 }
@@ -225,7 +244,8 @@ void conv3x3(const T* x, int B, int Cin, int H, int W, const T* w, int Cout, con
   const std::ptrdiff_t budget = (std::ptrdiff_t{8} << 20) / (kPoints * sizeof(T) * Cin);
   const int band = static_cast<int>(std::clamp<std::ptrdiff_t>(budget / tl.tiles_x, 1, tl.tiles_y));
   const std::ptrdiff_t max_tiles = static_cast<std::ptrdiff_t>(band) * tl.tiles_x;
-  memory::Buffer<T> V(static_cast<std::size_t>(kPoints) * Cin * max_tiles);
+  const std::ptrdiff_t v_plane_max = packed::packed_b_size<T>(Cin, static_cast<int>(max_tiles));
+  memory::Buffer<T> V(static_cast<std::size_t>(kPoints * v_plane_max));
   memory::Buffer<T> M(static_cast<std::size_t>(kPoints) * Cout * max_tiles);
   const std::ptrdiff_t in_plane = static_cast<std::ptrdiff_t>(H) * W;
 
@@ -233,16 +253,21 @@ void conv3x3(const T* x, int B, int Cin, int H, int W, const T* w, int Cout, con
     for (int ty0 = 0; ty0 < tl.tiles_y; ty0 += band) {
       const int ty1 = std::min(tl.tiles_y, ty0 + band);
       const std::ptrdiff_t nt = static_cast<std::ptrdiff_t>(ty1 - ty0) * tl.tiles_x;
-      // V[k][ci][t]: k-major so that each of the 36 GEMMs reads one contiguous Cin x nt block.
+      const PackedV<T> pv{V.data(), Cin, packed::packed_b_size<T>(Cin, static_cast<int>(nt))};
+      // V[k] for all 36 points, packed for the GEMMs; the columns past nt in the last block of
+      // tiles are zero (the GEMM computes them, and drops them).
       parallel_for(Cin, [&](std::ptrdiff_t c0, std::ptrdiff_t c1) {
         InputScratch<T> sc(tl);
-        for (std::ptrdiff_t ci = c0; ci < c1; ++ci)
-          transform_input(x + (b * Cin + ci) * in_plane, tl, ty0, ty1, V.data() + ci * nt, Cin * nt, sc);
+        for (std::ptrdiff_t ci = c0; ci < c1; ++ci) {
+          transform_input(x + (b * Cin + ci) * in_plane, tl, ty0, ty1, pv, ci, sc);
+          if (nt % PackedV<T>::NC)
+            for (int k = 0; k < kPoints; ++k) std::fill(pv.at(k, ci, nt), pv.at(k, ci, nt) + (PackedV<T>::NC - nt % PackedV<T>::NC), T(0));
+        }
       });
       parallel_for(kPoints, [&](std::ptrdiff_t k0, std::ptrdiff_t k1) {
         for (std::ptrdiff_t k = k0; k < k1; ++k)
-          packed::gemm<T>(Cout, static_cast<int>(nt), Cin, U.data() + k * u_plane, V.data() + k * Cin * nt, nt,
-                          M.data() + k * Cout * nt, nt);
+          packed::gemm_packed_b<T>(Cout, static_cast<int>(nt), Cin, U.data() + k * u_plane, pv.data + k * pv.plane,
+                                   M.data() + k * Cout * nt, nt);
       });
       parallel_for(Cout, [&](std::ptrdiff_t c0, std::ptrdiff_t c1) {
         memory::Buffer<T> s, y;
