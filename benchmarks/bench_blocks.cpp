@@ -1,10 +1,13 @@
-// Google Benchmark suite for the Grad-TTS blocks at the shapes the Origin U-Net
-// (dim 64, mults (1,2,4), 80 mels, batch 1) runs them at, for T = 128 and 512 frames.
+// Google Benchmark suite for every block at the shapes the two U-Nets run it at, for T = 128
+// and 512 frames: the Grad-TTS blocks as in the Origin (dim 64, mults (1,2,4), 80 mels), the
+// diffusers blocks as in the TTS-sized Diffuser of bench_origin (block_out_channels (64, 128,
+// 256), 4 heads, 16 style tokens of 64 features). Batch 1.
 //
 // Levels: L0 = 80 x T, L1 = 40 x T/2, L2 = 20 x T/4 (H = mel bins, W = frames; NCHW, B = 1).
-// Counters: items_per_second = output pixels (H*W) per second; GFLOP/s (2 * MACs, conv-like
-// blocks) or GB/s (compulsory traffic, element-wise blocks). Element-wise work inside the
-// composite blocks (GroupNorm, Mish, masks) is not counted as FLOPs.
+// Counters: items_per_second = output pixels (H*W) or tokens per second; GFLOP/s (2 * MACs,
+// conv-, linear- and attention-like blocks) or GB/s (compulsory traffic, element-wise blocks).
+// Element-wise work inside the composite blocks (norms, activations, masks) is not counted as
+// FLOPs. A Diffuser level's tokens are its pixels, H*W (10 240 at L1 for T = 512).
 //
 //   build/bin/bench_blocks [--threads=N] [--benchmark_filter=REGEX] ...
 #include <string>
@@ -93,6 +96,195 @@ void add_resnet(int cin, int cout, int lvl) {
   });
 }
 
+// ---- diffusers blocks, at the TTS-sized Diffuser's shapes -------------------------------------
+
+constexpr int kStyleTokens = 16, kStyleDim = 64, kHeads = 4, kTembDim = 256;
+
+/// (1, N, C) tokens of N(0, 1) values.
+db::Tensor<float, 3> random_tokens(std::size_t n, std::size_t c, std::uint64_t seed = 8) {
+  db::Rng rng(seed);
+  auto x = db::ops::empty<float, 3>(db::Cpu{}, {1, n, c});
+  bench::fill_normal(x, rng, 1.0);
+  return x;
+}
+
+db::Tensor<float, 2> random_rows(std::size_t rows, std::size_t c, std::uint64_t seed = 9) {
+  db::Rng rng(seed);
+  auto x = db::ops::empty<float, 2>(db::Cpu{}, {rows, c});
+  bench::fill_normal(x, rng, 1.0);
+  return x;
+}
+
+/// Self-attention MACs over n tokens of width c: q, k, v, out projections and the two products.
+double self_attention_macs(double n, double c) { return 4 * n * c * c + 2 * n * n * c; }
+/// Cross-attention MACs: q and out over n tokens, k and v over s style tokens of width sc.
+double cross_attention_macs(double n, double c, double s, double sc) {
+  return 2 * n * c * c + 2 * s * sc * c + 2 * n * s * c;
+}
+/// GEGLU FeedForward (mult 4): proj c -> 8c, out 4c -> c.
+double feed_forward_macs(double n, double c) { return 12 * n * c * c; }
+double transformer_block_macs(double n, double c) {
+  return self_attention_macs(n, c) + cross_attention_macs(n, c, kStyleTokens, kStyleDim) + feed_forward_macs(n, c);
+}
+
+/// Times f() (returning a tensor) after one untimed warm-up call.
+template <class F>
+void time_call(benchmark::State& state, F f) {
+  benchmark::DoNotOptimize(f().data());
+  for (auto _ : state) {
+    auto y = f();
+    benchmark::DoNotOptimize(y.data());
+  }
+}
+
+void add_resnet2d(int cin, int cout, int lvl, db::TimeEmbeddingNorm mode) {
+  const bool ada = mode == db::TimeEmbeddingNorm::AdaGroup;
+  const std::string name = std::string(ada ? "ResnetBlock2D-ada_group/" : "ResnetBlock2D/") + std::to_string(cin) +
+                           "-" + std::to_string(cout) + "/L" + std::to_string(lvl);
+  add(name, [=](benchmark::State& s, std::int64_t T) {
+    const Level g = level(T, lvl);
+    db::ResnetBlock2D<> block(cin, cout, kTembDim, 32, 1e-5, mode);
+    bench::randomize(block);
+    const auto x = bench::random_nchw(cin, g.h, g.w);
+    const auto temb = random_rows(1, kTembDim);
+    time_call(s, [&] { return block.forward(x, temb); });
+    const double norm_macs = ada ? double(kTembDim) * 2 * (cin + cout) : double(kTembDim) * cout;
+    bench::set_flops(s, 2 * (conv_macs(cin, cout, 3, g.h, g.w) + conv_macs(cout, cout, 3, g.h, g.w) +
+                             (cin != cout ? conv_macs(cin, cout, 1, g.h, g.w) : 0.0) + norm_macs));
+    bench::set_items(s, double(g.h * g.w));
+  });
+}
+
+void register_diffusers() {
+  add_resnet2d(64, 64, 0, db::TimeEmbeddingNorm::Default);     // down_blocks.0.resnets.*
+  add_resnet2d(128, 128, 1, db::TimeEmbeddingNorm::AdaGroup);  // the "ada_group" variant, L1
+  add_resnet2d(384, 128, 1, db::TimeEmbeddingNorm::Default);   // up_blocks.1.resnets.0: skip concat
+
+  add("AdaGroupNorm/32x128/L1", [](benchmark::State& s, std::int64_t T) {
+    const Level g = level(T, 1);
+    db::AdaGroupNorm<> norm(kTembDim, 128, 32);
+    bench::randomize(norm);
+    const auto x = bench::random_nchw(128, g.h, g.w);
+    const auto temb = random_rows(1, kTembDim);
+    time_call(s, [&] { return norm.forward(x, temb); });
+    bench::set_bytes(s, 2.0 * sizeof(float) * 128 * g.h * g.w);
+    bench::set_items(s, double(g.h * g.w));
+  });
+  add("SiLU/64/L0", [](benchmark::State& s, std::int64_t T) {
+    const Level g = level(T, 0);
+    db::SiLU<> silu;  // forward takes a copy, so the input stays the same every iteration
+    const auto x = bench::random_nchw(64, g.h, g.w);
+    time_call(s, [&] { return silu.forward(x); });
+    bench::set_bytes(s, 2.0 * sizeof(float) * 64 * g.h * g.w);
+    bench::set_items(s, double(g.h * g.w));
+  });
+  add("GELU/512/L1", [](benchmark::State& s, std::int64_t T) {  // FeedForward's inner width at L1
+    const Level g = level(T, 1);
+    db::GELU<> gelu;
+    const auto x = random_rows(g.h * g.w, 512);
+    time_call(s, [&] { return gelu.forward(x); });
+    bench::set_bytes(s, 2.0 * sizeof(float) * 512 * g.h * g.w);
+    bench::set_items(s, double(g.h * g.w));
+  });
+  add("LayerNorm/128/L1", [](benchmark::State& s, std::int64_t T) {
+    const Level g = level(T, 1);
+    db::LayerNorm<> norm(128);
+    const auto x = random_tokens(g.h * g.w, 128);
+    time_call(s, [&] { return norm.forward(x); });
+    bench::set_bytes(s, 2.0 * sizeof(float) * 128 * g.h * g.w);
+    bench::set_items(s, double(g.h * g.w));
+  });
+  add("Linear/128-128/L1", [](benchmark::State& s, std::int64_t T) {  // to_q / to_out on the tokens
+    const Level g = level(T, 1);
+    db::Linear<> lin(128, 128);
+    bench::randomize(lin);
+    const auto x = random_rows(g.h * g.w, 128);
+    time_call(s, [&] { return lin.forward(x); });
+    bench::set_flops(s, 2.0 * g.h * g.w * 128 * 128);
+    bench::set_items(s, double(g.h * g.w));
+  });
+  add("FeedForward/128/L1", [](benchmark::State& s, std::int64_t T) {
+    const Level g = level(T, 1);
+    db::FeedForward<> ff(128);
+    bench::randomize(ff);
+    const auto x = random_tokens(g.h * g.w, 128);
+    time_call(s, [&] { return ff.forward(x); });
+    bench::set_flops(s, 2 * feed_forward_macs(double(g.h * g.w), 128));
+    bench::set_items(s, double(g.h * g.w));
+  });
+  add("Attention/self/128/L1", [](benchmark::State& s, std::int64_t T) {  // attn1: 4 heads of 32
+    const Level g = level(T, 1);
+    db::Attention<> attn(128, 0, kHeads, 128 / kHeads);
+    bench::randomize(attn);
+    const auto x = random_tokens(g.h * g.w, 128);
+    time_call(s, [&] { return attn.forward(x); });
+    bench::set_flops(s, 2 * self_attention_macs(double(g.h * g.w), 128));
+    bench::set_items(s, double(g.h * g.w));
+  });
+  add("CrossAttention/128-64/L1", [](benchmark::State& s, std::int64_t T) {  // attn2: content -> style
+    const Level g = level(T, 1);
+    db::CrossAttention<> attn(128, kStyleDim, kHeads, 128 / kHeads);
+    bench::randomize(attn);
+    const auto x = random_tokens(g.h * g.w, 128);
+    const auto style = random_tokens(kStyleTokens, kStyleDim, 10);
+    time_call(s, [&] { return attn.forward(x, style); });
+    bench::set_flops(s, 2 * cross_attention_macs(double(g.h * g.w), 128, kStyleTokens, kStyleDim));
+    bench::set_items(s, double(g.h * g.w));
+  });
+  add("BasicTransformerBlock/128/L1", [](benchmark::State& s, std::int64_t T) {
+    const Level g = level(T, 1);
+    db::BasicTransformerBlock<> block(128, kHeads, 128 / kHeads, kStyleDim);
+    bench::randomize(block);
+    const auto x = random_tokens(g.h * g.w, 128);
+    const auto style = random_tokens(kStyleTokens, kStyleDim, 10);
+    time_call(s, [&] { return block.forward(x, style); });
+    bench::set_flops(s, 2 * transformer_block_macs(double(g.h * g.w), 128));
+    bench::set_items(s, double(g.h * g.w));
+  });
+  add("Transformer2DModel/256/L2", [](benchmark::State& s, std::int64_t T) {  // down_blocks.2.attentions.*
+    const Level g = level(T, 2);
+    db::Transformer2DModel<> model(kHeads, 256 / kHeads, 256, 1, kStyleDim, 32);
+    bench::randomize(model);
+    const auto x = bench::random_nchw(256, g.h, g.w);
+    const auto style = random_tokens(kStyleTokens, kStyleDim, 10);
+    time_call(s, [&] { return model.forward(x, style); });
+    const double n = double(g.h * g.w);
+    bench::set_flops(s, 2 * (transformer_block_macs(n, 256) + 2 * n * 256 * 256));  // + proj_in, proj_out
+    bench::set_items(s, n);
+  });
+  add("Downsample2D/64/L0-L1", [](benchmark::State& s, std::int64_t T) {
+    const Level in = level(T, 0), out = level(T, 1);
+    db::Downsample2D<> down(64);
+    bench::randomize(down);
+    const auto x = bench::random_nchw(64, in.h, in.w);
+    time_call(s, [&] { return down.forward(x); });
+    bench::set_flops(s, 2 * conv_macs(64, 64, 3, out.h, out.w));
+    bench::set_items(s, double(out.h * out.w));
+  });
+  add("Upsample2D/256/L2-L1", [](benchmark::State& s, std::int64_t T) {
+    const Level in = level(T, 2), out = level(T, 1);
+    db::Upsample2D<> up(256);
+    bench::randomize(up);
+    const auto x = bench::random_nchw(256, in.h, in.w);
+    time_call(s, [&] { return up.forward(x); });
+    bench::set_flops(s, 2 * conv_macs(256, 256, 3, out.h, out.w));
+    bench::set_items(s, double(out.h * out.w));
+  });
+  // Timesteps(64) -> TimestepEmbedding(64, 256), once per forward: per-call overhead.
+  benchmark::RegisterBenchmark("TimestepEmbedding/64-256", [](benchmark::State& s) {
+    db::Timesteps<> proj(64, true, 0.0);
+    db::TimestepEmbedding<> emb(64, kTembDim);
+    bench::randomize(emb);
+    const auto t = db::ops::full<float, 1>(db::Cpu{}, {1}, 500.0f);
+    for (auto _ : s) {
+      auto y = emb.forward(proj.forward(t));
+      benchmark::DoNotOptimize(y.data());
+    }
+    bench::set_flops(s, 2.0 * (64 * kTembDim + kTembDim * kTembDim));
+    bench::set_items(s, 1.0);
+  })->Unit(benchmark::kMicrosecond)->UseRealTime();
+}
+
 void register_all() {
   // Convolutions: the 3x3 convs of the Blocks at each level (94 % of the U-Net's MACs).
   add_conv(64, 64, 3, 0);
@@ -171,6 +363,8 @@ void register_all() {
     bench::set_flops(s, 2 * bench::conv_transpose_macs(64, 64, 4, in.h, in.w));
     bench::set_items(s, double(out.h * out.w));
   });
+
+  register_diffusers();
 
   // Time embedding: SinusoidalPosEmb(64) -> MishMLP(64, 256, 64), once per forward. Tiny; it
   // shows the fixed per-call overhead (allocation, thread-pool dispatch) rather than compute.
