@@ -134,17 +134,19 @@ inline V load_reg(const T* p) {
 /// for an A used once (a Linear's tokens) packing would only cost a transposition.
 /// The accumulators stay in registers over the whole K loop. NV = kColVecs is the main block;
 /// NV = 1 serves a narrow right edge at half the wasted work.
-template <class T, int NV = kColVecs, bool RowMajorA = false>
+/// Rows < kPanelRows computes only the first Rows rows of the panel (a partial last panel
+/// written straight to C, with nothing computed for the missing rows).
+template <class T, int NV = kColVecs, bool RowMajorA = false, int Rows = kPanelRows>
 inline void micro_kernel(int K, const T* __restrict A, std::ptrdiff_t lda, const T* __restrict B, std::ptrdiff_t ldb,
                          T* __restrict C, std::ptrdiff_t ldc, bool accumulate) {
   using V = typename Vec<T>::type;
-  constexpr int L = static_cast<int>(kVecBytes / sizeof(T)), R = kPanelRows;
+  constexpr int L = static_cast<int>(kVecBytes / sizeof(T)), R = Rows;
   V acc[R][NV] = {};
   for (int k = 0; k < K; ++k) {
     V b[NV];
     for (int j = 0; j < NV; ++j) b[j] = load_reg<V>(B + k * ldb + j * L);
     for (int r = 0; r < R; ++r) {
-      const T a = RowMajorA ? A[r * lda + k] : A[k * R + r];
+      const T a = RowMajorA ? A[r * lda + k] : A[k * kPanelRows + r];
       for (int j = 0; j < NV; ++j) acc[r][j] += a * b[j];
     }
   }
@@ -169,39 +171,42 @@ inline void micro_kernel(int K, const T* __restrict panel, const T* __restrict B
 
 namespace detail {
 
+/// The first `rows` (< kPanelRows) rows of a panel, whole block of columns, straight into C.
+template <class T, bool RowMajorA, int Rows = kPanelRows - 1>
+void partial_panel(int rows, int K, const T* a, std::ptrdiff_t lda, const T* bp, T* c, std::ptrdiff_t ldc,
+                   bool accumulate) {
+  if constexpr (Rows >= 1) {
+    if (rows == Rows) return micro_kernel<T, kColVecs, RowMajorA, Rows>(K, a, lda, bp, block_cols<T>(), c, ldc, accumulate);
+    partial_panel<T, RowMajorA, Rows - 1>(rows, K, a, lda, bp, c, ldc, accumulate);
+  }
+}
+
 /// Columns [n0, n0 + nc) of C (M rows) = or += A * one K x NC block of B given contiguous (row
 /// stride NC, zero-padded past nc). A is packed (lda unused), or row-major with row stride lda
-/// when RowMajorA. Partial blocks at the bottom and right edges go through a small local block,
-/// so any M, nc work; a partial bottom panel of a row-major A is packed first (reading whole
-/// panels would run past its last row).
+/// when RowMajorA. A partial last panel of rows runs a kernel of that many rows; a partial block
+/// of columns goes through a small local block, so any M, nc work.
 template <class T, bool RowMajorA = false>
 void sweep_block(int M, int K, const T* A, std::ptrdiff_t lda, const T* bp, int nc, T* C, std::ptrdiff_t ldc,
                  bool accumulate) {
   constexpr int R = kPanelRows, NC = block_cols<T>();
   alignas(64) T edge[R * NC];
-  memory::Buffer<T> tail;
   for (int m0 = 0; m0 < M; m0 += R) {
     const int mc = std::min(R, M - m0);
     const T* a = RowMajorA ? A + m0 * lda : A + static_cast<std::ptrdiff_t>(m0) * K;
-    bool rows = RowMajorA;
-    if (RowMajorA && mc < R) {
-      tail.resize(static_cast<std::size_t>(packed_size(mc, K)));
-      pack_a(mc, K, a, lda, tail.data());
-      a = tail.data();
-      rows = false;
-    }
     T* c = C + m0 * ldc;
-    if (mc == R && nc == NC) {
-      micro_kernel<T, kColVecs, RowMajorA>(K, a, lda, bp, NC, c, ldc, accumulate);
+    if (nc == NC) {
+      if (mc == R)
+        micro_kernel<T, kColVecs, RowMajorA>(K, a, lda, bp, NC, c, ldc, accumulate);
+      else
+        partial_panel<T, RowMajorA>(mc, K, a, lda, bp, c, ldc, accumulate);
       continue;
     }
-    if (rows) {  // whole panel, partial columns
+    if (mc == R && nc <= NC / kColVecs)
+      micro_kernel<T, 1, RowMajorA>(K, a, lda, bp, NC, edge, NC, false);
+    else if (mc == R)
       micro_kernel<T, kColVecs, RowMajorA>(K, a, lda, bp, NC, edge, NC, false);
-    } else if (nc <= NC / kColVecs) {
-      micro_kernel<T, 1>(K, a, bp, NC, edge, NC, false);
-    } else {
-      micro_kernel<T>(K, a, bp, NC, edge, NC, false);
-    }
+    else
+      partial_panel<T, RowMajorA>(mc, K, a, lda, bp, edge, NC, false);
     for (int r = 0; r < mc; ++r)
       for (int j = 0; j < nc; ++j) c[r * ldc + j] = accumulate ? c[r * ldc + j] + edge[r * NC + j] : edge[r * NC + j];
   }
