@@ -1,0 +1,505 @@
+// Blocks, both U-Nets, the samplers and the CLI on the Cuda device, against the committed
+// PyTorch / diffusers fixtures (the same ones the CPU tests use) and against the CPU device.
+#include <thread>
+
+#include "../cli_helpers.hpp"
+#include "cuda_helpers.hpp"
+#include "tensor_gen.hpp"
+
+using namespace dbt;
+using db::Tensor;
+
+namespace {
+
+template <class M>
+void load_cuda(const BlockFixture& f, M& m) {
+  db::StateDict sd(f.st);
+  db::load_state_dict<Cuda>(m, sd, false);
+}
+
+BlockFixture dblock(const std::string& name) { return BlockFixture(name, "diffusers/blocks"); }
+
+template <std::size_t N>
+void require_close_dev(const Tensor<float, N, Cuda>& got, const Tensor<float, N>& want, const std::string& what) {
+  require_close(down(got), want, what);
+}
+
+}  // namespace
+
+// ---- blocks ---------------------------------------------------------------------------------------
+
+TEST_CASE("Grad-TTS blocks on CUDA match PyTorch", "[cuda][blocks]") {
+  DBT_REQUIRE_GPU();
+  for (const char* name : {"conv2d_3x3", "conv2d_3x3_s2", "conv2d_1x1", "conv2d_1x1_nobias"}) {
+    BlockFixture f(name);
+    db::Conv2d<float, Cuda> conv(f.cfg("in_channels"), f.cfg("out_channels"), f.cfg("kernel_size"), f.cfg("stride"),
+                                 f.cfg("padding"), f.config.at("bias").get<bool>());
+    load_cuda(f, conv);
+    require_close_dev(conv.forward(up(f.input<4>("x"))), f.output<4>(), name);
+  }
+  {
+    BlockFixture f("conv_transpose2d");
+    db::ConvTranspose2d<float, Cuda> conv(f.cfg("in_channels"), f.cfg("out_channels"), f.cfg("kernel_size"),
+                                          f.cfg("stride"), f.cfg("padding"));
+    load_cuda(f, conv);
+    require_close_dev(conv.forward(up(f.input<4>("x"))), f.output<4>(), "conv_transpose2d");
+  }
+  for (const char* name : {"group_norm", "group_norm_4"}) {
+    BlockFixture f(name);
+    db::GroupNorm<float, Cuda> gn(f.cfg("num_groups"), f.cfg("num_channels"), f.config.at("eps").get<double>(),
+                                  f.config.at("affine").get<bool>());
+    load_cuda(f, gn);
+    require_close_dev(gn.forward(up(f.input<4>("x"))), f.output<4>(), name);
+  }
+  {
+    BlockFixture f("block");
+    db::Block<float, Cuda> block(f.cfg("dim"), f.cfg("dim_out"), f.cfg("groups"));
+    load_cuda(f, block);
+    require_close_dev(block.forward(up(f.input<4>("x")), up(f.input<4>("mask"))), f.output<4>(), "block");
+  }
+  for (const char* name : {"resnet_block", "resnet_block_same"}) {
+    BlockFixture f(name);
+    db::ResnetBlock<float, Cuda> rb(f.cfg("dim"), f.cfg("dim_out"), f.cfg("time_emb_dim"), f.cfg("groups"));
+    load_cuda(f, rb);
+    require_close_dev(rb.forward(up(f.input<4>("x")), up(f.input<4>("mask")), up(f.input<2>("t"))), f.output<4>(), name);
+  }
+  {
+    BlockFixture f("linear_attention");
+    db::LinearAttention<float, Cuda> attn(f.cfg("dim"), f.cfg("heads"), f.cfg("dim_head"));
+    load_cuda(f, attn);
+    require_close_dev(attn.forward(up(f.input<4>("x"))), f.output<4>(), "linear_attention");
+  }
+  {
+    BlockFixture f("residual_rezero_linear_attention");
+    db::Residual<db::Rezero<db::LinearAttention<float, Cuda>>> attn(f.cfg("dim"));
+    load_cuda(f, attn);
+    require_close_dev(attn.forward(up(f.input<4>("x"))), f.output<4>(), "residual_rezero_linear_attention");
+  }
+  {
+    BlockFixture f("downsample");
+    db::Downsample<float, Cuda> d(f.cfg("dim"));
+    load_cuda(f, d);
+    require_close_dev(d.forward(up(f.input<4>("x"))), f.output<4>(), "downsample");
+    BlockFixture g("upsample");
+    db::Upsample<float, Cuda> u(g.cfg("dim"));
+    load_cuda(g, u);
+    require_close_dev(u.forward(up(g.input<4>("x"))), g.output<4>(), "upsample");
+  }
+  for (const char* name : {"sinusoidal_pos_emb", "sinusoidal_pos_emb_scale1"}) {
+    BlockFixture f(name);
+    db::SinusoidalPosEmb<float, Cuda> emb(f.cfg("dim"));
+    require_close_dev(emb.forward(up(f.input<1>("t")), f.config.at("scale").get<double>()), f.output<2>(), name);
+  }
+  {
+    BlockFixture f("linear");
+    db::Linear<float, Cuda> lin(f.cfg("in_features"), f.cfg("out_features"), f.config.at("bias").get<bool>());
+    load_cuda(f, lin);
+    require_close_dev(lin.forward(up(f.input<2>("x"))), f.output<2>(), "linear");
+  }
+}
+
+TEST_CASE("diffusers blocks on CUDA match diffusers", "[cuda][blocks]") {
+  DBT_REQUIRE_GPU();
+  for (const char* name : {"resnet_block2d_default", "resnet_block2d_default_same", "resnet_block2d_ada_group",
+                           "resnet_block2d_ada_group_same"}) {
+    auto f = dblock(name);
+    db::ResnetBlock2D<float, Cuda> rb(f.cfg("in_channels"), f.cfg("out_channels"), f.cfg("temb_channels"), f.cfg("groups"),
+                                      f.config.at("eps").get<double>(),
+                                      db::parse_time_embedding_norm(f.config.at("time_embedding_norm"), name),
+                                      f.config.at("output_scale_factor").get<double>());
+    load_cuda(f, rb);
+    require_close_dev(rb.forward(up(f.input<4>("input_tensor")), up(f.input<2>("temb"))), f.output<4>(), name);
+  }
+  {
+    auto f = dblock("ada_group_norm");
+    db::AdaGroupNorm<float, Cuda> n(f.cfg("embedding_dim"), f.cfg("out_dim"), f.cfg("num_groups"), f.config.at("eps").get<double>());
+    load_cuda(f, n);
+    require_close_dev(n.forward(up(f.input<4>("x")), up(f.input<2>("emb"))), f.output<4>(), "ada_group_norm");
+  }
+  {
+    auto f = dblock("layer_norm");
+    db::LayerNorm<float, Cuda> ln(f.cfg("normalized_shape"), f.config.at("eps").get<double>());
+    load_cuda(f, ln);
+    require_close_dev(ln.forward(up(f.input<3>("x"))), f.output<3>(), "layer_norm");
+  }
+  for (const char* name : {"transformer2d", "transformer2d_linear", "transformer2d_2layers"}) {
+    auto f = dblock(name);
+    db::Transformer2DModel<float, Cuda> t(f.cfg("num_attention_heads"), f.cfg("attention_head_dim"), f.cfg("in_channels"),
+                                          f.config.value("num_layers", 1), f.cfg("cross_attention_dim"),
+                                          f.cfg("norm_num_groups"), f.config.value("use_linear_projection", false));
+    load_cuda(f, t);
+    require_close_dev(t.forward(up(f.input<4>("hidden_states")), up(f.input<3>("encoder_hidden_states"))), f.output<4>(), name);
+  }
+  {
+    auto f = dblock("attention_cross_mask");
+    db::CrossAttention<float, Cuda> a(f.cfg("query_dim"), f.cfg("cross_attention_dim"), f.cfg("heads"), f.cfg("dim_head"));
+    load_cuda(f, a);
+    require_close_dev(a.forward(up(f.input<3>("hidden_states")), up(f.input<3>("encoder_hidden_states")),
+                                up(f.input<2>("encoder_attention_mask"))),
+                      f.output<3>(), "attention_cross_mask");
+  }
+  {
+    auto f = dblock("feed_forward_geglu");
+    db::FeedForward<float, Cuda> ff(f.cfg("dim"));
+    load_cuda(f, ff);
+    require_close_dev(ff.forward(up(f.input<3>("hidden_states"))), f.output<3>(), "feed_forward_geglu");
+  }
+  for (const char* name : {"timesteps", "timesteps_odd"}) {
+    auto f = dblock(name);
+    db::Timesteps<float, Cuda> ts(f.cfg("num_channels"), f.config.at("flip_sin_to_cos").get<bool>(),
+                                  f.config.at("downscale_freq_shift").get<double>());
+    require_close_dev(ts.forward(up(f.input<1>("timesteps"))), f.output<2>(), name);
+  }
+  {
+    auto f = dblock("upsample2d_size");
+    db::Upsample2D<float, Cuda> u(f.cfg("channels"));
+    load_cuda(f, u);
+    const auto size = f.config.at("output_size");
+    require_close_dev(u.forward(up(f.input<4>("hidden_states")), size[0].get<std::size_t>(), size[1].get<std::size_t>()),
+                      f.output<4>(), "upsample2d_size");
+  }
+  {
+    auto f = dblock("image_hint_time_embedding");
+    db::ImageHintTimeEmbedding<float, Cuda> e(f.cfg("image_embed_dim"), f.cfg("time_embed_dim"));
+    load_cuda(f, e);
+    const auto [aug, hint] = e.forward(up(f.input<2>("image_embeds")), up(f.input<4>("hint")));
+    require_close_dev(aug, f.output<2>(), "image_hint aug");
+    require_close_dev(hint, f.output<4>("output.hint"), "image_hint hint");
+  }
+  {
+    auto f = dblock("text_time_embedding");
+    db::TextTimeEmbedding<float, Cuda> e(f.cfg("encoder_dim"), f.cfg("time_embed_dim"), f.cfg("num_heads"));
+    load_cuda(f, e);
+    require_close_dev(e.forward(up(f.input<3>("hidden_states"))), f.output<2>(), "text_time_embedding");
+  }
+}
+
+TEST_CASE("blocks on CUDA reject bad inputs with the CPU's InputError", "[cuda][blocks][errors]") {
+  DBT_REQUIRE_GPU();
+  db::Conv2d<float, Cuda> conv(4, 8, 3, 1, 1);
+  db::Conv2d<> conv_cpu(4, 8, 3, 1, 1);
+  const auto x = Tensor<float, 4>::from_shape({1, 5, 6, 6});
+  std::string cpu_msg;
+  try {
+    conv_cpu.forward(x);
+  } catch (const db::InputError& e) {
+    cpu_msg = e.what();
+  }
+  REQUIRE_FALSE(cpu_msg.empty());
+  REQUIRE_THROWS_AS(conv.forward(up(x)), db::InputError);
+  REQUIRE_THROWS_WITH(conv.forward(up(x)), cpu_msg);
+  db::Block<float, Cuda> block(4, 8);
+  REQUIRE_THROWS_AS(block.forward(up(Tensor<float, 4>::from_shape({1, 4, 3, 6})), up(Tensor<float, 4>::from_shape({1, 1, 1, 5}))),
+                    db::InputError);
+}
+
+// ---- U-Nets -------------------------------------------------------------------------------------
+
+namespace {
+
+struct OriginCase {
+  std::unique_ptr<db::GradLogPEstimator2d<float, Cuda>> model;
+  Tensor<float, 3> x, mask, mu;
+  Tensor<float, 1> t;
+  db::OriginConditioning<float> cond;
+};
+
+OriginCase load_origin_case(const std::string& model_path, const std::string& inputs_path) {
+  OriginCase c;
+  c.model = db::load_origin<float, Cuda>(model_path);
+  const auto in = db::SafeTensors::load(inputs_path);
+  c.x = read_tensor<3>(in, "x");
+  c.mask = read_tensor<3>(in, "mask");
+  c.mu = read_tensor<3>(in, "mu");
+  c.t = read_tensor<1>(in, "t");
+  if (in.contains("spk")) c.cond.spk = read_tensor<2>(in, "spk");
+  if (in.contains("spk_id")) c.cond.spk_id = in.read_int("spk_id");
+  if (in.contains("emo")) c.cond.emo = read_tensor<2>(in, "emo");
+  if (in.contains("emo_id")) c.cond.emo_id = in.read_int("emo_id");
+  if (in.contains("psd")) c.cond.psd = read_tensor<3>(in, "psd");
+  return c;
+}
+
+Tensor<float, 3> run_origin(const OriginCase& c) {
+  return down(c.model->forward(up(c.x), up(c.mask), up(c.mu), up(c.t), db::to_device(Cuda{}, c.cond)));
+}
+
+}  // namespace
+
+TEST_CASE("Origin U-Net on CUDA reproduces PyTorch (fixtures a-e)", "[cuda][origin]") {
+  DBT_REQUIRE_GPU();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"origin_a", "origin_a/inputs.safetensors"},     {"origin_b", "origin_b/inputs.safetensors"},
+      {"origin_b", "origin_b/inputs_vec.safetensors"}, {"origin_c", "origin_c/inputs.safetensors"},
+      {"origin_d", "origin_d/inputs.safetensors"},     {"origin_e.safetensors", "origin_e_inputs.safetensors"}};
+  for (const auto& [model, inputs] : cases) {
+    INFO(model << " " << inputs);
+    auto c = load_origin_case(fixture(model), fixture(inputs));
+    const std::string expected = model == "origin_e.safetensors" ? fixture("origin_e_expected.safetensors")
+                                                                 : fixture(model + "/expected.safetensors");
+    const auto out = run_origin(c);
+    require_close(out, read_tensor<3>(db::SafeTensors::load(expected), "out"), model);
+    for (std::size_t b = 0; b < out.shape(0); ++b)
+      for (std::size_t f = 0; f < out.shape(1); ++f)
+        for (std::size_t w = 0; w < out.shape(2); ++w)
+          if (c.mask(b, 0, w) == 0.0f) REQUIRE(out(b, f, w) == 0.0f);
+  }
+}
+
+TEST_CASE("Origin on CUDA: inputs are checked as on the CPU; repeated forwards are bit-identical and allocate nothing",
+          "[cuda][origin][allocator]") {
+  DBT_REQUIRE_GPU();
+  auto c = load_origin_case(fixture("origin_d"), fixture("origin_d/inputs.safetensors"));
+  const auto first = run_origin(c);
+  const auto mallocs = db::cuda::memory::stats().mallocs;
+  const auto second = run_origin(c);
+  REQUIRE(db::cuda::memory::stats().mallocs == mallocs);
+  REQUIRE(std::equal(first.begin(), first.end(), second.begin()));
+  auto bad = c.mu;
+  bad(1, 3, 5) = std::nanf("");
+  REQUIRE_THROWS_WITH(c.model->forward(up(c.x), up(c.mask), up(bad), up(c.t)),
+                      Catch::Contains("'mu'") && Catch::Contains("NaN") && Catch::Contains("flat index"));
+  auto t3 = Tensor<float, 1>::from_shape({3});
+  t3.fill(0.5f);
+  REQUIRE_THROWS_AS(c.model->forward(up(c.x), up(c.mask), up(c.mu), up(t3)), db::InputError);
+}
+
+TEST_CASE("Origin with SoftmaxSelfAttention: CUDA agrees with the CPU", "[cuda][origin][attention]") {
+  DBT_REQUIRE_GPU();
+  db::OriginConfig cfg;
+  cfg.dim = 16;
+  cfg.dim_mults = {1, 2};
+  cfg.n_feats = 8;
+  db::GradLogPEstimator2d<float, Cpu, db::SoftmaxSelfAttention> cpu(cfg);
+  db::GradLogPEstimator2d<float, Cuda, db::SoftmaxSelfAttention> gpu(cfg);
+  // The same random parameters on both devices.
+  db::Rng rng(3);
+  std::vector<std::vector<float>> values;
+  cpu.visit([&](const std::string&, auto& t) {
+    for (auto& v : t) v = static_cast<float>(0.2 * rng.normal());
+    values.emplace_back(t.begin(), t.end());
+  });
+  std::size_t i = 0;
+  gpu.visit([&](const std::string&, auto& t) { db::assign_from_host(Cuda{}, t, values[i++].data()); });
+  const auto x = dbops::randn(std::array<std::size_t, 3>{2, 8, 24}, 4), mu = dbops::randn(std::array<std::size_t, 3>{2, 8, 24}, 5);
+  auto mask = db::ops::reshape<float, 3>(Cpu{}, dbops::frame_mask(2, 24, {24, 15}), {2, 1, 24});
+  auto t = Tensor<float, 1>::from_shape({2});
+  t(0) = 0.3f;
+  t(1) = 0.8f;
+  require_close(down(gpu.forward(up(x), up(mask), up(mu), up(t))), cpu.forward(x, mask, mu, t), "softmax origin");
+}
+
+TEST_CASE("Diffuser U-Net on CUDA reproduces diffusers 0.25.1", "[cuda][diffuser]") {
+  DBT_REQUIRE_GPU();
+  for (const char* name : {"unet_ada_image", "unet_default", "unet_odd_frames", "unet_image_hint", "unet_text",
+                           "unet_text_time", "unet_heads", "unet_only_cross"}) {
+    INFO(name);
+    const std::string dir = fixture(std::string("diffusers/") + name);
+    auto model = db::load_diffuser<float, Cuda>(dir);
+    const auto inputs = read_diffuser_inputs(db::SafeTensors::load(dir + "/inputs.safetensors"));
+    const auto want = read_tensor<4>(db::SafeTensors::load(dir + "/expected.safetensors"), "out");
+    require_close(down(model->forward(db::to_device(Cuda{}, inputs))), want, name);
+  }
+}
+
+// ---- samplers ------------------------------------------------------------------------------------
+
+namespace {
+struct SampleCase {
+  std::unique_ptr<db::GradLogPEstimator2d<float, Cuda>> model;
+  Tensor<float, 3> z, mask, mu;
+  SampleCase() {
+    model = db::load_origin<float, Cuda>(fixture("sample_ode"));
+    const auto in = db::SafeTensors::load(fixture("sample_ode/inputs.safetensors"));
+    z = read_tensor<3>(in, "z");
+    mask = read_tensor<3>(in, "mask");
+    mu = read_tensor<3>(in, "mu");
+  }
+  Tensor<float, 3> sample(int steps, bool stochastic = false, std::uint64_t seed = 0) const {
+    db::GradTTSSamplerOptions opt;
+    opt.steps = steps;
+    opt.stochastic = stochastic;
+    opt.seed = seed;
+    return down(db::reverse_diffusion(*model, up(z), up(mask), up(mu), opt));
+  }
+};
+}  // namespace
+
+TEST_CASE("Grad-TTS reverse diffusion (ODE) on CUDA matches PyTorch for 1, 3 and 5 steps", "[cuda][sampler]") {
+  DBT_REQUIRE_GPU();
+  SampleCase c;
+  const auto exp = db::SafeTensors::load(fixture("sample_ode/expected.safetensors"));
+  require_close(c.sample(1), read_tensor<3>(exp, "out_steps_1"), "1 step");
+  require_close(c.sample(3), read_tensor<3>(exp, "out_steps_3"), "3 steps");
+  require_close(c.sample(5), read_tensor<3>(exp, "out"), "5 steps");
+  // And the CPU device gives the same within the contract.
+  auto cpu_model = db::load_origin(fixture("sample_ode"));
+  db::GradTTSSamplerOptions opt;
+  opt.steps = 5;
+  require_close(c.sample(5), db::reverse_diffusion(*cpu_model, c.z, c.mask, c.mu, opt), "5 steps vs CPU");
+}
+
+TEST_CASE("Grad-TTS stochastic sampler on CUDA: reproducible by seed, padded frames zero", "[cuda][sampler]") {
+  DBT_REQUIRE_GPU();
+  SampleCase c;
+  const auto a = c.sample(4, true, 42), b = c.sample(4, true, 42), d = c.sample(4, true, 43), ode = c.sample(4);
+  REQUIRE(std::equal(a.begin(), a.end(), b.begin()));
+  REQUIRE(diff(a, d).max_abs_err > 1e-3);
+  REQUIRE(diff(a, ode).max_abs_err > 1e-3);
+  for (float v : a) REQUIRE(std::isfinite(v));
+  for (std::size_t f = 0; f < a.shape(1); ++f)
+    for (std::size_t w = 0; w < a.shape(2); ++w)
+      if (c.mask(1, 0, w) == 0.0f) REQUIRE(a(1, f, w) == 0.0f);
+}
+
+TEST_CASE("a diverging sampler on CUDA stops with the CPU's error", "[cuda][sampler][errors]") {
+  DBT_REQUIRE_GPU();
+  SampleCase c;
+  for (auto& v : c.z) v *= 1000.0f;
+  db::GradTTSSamplerOptions opt;
+  opt.steps = 20;
+  REQUIRE_THROWS_WITH(db::reverse_diffusion(*c.model, up(c.z), up(c.mask), up(c.mu), opt),
+                      Catch::Contains("NaN/Inf at step") && Catch::Contains("diverges"));
+}
+
+TEST_CASE("forward_diffusion on CUDA matches Grad-TTS", "[cuda][sampler]") {
+  DBT_REQUIRE_GPU();
+  const auto f = db::SafeTensors::load(fixture("sample_ode/forward_diffusion.safetensors"));
+  const auto cfg = nlohmann::json::parse(f.metadata().at("config"));
+  const auto xt = db::forward_diffusion<Cuda>(up(read_tensor<3>(f, "x0")), up(read_tensor<3>(f, "mask")), up(read_tensor<3>(f, "mu")),
+                                        up(read_tensor<1>(f, "t")), up(read_tensor<3>(f, "z")),
+                                        cfg.at("beta_min").get<double>(), cfg.at("beta_max").get<double>());
+  require_close_dev(xt, read_tensor<3>(f, "xt"), "forward_diffusion");
+}
+
+TEST_CASE("diffusers schedulers on CUDA match diffusers' recorded steps", "[cuda][scheduler]") {
+  DBT_REQUIRE_GPU();
+  for (const char* name : {"ddpm", "ddim", "euler_discrete"}) {
+    INFO(name);
+    const auto st = db::SafeTensors::load(fixture(std::string("diffusers/schedulers/") + name + ".safetensors"));
+    const auto config = nlohmann::json::parse(st.metadata().at("config"));
+    std::unique_ptr<db::Scheduler<float, Cuda>> s;
+    const std::string n = name;
+    if (n == "ddpm") s = std::make_unique<db::DDPMScheduler<float, Cuda>>();
+    if (n == "ddim") s = std::make_unique<db::DDIMScheduler<float, Cuda>>();
+    if (n == "euler_discrete") s = std::make_unique<db::EulerDiscreteScheduler<float, Cuda>>();
+    s->set_timesteps(config.at("num_inference_steps").get<int>());
+    db::Rng rng(0);
+    for (int k : config.at("recorded_steps").get<std::vector<int>>()) {
+      const std::string p = "step" + std::to_string(k) + ".";
+      std::vector<float> tv(1);
+      st.read_numeric(st.info(p + "timestep"), tv.data());
+      const double t = tv[0];
+      if (n == "euler_discrete")
+        require_close_dev(s->scale_model_input(up(read_tensor<4>(st, p + "sample")), t), read_tensor<4>(st, p + "scaled_input"),
+                          p + "scaled_input");
+      const Tensor<float, 4, Cuda> noise = n == "ddpm" ? up(read_tensor<4>(st, p + "variance_noise")) : Tensor<float, 4, Cuda>{};
+      require_close_dev(s->step(up(read_tensor<4>(st, p + "model_output")), t, up(read_tensor<4>(st, p + "sample")), rng,
+                                n == "ddpm" ? &noise : nullptr),
+                        read_tensor<4>(st, p + "prev_sample"), p + "prev_sample");
+    }
+  }
+}
+
+TEST_CASE("diffusers_sample on CUDA: DDIM and Euler agree with the CPU, DDPM is reproducible by seed", "[cuda][scheduler]") {
+  DBT_REQUIRE_GPU();
+  const std::string dir = fixture("diffusers/unet_ada_image");
+  auto cpu = db::load_diffuser(dir);
+  auto gpu = db::load_diffuser<float, Cuda>(dir);
+  auto inputs = read_diffuser_inputs(db::SafeTensors::load(dir + "/inputs.safetensors"));
+  db::DiffusersSamplingOptions opt;
+  opt.steps = 4;
+  {
+    db::DDIMScheduler<float> sc;
+    db::DDIMScheduler<float, Cuda> sg;
+    require_close(down(db::diffusers_sample(*gpu, sg, db::to_device(Cuda{}, inputs), opt)),
+                  db::diffusers_sample(*cpu, sc, inputs, opt), "ddim");
+  }
+  {
+    db::EulerDiscreteScheduler<float> sc;
+    db::EulerDiscreteScheduler<float, Cuda> sg;
+    require_close(down(db::diffusers_sample(*gpu, sg, db::to_device(Cuda{}, inputs), opt)),
+                  db::diffusers_sample(*cpu, sc, inputs, opt), "euler");
+  }
+  {
+    db::DDPMScheduler<float, Cuda> s1, s2;
+    opt.seed = 11;
+    const auto a = down(db::diffusers_sample(*gpu, s1, db::to_device(Cuda{}, inputs), opt));
+    const auto b = down(db::diffusers_sample(*gpu, s2, db::to_device(Cuda{}, inputs), opt));
+    REQUIRE(std::equal(a.begin(), a.end(), b.begin()));
+    for (float v : a) REQUIRE(std::isfinite(v));
+  }
+}
+
+TEST_CASE("two models on two streams from two threads give the single-thread bits", "[cuda][streams][origin]") {
+  DBT_REQUIRE_GPU();
+  auto c = load_origin_case(fixture("origin_c"), fixture("origin_c/inputs.safetensors"));
+  const auto ref = run_origin(c);
+  std::vector<Tensor<float, 3>> outs(2);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i)
+    threads.emplace_back([&, i] {
+      db::cuda::Stream s;
+      db::cuda::StreamGuard g(s);
+      for (int rep = 0; rep < 2; ++rep) outs[i] = run_origin(c);
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& o : outs) REQUIRE(std::equal(o.begin(), o.end(), ref.begin()));
+}
+
+// ---- CLI --------------------------------------------------------------------------------------
+
+#ifdef DIFFBLOCKS_CLI
+TEST_CASE("CLI --device cuda", "[cuda][cli]") {
+  const std::string args = "run --device cuda --model " + fixture("origin_d") + " --inputs " +
+                           fixture("origin_d/inputs.safetensors") + " --output ";
+  if (!db::cuda::available()) {
+    // Built with CUDA, no GPU: one line naming why, exit 1, nothing written.
+    const std::string out = tmp_path("cli_cuda_nodevice.safetensors");
+    require_cli_error(args + out, "no CUDA device", out);
+    require_cli_error("sample --device cuda --model " + fixture("sample_ode") + " --inputs " +
+                          fixture("sample_ode/inputs.safetensors") + " --steps 2 --output " + out,
+                      "no CUDA device", out);
+    return;
+  }
+  SECTION("run: Origin and Diffuser reproduce the fixtures") {
+    const std::string out = tmp_path("cli_cuda_run.safetensors");
+    auto r = cli(args + out);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    require_close(read_tensor<3>(db::SafeTensors::load(out), "out"),
+                  read_tensor<3>(db::SafeTensors::load(fixture("origin_d/expected.safetensors")), "out"), "cli cuda origin");
+    const std::string dir = fixture("diffusers/unet_text");
+    r = cli("run --device cuda --model " + dir + " --inputs " + dir + "/inputs.safetensors --output " + out);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    require_close(read_tensor<4>(db::SafeTensors::load(out), "out"),
+                  read_tensor<4>(db::SafeTensors::load(dir + "/expected.safetensors"), "out"), "cli cuda diffuser");
+  }
+  SECTION("sample: Grad-TTS ODE and DDIM agree with the CPU") {
+    const std::string a = tmp_path("cli_cuda_sample_gpu.safetensors"), b = tmp_path("cli_cuda_sample_cpu.safetensors");
+    const std::string base = "sample --model " + fixture("sample_ode") + " --inputs " + fixture("sample_ode/inputs.safetensors") +
+                             " --steps 5 --output ";
+    auto r = cli(base + a + " --device cuda");
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    REQUIRE(r.err.find("step 5/5") != std::string::npos);
+    require_close(read_tensor<3>(db::SafeTensors::load(a), "out"),
+                  read_tensor<3>(db::SafeTensors::load(fixture("sample_ode/expected.safetensors")), "out"), "cli cuda sample");
+    for (const char* sched : {"ddim", "euler"}) {
+      const std::string in = fixture("diffusers/sampling/") + sched;
+      r = cli("sample --device cuda --model " + fixture("diffusers/unet_default") + " --inputs " + in +
+              "_inputs.safetensors --steps 4 --scheduler " + sched + " --output " + a);
+      INFO(r.err);
+      REQUIRE(r.status == 0);
+      require_close(read_tensor<4>(db::SafeTensors::load(a), "out"),
+                    read_tensor<4>(db::SafeTensors::load(in + "_expected.safetensors"), "out"), sched);
+    }
+    const std::string sde = "sample --model " + fixture("sample_ode") + " --inputs " + fixture("sample_ode/inputs.safetensors") +
+                            " --steps 3 --stochastic --seed 4 --device cuda --output ";
+    REQUIRE(cli(sde + a).status == 0);
+    REQUIRE(cli(sde + b).status == 0);
+    REQUIRE(db::SafeTensors::load(a).read_float("out") == db::SafeTensors::load(b).read_float("out"));
+  }
+}
+#endif
