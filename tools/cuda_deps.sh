@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Run HERE (a Debian machine with the project's packages) before a GPU session: stages what the
+# GPU machine lacks into .gpu-deps/ (ignored by git), for the device tool's `carry`:
+#   .gpu-deps/usr/...   Eigen, xtensor, xtl, nlohmann/json, Catch2 v2 and Google Benchmark
+#                       (headers, CMake package files, libbenchmark), for CMAKE_PREFIX_PATH
+#   .gpu-deps/wheels/   diffusers 0.25.1 + huggingface_hub 0.25.2 (tools/bench_torch.py's
+#                       Diffuser case; the GPU image has torch but not diffusers)
+# ~20 MB. Then, on the GPU machine: tools/bench_cuda.sh --deps .gpu-deps
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup_debian.sh
+dst=.gpu-deps
+rm -rf "$dst"
+mkdir -p "$dst/usr/include" "$dst/usr/share" "$dst/usr/lib/x86_64-linux-gnu/cmake" "$dst/usr/lib/cmake" "$dst/wheels"
+cp -a /usr/include/eigen3 /usr/include/xtensor /usr/include/xtl /usr/include/nlohmann /usr/include/catch2 \
+      /usr/include/benchmark "$dst/usr/include/"
+cp -a /usr/share/eigen3 "$dst/usr/share/"
+mkdir -p "$dst/usr/share/cmake"
+cp -a /usr/share/cmake/xtl /usr/share/cmake/nlohmann_json "$dst/usr/share/cmake/"
+cp -a /usr/lib/x86_64-linux-gnu/cmake/xtensor /usr/lib/x86_64-linux-gnu/cmake/benchmark "$dst/usr/lib/x86_64-linux-gnu/cmake/"
+cp -a /usr/lib/cmake/Catch2 "$dst/usr/lib/cmake/"
+cp -a /usr/lib/x86_64-linux-gnu/libbenchmark.so* /usr/lib/x86_64-linux-gnu/libbenchmark_main.a "$dst/usr/lib/x86_64-linux-gnu/"
+if python3 -m pip --version >/dev/null 2>&1; then
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation py \
+    -d "$dst/wheels" diffusers==0.25.1 huggingface_hub==0.25.2 ||
+    echo "cuda_deps.sh: could not download the diffusers wheels (the torch Diffuser case will be skipped)"
+fi
+du -sh "$dst"
+echo "carry: [\".gpu-deps\"]; on the GPU machine: tools/bench_cuda.sh --deps .gpu-deps"
