@@ -29,6 +29,8 @@
 #include <memory>
 #include <string>
 
+// The registry without its CPU references: this binary times the CUDA ops only (and builds faster).
+#define DBOPS_CPU_REFERENCE 0
 #include "../tests/cuda/op_cases.hpp"
 #include "bench_common.hpp"
 
@@ -91,14 +93,13 @@ DT<N> device_randn(const std::array<std::size_t, N>& shape, std::uint64_t seed) 
   return t;
 }
 
-/// Copies a host-initialised module's parameters into the same module on the device.
-template <class HostM, class DevM>
-void copy_parameters(HostM& host, DevM& dev) {
-  std::vector<std::vector<float>> values;
-  host.visit([&](const std::string&, auto& t) { values.emplace_back(t.begin(), t.end()); });
-  std::size_t i = 0;
-  dev.visit([&](const std::string&, auto& t) { db::assign_from_host(Cuda{}, t, values.at(i++).data()); });
-}
+/// bench::randomize's setter for device parameters: the values of the CPU benchmarks, uploaded.
+struct DeviceSetter {
+  template <class Tn>
+  void operator()(Tn& t, const std::vector<float>& v) const {
+    db::assign_from_host(Cuda{}, t, v.data());
+  }
+};
 
 // ---- rooflines ---------------------------------------------------------------------------------
 
@@ -155,10 +156,8 @@ void register_blocks() {
     const std::string shape = "B:16/C:" + std::to_string(l.C) + "/H:" + std::to_string(l.H) + "/W:" + std::to_string(l.W);
     const int C = static_cast<int>(l.C);
     reg("blocks/grad_tts_resnet_block/" + shape, [l, C](benchmark::State& s) {
-      db::ResnetBlock<> host(C, C, 64);
-      bench::randomize(host);
       db::ResnetBlock<float, Cuda> dev(C, C, 64);
-      copy_parameters(host, dev);
+      bench::randomize(dev, 1, DeviceSetter{});
       const auto x = device_randn<4>({16, l.C, l.H, l.W}, 3), t = device_randn<4>({16, 64, 1, 1}, 4);
       const auto temb = db::ops::reshape<float, 2>(Cuda{}, t, {16, 64});
       const auto mask = db::ops::full<float, 4>(Cuda{}, {16, 1, 1, l.W}, 1.0f);
@@ -166,10 +165,8 @@ void register_blocks() {
       run_timed(s, [&] { benchmark::DoNotOptimize(dev.forward(x, mask, temb).data()); }, 2.0 * 16 * C * l.H * l.W * 4, flops);
     });
     reg("blocks/grad_tts_linear_attention/" + shape, [l, C](benchmark::State& s) {
-      db::Residual<db::Rezero<db::LinearAttention<>>> host(C);
-      bench::randomize(host);
       db::Residual<db::Rezero<db::LinearAttention<float, Cuda>>> dev(C);
-      copy_parameters(host, dev);
+      bench::randomize(dev, 1, DeviceSetter{});
       const auto x = device_randn<4>({16, l.C, l.H, l.W}, 5);
       run_timed(s, [&] { benchmark::DoNotOptimize(dev.forward(x).data()); }, 2.0 * 16 * C * l.H * l.W * 4,
                 2.0 * 16 * bench::linear_attention_macs(C, double(l.H), double(l.W)));
@@ -180,20 +177,16 @@ void register_blocks() {
     const std::string shape = "B:1/C:" + std::to_string(C) + "/H:" + std::to_string(H) + "/W:" + std::to_string(W);
     const int c = static_cast<int>(C);
     reg("blocks/resnet_block2d/" + shape, [=](benchmark::State& s) {
-      db::ResnetBlock2D<> host(c, c, 256, 32);
-      bench::randomize(host);
       db::ResnetBlock2D<float, Cuda> dev(c, c, 256, 32);
-      copy_parameters(host, dev);
+      bench::randomize(dev, 1, DeviceSetter{});
       const auto x = device_randn<4>({1, C, H, W}, 6);
       const auto temb = db::ops::reshape<float, 2>(Cuda{}, device_randn<1>({256}, 7), {1, 256});
       run_timed(s, [&] { benchmark::DoNotOptimize(dev.forward(x, temb).data()); }, 2.0 * C * H * W * 4,
                 2.0 * H * W * 2.0 * 9 * C * C);
     });
     reg("blocks/transformer2d/" + shape + "/S:16", [=](benchmark::State& s) {
-      db::Transformer2DModel<> host(4, c / 4, c, 1, 64, 32);
-      bench::randomize(host);
       db::Transformer2DModel<float, Cuda> dev(4, c / 4, c, 1, 64, 32);
-      copy_parameters(host, dev);
+      bench::randomize(dev, 1, DeviceSetter{});
       const auto x = device_randn<4>({1, C, H, W}, 8);
       const auto enc = device_randn<3>({1, 16, 64}, 9);
       const double N = double(H) * W;
@@ -249,23 +242,11 @@ db::OriginConfig origin_config() {
 /// The Origin U-Net with bench::randomize's weights, on the device (built once).
 const db::GradLogPEstimator2d<float, Cuda>& origin() {
   static const auto m = [] {
-    db::GradLogPEstimator2d<> host(origin_config());
-    bench::randomize(host);
     auto dev = std::make_unique<db::GradLogPEstimator2d<float, Cuda>>(origin_config());
-    copy_parameters(host, *dev);
+    bench::randomize(*dev, 1, DeviceSetter{});  // the CPU bench_origin's weights
     return dev;
   }();
   return *m;
-}
-
-nlohmann::json diffuser_config() {  // benchmarks/bench_origin.cpp's TTS-sized Diffuser
-  return nlohmann::json::parse(R"({
-    "_class_name": "UNet2DConditionModel", "in_channels": 2, "out_channels": 1,
-    "block_out_channels": [64, 128, 256], "layers_per_block": 2,
-    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-    "mid_block_type": "UNetMidBlock2DCrossAttn", "norm_num_groups": 32, "cross_attention_dim": 64,
-    "attention_head_dim": 4, "num_class_embeds": 5, "addition_embed_type": "image", "encoder_hid_dim": 64})");
 }
 
 void register_unets() {
@@ -298,15 +279,8 @@ void register_unets() {
   for (std::size_t B : {1, 16})
     reg("diffuser_forward/B:" + std::to_string(B) + "/T:512", [B](benchmark::State& s) {
       static const auto net = [] {
-        db::UNet2DConditionModel<> host(db::DiffuserConfig::from_json(diffuser_config()));
-        db::Rng rng(3);
-        host.visit([&](const std::string& name, auto& t) {
-          const bool norm_scale = bench::ends_with(name, "norm.weight") || bench::ends_with(name, "norm1.weight") ||
-                                  bench::ends_with(name, "norm2.weight") || bench::ends_with(name, "norm3.weight");
-          bench::fill_normal(t, rng, 0.02, norm_scale ? 1.0 : 0.0);
-        });
-        auto dev = std::make_unique<db::UNet2DConditionModel<float, Cuda>>(db::DiffuserConfig::from_json(diffuser_config()));
-        copy_parameters(host, *dev);
+        auto dev = std::make_unique<db::UNet2DConditionModel<float, Cuda>>(db::DiffuserConfig::from_json(bench::diffuser_config()));
+        bench::randomize_diffuser(*dev, 3, DeviceSetter{});
         return dev;
       }();
       const std::size_t T = 512;

@@ -134,19 +134,25 @@ def entry(name: str, index: int, runs, flops: float, extra: dict | None = None) 
     return e
 
 
-def diffuser_entries(frames_list, warmup, repeats, seed):
-    import diffusers  # noqa: WPS433 (optional dependency)
+def diffuser_model(diffusers, seed: int):
+    """The TTS-sized UNet2DConditionModel with bench_common.hpp's weight rule, and a label naming
+    diffusers' version and attention processors (AttnProcessor2_0 = F.scaled_dot_product_attention
+    under torch 2, AttnProcessor under 1.13)."""
     torch.manual_seed(seed)
     model = diffusers.UNet2DConditionModel(**DIFFUSER_TTS_CONFIG).eval()
-    # AttnProcessor2_0 (F.scaled_dot_product_attention) under torch 2, AttnProcessor under 1.13.
     processors = sorted({type(p).__name__ for p in model.attn_processors.values()})
-    label = f"diffusers {diffusers.__version__}, {'+'.join(processors)}"
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.randn(p.shape) * 0.02)
         for m in model.modules():
             if isinstance(m, (torch.nn.GroupNorm, torch.nn.LayerNorm)) and m.weight is not None:
                 m.weight.add_(1.0)
+    return model, f"diffusers {diffusers.__version__}, {'+'.join(processors)}"
+
+
+def diffuser_entries(frames_list, warmup, repeats, seed):
+    import diffusers  # noqa: WPS433 (optional dependency)
+    model, label = diffuser_model(diffusers, seed)
     out = []
     for i, frames in enumerate(frames_list):
         gen = torch.Generator().manual_seed(seed + 1)
@@ -314,14 +320,7 @@ def cuda_entries(args) -> list:
     except Exception as exc:  # noqa: BLE001 (diffusers 0.25.1 needs huggingface_hub < 0.26)
         print(f"  diffusers unavailable ({exc}): skipping torch/diffuser_forward", flush=True)
         return out
-    torch.manual_seed(args.seed)
-    unet = diffusers.UNet2DConditionModel(**DIFFUSER_TTS_CONFIG).eval()
-    with torch.no_grad():
-        for p in unet.parameters():
-            p.copy_(torch.randn(p.shape) * 0.02)
-        for m in unet.modules():
-            if isinstance(m, (torch.nn.GroupNorm, torch.nn.LayerNorm)) and m.weight is not None:
-                m.weight.add_(1.0)
+    unet, label = diffuser_model(diffusers, args.seed)
     unet = unet.to(dev)
     for b in (1, 16):
         sample = torch.randn(b, 2, 80, 512, device=dev)
@@ -332,8 +331,7 @@ def cuda_entries(args) -> list:
                              added_cond_kwargs={"image_embeds": image}))
         if e:
             e["frames/s"] = b * 512 / (e["real_time"] / 1e3)
-            e["label"] = f"diffusers {diffusers.__version__}, " + "+".join(
-                sorted({type(p).__name__ for p in unet.attn_processors.values()}))
+            e["label"] = label
     return out
 
 

@@ -19,6 +19,7 @@ mkdir -p "$dst/usr/share/cmake"
 cp -a /usr/share/cmake/xtl /usr/share/cmake/nlohmann_json "$dst/usr/share/cmake/"
 cp -a /usr/lib/x86_64-linux-gnu/cmake/xtensor /usr/lib/x86_64-linux-gnu/cmake/benchmark "$dst/usr/lib/x86_64-linux-gnu/cmake/"
 cp -a /usr/lib/cmake/Catch2 "$dst/usr/lib/cmake/"
+cp -a /usr/lib/libCatch2WithMain.a "$dst/usr/lib/"
 cp -a /usr/lib/x86_64-linux-gnu/libbenchmark.so* /usr/lib/x86_64-linux-gnu/libbenchmark_main.a "$dst/usr/lib/x86_64-linux-gnu/"
 if python3 -m pip --version >/dev/null 2>&1; then
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation py \

@@ -1,13 +1,250 @@
-// Blocks, both U-Nets, the samplers and the CLI on the Cuda device, against the committed
-// PyTorch / diffusers fixtures (the same ones the CPU tests use) and against the CPU device.
+// The Cuda device's tests, in one nvcc translation unit (each .cu file costs about a minute of
+// CI build): the runtime pieces and every op against the CPU op (the registry of op_cases.hpp),
+// then blocks, both U-Nets, the samplers and the CLI against the committed PyTorch / diffusers
+// fixtures (the ones the CPU tests use).
+//
+// Runs without a GPU: the error mapping (CudaError names the call and CUDA's string), the
+// allocator's size classes, Philox's known-answer vectors, what happens when no device is there
+// (a CudaError, never a crash) and the CLI's "no CUDA device" error. Everything else needs a
+// device and is reported as skipped ("SKIPPED: no CUDA device") without one.
+#include <algorithm>
+#include <cstdio>
 #include <thread>
 
 #include "../cli_helpers.hpp"
 #include "cuda_helpers.hpp"
-#include "tensor_gen.hpp"
+#include "op_cases.hpp"
 
 using namespace dbt;
 using db::Tensor;
+
+// ==== runtime and ops ==============================================================================
+
+TEST_CASE("CUDA and cuBLAS errors become CudaError naming the call", "[cuda][errors]") {
+  using db::cuda::detail::check;
+  REQUIRE_THROWS_AS(check(cudaErrorMemoryAllocation, "cudaMalloc(&p, n)", "x.hpp", 7), db::CudaError);
+  REQUIRE_THROWS_AS(check(cudaErrorInvalidValue, "cudaMemcpy", "x.hpp", 7), db::Error);
+  REQUIRE_THROWS_WITH(check(cudaErrorMemoryAllocation, "cudaMalloc(&p, n)", "/a/b/x.hpp", 7),
+                      Catch::Contains("CUDA error in cudaMalloc(&p, n) (x.hpp:7)") && Catch::Contains("out of memory") &&
+                          Catch::Contains("[cudaErrorMemoryAllocation]"));
+  REQUIRE_THROWS_WITH(check(CUBLAS_STATUS_INVALID_VALUE, "cublasSgemm(h, ...)", "gemm.cuh", 3),
+                      Catch::Contains("cuBLAS error in cublasSgemm(h, ...) (gemm.cuh:3)") &&
+                          Catch::Contains("[CUBLAS_STATUS_INVALID_VALUE]"));
+  REQUIRE_NOTHROW(check(cudaSuccess, "cudaFree", "x.hpp", 1));
+  REQUIRE_NOTHROW(check(CUBLAS_STATUS_SUCCESS, "cublasCreate", "x.hpp", 1));
+}
+
+TEST_CASE("device allocator size classes", "[cuda][allocator]") {
+  using db::cuda::memory::detail::size_class;
+  REQUIRE(size_class(1) == 512);
+  REQUIRE(size_class(512) == 512);
+  REQUIRE(size_class(513) == 640);
+  REQUIRE(size_class(1024) == 1024);
+  REQUIRE(size_class(1025) == 1280);
+  for (std::size_t b : {std::size_t(3000), std::size_t(1) << 20, (std::size_t(1) << 30) + 1, std::size_t(123456789)}) {
+    REQUIRE(size_class(b) >= b);
+    REQUIRE(size_class(b) <= b + b / 4 + 512);  // at most 25 % slack
+    REQUIRE(size_class(size_class(b)) == size_class(b));
+  }
+}
+
+TEST_CASE("Philox4x32-10 matches Random123's known answers", "[cuda][random]") {
+  using dbops::db::ops::cuda_detail::Philox4;
+  using dbops::db::ops::cuda_detail::philox4x32_10;
+  auto eq = [](Philox4 a, std::array<std::uint32_t, 4> b) {
+    return a.v[0] == b[0] && a.v[1] == b[1] && a.v[2] == b[2] && a.v[3] == b[3];
+  };
+  REQUIRE(eq(philox4x32_10(Philox4{{0, 0, 0, 0}}, 0, 0), {0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}));
+  REQUIRE(eq(philox4x32_10(Philox4{{0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu}}, 0xffffffffu, 0xffffffffu),
+             {0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu}));
+  REQUIRE(eq(philox4x32_10(Philox4{{0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u}}, 0xa4093822u, 0x299f31d0u),
+             {0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}));
+  REQUIRE(dbops::db::ops::cuda_detail::uniform_open(0) > 0.0f);
+  REQUIRE(dbops::db::ops::cuda_detail::uniform_open(0xffffffffu) < 1.0f);
+}
+
+TEST_CASE("without a device: a CudaError naming the reason, never a crash", "[cuda][errors]") {
+  if (db::cuda::available()) return;  // the GPU case is covered by every other test
+  REQUIRE(db::cuda::device_count() == 0);
+  REQUIRE_FALSE(db::cuda::device_unavailable_reason().empty());
+  REQUIRE_THROWS_AS(db::cuda::require_device(), db::CudaError);
+  REQUIRE_THROWS_WITH(db::cuda::require_device(), Catch::StartsWith("no CUDA device: "));
+  REQUIRE_THROWS_AS((db::ops::zeros<float, 1>(Cuda{}, {16})), db::CudaError);
+  // Empty tensors need no device.
+  const db::Tensor<float, 3, Cuda> empty;
+  REQUIRE(empty.size() == 0);
+  REQUIRE(db::tensor_shape(empty) == db::Shape{0, 0, 0});
+}
+
+// ---- with a device ------------------------------------------------------------------------------
+
+TEST_CASE("every CUDA op agrees with the CPU op (registry, test shapes)", "[cuda][ops]") {
+  DBT_REQUIRE_GPU();
+  std::printf("# %s\n", db::cuda::device_description().c_str());
+  std::printf("%-34s %-44s %11s %11s\n", "op", "params", "max|err|", "max|cpu|");
+  int failures = 0;
+  const auto cases = dbops::op_cases(dbops::Size::Test);
+  for (const auto& c : cases) {
+    INFO(c.op << " " << c.params);
+    const dbops::OpRun run = c.make();
+    const dbops::Out want = run.cpu(), got = run.cuda();
+    REQUIRE(got.size() == want.size());
+    double err = 0, ref = 0;
+    bool sizes_ok = true;
+    for (std::size_t o = 0; o < want.size(); ++o) {
+      if (got[o].size() != want[o].size()) sizes_ok = false;
+      for (std::size_t i = 0; sizes_ok && i < want[o].size(); ++i) {
+        ref = std::max(ref, std::fabs(double(want[o][i])));
+        const double e = std::fabs(double(got[o][i]) - double(want[o][i]));
+        err = std::isnan(e) ? (std::isnan(want[o][i]) && std::isnan(got[o][i]) ? err : INFINITY) : std::max(err, e);
+      }
+    }
+    const bool ok = sizes_ok && err <= c.tolerance * std::max(1.0, ref);
+    std::printf("%-34s %-44s %11.3g %11.3g%s\n", c.op.c_str(), c.params.c_str(), err, ref, ok ? "" : "  FAILED");
+    if (!ok) ++failures;
+    CHECK(sizes_ok);
+    CHECK(err <= c.tolerance * std::max(1.0, ref));
+  }
+  std::printf("%zu op cases, %d failed\n", cases.size(), failures);
+  std::fflush(stdout);
+}
+
+TEST_CASE("randn_ on the device: standard normal, reproducible by seed", "[cuda][random]") {
+  DBT_REQUIRE_GPU();
+  auto x = db::ops::empty<float, 2>(Cuda{}, {1001, 999});
+  db::Rng a(5), b(5), c(6);
+  db::ops::randn_(Cuda{}, x, a);
+  const auto h1 = down(x);
+  db::ops::randn_(Cuda{}, x, b);
+  const auto h2 = down(x);
+  db::ops::randn_(Cuda{}, x, c);
+  const auto h3 = down(x);
+  REQUIRE(std::equal(h1.begin(), h1.end(), h2.begin()));
+  REQUIRE(diff(h1, h3).max_abs_err > 1.0);
+  double s = 0, s2 = 0, s4 = 0;
+  for (float v : h1) {
+    REQUIRE(std::isfinite(v));
+    s += v;
+    s2 += double(v) * v;
+    s4 += double(v) * v * v * v;
+  }
+  const double n = static_cast<double>(h1.size());
+  REQUIRE(std::fabs(s / n) < 0.005);
+  REQUIRE(std::fabs(s2 / n - 1.0) < 0.01);
+  REQUIRE(std::fabs(s4 / n - 3.0) < 0.05);  // kurtosis of a normal
+  // A second call on the same generator continues the stream (another draw).
+  db::ops::randn_(Cuda{}, x, a);
+  REQUIRE(diff(down(x), h1).max_abs_err > 1.0);
+}
+
+TEST_CASE("device tensors: value semantics, transfers, empty shapes", "[cuda][tensor]") {
+  DBT_REQUIRE_GPU();
+  const auto h = dbops::randn(std::array<std::size_t, 3>{2, 3, 5}, 1);
+  db::Tensor<float, 3, Cuda> d = up(h);
+  REQUIRE(d.shape(0) == 2);
+  REQUIRE(d.size() == 30);
+  db::Tensor<float, 3, Cuda> copy = d;
+  db::ops::mul_scalar_(Cuda{}, copy, 2.0f);
+  const auto back = down(d), twice = down(copy);
+  REQUIRE(std::equal(back.begin(), back.end(), h.begin()));
+  for (std::size_t i = 0; i < h.size(); ++i) REQUIRE(twice.data()[i] == 2.0f * h.data()[i]);
+  db::Tensor<float, 3, Cuda> moved = std::move(copy);
+  REQUIRE(copy.size() == 0);
+  REQUIRE(moved.size() == 30);
+  const auto e = db::ops::zeros<float, 2>(Cuda{}, {0, 7});
+  REQUIRE(e.size() == 0);
+  REQUIRE(db::copy_to_host(Cuda{}, e).empty());
+  REQUIRE(db::ops::find_non_finite(Cuda{}, e) == -1);
+}
+
+TEST_CASE("device allocator reuses blocks per stream and releases them", "[cuda][allocator]") {
+  DBT_REQUIRE_GPU();
+  namespace mem = db::cuda::memory;
+  void* first = nullptr;
+  {
+    auto t = db::ops::empty<float, 1>(Cuda{}, {1000});
+    first = t.data();
+  }
+  {
+    auto t = db::ops::empty<float, 1>(Cuda{}, {1001});  // same size class: the same block again
+    REQUIRE(t.data() == first);
+  }
+  const auto before = mem::stats();
+  for (int i = 0; i < 10; ++i) auto t = db::ops::zeros<float, 2>(Cuda{}, {256, 1024});
+  const auto after = mem::stats();
+  REQUIRE(after.mallocs <= before.mallocs + 1);  // one new block, reused nine times
+  REQUIRE(after.in_use == before.in_use);
+  {
+    db::cuda::Stream s;
+    db::cuda::StreamGuard g(s);
+    auto t = db::ops::empty<float, 1>(Cuda{}, {1000});
+    REQUIRE(t.data() != first);  // another stream never gets the default stream's free blocks
+  }
+  REQUIRE(mem::release_cached_memory() > 0);
+  REQUIRE(mem::stats().cached == 0);
+  mem::reset_peak();
+  { auto t = db::ops::empty<float, 1>(Cuda{}, {1 << 20}); }
+  REQUIRE(mem::stats().peak_in_use >= (std::size_t(4) << 20));
+}
+
+TEST_CASE("device errors: out of memory and a bad cuBLAS call are CudaErrors", "[cuda][errors]") {
+  DBT_REQUIRE_GPU();
+  REQUIRE_THROWS_WITH((db::ops::empty<float, 1>(Cuda{}, {std::size_t(1) << 50})),
+                      Catch::Contains("cudaMalloc") && Catch::Contains("out of memory"));
+  // The failed allocation left nothing behind: the device still works.
+  auto x = db::ops::full<float, 1>(Cuda{}, {4}, 1.5f);
+  REQUIRE(db::ops::first_value(Cuda{}, x) == 1.5f);
+  const float one = 1.0f;
+  REQUIRE_THROWS_WITH(DIFFBLOCKS_CUDA_CHECK(cublasSgemm(db::cuda::blas(), CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, x.data(),
+                                                        1 /* lda < m */, x.data(), 4, &one, x.data(), 4)),
+                      Catch::Contains("cuBLAS error in cublasSgemm") && Catch::Contains("CUBLAS_STATUS_INVALID_VALUE"));
+}
+
+TEST_CASE("attention on the device: variants agree and follow the setting", "[cuda][attention]") {
+  DBT_REQUIRE_GPU();
+  const auto q = dbops::randn(std::array<std::size_t, 3>{2, 300, 128}, 1);
+  const auto k = dbops::randn(std::array<std::size_t, 3>{2, 200, 128}, 2);
+  const auto v = dbops::randn(std::array<std::size_t, 3>{2, 200, 128}, 3);
+  const auto bias = db::ops::keep_mask_to_bias(Cpu{}, dbops::keep_mask(2, 200, {200, 17}));
+  const auto dq = up(q), dk = up(k), dv = up(v);
+  const auto dbias = up(bias);
+  const float scale = 0.125f;
+  const auto want = db::ops::attention_naive(Cpu{}, q, k, v, 4, scale, bias);
+  require_close(down(db::ops::attention_naive(Cuda{}, dq, dk, dv, 4, scale, dbias)), want, "naive");
+  require_close(down(db::ops::attention_streaming(Cuda{}, dq, dk, dv, 4, scale, dbias)), want, "streaming");
+  for (auto a : {db::ops::AttentionAlgorithm::Naive, db::ops::AttentionAlgorithm::Streaming, db::ops::AttentionAlgorithm::Auto}) {
+    db::ops::set_attention_algorithm(a);
+    require_close(down(db::ops::attention(Cuda{}, dq, dk, dv, 4, scale, dbias)), want, "setting");
+  }
+  db::ops::set_attention_algorithm(db::ops::AttentionAlgorithm::Auto);
+}
+
+TEST_CASE("ops on two streams from two threads give the single-stream bits", "[cuda][streams]") {
+  DBT_REQUIRE_GPU();
+  const auto x = dbops::randn(std::array<std::size_t, 4>{2, 16, 40, 64}, 9);
+  const auto w = dbops::randn(std::array<std::size_t, 4>{16, 16, 3, 3}, 10, 0.1f);
+  const auto b = dbops::randn(std::array<std::size_t, 1>{16}, 11);
+  auto work = [&] {
+    const auto dx = up(x), dw = up(w);
+    const auto db_ = up(b);
+    auto y = db::ops::conv2d(Cuda{}, dx, dw, db_, 1, 1);
+    db::ops::group_norm_mish_mask_(Cuda{}, y, 8, db_, db_, 1e-5, up(dbops::frame_mask(2, 64, {64, 30})));
+    return down(y);
+  };
+  const auto ref = work();
+  std::vector<db::Tensor<float, 4>> results(2);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i)
+    threads.emplace_back([&, i] {
+      db::cuda::Stream s;
+      db::cuda::StreamGuard g(s);
+      for (int rep = 0; rep < 3; ++rep) results[i] = work();
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& r : results) REQUIRE(std::equal(r.begin(), r.end(), ref.begin()));
+}
+
+// ==== blocks, U-Nets, samplers, CLI ==============================================================
 
 namespace {
 
@@ -197,27 +434,10 @@ TEST_CASE("blocks on CUDA reject bad inputs with the CPU's InputError", "[cuda][
 
 namespace {
 
-struct OriginCase {
-  std::unique_ptr<db::GradLogPEstimator2d<float, Cuda>> model;
-  Tensor<float, 3> x, mask, mu;
-  Tensor<float, 1> t;
-  db::OriginConditioning<float> cond;
-};
+using OriginCase = dbt::OriginCase<Cuda>;
 
-OriginCase load_origin_case(const std::string& model_path, const std::string& inputs_path) {
-  OriginCase c;
-  c.model = db::load_origin<float, Cuda>(model_path);
-  const auto in = db::SafeTensors::load(inputs_path);
-  c.x = read_tensor<3>(in, "x");
-  c.mask = read_tensor<3>(in, "mask");
-  c.mu = read_tensor<3>(in, "mu");
-  c.t = read_tensor<1>(in, "t");
-  if (in.contains("spk")) c.cond.spk = read_tensor<2>(in, "spk");
-  if (in.contains("spk_id")) c.cond.spk_id = in.read_int("spk_id");
-  if (in.contains("emo")) c.cond.emo = read_tensor<2>(in, "emo");
-  if (in.contains("emo_id")) c.cond.emo_id = in.read_int("emo_id");
-  if (in.contains("psd")) c.cond.psd = read_tensor<3>(in, "psd");
-  return c;
+OriginCase load_cuda_case(const std::string& model_path, const std::string& inputs_path) {
+  return load_origin_case<Cuda>(model_path, inputs_path);
 }
 
 Tensor<float, 3> run_origin(const OriginCase& c) {
@@ -239,7 +459,7 @@ TEST_CASE("Origin U-Net on CUDA reproduces PyTorch (fixtures a-e)", "[cuda][orig
       WARN("fixture " << model << " is missing: case skipped");
       continue;
     }
-    auto c = load_origin_case(fixture(model), fixture(inputs));
+    auto c = load_cuda_case(fixture(model), fixture(inputs));
     const std::string expected = model == "origin_e.safetensors" ? fixture("origin_e_expected.safetensors")
                                                                  : fixture(model + "/expected.safetensors");
     const auto out = run_origin(c);
@@ -254,7 +474,7 @@ TEST_CASE("Origin U-Net on CUDA reproduces PyTorch (fixtures a-e)", "[cuda][orig
 TEST_CASE("Origin on CUDA: inputs are checked as on the CPU; repeated forwards are bit-identical and allocate nothing",
           "[cuda][origin][allocator]") {
   DBT_REQUIRE_GPU();
-  auto c = load_origin_case(fixture("origin_d"), fixture("origin_d/inputs.safetensors"));
+  auto c = load_cuda_case(fixture("origin_d"), fixture("origin_d/inputs.safetensors"));
   const auto first = run_origin(c);
   const auto mallocs = db::cuda::memory::stats().mallocs;
   const auto second = run_origin(c);
@@ -269,29 +489,22 @@ TEST_CASE("Origin on CUDA: inputs are checked as on the CPU; repeated forwards a
   REQUIRE_THROWS_AS(c.model->forward(up(c.x), up(c.mask), up(c.mu), up(t3)), db::InputError);
 }
 
-TEST_CASE("Origin with SoftmaxSelfAttention: CUDA agrees with the CPU", "[cuda][origin][attention]") {
+TEST_CASE("SoftmaxSelfAttention (the Origin's alternative attention) on CUDA agrees with the CPU", "[cuda][blocks][attention]") {
   DBT_REQUIRE_GPU();
-  db::OriginConfig cfg;
-  cfg.dim = 16;
-  cfg.dim_mults = {1, 2};
-  cfg.n_feats = 8;
-  db::GradLogPEstimator2d<float, Cpu, db::SoftmaxSelfAttention> cpu(cfg);
-  db::GradLogPEstimator2d<float, Cuda, db::SoftmaxSelfAttention> gpu(cfg);
-  // The same random parameters on both devices.
-  db::Rng rng(3);
-  std::vector<std::vector<float>> values;
+  db::SoftmaxSelfAttention<> cpu(16);
+  db::SoftmaxSelfAttention<float, Cuda> gpu(16);
+  db::Rng rng(3);  // the same random parameters on both devices
   cpu.visit([&](const std::string&, auto& t) {
     for (auto& v : t) v = static_cast<float>(0.2 * rng.normal());
-    values.emplace_back(t.begin(), t.end());
   });
+  std::vector<std::vector<float>> values;
+  cpu.visit([&](const std::string&, auto& t) { values.emplace_back(t.begin(), t.end()); });
   std::size_t i = 0;
   gpu.visit([&](const std::string&, auto& t) { db::assign_from_host(Cuda{}, t, values[i++].data()); });
-  const auto x = dbops::randn(std::array<std::size_t, 3>{2, 8, 24}, 4), mu = dbops::randn(std::array<std::size_t, 3>{2, 8, 24}, 5);
-  auto mask = db::ops::reshape<float, 3>(Cpu{}, dbops::frame_mask(2, 24, {24, 15}), {2, 1, 24});
-  auto t = Tensor<float, 1>::from_shape({2});
-  t(0) = 0.3f;
-  t(1) = 0.8f;
-  require_close(down(gpu.forward(up(x), up(mask), up(mu), up(t))), cpu.forward(x, mask, mu, t), "softmax origin");
+  const auto x = dbops::randn(std::array<std::size_t, 4>{2, 16, 4, 24}, 4);
+  const auto mask = dbops::frame_mask(2, 24, {24, 15});
+  require_close(down(gpu.forward(up(x), up(mask))), cpu.forward(x, mask), "softmax self-attention, masked");
+  require_close(down(gpu.forward(up(x))), cpu.forward(x), "softmax self-attention");
 }
 
 TEST_CASE("Diffuser U-Net on CUDA reproduces diffusers 0.25.1", "[cuda][diffuser]") {
@@ -310,22 +523,9 @@ TEST_CASE("Diffuser U-Net on CUDA reproduces diffusers 0.25.1", "[cuda][diffuser
 // ---- samplers ------------------------------------------------------------------------------------
 
 namespace {
-struct SampleCase {
-  std::unique_ptr<db::GradLogPEstimator2d<float, Cuda>> model;
-  Tensor<float, 3> z, mask, mu;
-  SampleCase() {
-    model = db::load_origin<float, Cuda>(fixture("sample_ode"));
-    const auto in = db::SafeTensors::load(fixture("sample_ode/inputs.safetensors"));
-    z = read_tensor<3>(in, "z");
-    mask = read_tensor<3>(in, "mask");
-    mu = read_tensor<3>(in, "mu");
-  }
+struct SampleCase : SampleFixture<Cuda> {
   Tensor<float, 3> sample(int steps, bool stochastic = false, std::uint64_t seed = 0) const {
-    db::GradTTSSamplerOptions opt;
-    opt.steps = steps;
-    opt.stochastic = stochastic;
-    opt.seed = seed;
-    return down(db::reverse_diffusion(*model, up(z), up(mask), up(mu), opt));
+    return down(db::reverse_diffusion(*model, up(z), up(mask), up(mu), options(steps, stochastic, seed)));
   }
 };
 }  // namespace
@@ -337,24 +537,12 @@ TEST_CASE("Grad-TTS reverse diffusion (ODE) on CUDA matches PyTorch for 1, 3 and
   require_close(c.sample(1), read_tensor<3>(exp, "out_steps_1"), "1 step");
   require_close(c.sample(3), read_tensor<3>(exp, "out_steps_3"), "3 steps");
   require_close(c.sample(5), read_tensor<3>(exp, "out"), "5 steps");
-  // And the CPU device gives the same within the contract.
-  auto cpu_model = db::load_origin(fixture("sample_ode"));
-  db::GradTTSSamplerOptions opt;
-  opt.steps = 5;
-  require_close(c.sample(5), db::reverse_diffusion(*cpu_model, c.z, c.mask, c.mu, opt), "5 steps vs CPU");
 }
 
 TEST_CASE("Grad-TTS stochastic sampler on CUDA: reproducible by seed, padded frames zero", "[cuda][sampler]") {
   DBT_REQUIRE_GPU();
   SampleCase c;
-  const auto a = c.sample(4, true, 42), b = c.sample(4, true, 42), d = c.sample(4, true, 43), ode = c.sample(4);
-  REQUIRE(std::equal(a.begin(), a.end(), b.begin()));
-  REQUIRE(diff(a, d).max_abs_err > 1e-3);
-  REQUIRE(diff(a, ode).max_abs_err > 1e-3);
-  for (float v : a) REQUIRE(std::isfinite(v));
-  for (std::size_t f = 0; f < a.shape(1); ++f)
-    for (std::size_t w = 0; w < a.shape(2); ++w)
-      if (c.mask(1, 0, w) == 0.0f) REQUIRE(a(1, f, w) == 0.0f);
+  check_stochastic_sampler(c);
 }
 
 TEST_CASE("a diverging sampler on CUDA stops with the CPU's error", "[cuda][sampler][errors]") {
@@ -406,31 +594,37 @@ TEST_CASE("diffusers schedulers on CUDA match diffusers' recorded steps", "[cuda
   }
 }
 
-TEST_CASE("diffusers_sample on CUDA: DDIM and Euler agree with the CPU, DDPM is reproducible by seed", "[cuda][scheduler]") {
+TEST_CASE("diffusers_sample on CUDA: DDIM and Euler reproduce the diffusers loop, DDPM is reproducible by seed",
+          "[cuda][scheduler]") {
   DBT_REQUIRE_GPU();
-  const std::string dir = fixture("diffusers/unet_ada_image");
-  auto cpu = db::load_diffuser(dir);
-  auto gpu = db::load_diffuser<float, Cuda>(dir);
-  auto inputs = read_diffuser_inputs(db::SafeTensors::load(dir + "/inputs.safetensors"));
+  auto unet = db::load_diffuser<float, Cuda>(fixture("diffusers/unet_default"));
   db::DiffusersSamplingOptions opt;
   opt.steps = 4;
+  auto inputs_of = [](const std::string& path) {  // sampling inputs: no timestep
+    const auto in = db::SafeTensors::load(path);
+    db::DiffuserInputs<float> d;
+    d.sample = read_tensor<4>(in, "sample");
+    d.timestep = Tensor<float, 1>::from_shape({1});
+    d.encoder_hidden_states = read_tensor<3>(in, "encoder_hidden_states");
+    d.class_labels = in.read_int("class_labels");
+    return db::to_device(Cuda{}, d);
+  };
+  const std::string dir = fixture("diffusers/sampling/");
   {
-    db::DDIMScheduler<float> sc;
-    db::DDIMScheduler<float, Cuda> sg;
-    require_close(down(db::diffusers_sample(*gpu, sg, db::to_device(Cuda{}, inputs), opt)),
-                  db::diffusers_sample(*cpu, sc, inputs, opt), "ddim");
+    db::DDIMScheduler<float, Cuda> s;
+    require_close(down(db::diffusers_sample(*unet, s, inputs_of(dir + "ddim_inputs.safetensors"), opt)),
+                  read_tensor<4>(db::SafeTensors::load(dir + "ddim_expected.safetensors"), "out"), "ddim loop");
   }
   {
-    db::EulerDiscreteScheduler<float> sc;
-    db::EulerDiscreteScheduler<float, Cuda> sg;
-    require_close(down(db::diffusers_sample(*gpu, sg, db::to_device(Cuda{}, inputs), opt)),
-                  db::diffusers_sample(*cpu, sc, inputs, opt), "euler");
+    db::EulerDiscreteScheduler<float, Cuda> s;
+    require_close(down(db::diffusers_sample(*unet, s, inputs_of(dir + "euler_inputs.safetensors"), opt)),
+                  read_tensor<4>(db::SafeTensors::load(dir + "euler_expected.safetensors"), "out"), "euler loop");
   }
   {
     db::DDPMScheduler<float, Cuda> s1, s2;
     opt.seed = 11;
-    const auto a = down(db::diffusers_sample(*gpu, s1, db::to_device(Cuda{}, inputs), opt));
-    const auto b = down(db::diffusers_sample(*gpu, s2, db::to_device(Cuda{}, inputs), opt));
+    const auto a = down(db::diffusers_sample(*unet, s1, inputs_of(dir + "ddim_inputs.safetensors"), opt));
+    const auto b = down(db::diffusers_sample(*unet, s2, inputs_of(dir + "ddim_inputs.safetensors"), opt));
     REQUIRE(std::equal(a.begin(), a.end(), b.begin()));
     for (float v : a) REQUIRE(std::isfinite(v));
   }
@@ -438,7 +632,7 @@ TEST_CASE("diffusers_sample on CUDA: DDIM and Euler agree with the CPU, DDPM is 
 
 TEST_CASE("two models on two streams from two threads give the single-thread bits", "[cuda][streams][origin]") {
   DBT_REQUIRE_GPU();
-  auto c = load_origin_case(fixture("origin_c"), fixture("origin_c/inputs.safetensors"));
+  auto c = load_cuda_case(fixture("origin_c"), fixture("origin_c/inputs.safetensors"));
   const auto ref = run_origin(c);
   std::vector<Tensor<float, 3>> outs(2);
   std::vector<std::thread> threads;
