@@ -29,6 +29,7 @@ while (($#)); do
   esac
   shift
 done
+[ -x /usr/local/cuda/bin/nvcc ] && ! command -v nvcc >/dev/null && export PATH="/usr/local/cuda/bin:$PATH"
 mkdir -p "$out"
 out=$(realpath "$out")
 log() { echo "== $(date +%T) $*"; }

@@ -395,7 +395,7 @@ inline std::vector<OpCase> op_cases(Size size) {
            : std::vector<ConvShape>{{2, 3, 16, 24, 8, 3, 1, 1, true},  {1, 8, 15, 23, 8, 3, 2, 1, true},
                                     {3, 12, 9, 11, 20, 1, 1, 0, true}, {2, 6, 9, 11, 5, 1, 1, 0, false},
                                     {1, 4, 10, 13, 6, 5, 1, 2, true},  {2, 5, 12, 12, 7, 3, 2, 0, false},
-                                    {1, 2, 4, 5, 3, 3, 1, 0, true}};
+                                    {1, 2, 4, 5, 3, 3, 1, 0, true},    {2, 16, 12, 20, 24, 3, 1, 1, true}};  // last: CPU Winograd
   for (const auto& c : convs) {
     const std::size_t Ho = (c.H + 2 * c.padding - c.k) / c.stride + 1, Wo = (c.W + 2 * c.padding - c.k) / c.stride + 1;
     const std::string ps = dims({c.B, c.Cin, c.H, c.W}) + " -> " + std::to_string(c.Cout) + " k" + std::to_string(c.k) + " s" +

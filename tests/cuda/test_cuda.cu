@@ -63,6 +63,52 @@ TEST_CASE("Philox4x32-10 matches Random123's known answers", "[cuda][random]") {
   REQUIRE(dbops::db::ops::cuda_detail::uniform_open(0xffffffffu) < 1.0f);
 }
 
+TEST_CASE("row-major GEMMs map onto column-major cuBLAS calls correctly (host reference BLAS)", "[cuda][gemm]") {
+  using db::ops::cuda_detail::BlasCall;
+  using db::ops::cuda_detail::row_major_call;
+  // Reference column-major batched SGEMM, as the BLAS standard defines it (beta = 0).
+  auto blas = [](const BlasCall& c, int batch) {
+    for (int b = 0; b < batch; ++b)
+      for (int j = 0; j < c.n; ++j)
+        for (int i = 0; i < c.m; ++i) {
+          double acc = 0;
+          for (int l = 0; l < c.k; ++l) {
+            const float* A = c.A + b * c.strideA;
+            const float* B = c.B + b * c.strideB;
+            const float a = c.opA == CUBLAS_OP_N ? A[i + std::size_t(l) * c.lda] : A[l + std::size_t(i) * c.lda];
+            const float bb = c.opB == CUBLAS_OP_N ? B[l + std::size_t(j) * c.ldb] : B[j + std::size_t(l) * c.ldb];
+            acc += double(a) * bb;
+          }
+          c.C[b * c.strideC + i + std::size_t(j) * c.ldc] = float(acc);
+        }
+  };
+  db::Rng rng(1);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (long long shared_a : {0, 1}) {
+        const int M = 5, N = 7, K = 3, batch = 3;
+        const int lda = (ta ? M : K) + 2, ldb = (tb ? K : N) + 1, ldc = N + 3;  // padded leading dimensions
+        const long long sA = shared_a ? 0 : (ta ? K : M) * lda, sB = (tb ? N : K) * ldb, sC = M * ldc;
+        std::vector<float> A(std::size_t((ta ? K : M) * lda * batch)), B(std::size_t((tb ? N : K) * ldb * batch)),
+            C(std::size_t(sC * batch), 0.0f);
+        for (auto& v : A) v = float(rng.normal());
+        for (auto& v : B) v = float(rng.normal());
+        blas(row_major_call(ta, tb, M, N, K, A.data(), lda, sA, B.data(), ldb, sB, C.data(), ldc, sC), batch);
+        for (int b = 0; b < batch; ++b)
+          for (int r = 0; r < M; ++r)
+            for (int c = 0; c < N; ++c) {
+              double want = 0;
+              for (int l = 0; l < K; ++l) {
+                const float a = ta ? A[b * sA + l * lda + r] : A[b * sA + r * lda + l];
+                const float bb = tb ? B[b * sB + c * ldb + l] : B[b * sB + l * ldb + c];
+                want += double(a) * bb;
+              }
+              INFO("transA " << ta << " transB " << tb << " shared A " << shared_a << " at " << b << "," << r << "," << c);
+              REQUIRE(C[b * sC + r * ldc + c] == Approx(want).margin(1e-5));
+            }
+      }
+}
+
 TEST_CASE("without a device: a CudaError naming the reason, never a crash", "[cuda][errors]") {
   if (db::cuda::available()) return;  // the GPU case is covered by every other test
   REQUIRE(db::cuda::device_count() == 0);

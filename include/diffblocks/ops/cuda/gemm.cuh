@@ -22,6 +22,31 @@ namespace cuda_detail {
 
 constexpr std::size_t kIm2colBytes = std::size_t(256) << 20;
 
+/// The arguments of one column-major cublasSgemmStridedBatched call (cuBLAS's names).
+struct BlasCall {
+  cublasOperation_t opA, opB;
+  int m, n, k;
+  const float* A;
+  int lda;
+  long long strideA;
+  const float* B;
+  int ldb;
+  long long strideB;
+  float* C;
+  int ldc;
+  long long strideC;
+};
+
+/// The column-major call computing a row-major product (see gemm): a row-major matrix is its
+/// transpose in column-major, so row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T,
+/// i.e. cuBLAS's A is our B and its B our A, m = N, n = M. A pure function, tested on the host
+/// against a reference BLAS (tests/cuda/test_cuda.cu).
+inline BlasCall row_major_call(bool transA, bool transB, int M, int N, int K, const float* A, int lda, long long sA,
+                               const float* B, int ldb, long long sB, float* C, int ldc, long long sC) {
+  return BlasCall{transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, B, ldb, sB, A, lda, sA,
+                  C, ldc, sC};
+}
+
 /// Row-major C (M x N) = alpha op(A) (M x K) op(B) (K x N) + beta C, `batch` times with element
 /// strides sA, sB, sC (0 = shared). A is M x K (lda >= K), or K x M (lda >= M) when transA; B is
 /// K x N (ldb >= N), or N x K (ldb >= K) when transB.
@@ -36,13 +61,13 @@ inline void gemm(bool transA, bool transB, int M, int N, int K, float alpha, con
     });
     return;
   }
-  const cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N, opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const BlasCall c = row_major_call(transA, transB, M, N, K, A, lda, sA, B, ldb, sB, C, ldc, sC);
   cublasHandle_t h = cuda::blas();
   if (batch == 1)
-    DIFFBLOCKS_CUDA_CHECK(cublasSgemm(h, opB, opA, N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc));
+    DIFFBLOCKS_CUDA_CHECK(cublasSgemm(h, c.opA, c.opB, c.m, c.n, c.k, &alpha, c.A, c.lda, c.B, c.ldb, &beta, c.C, c.ldc));
   else
-    DIFFBLOCKS_CUDA_CHECK(
-        cublasSgemmStridedBatched(h, opB, opA, N, M, K, &alpha, B, ldb, sB, A, lda, sA, &beta, C, ldc, sC, batch));
+    DIFFBLOCKS_CUDA_CHECK(cublasSgemmStridedBatched(h, c.opA, c.opB, c.m, c.n, c.k, &alpha, c.A, c.lda, c.strideA, c.B,
+                                                    c.ldb, c.strideB, &beta, c.C, c.ldc, c.strideC, batch));
 }
 
 /// x[b, c, :] += bias[c] over B planes of C x n values.
