@@ -28,3 +28,15 @@ if python3 -m pip --version >/dev/null 2>&1; then
 fi
 du -sh "$dst"
 echo "carry: [\".gpu-deps\"]; on the GPU machine: tools/bench_cuda.sh --deps .gpu-deps"
+# The device tool sends at most 64 MiB (tracked files present in the working tree + carried
+# paths). The repository alone is larger: the three 15 MB Origin fixtures (origin_a/b/c, which
+# the CUDA tests skip when absent) and the 15 MB demo decoder can stay behind.
+tree=$(git ls-files -z | xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
+deps=$(du -sb "$dst" | cut -f1)
+total=$(((tree + deps) >> 20))
+echo "would travel: $((tree >> 20)) MiB of tracked files + $((deps >> 20)) MiB of deps = $total MiB (limit 64)"
+if ((total > 64)); then
+  echo "to fit, leave the large fixtures out of the working tree for the run (restore afterwards):"
+  echo "  git sparse-checkout set --no-cone '/*' '!/tests/fixtures/origin_[abc]/model.safetensors' '!/examples/data/demo_model/'"
+  echo "  ... run ...;  git sparse-checkout disable"
+fi
