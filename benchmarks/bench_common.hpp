@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "diffblocks/diffblocks.hpp"
 
@@ -24,29 +25,58 @@ void fill_normal(Tn& t, db::Rng& rng, double stddev, double mean = 0.0) {
   for (auto& v : t) v = static_cast<float>(mean + stddev * rng.normal());
 }
 
-template <class Tn>
-void fill_value(Tn& t, float value) {
-  for (auto& v : t) v = value;
-}
-
 inline bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
+
+/// Writes host values into a parameter: a CPU tensor by copying (another device's benchmark
+/// passes its own setter, e.g. assign_from_host for the Cuda device).
+struct HostSetter {
+  template <class Tn>
+  void operator()(Tn& t, const std::vector<float>& v) const {
+    std::copy(v.begin(), v.end(), t.begin());
+  }
+};
 
 /// Small random parameters for a freshly constructed (all-zero) module, so the timed code sees
 /// realistic numbers: N(0, 0.02) everywhere, GroupNorm gamma = 1 + N(0, 0.02), and Rezero's
 /// g = 0.5 (PyTorch initialises it to 0, which would make the attention output vanish).
 /// tools/bench_torch.py initialises the PyTorch model with the same rule.
-template <class Module>
-void randomize(Module& m, std::uint64_t seed = 1) {
+template <class Module, class Set = HostSetter>
+void randomize(Module& m, std::uint64_t seed = 1, Set set = {}) {
   db::Rng rng(seed);
   m.visit([&](const std::string& name, auto& t) {
-    if (name == "g" || ends_with(name, ".g"))
-      fill_value(t, 0.5f);
-    else if (ends_with(name, "block.1.weight"))  // GroupNorm gamma inside a Grad-TTS Block
-      fill_normal(t, rng, 0.02, 1.0);
-    else
-      fill_normal(t, rng, 0.02);
+    std::vector<float> v(t.size());
+    const bool rezero = name == "g" || ends_with(name, ".g");
+    const double mean = ends_with(name, "block.1.weight") ? 1.0 : 0.0;  // GroupNorm gamma inside a Grad-TTS Block
+    for (auto& x : v) x = rezero ? 0.5f : static_cast<float>(mean + 0.02 * rng.normal());
+    set(t, v);
+  });
+}
+
+/// The TTS-sized Diffuser of the CPU-speed issue: block_out_channels (64, 128, 256), 2 layers per
+/// block, cross-attention to a 16-token style sequence, emotion classes and an "image" prosody
+/// vector. Must equal DIFFUSER_TTS_CONFIG in tools/bench_torch.py.
+inline nlohmann::json diffuser_config() {
+  return nlohmann::json::parse(R"({
+    "_class_name": "UNet2DConditionModel", "in_channels": 2, "out_channels": 1,
+    "block_out_channels": [64, 128, 256], "layers_per_block": 2,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    "mid_block_type": "UNetMidBlock2DCrossAttn", "norm_num_groups": 32, "cross_attention_dim": 64,
+    "attention_head_dim": 4, "num_class_embeds": 5, "addition_embed_type": "image", "encoder_hid_dim": 64})");
+}
+
+/// The Diffuser's weights: N(0, 0.02), norm scales 1 + N(0, 0.02) (tools/bench_torch.py: the same rule).
+template <class Module, class Set = HostSetter>
+void randomize_diffuser(Module& m, std::uint64_t seed = 3, Set set = {}) {
+  db::Rng rng(seed);
+  m.visit([&](const std::string& name, auto& t) {
+    const bool norm_scale = ends_with(name, "norm.weight") || ends_with(name, "norm1.weight") ||
+                            ends_with(name, "norm2.weight") || ends_with(name, "norm3.weight");
+    std::vector<float> v(t.size());
+    for (auto& x : v) x = static_cast<float>((norm_scale ? 1.0 : 0.0) + 0.02 * rng.normal());
+    set(t, v);
   });
 }
 

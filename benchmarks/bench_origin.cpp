@@ -134,29 +134,12 @@ void sgemm(benchmark::State& state) {
   bench::set_flops(state, 2.0 * double(n) * n * n);
 }
 
-/// The TTS-sized Diffuser of the CPU-speed issue: block_out_channels (64, 128, 256), 2 layers per
-/// block, cross-attention to a 16-token style sequence, emotion classes and an "image" prosody
-/// vector. Must equal DIFFUSER_TTS_CONFIG in tools/bench_torch.py.
-nlohmann::json diffuser_config() {
-  return nlohmann::json::parse(R"({
-    "_class_name": "UNet2DConditionModel", "in_channels": 2, "out_channels": 1,
-    "block_out_channels": [64, 128, 256], "layers_per_block": 2,
-    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-    "mid_block_type": "UNetMidBlock2DCrossAttn", "norm_num_groups": 32, "cross_attention_dim": 64,
-    "attention_head_dim": 4, "num_class_embeds": 5, "addition_embed_type": "image", "encoder_hid_dim": 64})");
-}
 
 /// One forward of that Diffuser at batch 1, 80 mels x T frames (sample = mel + speaker plane).
 void diffuser_forward(benchmark::State& state) {
   static const std::unique_ptr<db::UNet2DConditionModel<>> net = [] {
-    auto p = std::make_unique<db::UNet2DConditionModel<>>(db::DiffuserConfig::from_json(diffuser_config()));
-    db::Rng rng(3);
-    p->visit([&](const std::string& name, auto& t) {
-      const bool norm_scale = bench::ends_with(name, "norm.weight") || bench::ends_with(name, "norm1.weight") ||
-                              bench::ends_with(name, "norm2.weight") || bench::ends_with(name, "norm3.weight");
-      bench::fill_normal(t, rng, 0.02, norm_scale ? 1.0 : 0.0);
-    });
+    auto p = std::make_unique<db::UNet2DConditionModel<>>(db::DiffuserConfig::from_json(bench::diffuser_config()));
+    bench::randomize_diffuser(*p);
     return p;
   }();
   const std::size_t frames = std::size_t(state.range(0));

@@ -46,6 +46,25 @@ TEST_CASE("CLI sample reproduces reverse_diffusion(stoc=False)", "[cli][sampler]
   }
 }
 
+TEST_CASE("CLI --device: cpu is the default, cuda needs a CUDA build", "[cli]") {
+  const std::string out = tmp_path("cli_device.safetensors");
+  const std::string base = "run --model " + fixture("origin_d") + " --inputs " + fixture("origin_d/inputs.safetensors") +
+                           " --output " + out;
+  const auto r = cli(base + " --device cpu");
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  require_close(read_tensor<3>(db::SafeTensors::load(out), "out"),
+                read_tensor<3>(db::SafeTensors::load(fixture("origin_d/expected.safetensors")), "out"), "--device cpu");
+  require_cli_error(base + " --device tpu", "--device must be cpu or cuda, got 'tpu'", out);
+#ifndef DIFFBLOCKS_CLI_HAS_CUDA
+  // The CUDA build's behaviour (no GPU: "no CUDA device: ...") is tested by diffblocks_cuda_tests.
+  require_cli_error(base + " --device cuda", "built without CUDA support (configure with -DDIFFBLOCKS_CUDA=ON)", out);
+  require_cli_error("sample --device cuda --model " + fixture("sample_ode") + " --inputs " +
+                        fixture("sample_ode/inputs.safetensors") + " --steps 2 --output " + out,
+                    "built without CUDA support", out);
+#endif
+}
+
 TEST_CASE("CLI help prints the usage", "[cli]") {
   const auto r = cli("--help");
   REQUIRE(r.status == 0);

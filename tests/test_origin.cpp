@@ -9,27 +9,10 @@ using db::Tensor;
 
 namespace {
 
-struct OriginCase {
-  std::unique_ptr<db::GradLogPEstimator2d<>> model;
-  Tensor<float, 3> x, mask, mu;
-  Tensor<float, 1> t;
-  db::OriginConditioning<float> cond;
-};
+using OriginCase = dbt::OriginCase<>;
 
 OriginCase load_case(const std::string& model_path, const std::string& inputs_path) {
-  OriginCase c;
-  c.model = db::load_origin(model_path);
-  const auto in = db::SafeTensors::load(inputs_path);
-  c.x = read_tensor<3>(in, "x");
-  c.mask = read_tensor<3>(in, "mask");
-  c.mu = read_tensor<3>(in, "mu");
-  c.t = read_tensor<1>(in, "t");
-  if (in.contains("spk")) c.cond.spk = read_tensor<2>(in, "spk");
-  if (in.contains("spk_id")) c.cond.spk_id = in.read_int("spk_id");
-  if (in.contains("emo")) c.cond.emo = read_tensor<2>(in, "emo");
-  if (in.contains("emo_id")) c.cond.emo_id = in.read_int("emo_id");
-  if (in.contains("psd")) c.cond.psd = read_tensor<3>(in, "psd");
-  return c;
+  return load_origin_case(model_path, inputs_path);
 }
 
 Tensor<float, 3> expected(const std::string& path) { return read_tensor<3>(db::SafeTensors::load(path), "out"); }

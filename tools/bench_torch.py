@@ -20,6 +20,14 @@ bench_attention: Grad-TTS linear attention, naive matmul-softmax-matmul, and
 F.scaled_dot_product_attention, PyTorch's fused flash/streaming CPU kernel). Every result is
 named like its C++ counterpart with "torch/" in front.
 
+--device cuda runs the GPU counterparts of benchmarks/bench_cuda.cu instead (same names with
+"torch/" in front): the Origin U-Net at batch 1 and 16 (T = 512), the TTS-sized Diffuser at
+batch 1 and 16, attention (naive matmul-softmax-matmul and F.scaled_dot_product_attention,
+4 heads, 64 .. 16k tokens, head size 32 / 64; cross-attention to 16 style tokens), SGEMM
+(N = 2048, 8192) and a device-to-device copy (the bandwidth roofline). float32 with TF32 off
+(torch.backends.cuda.matmul.allow_tf32 = False, cudnn.allow_tf32 = False); times are CUDA-event
+times, median of --repeats after --warmup runs. tools/bench_cuda.sh runs it on a GPU machine.
+
 Runs under the newest torch (.venv) and under Python 3.9 + torch 1.13.1 + diffusers 0.25.1
 (build/torch-legacy/python, see tools/setup_torch_legacy.sh), the issue's reference version:
 torch 1.13 has no F.scaled_dot_product_attention (its "sdpa" cases are skipped) and no
@@ -126,19 +134,25 @@ def entry(name: str, index: int, runs, flops: float, extra: dict | None = None) 
     return e
 
 
-def diffuser_entries(frames_list, warmup, repeats, seed):
-    import diffusers  # noqa: WPS433 (optional dependency)
+def diffuser_model(diffusers, seed: int):
+    """The TTS-sized UNet2DConditionModel with bench_common.hpp's weight rule, and a label naming
+    diffusers' version and attention processors (AttnProcessor2_0 = F.scaled_dot_product_attention
+    under torch 2, AttnProcessor under 1.13)."""
     torch.manual_seed(seed)
     model = diffusers.UNet2DConditionModel(**DIFFUSER_TTS_CONFIG).eval()
-    # AttnProcessor2_0 (F.scaled_dot_product_attention) under torch 2, AttnProcessor under 1.13.
     processors = sorted({type(p).__name__ for p in model.attn_processors.values()})
-    label = f"diffusers {diffusers.__version__}, {'+'.join(processors)}"
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.randn(p.shape) * 0.02)
         for m in model.modules():
             if isinstance(m, (torch.nn.GroupNorm, torch.nn.LayerNorm)) and m.weight is not None:
                 m.weight.add_(1.0)
+    return model, f"diffusers {diffusers.__version__}, {'+'.join(processors)}"
+
+
+def diffuser_entries(frames_list, warmup, repeats, seed):
+    import diffusers  # noqa: WPS433 (optional dependency)
+    model, label = diffuser_model(diffusers, seed)
     out = []
     for i, frames in enumerate(frames_list):
         gen = torch.Generator().manual_seed(seed + 1)
@@ -213,6 +227,111 @@ def attention_entries(warmup, repeats, max_tokens):
         sfx = f"/N:{n}/S:{s_len}/dh:64"
         add("torch/cross/naive" + sfx, lambda: naive(q, k, v), flops)
         add("torch/cross/sdpa" + sfx, (lambda: sdpa(q, k, v)) if sdpa else None, flops)
+    return out
+
+
+# ---- the CUDA suite (--device cuda) -------------------------------------------------------------
+
+def timed_cuda(fn, warmup: int, repeats: int):
+    """(GPU seconds, GPU seconds) of `repeats` calls after `warmup`, timed with CUDA events (the
+    pair keeps entry()'s (wall, cpu) shape)."""
+    runs = []
+    with torch.no_grad():
+        for _ in range(warmup):
+            fn()
+        torch.cuda.synchronize()
+        for _ in range(repeats):
+            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            stop.record()
+            stop.synchronize()
+            sec = start.elapsed_time(stop) * 1e-3
+            runs.append((sec, sec))
+    return runs
+
+
+def cuda_entries(args) -> list:
+    """The cases of benchmarks/bench_cuda.cu that PyTorch has a counterpart for."""
+    dev = torch.device("cuda")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    out: list = []
+
+    def add(name, fn, flops=0.0, bytes_=0.0, extra=None):
+        try:
+            runs = timed_cuda(fn, args.warmup, args.repeats)
+        except torch.cuda.OutOfMemoryError as exc:  # noqa: PERF203 (report and go on)
+            print(f"  {name}: out of memory ({exc})", flush=True)
+            torch.cuda.empty_cache()
+            return None
+        e = entry(name, len(out), runs, flops, extra)
+        if bytes_:
+            e["GB/s"] = bytes_ / 1e9 / (e["real_time"] / 1e3)
+        e["TFLOP/s"] = e["GFLOP/s"] / 1e3
+        out.append(e)
+        print(f"  {name}: {e['real_time']:.3f} ms", flush=True)
+        return e
+
+    for mib in (256, 1024):
+        n = mib << 18
+        a, b = torch.zeros(n, device=dev), torch.empty(n, device=dev)
+        add(f"torch/d2d_copy/MiB:{mib}", lambda: b.copy_(a), 0.0, 2.0 * n * 4)
+        del a, b
+    for n in (2048, 8192):
+        a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
+        add(f"torch/sgemm/N:{n}", lambda: torch.mm(a, b), 2.0 * n ** 3, 3.0 * n * n * 4)
+        del a, b
+
+    heads = 4
+
+    def naive(q, k, v):
+        s_ = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
+        return s_.softmax(dim=-1) @ v
+
+    for dh in (32, 64):
+        for n in (64, 256, 1024, 4096, 16384):
+            q, k, v = (torch.randn(1, heads, n, dh, device=dev) for _ in range(3))
+            flops = 2.0 * heads * n * n * 2 * dh
+            add(f"torch/attention/self/naive/N:{n}/dh:{dh}", lambda: naive(q, k, v), flops)
+            if SDPA is not None:
+                add(f"torch/attention/self/sdpa/N:{n}/dh:{dh}", lambda: SDPA(q, k, v), flops)
+    for n in (1280, 10240, 40960):
+        q = torch.randn(1, heads, n, 64, device=dev)
+        k, v = torch.randn(1, heads, 16, 64, device=dev), torch.randn(1, heads, 16, 64, device=dev)
+        flops = 2.0 * heads * n * 16 * 2 * 64
+        add(f"torch/attention/cross/naive/N:{n}/S:16/dh:64", lambda: naive(q, k, v), flops)
+        if SDPA is not None:
+            add(f"torch/attention/cross/sdpa/N:{n}/S:16/dh:64", lambda: SDPA(q, k, v), flops)
+
+    model = GradLogPEstimator2d(64, dim_mults=(1, 2, 4), n_spks=1, n_feats=80).eval()
+    randomize_(model, args.seed)
+    model = model.to(dev)
+    for b in (1, 16):
+        x, mu = torch.randn(b, 80, 512, device=dev), torch.randn(b, 80, 512, device=dev)
+        mask, t = torch.ones(b, 1, 512, device=dev), torch.full((b,), 0.5, device=dev)
+        e_flops = 2.0 * b * origin_macs(512)
+        e = add(f"torch/origin_forward/B:{b}/T:512", lambda: model(x, mask, mu, t), e_flops)
+        if e:
+            e["frames/s"] = b * 512 / (e["real_time"] / 1e3)
+    del model
+    try:
+        import diffusers  # noqa: WPS433 (optional dependency)
+    except Exception as exc:  # noqa: BLE001 (diffusers 0.25.1 needs huggingface_hub < 0.26)
+        print(f"  diffusers unavailable ({exc}): skipping torch/diffuser_forward", flush=True)
+        return out
+    unet, label = diffuser_model(diffusers, args.seed)
+    unet = unet.to(dev)
+    for b in (1, 16):
+        sample = torch.randn(b, 2, 80, 512, device=dev)
+        style, image = torch.randn(b, 16, 64, device=dev), torch.randn(b, 64, device=dev)
+        labels = torch.arange(b, device=dev) % 5
+        e = add(f"torch/diffuser_forward/B:{b}/T:512",
+                lambda: unet(sample, 500, encoder_hidden_states=style, class_labels=labels,
+                             added_cond_kwargs={"image_embeds": image}))
+        if e:
+            e["frames/s"] = b * 512 / (e["real_time"] / 1e3)
+            e["label"] = label
     return out
 
 
@@ -294,7 +413,25 @@ def main() -> int:
     ap.add_argument("--suite", nargs="+", default=["origin"], choices=["origin", "diffuser", "sgemm", "attention"])
     ap.add_argument("--diffuser-frames", type=int, nargs="+", default=[512])
     ap.add_argument("--max-tokens", type=int, default=16384, help="longest attention sequence")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cuda: the GPU suite of benchmarks/bench_cuda.cu instead of --suite")
     args = ap.parse_args()
+
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            print("bench_torch.py: --device cuda but torch sees no CUDA device", file=sys.stderr)
+            return 1
+        print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}, float32, TF32 off; "
+              f"{args.warmup} warm-ups, median of {args.repeats} (CUDA events)", flush=True)
+        entries = cuda_entries(args)
+        if args.json:
+            ctx = context(args)
+            ctx["cuda_device"] = torch.cuda.get_device_name()
+            ctx["torch_cuda"] = torch.version.cuda
+            ctx["tf32"] = "off"
+            args.json.write_text(json.dumps({"context": ctx, "benchmarks": entries}, indent=2) + "\n")
+            print(f"wrote {args.json}")
+        return 0
 
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "

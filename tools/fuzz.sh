@@ -18,7 +18,7 @@ targets=("$@")
 tools/setup_debian.sh --fuzz
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DDIFFBLOCKS_BUILD_FUZZERS=ON -DDIFFBLOCKS_BUILD_TESTS=OFF -DDIFFBLOCKS_BUILD_EXAMPLES=OFF \
-  -DDIFFBLOCKS_BUILD_BENCHMARKS=OFF -DDIFFBLOCKS_INSTALL=OFF >/dev/null
+  -DDIFFBLOCKS_BUILD_BENCHMARKS=OFF -DDIFFBLOCKS_INSTALL=OFF -DDIFFBLOCKS_CUDA=OFF >/dev/null
 cmake --build build-fuzz -j "$(nproc 2>/dev/null || echo 2)" --target "${targets[@]/#/fuzz_}"
 
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0

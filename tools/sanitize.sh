@@ -13,7 +13,7 @@ flags+=" -DDIFFBLOCKS_POISON_ALLOCATIONS"
 cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="$flags" \
   -DCMAKE_EXE_LINKER_FLAGS_SANITIZE="-fsanitize=address,undefined" \
   -DDIFFBLOCKS_BUILD_TESTS=ON -DDIFFBLOCKS_BUILD_EXAMPLES=ON -DDIFFBLOCKS_BUILD_BENCHMARKS=OFF \
-  -DDIFFBLOCKS_INSTALL=OFF >/dev/null
+  -DDIFFBLOCKS_INSTALL=OFF -DDIFFBLOCKS_CUDA=OFF >/dev/null
 cmake --build build-sanitize -j "$jobs" --target diffblocks_tests diffblocks-cli
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

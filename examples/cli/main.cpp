@@ -1,9 +1,10 @@
 // diffblocks: run, sample and inspect U-Net models from the command line.
 //
 //   diffblocks run    --model PATH --inputs IN.safetensors --output OUT.safetensors [--threads N]
+//                     [--device cpu|cuda]
 //   diffblocks sample --model PATH --inputs IN.safetensors --output OUT.safetensors --steps N
 //                     [--stochastic] [--scheduler ddim|ddpm|euler] [--scheduler-config FILE]
-//                     [--seed S] [--threads N]
+//                     [--seed S] [--threads N] [--device cpu|cuda]
 //   diffblocks info   --model PATH
 //   diffblocks similarity --reference R --candidates A,B,... --durations D --phonemes "..."
 //                     --output FILE.json [--labels L1,L2,...] [--title T] [--subtitle S]
@@ -14,6 +15,10 @@
 //
 // Every error is one line on stderr and exit status 1; the output file is written atomically,
 // so a failed run never leaves a half-written file behind.
+//
+// --device cuda runs the U-Net (or the whole sampler) on the GPU through cuda_backend.hpp, whose
+// implementation (cuda_backend.cu, nvcc) is linked in when the build has DIFFBLOCKS_CUDA ON
+// (DIFFBLOCKS_CLI_CUDA is then defined); inputs are read and the result written on the host.
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -28,6 +33,9 @@
 #include <vector>
 
 #include "diffblocks/diffblocks.hpp"
+#ifdef DIFFBLOCKS_CLI_CUDA
+#include "cuda_backend.hpp"
+#endif
 
 namespace db = diffblocks;
 
@@ -36,9 +44,10 @@ namespace {
 const char* kUsage =
     "usage:\n"
     "  diffblocks run    --model PATH --inputs IN.safetensors --output OUT.safetensors [--threads N]\n"
+    "                    [--device cpu|cuda]\n"
     "  diffblocks sample --model PATH --inputs IN.safetensors --output OUT.safetensors --steps N\n"
     "                    [--stochastic] [--scheduler ddim|ddpm|euler] [--scheduler-config FILE]\n"
-    "                    [--seed S] [--threads N]\n"
+    "                    [--seed S] [--threads N] [--device cpu|cuda]\n"
     "  diffblocks info   --model PATH\n"
     "  diffblocks similarity --reference R.safetensors --candidates A.safetensors,B.safetensors,...\n"
     "                    --durations D --phonemes \"SYM SYM ...\" --output FILE.json [--labels L1,L2,...]\n"
@@ -50,6 +59,8 @@ const char* kUsage =
     "  optional encoder_attention_mask, class_labels, image_embeds, hint, text_embeds, time_ids.\n"
     "  sample: the first out_channels channels of 'sample' are the starting noise, further\n"
     "  channels (e.g. a speaker plane) are fixed conditioning; scheduler ddim by default.\n"
+    "--device cuda: the U-Net (sample: every step) on the GPU; inputs are uploaded once and the\n"
+    "  result downloaded once. The stochastic samplers draw other noise on the GPU than on the CPU.\n"
     "similarity: per-phoneme similarity of candidate mels to a reference mel, written as JSON\n"
     "  (plot it with tools/plot_similarity.py). Mels: tensor 'out', the only tensor, or --key;\n"
     "  (n_feats, T) or (1, n_feats, T). --durations: frames per phoneme, inline '5,7,3' or a\n"
@@ -100,7 +111,7 @@ Args parse_args(int argc, char** argv) {
   static const std::set<std::string> with_value{
       "model",     "inputs",     "output",    "threads",  "steps",    "seed",   "scheduler", "scheduler-config",
       "reference", "candidates", "durations", "phonemes", "labels",   "title",  "subtitle",  "metric",
-      "key"};
+      "key",       "device"};
   static const std::set<std::string> flags{"stochastic"};
   for (int i = 2; i < argc; ++i) {
     std::string s = argv[i];
@@ -224,6 +235,35 @@ void set_threads(const Args& a) {
   if (a.has("threads")) db::set_num_threads(static_cast<int>(a.get_int("threads", 1, 1024)));
 }
 
+/// --device: "cpu" (default) or "cuda". With cuda, fails before any file is read when the build
+/// has no CUDA backend or no GPU can be used; returns the GPU's description.
+bool use_cuda(const Args& a, std::string& description) {
+  const std::string d = a.has("device") ? a.get("device") : "cpu";
+  if (d == "cpu") return false;
+  if (d != "cuda") throw UsageError("--device must be cpu or cuda, got '" + d + "'");
+#ifdef DIFFBLOCKS_CLI_CUDA
+  description = cli_cuda::require_device();
+  return true;
+#else
+  (void)description;
+  throw db::Error("built without CUDA support (configure with -DDIFFBLOCKS_CUDA=ON)");
+#endif
+}
+
+#ifndef DIFFBLOCKS_CLI_CUDA
+// Never called: use_cuda() throws first. Keeps the CUDA branches below compiling without CUDA.
+namespace cli_cuda {
+template <class... A>
+[[noreturn]] db::Tensor<float, 3> origin_forward(const A&...) { throw db::Error("built without CUDA support"); }
+template <class... A>
+[[noreturn]] db::Tensor<float, 3> origin_sample(const A&...) { throw db::Error("built without CUDA support"); }
+template <class... A>
+[[noreturn]] db::Tensor<float, 4> diffuser_forward(const A&...) { throw db::Error("built without CUDA support"); }
+template <class... A>
+[[noreturn]] db::Tensor<float, 4> diffuser_sample(const A&...) { throw db::Error("built without CUDA support"); }
+}  // namespace cli_cuda
+#endif
+
 /// Which U-Net the config names; anything else is an error naming the class.
 bool is_origin(const db::ModelFile& mf) {
   const std::string cls = mf.class_name();
@@ -239,51 +279,81 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 int cmd_run(const Args& a) {
   set_threads(a);
+  std::string gpu;
+  const bool cuda = use_cuda(a, gpu);
   const db::ModelFile mf = db::load_model_file(a.get("model"));
   const std::string output = a.get("output");
   Inputs in(a.get("inputs"));
   std::string shape;
   double secs = 0;
   if (is_origin(mf)) {
-    auto model = db::load_origin(mf);
+    std::unique_ptr<db::GradLogPEstimator2d<float>> model;
+    if (!cuda) model = db::load_origin(mf);  // the CUDA backend loads its own copy on the GPU
     auto x = in.get<3>("x", "(B, n_feats, T)");
     auto mask = in.get<3>("mask", "(B, 1, T)");
     auto mu = in.get<3>("mu", "(B, n_feats, T)");
     auto t = in.get<1>("t", "(B,)");
     auto cond = read_origin_conditioning(in);
     in.check_all_used();
-    const auto start = std::chrono::steady_clock::now();
-    auto out = model->forward(x, mask, mu, t, cond);
-    secs = seconds_since(start);
+    db::Tensor<float, 3> out;
+    if (cuda) {
+      out = cli_cuda::origin_forward(mf, x, mask, mu, t, cond, secs);
+    } else {
+      const auto start = std::chrono::steady_clock::now();
+      out = model->forward(x, mask, mu, t, cond);
+      secs = seconds_since(start);
+    }
     write_out(output, out);
     shape = db::shape_str(db::tensor_shape(out));
   } else {
-    auto model = db::load_diffuser(mf);
+    std::unique_ptr<db::UNet2DConditionModel<float>> model;
+    if (!cuda) model = db::load_diffuser(mf);
     auto inputs = read_diffuser_inputs(in, true);
     in.check_all_used();
-    const auto start = std::chrono::steady_clock::now();
-    auto out = model->forward(inputs);
-    secs = seconds_since(start);
+    db::Tensor<float, 4> out;
+    if (cuda) {
+      out = cli_cuda::diffuser_forward(mf, inputs, secs);
+    } else {
+      const auto start = std::chrono::steady_clock::now();
+      out = model->forward(inputs);
+      secs = seconds_since(start);
+    }
     write_out(output, out);
     shape = db::shape_str(db::tensor_shape(out));
   }
-  std::fprintf(stderr, "forward %s in %.3f s (%d threads) -> %s\n", shape.c_str(), secs, db::get_num_threads(),
-               output.c_str());
+  const std::string where = cuda ? "cuda: " + gpu : std::to_string(db::get_num_threads()) + " threads";
+  std::fprintf(stderr, "forward %s in %.3f s (%s) -> %s\n", shape.c_str(), secs, where.c_str(), output.c_str());
   return 0;
 }
 
-std::unique_ptr<db::Scheduler<float>> make_scheduler(const Args& a) {
-  const std::string kind = a.has("scheduler") ? a.get("scheduler") : "ddim";
-  nlohmann::json j = nlohmann::json::object();
-  std::string origin = kind + " defaults";
+/// The scheduler the options name: kind, its config (JSON) and where the config came from.
+struct SchedulerChoice {
+  std::string kind, origin;
+  nlohmann::json config = nlohmann::json::object();
+};
+
+SchedulerChoice scheduler_choice(const Args& a) {
+  SchedulerChoice c;
+  c.kind = a.has("scheduler") ? a.get("scheduler") : "ddim";
+  if (c.kind != "ddim" && c.kind != "ddpm" && c.kind != "euler")
+    throw UsageError("--scheduler must be ddim, ddpm or euler, got '" + c.kind + "'");
+  c.origin = c.kind + " defaults";
   if (a.has("scheduler-config")) {
-    origin = a.get("scheduler-config");
-    std::ifstream f(origin);
-    if (!f) throw db::IoError(origin + ": cannot open scheduler config");
+    c.origin = a.get("scheduler-config");
+    std::ifstream f(c.origin);
+    if (!f) throw db::IoError(c.origin + ": cannot open scheduler config");
     std::stringstream ss;
     ss << f.rdbuf();
-    j = db::parse_config_text(ss.str(), origin);
+    c.config = db::parse_config_text(ss.str(), c.origin);
   }
+  (void)db::SchedulerConfig::from_json(c.config, c.kind, c.origin);  // unsupported options fail here, by name
+  return c;
+}
+
+std::unique_ptr<db::Scheduler<float>> make_scheduler(const SchedulerChoice& c) {
+  const std::string& kind = c.kind;
+  const nlohmann::json& j = c.config;
+  const std::string& origin = c.origin;
   if (kind == "ddim") return std::make_unique<db::DDIMScheduler<float>>(db::SchedulerConfig::from_json(j, kind, origin));
   if (kind == "ddpm") return std::make_unique<db::DDPMScheduler<float>>(db::SchedulerConfig::from_json(j, kind, origin));
   if (kind == "euler")
@@ -293,6 +363,8 @@ std::unique_ptr<db::Scheduler<float>> make_scheduler(const Args& a) {
 
 int cmd_sample(const Args& a) {
   set_threads(a);
+  std::string gpu;
+  const bool cuda = use_cuda(a, gpu);
   const int steps = static_cast<int>(a.get_int("steps", 1, 100000));
   const std::uint64_t seed = a.has("seed") ? static_cast<std::uint64_t>(a.get_int("seed", 0, (1LL << 62))) : 0;
   const db::ModelFile mf = db::load_model_file(a.get("model"));
@@ -311,7 +383,8 @@ int cmd_sample(const Args& a) {
   };
   std::string what;
   if (origin) {
-    auto model = db::load_origin(mf);
+    std::unique_ptr<db::GradLogPEstimator2d<float>> model;
+    if (!cuda) model = db::load_origin(mf);
     auto z = in.get<3>("z", "(B, n_feats, T)");
     auto mask = in.get<3>("mask", "(B, 1, T)");
     auto mu = in.get<3>("mu", "(B, n_feats, T)");
@@ -322,22 +395,33 @@ int cmd_sample(const Args& a) {
     opt.stochastic = stochastic;
     opt.seed = seed;
     opt.progress = progress;
-    write_out(output, db::reverse_diffusion(*model, z, mask, mu, opt, cond));
+    if (cuda) {
+      write_out(output, cli_cuda::origin_sample(mf, z, mask, mu, cond, opt));
+    } else {
+      write_out(output, db::reverse_diffusion(*model, z, mask, mu, opt, cond));
+    }
     what = stochastic ? "Grad-TTS stochastic" : "Grad-TTS ODE";
   } else {
-    auto model = db::load_diffuser(mf);
-    auto scheduler = make_scheduler(a);
+    std::unique_ptr<db::UNet2DConditionModel<float>> model;
+    if (!cuda) model = db::load_diffuser(mf);
+    const SchedulerChoice choice = scheduler_choice(a);
     auto inputs = read_diffuser_inputs(in, false);
     in.check_all_used();
     db::DiffusersSamplingOptions opt;
     opt.steps = steps;
     opt.seed = seed;
     opt.progress = progress;
-    write_out(output, db::diffusers_sample(*model, *scheduler, inputs, opt));
+    if (cuda) {
+      write_out(output, cli_cuda::diffuser_sample(mf, choice.kind, choice.config, choice.origin, inputs, opt));
+    } else {
+      auto scheduler = make_scheduler(choice);
+      write_out(output, db::diffusers_sample(*model, *scheduler, inputs, opt));
+    }
     what = (a.has("scheduler") ? a.get("scheduler") : std::string("ddim")) + " scheduler";
   }
-  std::fprintf(stderr, "%s sampling, %d steps in %.3f s (%.3f s/step, %d threads) -> %s\n", what.c_str(), steps, total,
-               total / steps, db::get_num_threads(), output.c_str());
+  const std::string where = cuda ? "cuda: " + gpu : std::to_string(db::get_num_threads()) + " threads";
+  std::fprintf(stderr, "%s sampling, %d steps in %.3f s (%.3f s/step, %s) -> %s\n", what.c_str(), steps, total,
+               total / steps, where.c_str(), output.c_str());
   return 0;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
-// Umbrella header: everything diffblocks offers on the CPU device.
+// Umbrella header: everything diffblocks offers on the CPU device, and on the Cuda device too
+// when compiled by nvcc (ops/ops.hpp includes diffblocks/cuda.hpp under __CUDACC__).
 #include "diffblocks/version.hpp"
 #include "diffblocks/core/config.hpp"
 #include "diffblocks/core/device.hpp"
@@ -12,7 +13,7 @@
 #include "diffblocks/io/atomic_file.hpp"
 #include "diffblocks/io/model_file.hpp"
 #include "diffblocks/io/safetensors.hpp"
-#include "diffblocks/ops/cpu/ops.hpp"
+#include "diffblocks/ops/ops.hpp"
 #include "diffblocks/blocks/block.hpp"
 #include "diffblocks/blocks/conv2d.hpp"
 #include "diffblocks/blocks/conv_transpose2d.hpp"
@@ -52,6 +53,7 @@
 #include "diffblocks/unets/origin.hpp"
 #include "diffblocks/unets/origin_config.hpp"
 #include "diffblocks/unets/load.hpp"
+#include "diffblocks/unets/transfer.hpp"
 #include "diffblocks/sampling/gradtts.hpp"
 #include "diffblocks/sampling/diffusers_sampling.hpp"
 #include "diffblocks/sampling/schedulers.hpp"

@@ -31,6 +31,13 @@ class AdaGroupNorm {
     return y;
   }
 
+  /// SiLU(forward(x, emb)) (one pass on devices with a fused kernel).
+  Tensor<T, 4, D> forward_silu(const Tensor<T, 4, D>& x, const Tensor<T, 2, D>& emb) const {
+    detail::check_dim("AdaGroupNorm", "input", x, 1, std::size_t(channels_));
+    detail::check_dim("AdaGroupNorm", "embedding", emb, 0, x.shape(0));
+    return ops::ada_group_norm_silu(D{}, x, groups_, linear.forward(emb), eps_);
+  }
+
   template <class V>
   void visit(V&& v, const std::string& p = "") {
     linear.visit(v, p + "linear.");

@@ -9,8 +9,7 @@
 #include "diffblocks/core/error.hpp"
 #include "diffblocks/core/params.hpp"
 #include "diffblocks/core/shape.hpp"
-#include "diffblocks/ops/cpu/ops.hpp"
-#include "diffblocks/ops/cpu/sequence_ops.hpp"
+#include "diffblocks/ops/ops.hpp"
 
 namespace diffblocks {
 namespace detail {

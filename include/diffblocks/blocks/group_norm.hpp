@@ -31,6 +31,13 @@ class GroupNorm {
     return ops::group_norm(D{}, x, groups_, weight, bias, eps_);
   }
 
+  /// SiLU(GroupNorm(x)): diffusers ResnetBlock2D's norm and nonlinearity (one pass on devices
+  /// with a fused kernel; on the CPU exactly forward() then SiLU).
+  Tensor<T, 4, D> forward_silu(const Tensor<T, 4, D>& x) const {
+    detail::check_dim("GroupNorm", "input", x, 1, std::size_t(channels_));
+    return ops::group_norm_silu(D{}, x, groups_, weight, bias, eps_);
+  }
+
   /// In place x = Mish(GroupNorm(x)) * mask (mask (B, 1, 1, W)): Grad-TTS Block's tail fused
   /// into one pass over the activation.
   void forward_mish_mask_(Tensor<T, 4, D>& x, const Tensor<T, 4, D>& mask) const {

@@ -56,18 +56,17 @@ class ResnetBlock2D {
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x, const Tensor<T, 2, D>& temb) const {
     detail::check_dim("ResnetBlock2D", "input", x, 1, std::size_t(in_));
     detail::check_dim("ResnetBlock2D", "temb", temb, 0, x.shape(0));
-    Tensor<T, 4, D> h = mode_ == TimeEmbeddingNorm::Default ? norm1->forward(x) : ada_norm1->forward(x, temb);
-    ops::silu_(D{}, h);
+    // Norm + SiLU pairs are one op each (forward_silu: fused on the GPU, the same ops on the CPU).
+    Tensor<T, 4, D> h = mode_ == TimeEmbeddingNorm::Default ? norm1->forward_silu(x) : ada_norm1->forward_silu(x, temb);
     h = conv1.forward(h);
     if (mode_ == TimeEmbeddingNorm::Default) {
       Tensor<T, 2, D> t = temb;
       ops::silu_(D{}, t);
       ops::add_channel_bias_(D{}, h, time_emb_proj->forward(t));
-      h = norm2->forward(h);
+      h = norm2->forward_silu(h);
     } else {
-      h = ada_norm2->forward(h, temb);
+      h = ada_norm2->forward_silu(h, temb);
     }
-    ops::silu_(D{}, h);
     h = conv2.forward(h);
     if (conv_shortcut)
       ops::add_(D{}, h, conv_shortcut->forward(x));

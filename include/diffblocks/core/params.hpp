@@ -28,6 +28,13 @@ std::vector<float> copy_to_host(Cpu, const Tensor<T, N, Cpu>& src) {
   return std::vector<float>(src.begin(), src.end());
 }
 
+/// The same tensor on device Cpu (a copy). Other devices add their own overloads (the Cuda
+/// device: Cpu <-> Cuda in core/cuda/tensor.hpp), so inputs move with `to_device(D{}, x)`.
+template <class T, std::size_t N>
+Tensor<T, N, Cpu> to_device(Cpu, const Tensor<T, N, Cpu>& x) {
+  return x;
+}
+
 template <class Tn>
 Shape tensor_shape(const Tn& t) {
   return Shape(t.shape().begin(), t.shape().end());

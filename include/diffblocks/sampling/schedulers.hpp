@@ -15,8 +15,7 @@
 #include "diffblocks/core/config.hpp"
 #include "diffblocks/core/params.hpp"
 #include "diffblocks/core/random.hpp"
-#include "diffblocks/ops/cpu/ops.hpp"
-#include "diffblocks/ops/cpu/scheduler_ops.hpp"
+#include "diffblocks/ops/ops.hpp"
 
 namespace diffblocks {
 

@@ -1,0 +1,318 @@
+// Google Benchmark suite for the Cuda device (one H100/H200-class GPU, float32, TF32 off).
+//
+// Timing: every case is timed on the GPU with CUDA events around the work (manual time), one
+// iteration per measurement, after an untimed warm-up; what a case enqueues is all it does (no
+// host copies, except where a case synchronises by design, e.g. find_non_finite or a U-Net
+// forward that checks its inputs for NaN).
+// Counters (rates over the GPU time): GB/s = compulsory traffic (inputs read and outputs written
+// once), TFLOP/s = 2 x multiply-adds; `roofline` in the table of tools/bench_cuda.sh compares GB/s
+// with d2d_copy's.
+//
+// Cases:
+//   d2d_copy/MiB:<n>                     cudaMemcpyAsync device to device: the bandwidth roofline
+//                                        (GB/s counts the bytes read plus written)
+//   sgemm/N:<n>                          cublasSgemm N x N x N: the float32 GEMM roofline
+//   ops/<op>/<shape>                     every op of the test registry (tests/cuda/op_cases.hpp)
+//                                        at Origin batch-16, T = 512 and Diffuser shapes
+//   blocks/<block>/<shape>               Grad-TTS ResnetBlock and LinearAttention, diffusers
+//                                        ResnetBlock2D and Transformer2DModel
+//   attention/self/<naive|streaming>/N:<tokens>/dh:<d>    4 heads, batch 1, 64 .. 16k tokens
+//   attention/cross/<naive|streaming>/N:<content>/S:16/dh:64
+//   origin_forward/B:<b>/T:<t>           Origin U-Net (dim 64, mults (1,2,4), 80 mels)
+//   origin_sample/steps:10/B:1/T:512     a whole 10-step ODE sampling (upload, steps, download)
+//   diffuser_forward/B:<b>/T:<t>         the TTS-sized Diffuser of bench_origin (benchmarks/README)
+//
+//   build/bin/bench_cuda [--benchmark_filter=REGEX] [--benchmark_out=cuda.json --benchmark_out_format=json]
+#include <cublas_v2.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+// The registry without its CPU references: this binary times the CUDA ops only (and builds faster).
+#define DBOPS_CPU_REFERENCE 0
+#include "../tests/cuda/op_cases.hpp"
+#include "bench_common.hpp"
+
+namespace {
+
+namespace db = diffblocks;
+using db::Cuda;
+template <std::size_t N>
+using DT = db::Tensor<float, N, Cuda>;
+
+/// GPU time of f() with CUDA events on the current stream, in seconds.
+class EventTimer {
+ public:
+  EventTimer() {
+    DIFFBLOCKS_CUDA_CHECK(cudaEventCreate(&start_));
+    DIFFBLOCKS_CUDA_CHECK(cudaEventCreate(&stop_));
+  }
+  ~EventTimer() {
+    cudaEventDestroy(start_);
+    cudaEventDestroy(stop_);
+  }
+  template <class F>
+  double time(F&& f) {
+    DIFFBLOCKS_CUDA_CHECK(cudaEventRecord(start_, db::cuda::stream()));
+    f();
+    DIFFBLOCKS_CUDA_CHECK(cudaEventRecord(stop_, db::cuda::stream()));
+    DIFFBLOCKS_CUDA_CHECK(cudaEventSynchronize(stop_));
+    float ms = 0;
+    DIFFBLOCKS_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
+    return ms * 1e-3;
+  }
+
+ private:
+  cudaEvent_t start_{}, stop_{};
+};
+
+template <class F>
+void run_timed(benchmark::State& state, F&& f, double bytes, double flops) {
+  EventTimer timer;
+  f();  // warm-up (cuBLAS heuristics, allocator blocks)
+  db::cuda::synchronize();
+  for (auto _ : state) state.SetIterationTime(timer.time(f));
+  if (bytes > 0) state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  if (flops > 0)
+    state.counters["TFLOP/s"] = benchmark::Counter(flops * 1e-12, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+benchmark::internal::Benchmark* reg(const std::string& name, std::function<void(benchmark::State&)> fn) {
+  return benchmark::RegisterBenchmark(name.c_str(), [fn](benchmark::State& s) { fn(s); })
+      ->UseManualTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+/// Random N(0, 1) device tensor (generated on the GPU: the inputs of the large cases).
+template <std::size_t N>
+DT<N> device_randn(const std::array<std::size_t, N>& shape, std::uint64_t seed) {
+  auto t = db::ops::empty<float, N>(Cuda{}, shape);
+  db::Rng rng(seed);
+  db::ops::randn_(Cuda{}, t, rng);
+  return t;
+}
+
+/// bench::randomize's setter for device parameters: the values of the CPU benchmarks, uploaded.
+struct DeviceSetter {
+  template <class Tn>
+  void operator()(Tn& t, const std::vector<float>& v) const {
+    db::assign_from_host(Cuda{}, t, v.data());
+  }
+};
+
+// ---- rooflines ---------------------------------------------------------------------------------
+
+void register_rooflines() {
+  for (std::size_t mib : {256, 1024})
+    reg("d2d_copy/MiB:" + std::to_string(mib), [mib](benchmark::State& s) {
+      const std::size_t n = mib << 18;  // floats
+      auto a = db::ops::zeros<float, 1>(Cuda{}, {n});
+      auto b = db::ops::empty<float, 1>(Cuda{}, {n});
+      run_timed(s, [&] {
+        DIFFBLOCKS_CUDA_CHECK(cudaMemcpyAsync(b.data(), a.data(), n * 4, cudaMemcpyDeviceToDevice, db::cuda::stream()));
+      }, 2.0 * n * 4, 0);
+    });
+  for (int n : {2048, 8192})
+    reg("sgemm/N:" + std::to_string(n), [n](benchmark::State& s) {
+      const std::size_t nn = std::size_t(n) * n;
+      auto a = device_randn<1>({nn}, 1), b = device_randn<1>({nn}, 2);
+      auto c = db::ops::empty<float, 1>(Cuda{}, {nn});
+      const float one = 1.0f, zero = 0.0f;
+      run_timed(s, [&] {
+        DIFFBLOCKS_CUDA_CHECK(cublasSgemm(db::cuda::blas(), CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, a.data(), n, b.data(),
+                                          n, &zero, c.data(), n));
+      }, 3.0 * nn * 4, 2.0 * n * double(n) * n);
+    });
+}
+
+// ---- the op registry ----------------------------------------------------------------------------
+
+void register_ops() {
+  static const std::vector<dbops::OpCase> cases = dbops::op_cases(dbops::Size::Perf);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    reg("ops/" + cases[i].op + "/" + cases[i].params, [i](benchmark::State& s) {
+      // One case's inputs live at a time: Google Benchmark calls a case's function several
+      // times (to size the iteration count), and the next case starts with the previous freed.
+      static std::size_t current = ~std::size_t(0);
+      static std::unique_ptr<dbops::OpRun> run;
+      if (current != i) {
+        run.reset();
+        run = std::make_unique<dbops::OpRun>(cases[i].make());
+        current = i;
+      }
+      run_timed(s, run->launch, cases[i].bytes, cases[i].flops);
+    })->MinTime(0.2);
+  }
+}
+
+// ---- blocks -------------------------------------------------------------------------------------
+
+void register_blocks() {
+  struct Level {
+    std::size_t C, H, W;
+  };
+  for (const Level& l : {Level{64, 80, 512}, Level{256, 20, 128}}) {
+    const std::string shape = "B:16/C:" + std::to_string(l.C) + "/H:" + std::to_string(l.H) + "/W:" + std::to_string(l.W);
+    const int C = static_cast<int>(l.C);
+    reg("blocks/grad_tts_resnet_block/" + shape, [l, C](benchmark::State& s) {
+      db::ResnetBlock<float, Cuda> dev(C, C, 64);
+      bench::randomize(dev, 1, DeviceSetter{});
+      const auto x = device_randn<4>({16, l.C, l.H, l.W}, 3), t = device_randn<4>({16, 64, 1, 1}, 4);
+      const auto temb = db::ops::reshape<float, 2>(Cuda{}, t, {16, 64});
+      const auto mask = db::ops::full<float, 4>(Cuda{}, {16, 1, 1, l.W}, 1.0f);
+      const double flops = 2.0 * 16 * l.H * l.W * (2.0 * 9 * C * C);
+      run_timed(s, [&] { benchmark::DoNotOptimize(dev.forward(x, mask, temb).data()); }, 2.0 * 16 * C * l.H * l.W * 4, flops);
+    });
+    reg("blocks/grad_tts_linear_attention/" + shape, [l, C](benchmark::State& s) {
+      db::Residual<db::Rezero<db::LinearAttention<float, Cuda>>> dev(C);
+      bench::randomize(dev, 1, DeviceSetter{});
+      const auto x = device_randn<4>({16, l.C, l.H, l.W}, 5);
+      run_timed(s, [&] { benchmark::DoNotOptimize(dev.forward(x).data()); }, 2.0 * 16 * C * l.H * l.W * 4,
+                2.0 * 16 * bench::linear_attention_macs(C, double(l.H), double(l.W)));
+    });
+  }
+  for (std::size_t C : {128, 256}) {
+    const std::size_t H = C == 128 ? 40 : 20, W = C == 128 ? 256 : 128;
+    const std::string shape = "B:1/C:" + std::to_string(C) + "/H:" + std::to_string(H) + "/W:" + std::to_string(W);
+    const int c = static_cast<int>(C);
+    reg("blocks/resnet_block2d/" + shape, [=](benchmark::State& s) {
+      db::ResnetBlock2D<float, Cuda> dev(c, c, 256, 32);
+      bench::randomize(dev, 1, DeviceSetter{});
+      const auto x = device_randn<4>({1, C, H, W}, 6);
+      const auto temb = db::ops::reshape<float, 2>(Cuda{}, device_randn<1>({256}, 7), {1, 256});
+      run_timed(s, [&] { benchmark::DoNotOptimize(dev.forward(x, temb).data()); }, 2.0 * C * H * W * 4,
+                2.0 * H * W * 2.0 * 9 * C * C);
+    });
+    reg("blocks/transformer2d/" + shape + "/S:16", [=](benchmark::State& s) {
+      db::Transformer2DModel<float, Cuda> dev(4, c / 4, c, 1, 64, 32);
+      bench::randomize(dev, 1, DeviceSetter{});
+      const auto x = device_randn<4>({1, C, H, W}, 8);
+      const auto enc = device_randn<3>({1, 16, 64}, 9);
+      const double N = double(H) * W;
+      const double flops = 2.0 * (N * N * 2 * C /* self */ + N * 16 * 2 * C /* cross */ + N * C * C * 8 /* projections */ +
+                                  N * C * 4 * C * 3 /* GEGLU FF */);
+      run_timed(s, [&] { benchmark::DoNotOptimize(dev.forward(x, enc).data()); }, 2.0 * C * H * W * 4, flops);
+    });
+  }
+}
+
+// ---- attention variants ---------------------------------------------------------------------------
+
+void register_attention() {
+  constexpr int heads = 4;
+  auto one = [](const std::string& variant, std::size_t nq, std::size_t nk, int dh) {
+    return [=](benchmark::State& s) {
+      const auto q = device_randn<3>({1, nq, std::size_t(heads * dh)}, 10);
+      const auto k = device_randn<3>({1, nk, std::size_t(heads * dh)}, 11);
+      const auto v = device_randn<3>({1, nk, std::size_t(heads * dh)}, 12);
+      const DT<2> none;
+      const float scale = 1.0f / std::sqrt(float(dh));
+      const double flops = 2.0 * heads * double(nq) * double(nk) * 2 * dh;
+      const double bytes = 4.0 * heads * dh * (2.0 * nq + 2.0 * nk);
+      if (variant == "naive")
+        run_timed(s, [&] { benchmark::DoNotOptimize(db::ops::attention_naive(Cuda{}, q, k, v, heads, scale, none).data()); },
+                  bytes, flops);
+      else
+        run_timed(s, [&] { benchmark::DoNotOptimize(db::ops::attention_streaming(Cuda{}, q, k, v, heads, scale, none).data()); },
+                  bytes, flops);
+      s.counters["score_MB"] = variant == "naive" ? 4.0 * heads * double(nq) * double(nk) * 1e-6 : 0.0;
+    };
+  };
+  for (int dh : {32, 64})
+    for (std::size_t n : {64, 256, 1024, 4096, 16384})
+      for (const char* variant : {"naive", "streaming"})
+        reg(std::string("attention/self/") + variant + "/N:" + std::to_string(n) + "/dh:" + std::to_string(dh),
+            one(variant, n, n, dh));
+  for (std::size_t n : {1280, 10240, 40960})
+    for (const char* variant : {"naive", "streaming"})
+      reg(std::string("attention/cross/") + variant + "/N:" + std::to_string(n) + "/S:16/dh:64", one(variant, n, 16, 64));
+}
+
+// ---- U-Nets ---------------------------------------------------------------------------------------
+
+db::OriginConfig origin_config() {
+  db::OriginConfig cfg;
+  cfg.dim = 64;
+  cfg.dim_mults = {1, 2, 4};
+  cfg.n_feats = 80;
+  return cfg;
+}
+
+/// The Origin U-Net with bench::randomize's weights, on the device (built once).
+const db::GradLogPEstimator2d<float, Cuda>& origin() {
+  static const auto m = [] {
+    auto dev = std::make_unique<db::GradLogPEstimator2d<float, Cuda>>(origin_config());
+    bench::randomize(*dev, 1, DeviceSetter{});  // the CPU bench_origin's weights
+    return dev;
+  }();
+  return *m;
+}
+
+void register_unets() {
+  for (std::size_t B : {1, 16})
+    reg("origin_forward/B:" + std::to_string(B) + "/T:512", [B](benchmark::State& s) {
+      const auto& net = origin();
+      const std::size_t T = 512;
+      const auto x = device_randn<3>({B, 80, T}, 13), mu = device_randn<3>({B, 80, T}, 14);
+      const auto mask = db::ops::full<float, 3>(Cuda{}, {B, 1, T}, 1.0f);
+      const auto t = db::ops::full<float, 1>(Cuda{}, {B}, 0.5f);
+      run_timed(s, [&] { benchmark::DoNotOptimize(net.forward(x, mask, mu, t).data()); }, 0,
+                2.0 * double(B) * bench::origin_macs(double(T)));
+      s.counters["frames/s"] = benchmark::Counter(double(B * T), benchmark::Counter::kIsIterationInvariantRate);
+      s.counters["peak_MB"] = double(db::cuda::memory::stats().peak_in_use) * 1e-6;
+    })->MinTime(1.0);
+  reg("origin_sample/steps:10/B:1/T:512", [](benchmark::State& s) {
+    const auto& net = origin();
+    const std::size_t T = 512;
+    const auto z = dbops::randn(std::array<std::size_t, 3>{1, 80, T}, 15), mu = dbops::randn(std::array<std::size_t, 3>{1, 80, T}, 16);
+    const auto mask = db::ops::full<float, 3>(db::Cpu{}, {1, 1, T}, 1.0f);
+    db::GradTTSSamplerOptions opt;
+    opt.steps = 10;
+    run_timed(s, [&] {  // inputs uploaded once, every step on the GPU, the result downloaded once
+      const auto mel = db::reverse_diffusion(net, db::cuda::upload(z), db::cuda::upload(mask), db::cuda::upload(mu), opt);
+      benchmark::DoNotOptimize(db::cuda::download(mel).data());
+    }, 0, 10 * 2.0 * bench::origin_macs(double(T)));
+    // Real-time factor: seconds of 22.05 kHz audio (hop 256) per second of sampling.
+    s.counters["audio_s_per_s"] = benchmark::Counter(T * 256.0 / 22050.0, benchmark::Counter::kIsIterationInvariantRate);
+  })->MinTime(1.0);
+  for (std::size_t B : {1, 16})
+    reg("diffuser_forward/B:" + std::to_string(B) + "/T:512", [B](benchmark::State& s) {
+      static const auto net = [] {
+        auto dev = std::make_unique<db::UNet2DConditionModel<float, Cuda>>(db::DiffuserConfig::from_json(bench::diffuser_config()));
+        bench::randomize_diffuser(*dev, 3, DeviceSetter{});
+        return dev;
+      }();
+      const std::size_t T = 512;
+      db::DiffuserInputs<float, Cuda> in;
+      in.sample = device_randn<4>({B, 2, 80, T}, 17);
+      in.timestep = db::ops::full<float, 1>(Cuda{}, {B}, 500.0f);
+      in.encoder_hidden_states = device_randn<3>({B, 16, 64}, 18);
+      in.image_embeds = device_randn<2>({B, 64}, 19);
+      for (std::size_t b = 0; b < B; ++b) in.class_labels.push_back(static_cast<std::int64_t>(b % 5));
+      run_timed(s, [&] { benchmark::DoNotOptimize(net->forward(in).data()); }, 0, 0);
+      s.counters["frames/s"] = benchmark::Counter(double(B * T), benchmark::Counter::kIsIterationInvariantRate);
+    })->MinTime(1.0);
+}
+
+void register_all() {
+  db::cuda::require_device();
+  benchmark::AddCustomContext("cuda_device", db::cuda::device_description());
+  benchmark::AddCustomContext("math", "float32, cuBLAS CUBLAS_DEFAULT_MATH (no TF32)");
+  register_rooflines();
+  register_ops();
+  register_blocks();
+  register_attention();
+  register_unets();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return bench::run_main(argc, argv, register_all);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_cuda: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,156 @@
+#pragma once
+// The Cuda device policy and its tensor: a row-major (NCHW) float32 array in device memory
+// with a static rank, owned by value like the CPU's xtensor containers (a copy is a
+// device-to-device copy on the current stream; moves are free). Storage comes from the caching
+// allocator (allocator.hpp). Host <-> device transfers are explicit: assign_from_host /
+// copy_to_host (what checkpoint loading uses) and to_device(Cuda{} / Cpu{}, tensor).
+#include <array>
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "diffblocks/core/cuda/allocator.hpp"
+#include "diffblocks/core/device.hpp"
+
+namespace diffblocks {
+namespace cuda {
+
+template <class T, std::size_t N>
+class DeviceTensor {
+ public:
+  using value_type = T;
+  using size_type = std::size_t;
+  using shape_type = std::array<std::size_t, N>;
+
+  /// Empty: every dimension 0, no storage.
+  DeviceTensor() { shape_.fill(0); }
+
+  /// Uninitialised storage of the given shape on the current stream.
+  explicit DeviceTensor(const shape_type& shape) : shape_(shape), size_(product(shape)) {
+    block_ = memory::allocate(size_ * sizeof(T));
+#ifdef DIFFBLOCKS_POISON_ALLOCATIONS
+    if (size_) DIFFBLOCKS_CUDA_CHECK(cudaMemsetAsync(block_.ptr, 0xff, size_ * sizeof(T), stream()));
+#endif
+  }
+  static DeviceTensor from_shape(const shape_type& shape) { return DeviceTensor(shape); }
+
+  DeviceTensor(const DeviceTensor& o) : DeviceTensor(o.shape_) {
+    if (size_)
+      DIFFBLOCKS_CUDA_CHECK(cudaMemcpyAsync(block_.ptr, o.block_.ptr, size_ * sizeof(T), cudaMemcpyDeviceToDevice, stream()));
+  }
+  DeviceTensor(DeviceTensor&& o) noexcept : shape_(o.shape_), size_(o.size_), block_(o.block_) {
+    o.shape_.fill(0);
+    o.size_ = 0;
+    o.block_ = memory::Block{};
+  }
+  DeviceTensor& operator=(const DeviceTensor& o) {
+    if (this != &o) *this = DeviceTensor(o);
+    return *this;
+  }
+  DeviceTensor& operator=(DeviceTensor&& o) noexcept {
+    if (this != &o) {
+      memory::deallocate(block_);
+      shape_ = o.shape_;
+      size_ = o.size_;
+      block_ = o.block_;
+      o.shape_.fill(0);
+      o.size_ = 0;
+      o.block_ = memory::Block{};
+    }
+    return *this;
+  }
+  ~DeviceTensor() { memory::deallocate(block_); }
+
+  const shape_type& shape() const { return shape_; }
+  std::size_t shape(std::size_t axis) const { return shape_[axis]; }
+  static constexpr std::size_t dimension() { return N; }
+  std::size_t size() const { return size_; }
+  T* data() { return static_cast<T*>(block_.ptr); }
+  const T* data() const { return static_cast<const T*>(block_.ptr); }
+
+ private:
+  static std::size_t product(const shape_type& s) {
+    std::size_t n = 1;
+    for (std::size_t d : s) n *= d;
+    return n;
+  }
+
+  shape_type shape_;
+  std::size_t size_ = 0;
+  memory::Block block_;
+};
+
+}  // namespace cuda
+
+/// The CUDA device: tensors in device memory, kernels in ops/cuda/, GEMMs on cuBLAS, all
+/// enqueued on the calling thread's current stream (core/cuda/runtime.hpp).
+struct Cuda {
+  template <class T, std::size_t N>
+  using tensor = cuda::DeviceTensor<T, N>;
+  static constexpr const char* name = "cuda";
+};
+
+/// Copies host float32 data into a device tensor whose shape is already the expected one
+/// (checkpoint loading); returns when the copy is done.
+template <class T, std::size_t N>
+void assign_from_host(Cuda, Tensor<T, N, Cuda>& dst, const float* src) {
+  static_assert(std::is_same<T, float>::value, "the Cuda device stores float32");
+  if (!dst.size()) return;
+  DIFFBLOCKS_CUDA_CHECK(
+      cudaMemcpyAsync(dst.data(), src, dst.size() * sizeof(float), cudaMemcpyHostToDevice, cuda::stream()));
+  cuda::synchronize();
+}
+
+/// Copies a device tensor back to float32 on the host (synchronises the current stream).
+template <class T, std::size_t N>
+std::vector<float> copy_to_host(Cuda, const Tensor<T, N, Cuda>& src) {
+  static_assert(std::is_same<T, float>::value, "the Cuda device stores float32");
+  std::vector<float> out(src.size());
+  if (!out.empty())
+    DIFFBLOCKS_CUDA_CHECK(
+        cudaMemcpyAsync(out.data(), src.data(), out.size() * sizeof(float), cudaMemcpyDeviceToHost, cuda::stream()));
+  cuda::synchronize();
+  return out;
+}
+
+/// Host -> device: the same tensor on the Cuda device.
+template <class T, std::size_t N>
+Tensor<T, N, Cuda> to_device(Cuda, const Tensor<T, N, Cpu>& x) {
+  Tensor<T, N, Cuda> y(x.shape());
+  assign_from_host(Cuda{}, y, x.data());
+  return y;
+}
+
+/// Device -> host.
+template <class T, std::size_t N>
+Tensor<T, N, Cpu> to_device(Cpu, const Tensor<T, N, Cuda>& x) {
+  static_assert(std::is_same<T, float>::value, "the Cuda device stores float32");
+  const std::array<std::size_t, N> shape = x.shape();
+  auto y = Tensor<T, N, Cpu>::from_shape(shape);
+  if (x.size())
+    DIFFBLOCKS_CUDA_CHECK(
+        cudaMemcpyAsync(y.data(), x.data(), x.size() * sizeof(T), cudaMemcpyDeviceToHost, cuda::stream()));
+  cuda::synchronize();
+  return y;
+}
+
+/// Device -> device: a copy.
+template <class T, std::size_t N>
+Tensor<T, N, Cuda> to_device(Cuda, const Tensor<T, N, Cuda>& x) {
+  return x;
+}
+
+namespace cuda {
+/// Shorthands: cuda::upload(host tensor), cuda::download(device tensor).
+template <class T, std::size_t N>
+Tensor<T, N, Cuda> upload(const Tensor<T, N, Cpu>& x) {
+  return to_device(Cuda{}, x);
+}
+template <class T, std::size_t N>
+Tensor<T, N, Cpu> download(const Tensor<T, N, Cuda>& x) {
+  return to_device(Cpu{}, x);
+}
+}  // namespace cuda
+
+}  // namespace diffblocks
