@@ -76,8 +76,13 @@ void patch_gemm(const T* x, int B, int Cin, int H, int W, const T* wmat, int Cou
   if (ncols == 0 || Cout == 0) return;
   const bool pointwise = KY == 1 && KX == 1 && g.stride == 1 && g.off_y[0] == 0 && g.off_x[0] == 0 &&
                          g.out_h == H && g.out_w == W;
-  // Tile so that the column buffer stays around 256 KiB (in L2), at least 64 columns.
+  // Tile so that the column buffer stays around 256 KiB (in L2), at least 64 columns; but cut a
+  // small grid finer, into at least 4 tiles per thread of whole GEMM column blocks, so the
+  // threads share it evenly (a 20 x 32 grid in 128-column tiles was 5 tiles for 2 threads).
+  constexpr std::ptrdiff_t NC = packed::block_cols<T>();
   std::ptrdiff_t tile = std::max<std::ptrdiff_t>(64, (std::ptrdiff_t{1} << 16) / std::max(1, K));
+  const std::ptrdiff_t even = (ncols * B + 4 * get_num_threads() - 1) / (4 * get_num_threads());
+  tile = std::min(tile, std::max(NC, (even + NC - 1) / NC * NC));
   tile = std::min(tile, ncols);
   const std::ptrdiff_t tiles_per_item = (ncols + tile - 1) / tile;
   const std::ptrdiff_t in_plane = static_cast<std::ptrdiff_t>(H) * W;
