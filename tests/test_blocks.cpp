@@ -264,7 +264,7 @@ TEST_CASE("linear matches x W^T + b for few rows and for threaded row blocks", "
       for (auto& v : w) v = float(rng.normal());
       for (auto& v : b) v = float(rng.normal());
       const auto y = db::ops::linear(db::Cpu{}, x, w, b);
-      REQUIRE(db::tensor_shape(y) == db::Shape{rows, 37});
+      REQUIRE(db::tensor_shape(y) == db::Shape{static_cast<std::ptrdiff_t>(rows), 37});
       double err = 0;
       for (std::size_t r = 0; r < rows; ++r)
         for (std::size_t o = 0; o < 37; ++o) {
