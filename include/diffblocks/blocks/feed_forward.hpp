@@ -18,10 +18,7 @@ class FeedForward {
       : proj(dim, 2 * dim * mult), out(dim * mult, dim_out < 0 ? dim : dim_out) {}
 
   Tensor<T, 3, D> forward(const Tensor<T, 3, D>& x) const {
-    const std::size_t B = x.shape(0), N = x.shape(1);
-    const Tensor<T, 3, D> h = proj.forward(x);
-    const Tensor<T, 2, D> a = ops::geglu(D{}, ops::reshape<T, 2>(D{}, h, {B * N, h.shape(2)}));
-    return out.forward(ops::reshape<T, 3>(D{}, a, {B, N, a.shape(1)}));
+    return out.forward(ops::geglu(D{}, proj.forward(x)));
   }
 
   template <class V>

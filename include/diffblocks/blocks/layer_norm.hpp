@@ -24,8 +24,7 @@ class LayerNorm {
 
   Tensor<T, 3, D> forward(const Tensor<T, 3, D>& x) const {
     detail::check_dim("LayerNorm", "input", x, 2, std::size_t(dim_));
-    const Tensor<T, 2, D> flat = ops::reshape<T, 2>(D{}, x, {x.shape(0) * x.shape(1), x.shape(2)});
-    return ops::reshape<T, 3>(D{}, ops::layer_norm(D{}, flat, weight, bias, eps_), {x.shape(0), x.shape(1), x.shape(2)});
+    return ops::layer_norm(D{}, x, weight, bias, eps_);
   }
 
   template <class V>

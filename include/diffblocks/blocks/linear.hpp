@@ -28,8 +28,7 @@ class Linear {
   /// x (B, N, in) -> (B, N, out): applied to every token.
   Tensor<T, 3, D> forward(const Tensor<T, 3, D>& x) const {
     detail::check_dim("Linear", "input", x, 2, std::size_t(in_));
-    const Tensor<T, 2, D> flat = ops::reshape<T, 2>(D{}, x, {x.shape(0) * x.shape(1), x.shape(2)});
-    return ops::reshape<T, 3>(D{}, ops::linear(D{}, flat, weight, bias), {x.shape(0), x.shape(1), std::size_t(out_)});
+    return ops::linear(D{}, x, weight, bias);
   }
 
   template <class V>

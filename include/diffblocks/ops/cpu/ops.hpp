@@ -29,14 +29,14 @@ Tensor<T, N, Cpu> empty(Cpu, const std::array<std::size_t, N>& shape) {
 template <class T, std::size_t N>
 Tensor<T, N, Cpu> zeros(Cpu, const std::array<std::size_t, N>& shape) {
   auto t = Tensor<T, N, Cpu>::from_shape(shape);
-  std::fill(t.begin(), t.end(), T(0));
+  std::fill_n(t.data(), t.size(), T(0));
   return t;
 }
 
 template <class T, std::size_t N>
 Tensor<T, N, Cpu> full(Cpu, const std::array<std::size_t, N>& shape, T value) {
   auto t = Tensor<T, N, Cpu>::from_shape(shape);
-  std::fill(t.begin(), t.end(), value);
+  std::fill_n(t.data(), t.size(), value);
   return t;
 }
 
@@ -54,16 +54,36 @@ Tensor<T, 4, Cpu> conv_transpose2d(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor
   return cpu::conv_transpose2d(x, w, bias, stride, padding);
 }
 
-/// y (B, out) = x (B, in) W^T + b, W (out, in).
+namespace detail {
+/// Rows of x seen as a matrix over its last axis: the product of the leading sizes.
+template <class X>
+std::size_t leading_rows(const X& x) {
+  std::size_t rows = 1;
+  for (std::size_t i = 0; i + 1 < x.shape().size(); ++i) rows *= x.shape()[i];
+  return rows;
+}
+/// x's shape with the last size replaced.
+template <class X>
+auto with_last(const X& x, std::size_t last) {
+  auto shape = x.shape();
+  shape[shape.size() - 1] = last;
+  return shape;
+}
+}  // namespace detail
+
+/// y (..., out) = x (..., in) W^T + b, W (out, in), over every row of x (a rank-3 x is a batch
+/// of token sequences; nothing is reshaped or copied).
 ///
 /// Token-wise projections (a transformer's rows are its ~10k tokens) are split over the threads
 /// in blocks of rows, each multiplied in place (packed::gemm_rows_packed_b) against W^T, which
 /// is laid out once per call straight into the packed column blocks; a few rows (time
 /// embeddings, the style sequence) stay one Eigen call.
-template <class T>
-Tensor<T, 2, Cpu> linear(Cpu, const Tensor<T, 2, Cpu>& x, const Tensor<T, 2, Cpu>& w, const Tensor<T, 1, Cpu>& bias) {
-  const int B = static_cast<int>(x.shape(0)), in = static_cast<int>(x.shape(1)), out = static_cast<int>(w.shape(0));
-  auto y = Tensor<T, 2, Cpu>::from_shape({x.shape(0), w.shape(0)});
+template <class T, std::size_t N>
+Tensor<T, N, Cpu> linear(Cpu, const Tensor<T, N, Cpu>& x, const Tensor<T, 2, Cpu>& w, const Tensor<T, 1, Cpu>& bias) {
+  static_assert(N >= 2, "linear: x is (rows..., in)");
+  const int B = static_cast<int>(detail::leading_rows(x)), in = static_cast<int>(x.shape(N - 1));
+  const int out = static_cast<int>(w.shape(0));
+  auto y = Tensor<T, N, Cpu>::from_shape(detail::with_last(x, w.shape(0)));
   auto add_bias = [&](T* yr, int rows) {
     if (bias.size())
       for (int r = 0; r < rows; ++r)
@@ -306,13 +326,15 @@ void conv2d_add_(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, co
 template <class T, std::size_t N>
 void scale_(Cpu, Tensor<T, N, Cpu>& x, const Tensor<T, 1, Cpu>& g) {
   const T s = g(0);
-  for (auto& v : x) v *= s;
+  T* p = x.data();  // raw pointers: xtensor's element iterators step through the shape, unvectorised
+  for (std::size_t i = 0, n = x.size(); i < n; ++i) p[i] *= s;
 }
 
 /// x *= s.
 template <class T, std::size_t N>
 void mul_scalar_(Cpu, Tensor<T, N, Cpu>& x, T s) {
-  for (auto& v : x) v *= s;
+  T* p = x.data();
+  for (std::size_t i = 0, n = x.size(); i < n; ++i) p[i] *= s;
 }
 
 /// cat([a, b], dim=1).
@@ -350,8 +372,16 @@ Tensor<T, 4, Cpu> subsample_time(Cpu, const Tensor<T, 4, Cpu>& mask) {
 template <class T, std::size_t M, std::size_t N>
 Tensor<T, M, Cpu> reshape(Cpu, const Tensor<T, N, Cpu>& x, const std::array<std::size_t, M>& shape) {
   auto y = Tensor<T, M, Cpu>::from_shape(shape);
-  std::copy(x.begin(), x.end(), y.begin());
+  std::copy_n(x.data(), x.size(), y.data());
   return y;
+}
+/// Same, taking over the storage of a temporary (no copy).
+template <class T, std::size_t M, std::size_t N>
+Tensor<T, M, Cpu> reshape(Cpu, Tensor<T, N, Cpu>&& x, const std::array<std::size_t, M>& shape) {
+  std::array<std::size_t, M> sh = shape;
+  std::array<std::ptrdiff_t, M> strides;
+  xt::compute_strides(sh, xt::layout_type::row_major, strides);
+  return Tensor<T, M, Cpu>(std::move(x.storage()), std::move(sh), std::move(strides));
 }
 
 /// x (B, C, T) zero-padded or cropped along time to `frames`.

@@ -67,12 +67,13 @@ void gelu_(Cpu, Tensor<T, N, Cpu>& x) {
   parallel_for(n, [&](std::ptrdiff_t b, std::ptrdiff_t e) { gelu_range(p + b, e - b); });
 }
 
-/// GEGLU: x (..., 2D) -> a * GELU(gate) with a = first half, gate = second half; rows in
+/// GEGLU: x (..., 2D) -> (..., D) = a * GELU(gate) with a = first half, gate = second half; rows in
 /// parallel, each row's gate through gelu_range and then multiplied by a.
-template <class T>
-Tensor<T, 2, Cpu> geglu(Cpu, const Tensor<T, 2, Cpu>& x) {
-  const std::ptrdiff_t R = x.shape(0), D = x.shape(1) / 2;
-  auto y = Tensor<T, 2, Cpu>::from_shape({x.shape(0), x.shape(1) / 2});
+template <class T, std::size_t N>
+Tensor<T, N, Cpu> geglu(Cpu, const Tensor<T, N, Cpu>& x) {
+  static_assert(N >= 2, "geglu: x is (rows..., 2D)");
+  const std::ptrdiff_t R = static_cast<std::ptrdiff_t>(detail::leading_rows(x)), D = x.shape(N - 1) / 2;
+  auto y = Tensor<T, N, Cpu>::from_shape(detail::with_last(x, x.shape(N - 1) / 2));
   parallel_for(R, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
     for (std::ptrdiff_t r = first; r < last; ++r) {
       const T* a = x.data() + r * 2 * D;
@@ -87,11 +88,12 @@ Tensor<T, 2, Cpu> geglu(Cpu, const Tensor<T, 2, Cpu>& x) {
 
 /// LayerNorm over the last dimension (biased variance; two passes over each row, the
 /// row's moments from moments(), so each sum is short and vectorised).
-template <class T>
-Tensor<T, 2, Cpu> layer_norm(Cpu, const Tensor<T, 2, Cpu>& x, const Tensor<T, 1, Cpu>& gamma,
+template <class T, std::size_t N>
+Tensor<T, N, Cpu> layer_norm(Cpu, const Tensor<T, N, Cpu>& x, const Tensor<T, 1, Cpu>& gamma,
                              const Tensor<T, 1, Cpu>& beta, double eps) {
-  const std::ptrdiff_t R = x.shape(0), D = x.shape(1);
-  auto y = Tensor<T, 2, Cpu>::from_shape(x.shape());
+  static_assert(N >= 2, "layer_norm: x is (rows..., D)");
+  const std::ptrdiff_t R = static_cast<std::ptrdiff_t>(detail::leading_rows(x)), D = x.shape(N - 1);
+  auto y = Tensor<T, N, Cpu>::from_shape(x.shape());
   parallel_for(R, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
     for (std::ptrdiff_t r = first; r < last; ++r) {
       const T* s = x.data() + r * D;
@@ -107,14 +109,34 @@ Tensor<T, 2, Cpu> layer_norm(Cpu, const Tensor<T, 2, Cpu>& x, const Tensor<T, 1,
   return y;
 }
 
+namespace detail {
+/// dst (cols x rows) = src (rows x cols)^T, in 32 x 32 tiles (both sides touch whole cache
+/// lines) shared out over the threads by tile rows.
+template <class T>
+void transpose(const T* src, T* dst, std::ptrdiff_t rows, std::ptrdiff_t cols) {
+  constexpr std::ptrdiff_t kT = 32;
+  auto tile_rows = [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+    for (std::ptrdiff_t r0 = first * kT; r0 < std::min(rows, last * kT); r0 += kT)
+      for (std::ptrdiff_t c0 = 0; c0 < cols; c0 += kT) {
+        const std::ptrdiff_t r1 = std::min(rows, r0 + kT), c1 = std::min(cols, c0 + kT);
+        for (std::ptrdiff_t c = c0; c < c1; ++c)
+          for (std::ptrdiff_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
+      }
+  };
+  const std::ptrdiff_t tiles = (rows + kT - 1) / kT;
+  if (rows * cols < (std::ptrdiff_t{1} << 15)) return tile_rows(0, tiles);
+  parallel_for(tiles, tile_rows);
+}
+}  // namespace detail
+
 /// (B, C, H, W) -> (B, H*W, C): token n = y*W + x (mel-bin major), as diffusers permutes.
 template <class T>
 Tensor<T, 3, Cpu> nchw_to_tokens(Cpu, const Tensor<T, 4, Cpu>& x) {
   const std::size_t B = x.shape(0), C = x.shape(1), N = x.shape(2) * x.shape(3);
   auto y = Tensor<T, 3, Cpu>::from_shape({B, N, C});
   for (std::size_t b = 0; b < B; ++b)
-    for (std::size_t c = 0; c < C; ++c)
-      for (std::size_t n = 0; n < N; ++n) y(b, n, c) = x.data()[(b * C + c) * N + n];
+    detail::transpose(x.data() + b * C * N, y.data() + b * N * C, static_cast<std::ptrdiff_t>(C),
+                      static_cast<std::ptrdiff_t>(N));
   return y;
 }
 
@@ -124,8 +146,8 @@ Tensor<T, 4, Cpu> tokens_to_nchw(Cpu, const Tensor<T, 3, Cpu>& x, std::size_t H,
   const std::size_t B = x.shape(0), N = x.shape(1), C = x.shape(2);
   auto y = Tensor<T, 4, Cpu>::from_shape({B, C, H, W});
   for (std::size_t b = 0; b < B; ++b)
-    for (std::size_t c = 0; c < C; ++c)
-      for (std::size_t n = 0; n < N; ++n) y.data()[(b * C + c) * N + n] = x(b, n, c);
+    detail::transpose(x.data() + b * N * C, y.data() + b * C * N, static_cast<std::ptrdiff_t>(N),
+                      static_cast<std::ptrdiff_t>(C));
   return y;
 }
 
@@ -180,7 +202,8 @@ Tensor<T, 2, Cpu> concat_cols(Cpu, const Tensor<T, 2, Cpu>& a, const Tensor<T, 2
 /// x = x * a + b.
 template <class T, std::size_t N>
 void affine_(Cpu, Tensor<T, N, Cpu>& x, T a, T b) {
-  for (auto& v : x) v = v * a + b;
+  T* p = x.data();
+  for (std::size_t i = 0, n = x.size(); i < n; ++i) p[i] = p[i] * a + b;
 }
 
 /// The first element, read on the host.

@@ -71,11 +71,16 @@ void gelu_(Cuda, Tensor<T, N, Cuda>& x) {
                         [=] __device__(cuda_detail::index_t i) { p[i] = cuda_detail::gelu(p[i]); });
 }
 
-/// GEGLU: x (R, 2D) -> a * GELU(gate), a = first half, gate = second half.
-template <class T>
-Tensor<T, 2, Cuda> geglu(Cuda, const Tensor<T, 2, Cuda>& x) {
-  const std::size_t R = x.shape(0), D = x.shape(1) / 2;
-  Tensor<T, 2, Cuda> y({R, D});
+/// GEGLU: x (..., 2D) -> (..., D) = a * GELU(gate), a = first half, gate = second half.
+template <class T, std::size_t N>
+Tensor<T, N, Cuda> geglu(Cuda, const Tensor<T, N, Cuda>& x) {
+  static_assert(N >= 2, "geglu: x is (rows..., 2D)");
+  std::size_t R = 1;
+  for (std::size_t i = 0; i + 1 < N; ++i) R *= x.shape(i);
+  const std::size_t D = x.shape(N - 1) / 2;
+  std::array<std::size_t, N> shape = x.shape();
+  shape[N - 1] = D;
+  Tensor<T, N, Cuda> y(shape);
   const T* s = x.data();
   T* d = y.data();
   const cuda_detail::index_t Di = static_cast<cuda_detail::index_t>(D);

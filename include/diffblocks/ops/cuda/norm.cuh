@@ -232,12 +232,15 @@ __global__ void layer_norm_kernel(const float* x, float* y, index_t rows, index_
 }  // namespace cuda_detail
 
 /// LayerNorm over the last dimension (biased variance).
-template <class T>
-Tensor<T, 2, Cuda> layer_norm(Cuda, const Tensor<T, 2, Cuda>& x, const Tensor<T, 1, Cuda>& gamma,
+template <class T, std::size_t N>
+Tensor<T, N, Cuda> layer_norm(Cuda, const Tensor<T, N, Cuda>& x, const Tensor<T, 1, Cuda>& gamma,
                               const Tensor<T, 1, Cuda>& beta, double eps) {
   static_assert(std::is_same<T, float>::value, "the Cuda device computes in float32");
-  Tensor<T, 2, Cuda> y(x.shape());
-  const cuda_detail::index_t R = x.shape(0), D = x.shape(1);
+  static_assert(N >= 2, "layer_norm: x is (rows..., D)");
+  Tensor<T, N, Cuda> y(x.shape());
+  cuda_detail::index_t R = 1;
+  for (std::size_t i = 0; i + 1 < N; ++i) R *= static_cast<cuda_detail::index_t>(x.shape(i));
+  const cuda_detail::index_t D = x.shape(N - 1);
   if (R == 0 || D == 0) return y;
   constexpr int kRowsPerBlock = cuda_detail::kThreads / 32;
   cuda_detail::launch("layer_norm_kernel", cuda_detail::layer_norm_kernel<>,
