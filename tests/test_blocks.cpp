@@ -239,17 +239,28 @@ TEST_CASE("Winograd weight cache follows weights changed in place, and can be tu
 }
 
 TEST_CASE("content_hash changes with any single value, its position and the length", "[blocks][conv]") {
-  std::vector<float> v(1000);  // not a multiple of the 64 hash lanes
-  for (std::size_t i = 0; i < v.size(); ++i) v[i] = float(i % 7) * 0.5f;
-  const auto h0 = db::ops::cpu::content_hash(v.data(), v.size() * sizeof(float));
-  for (std::size_t i : {std::size_t(0), std::size_t(63), std::size_t(64), std::size_t(500), v.size() - 1}) {
-    const float old = v[i];
-    v[i] = std::nextafter(old, 10.0f);  // the smallest possible change
-    REQUIRE(db::ops::cpu::content_hash(v.data(), v.size() * sizeof(float)) != h0);
-    v[i] = old;
+  // 1000 values: not a multiple of the 64 hash lanes; 300037: over 1 MiB, hashed in 16 runs on
+  // the pool, with a remainder in the last run.
+  for (std::size_t n : {std::size_t(1000), std::size_t(300037)}) {
+    std::vector<float> v(n);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = float(i % 7) * 0.5f;
+    const auto h0 = db::ops::cpu::content_hash(v.data(), v.size() * sizeof(float));
+    for (std::size_t i : {std::size_t(0), std::size_t(63), std::size_t(64), std::size_t(500), n / 16, n / 2 + 1,
+                          n - 1}) {
+      const float old = v[i];
+      v[i] = std::nextafter(old, 10.0f);  // the smallest possible change
+      REQUIRE(db::ops::cpu::content_hash(v.data(), v.size() * sizeof(float)) != h0);
+      v[i] = old;
+    }
+    REQUIRE(db::ops::cpu::content_hash(v.data(), v.size() * sizeof(float)) == h0);
+    REQUIRE(db::ops::cpu::content_hash(v.data(), (v.size() - 1) * sizeof(float)) != h0);
+    if (n > 1000) {  // two different values swapped between runs: an order-blind fold would miss it
+      REQUIRE(v[2] != v[n - 2]);
+      std::swap(v[2], v[n - 2]);
+      REQUIRE(db::ops::cpu::content_hash(v.data(), v.size() * sizeof(float)) != h0);
+      std::swap(v[2], v[n - 2]);
+    }
   }
-  REQUIRE(db::ops::cpu::content_hash(v.data(), v.size() * sizeof(float)) == h0);
-  REQUIRE(db::ops::cpu::content_hash(v.data(), (v.size() - 1) * sizeof(float)) != h0);
 }
 
 TEST_CASE("linear matches x W^T + b for few rows and for threaded row blocks", "[blocks][gemm]") {
