@@ -343,7 +343,13 @@ TEST_CASE("Winograd F(4x4,3x3) and im2col both match a direct 3x3 convolution", 
   // Sizes not divisible by the 4x4 tile, single rows/columns, and channel counts on both sides
   // of the Winograd threshold.
   const Case cases[] = {{1, 8, 8, 1, 1}, {2, 16, 24, 5, 7}, {1, 9, 12, 13, 3}, {1, 32, 16, 20, 67},
-                        {1, 4, 8, 6, 6}, {2, 64, 32, 4, 4},  {1, 16, 8, 2, 130}};
+                        {1, 4, 8, 6, 6}, {2, 64, 32, 4, 4},  {1, 16, 8, 2, 130},
+                        // Many bands of tile rows: the per-thread schedule (bands of 3 rows of 13
+                        // tiles, a shorter last band, a part-filled block of GEMM columns).
+                        {2, 96, 64, 66, 50}};
+  // At least two threads, whatever the machine, so that the per-thread schedule is taken.
+  const int threads = db::get_num_threads();
+  db::set_num_threads(std::max(threads, 2));
   db::Rng rng(5);
   for (const Case& c : cases) {
     auto x = Tensor<float, 4>::from_shape({c.b, c.ci, c.h, c.w});
@@ -364,4 +370,5 @@ TEST_CASE("Winograd F(4x4,3x3) and im2col both match a direct 3x3 convolution", 
       REQUIRE(d.max_abs_err <= 1e-5 * std::max(1.0, d.max_abs_ref));
     }
   }
+  db::set_num_threads(threads);
 }

@@ -166,6 +166,10 @@ void transform_input(const T* x, const Tiling& tl, int ty0, int ty1, const Packe
     // Along W, per tile: split each transformed row into its phases x mod 4 so that tile t's six
     // columns 4t..4t+5 are phase[q][t] (q < 4) and phase[0|1][t + 1].
     const std::ptrdiff_t tile_base = static_cast<std::ptrdiff_t>(ty - ty0) * nx;
+    // All six rows are split before any is read back: the reads of phases 0 and 1 one tile on
+    // (p + 1) straddle two of the split's vector stores, which cannot be forwarded to a load
+    // while still in flight; read at once, that stall was a quarter of the transform's time
+    // (Sapphire Rapids), while five rows later the stores have reached the cache.
     for (int i = 0; i < kAlpha; ++i) {
       const T* r = rows + i * wp;
       T* ph = sc.phase.data() + static_cast<std::size_t>(i) * 4 * np;
@@ -176,6 +180,9 @@ void transform_input(const T* x, const Tiling& tl, int ty0, int ty1, const Packe
       ph[nx] = r[kTile * nx];
       ph[np + nx] = r[kTile * nx + 1];
       ph[2 * np + nx] = ph[3 * np + nx] = T(0);
+    }
+    for (int i = 0; i < kAlpha; ++i) {
+      const T* ph = sc.phase.data() + static_cast<std::size_t>(i) * 4 * np;
       // The row's tiles in runs that stay inside one NC-tile block of V's packed layout.
       for (int tx = 0; tx < nx;) {
         const std::ptrdiff_t t = tile_base + tx;
@@ -230,6 +237,17 @@ void transform_output(const T* M, std::ptrdiff_t m_stride, const Tiling& tl, int
 }
 
 /// out (B, Cout, H, W) = conv3x3(x (B, Cin, H, W), w (Cout, Cin, 3, 3), stride 1, padding 1) + bias.
+///
+/// The tiles are processed in bands of whole tile rows, each band through three steps: input
+/// transform (V, 36 x Cin x tiles), 36 GEMMs (M, 36 x Cout x tiles), output transform. Two
+/// schedules:
+///  - many bands (a long mel at the top levels): each thread takes whole bands and runs all
+///    three steps on its own, with bands small enough (~1 MB of V and M) that what one step
+///    writes the next reads from the thread's L2. The transforms move ~4x the bytes of x and
+///    out, and through L3 they were half of a 64-channel convolution's time (Sapphire Rapids,
+///    T = 512); there are no barriers between the steps either;
+///  - few bands (the low levels, short mels): the threads share each step of one band (input
+///    channels, then the 36 points, then output channels), bands of ~8 MB.
 template <class T>
 void conv3x3(const T* x, int B, int Cin, int H, int W, const T* w, int Cout, const T* bias, T* out) {
   if (B == 0 || Cin == 0 || Cout == 0 || H == 0 || W == 0) return;
@@ -238,42 +256,82 @@ void conv3x3(const T* x, int B, int Cin, int H, int W, const T* w, int Cout, con
       w, static_cast<std::size_t>(Cout) * Cin * 9, /*kind=*/0, Cout, Cin, [&] { return transform_weights(w, Cout, Cin); });
   const memory::WeightBuffer<T>& U = *cached;
   const std::ptrdiff_t u_plane = packed::packed_size(Cout, Cin);
+  constexpr int NC = PackedV<T>::NC;
   const Tiling tl(H, W);
-  // Tile rows per chunk: the transformed input of a chunk (36 x Cin x tiles) stays around 8 MB
-  // (L3-resident) however long the mel is, so memory does not grow with T.
-  const std::ptrdiff_t budget = (std::ptrdiff_t{8} << 20) / (kPoints * sizeof(T) * Cin);
-  const int band = static_cast<int>(std::clamp<std::ptrdiff_t>(budget / tl.tiles_x, 1, tl.tiles_y));
-  const std::ptrdiff_t max_tiles = static_cast<std::ptrdiff_t>(band) * tl.tiles_x;
-  const std::ptrdiff_t v_plane_max = packed::packed_b_size<T>(Cin, static_cast<int>(max_tiles));
-  memory::Buffer<T> V(static_cast<std::size_t>(kPoints * v_plane_max));
-  memory::Buffer<T> M(static_cast<std::size_t>(kPoints) * Cout * max_tiles);
   const std::ptrdiff_t in_plane = static_cast<std::ptrdiff_t>(H) * W;
 
+  // The three steps on tile rows [ty0, ty1) of batch item b, for input channels [c0, c1),
+  // points [k0, k1), output channels [o0, o1); V and M laid out for that band.
+  auto input_step = [&](int b, int ty0, int ty1, const PackedV<T>& pv, std::ptrdiff_t c0, std::ptrdiff_t c1,
+                        InputScratch<T>& sc) {
+    const std::ptrdiff_t nt = static_cast<std::ptrdiff_t>(ty1 - ty0) * tl.tiles_x;
+    for (std::ptrdiff_t ci = c0; ci < c1; ++ci) {
+      transform_input(x + (b * Cin + ci) * in_plane, tl, ty0, ty1, pv, ci, sc);
+      // The columns past nt in the last block of tiles are zero (the GEMM computes them, and
+      // drops them).
+      if (nt % NC)
+        for (int k = 0; k < kPoints; ++k) std::fill(pv.at(k, ci, nt), pv.at(k, ci, nt) + (NC - nt % NC), T(0));
+    }
+  };
+  auto gemm_step = [&](std::ptrdiff_t nt, const PackedV<T>& pv, T* M, std::ptrdiff_t k0, std::ptrdiff_t k1) {
+    for (std::ptrdiff_t k = k0; k < k1; ++k)
+      packed::gemm_packed_b<T>(Cout, static_cast<int>(nt), Cin, U.data() + k * u_plane, pv.data + k * pv.plane,
+                               M + k * Cout * nt, nt);
+  };
+  auto output_step = [&](int b, int ty0, int ty1, const T* M, std::ptrdiff_t o0, std::ptrdiff_t o1,
+                         memory::Buffer<T>& s, memory::Buffer<T>& y) {
+    const std::ptrdiff_t nt = static_cast<std::ptrdiff_t>(ty1 - ty0) * tl.tiles_x;
+    for (std::ptrdiff_t co = o0; co < o1; ++co)
+      transform_output(M + co * nt, Cout * nt, tl, ty0, ty1, bias ? bias[co] : T(0), out + (b * Cout + co) * in_plane,
+                       s, y);
+  };
+  auto band_rows = [&](std::ptrdiff_t bytes_per_tile, std::ptrdiff_t budget) {
+    return static_cast<int>(std::clamp<std::ptrdiff_t>(budget / bytes_per_tile / tl.tiles_x, 1, tl.tiles_y));
+  };
+
+  // Per-thread bands: ~1 MB of V + M, and at least one full block of NC tiles for the GEMMs.
+  const std::ptrdiff_t per_tile = static_cast<std::ptrdiff_t>(kPoints) * sizeof(T) * (Cin + Cout);
+  int own = band_rows(per_tile, std::ptrdiff_t{1} << 20);
+  while (own < tl.tiles_y && static_cast<std::ptrdiff_t>(own) * tl.tiles_x < NC) ++own;
+  const int own_bands = (tl.tiles_y + own - 1) / own;
+  if (B * own_bands >= 4 * get_num_threads() && get_num_threads() > 1) {
+    const std::ptrdiff_t max_tiles = static_cast<std::ptrdiff_t>(own) * tl.tiles_x;
+    parallel_for(static_cast<std::ptrdiff_t>(B) * own_bands, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+      memory::Buffer<T> V(static_cast<std::size_t>(kPoints * packed::packed_b_size<T>(Cin, static_cast<int>(max_tiles))));
+      memory::Buffer<T> M(static_cast<std::size_t>(kPoints) * Cout * max_tiles), s, y;
+      InputScratch<T> sc(tl);
+      for (std::ptrdiff_t job = first; job < last; ++job) {
+        const int b = static_cast<int>(job / own_bands), ty0 = static_cast<int>(job % own_bands) * own;
+        const int ty1 = std::min(tl.tiles_y, ty0 + own);
+        const std::ptrdiff_t nt = static_cast<std::ptrdiff_t>(ty1 - ty0) * tl.tiles_x;
+        const PackedV<T> pv{V.data(), Cin, packed::packed_b_size<T>(Cin, static_cast<int>(nt))};
+        input_step(b, ty0, ty1, pv, 0, Cin, sc);
+        gemm_step(nt, pv, M.data(), 0, kPoints);
+        output_step(b, ty0, ty1, M.data(), 0, Cout, s, y);
+      }
+    });
+    return;
+  }
+
+  // Shared bands: the transformed input of a band (36 x Cin x tiles) stays around 8 MB
+  // (L3-resident) however long the mel is, so memory does not grow with T.
+  const int band = band_rows(static_cast<std::ptrdiff_t>(kPoints) * sizeof(T) * Cin, std::ptrdiff_t{8} << 20);
+  const std::ptrdiff_t max_tiles = static_cast<std::ptrdiff_t>(band) * tl.tiles_x;
+  memory::Buffer<T> V(static_cast<std::size_t>(kPoints * packed::packed_b_size<T>(Cin, static_cast<int>(max_tiles))));
+  memory::Buffer<T> M(static_cast<std::size_t>(kPoints) * Cout * max_tiles);
   for (int b = 0; b < B; ++b)
     for (int ty0 = 0; ty0 < tl.tiles_y; ty0 += band) {
       const int ty1 = std::min(tl.tiles_y, ty0 + band);
       const std::ptrdiff_t nt = static_cast<std::ptrdiff_t>(ty1 - ty0) * tl.tiles_x;
       const PackedV<T> pv{V.data(), Cin, packed::packed_b_size<T>(Cin, static_cast<int>(nt))};
-      // V[k] for all 36 points, packed for the GEMMs; the columns past nt in the last block of
-      // tiles are zero (the GEMM computes them, and drops them).
       parallel_for(Cin, [&](std::ptrdiff_t c0, std::ptrdiff_t c1) {
         InputScratch<T> sc(tl);
-        for (std::ptrdiff_t ci = c0; ci < c1; ++ci) {
-          transform_input(x + (b * Cin + ci) * in_plane, tl, ty0, ty1, pv, ci, sc);
-          if (nt % PackedV<T>::NC)
-            for (int k = 0; k < kPoints; ++k) std::fill(pv.at(k, ci, nt), pv.at(k, ci, nt) + (PackedV<T>::NC - nt % PackedV<T>::NC), T(0));
-        }
+        input_step(b, ty0, ty1, pv, c0, c1, sc);
       });
-      parallel_for(kPoints, [&](std::ptrdiff_t k0, std::ptrdiff_t k1) {
-        for (std::ptrdiff_t k = k0; k < k1; ++k)
-          packed::gemm_packed_b<T>(Cout, static_cast<int>(nt), Cin, U.data() + k * u_plane, pv.data + k * pv.plane,
-                                   M.data() + k * Cout * nt, nt);
-      });
+      parallel_for(kPoints, [&](std::ptrdiff_t k0, std::ptrdiff_t k1) { gemm_step(nt, pv, M.data(), k0, k1); });
       parallel_for(Cout, [&](std::ptrdiff_t c0, std::ptrdiff_t c1) {
         memory::Buffer<T> s, y;
-        for (std::ptrdiff_t co = c0; co < c1; ++co)
-          transform_output(M.data() + co * nt, Cout * nt, tl, ty0, ty1, bias ? bias[co] : T(0),
-                           out + (b * Cout + co) * in_plane, s, y);
+        output_step(b, ty0, ty1, M.data(), c0, c1, s, y);
       });
     }
 }
