@@ -114,8 +114,8 @@ class ThreadPool {
   // it waits (measured: the main thread idle ~20 % of an Origin forward at T = 128). Polling
   // for up to a millisecond bridges those gaps; a pool idle for longer sleeps. The limit is
   // time, not a count of pauses, because a pause takes ~10 cycles on some CPUs and ~140 on
-  // others (~50 us instead of ~1 ms, which measured 10-15 % slower at T = 128 on Sapphire
-  // Rapids).
+  // others (a count of 2000 spun for ~10-150 us; at T = 128 on Sapphire Rapids that was 10 %
+  // slower than 1 ms).
   template <class Busy>
   static void spin_while(Busy busy) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
