@@ -2,6 +2,7 @@
 // The device is a policy: every block is `Block<T, Device = Cpu>` and calls ops as
 // `ops::name(Device{}, ...)`. A device supplies its tensor container and overloads of the ops
 // for its tag type; block code never changes between devices (Eigen Tensor devices / CUTLASS style).
+#include <array>
 #include <cstddef>
 
 #include <xtensor/xtensor.hpp>
@@ -21,5 +22,20 @@ struct Cpu {
 /// The container a block stores and returns on device `D`.
 template <class T, std::size_t N, class D = Cpu>
 using Tensor = typename D::template tensor<T, N>;
+
+/// Rows of a tensor of this shape seen as a matrix over its last axis (the ops that act on the
+/// last axis of any rank, on every device): the product of the leading sizes.
+template <std::size_t N>
+std::size_t leading_rows(const std::array<std::size_t, N>& shape) {
+  std::size_t rows = 1;
+  for (std::size_t i = 0; i + 1 < N; ++i) rows *= shape[i];
+  return rows;
+}
+/// The shape with its last size replaced.
+template <std::size_t N>
+std::array<std::size_t, N> with_last(std::array<std::size_t, N> shape, std::size_t last) {
+  shape[N - 1] = last;
+  return shape;
+}
 
 }  // namespace diffblocks

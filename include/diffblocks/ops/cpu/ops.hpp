@@ -54,23 +54,6 @@ Tensor<T, 4, Cpu> conv_transpose2d(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor
   return cpu::conv_transpose2d(x, w, bias, stride, padding);
 }
 
-namespace detail {
-/// Rows of x seen as a matrix over its last axis: the product of the leading sizes.
-template <class X>
-std::size_t leading_rows(const X& x) {
-  std::size_t rows = 1;
-  for (std::size_t i = 0; i + 1 < x.shape().size(); ++i) rows *= x.shape()[i];
-  return rows;
-}
-/// x's shape with the last size replaced.
-template <class X>
-auto with_last(const X& x, std::size_t last) {
-  auto shape = x.shape();
-  shape[shape.size() - 1] = last;
-  return shape;
-}
-}  // namespace detail
-
 /// y (..., out) = x (..., in) W^T + b, W (out, in), over every row of x (a rank-3 x is a batch
 /// of token sequences; nothing is reshaped or copied).
 ///
@@ -81,9 +64,9 @@ auto with_last(const X& x, std::size_t last) {
 template <class T, std::size_t N>
 Tensor<T, N, Cpu> linear(Cpu, const Tensor<T, N, Cpu>& x, const Tensor<T, 2, Cpu>& w, const Tensor<T, 1, Cpu>& bias) {
   static_assert(N >= 2, "linear: x is (rows..., in)");
-  const int B = static_cast<int>(detail::leading_rows(x)), in = static_cast<int>(x.shape(N - 1));
+  const int B = static_cast<int>(leading_rows(x.shape())), in = static_cast<int>(x.shape(N - 1));
   const int out = static_cast<int>(w.shape(0));
-  auto y = Tensor<T, N, Cpu>::from_shape(detail::with_last(x, w.shape(0)));
+  auto y = Tensor<T, N, Cpu>::from_shape(with_last(x.shape(), w.shape(0)));
   auto add_bias = [&](T* yr, int rows) {
     if (bias.size())
       for (int r = 0; r < rows; ++r)

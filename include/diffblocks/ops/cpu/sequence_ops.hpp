@@ -72,8 +72,8 @@ void gelu_(Cpu, Tensor<T, N, Cpu>& x) {
 template <class T, std::size_t N>
 Tensor<T, N, Cpu> geglu(Cpu, const Tensor<T, N, Cpu>& x) {
   static_assert(N >= 2, "geglu: x is (rows..., 2D)");
-  const std::ptrdiff_t R = static_cast<std::ptrdiff_t>(detail::leading_rows(x)), D = x.shape(N - 1) / 2;
-  auto y = Tensor<T, N, Cpu>::from_shape(detail::with_last(x, x.shape(N - 1) / 2));
+  const std::ptrdiff_t R = static_cast<std::ptrdiff_t>(leading_rows(x.shape())), D = x.shape(N - 1) / 2;
+  auto y = Tensor<T, N, Cpu>::from_shape(with_last(x.shape(), x.shape(N - 1) / 2));
   parallel_for(R, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
     for (std::ptrdiff_t r = first; r < last; ++r) {
       const T* a = x.data() + r * 2 * D;
@@ -92,7 +92,7 @@ template <class T, std::size_t N>
 Tensor<T, N, Cpu> layer_norm(Cpu, const Tensor<T, N, Cpu>& x, const Tensor<T, 1, Cpu>& gamma,
                              const Tensor<T, 1, Cpu>& beta, double eps) {
   static_assert(N >= 2, "layer_norm: x is (rows..., D)");
-  const std::ptrdiff_t R = static_cast<std::ptrdiff_t>(detail::leading_rows(x)), D = x.shape(N - 1);
+  const std::ptrdiff_t R = static_cast<std::ptrdiff_t>(leading_rows(x.shape())), D = x.shape(N - 1);
   auto y = Tensor<T, N, Cpu>::from_shape(x.shape());
   parallel_for(R, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
     for (std::ptrdiff_t r = first; r < last; ++r) {

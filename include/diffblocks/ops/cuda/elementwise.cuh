@@ -75,12 +75,8 @@ void gelu_(Cuda, Tensor<T, N, Cuda>& x) {
 template <class T, std::size_t N>
 Tensor<T, N, Cuda> geglu(Cuda, const Tensor<T, N, Cuda>& x) {
   static_assert(N >= 2, "geglu: x is (rows..., 2D)");
-  std::size_t R = 1;
-  for (std::size_t i = 0; i + 1 < N; ++i) R *= x.shape(i);
-  const std::size_t D = x.shape(N - 1) / 2;
-  std::array<std::size_t, N> shape = x.shape();
-  shape[N - 1] = D;
-  Tensor<T, N, Cuda> y(shape);
+  const std::size_t R = leading_rows(x.shape()), D = x.shape(N - 1) / 2;
+  Tensor<T, N, Cuda> y(with_last(x.shape(), D));
   const T* s = x.data();
   T* d = y.data();
   const cuda_detail::index_t Di = static_cast<cuda_detail::index_t>(D);

@@ -170,12 +170,8 @@ template <class T, std::size_t N>
 Tensor<T, N, Cuda> linear(Cuda, const Tensor<T, N, Cuda>& x, const Tensor<T, 2, Cuda>& w, const Tensor<T, 1, Cuda>& bias) {
   static_assert(std::is_same<T, float>::value, "the Cuda device computes in float32");
   static_assert(N >= 2, "linear: x is (rows..., in)");
-  std::size_t B = 1;
-  for (std::size_t i = 0; i + 1 < N; ++i) B *= x.shape(i);
-  const std::size_t in = x.shape(N - 1), out = w.shape(0);
-  std::array<std::size_t, N> shape = x.shape();
-  shape[N - 1] = out;
-  Tensor<T, N, Cuda> y(shape);
+  const std::size_t B = leading_rows(x.shape()), in = x.shape(N - 1), out = w.shape(0);
+  Tensor<T, N, Cuda> y(with_last(x.shape(), out));
   cuda_detail::gemm(false, true, static_cast<int>(B), static_cast<int>(out), static_cast<int>(in), 1.0f, x.data(),
                     static_cast<int>(in), 0, w.data(), static_cast<int>(in), 0, 0.0f, y.data(), static_cast<int>(out), 0);
   if (bias.size()) {

@@ -238,9 +238,7 @@ Tensor<T, N, Cuda> layer_norm(Cuda, const Tensor<T, N, Cuda>& x, const Tensor<T,
   static_assert(std::is_same<T, float>::value, "the Cuda device computes in float32");
   static_assert(N >= 2, "layer_norm: x is (rows..., D)");
   Tensor<T, N, Cuda> y(x.shape());
-  cuda_detail::index_t R = 1;
-  for (std::size_t i = 0; i + 1 < N; ++i) R *= static_cast<cuda_detail::index_t>(x.shape(i));
-  const cuda_detail::index_t D = x.shape(N - 1);
+  const cuda_detail::index_t R = leading_rows(x.shape()), D = x.shape(N - 1);
   if (R == 0 || D == 0) return y;
   constexpr int kRowsPerBlock = cuda_detail::kThreads / 32;
   cuda_detail::launch("layer_norm_kernel", cuda_detail::layer_norm_kernel<>,
