@@ -25,27 +25,60 @@ TEST_CASE("ConvTranspose2d matches torch.nn.ConvTranspose2d", "[blocks][conv]") 
   require_close(conv.forward(f.input<4>("x")), f.output<4>(), "conv_transpose2d");
 }
 
-TEST_CASE("ConvTranspose2d phases cover odd kernels and strides", "[blocks][conv]") {
-  // k=3, s=2, p=0 leaves phases with different tap counts; check against a direct scatter.
-  db::ConvTranspose2d<> conv(2, 3, 3, 2, 0);
-  db::Rng rng(7);
-  for (auto& v : conv.weight) v = float(rng.normal());
-  for (auto& v : conv.bias) v = float(rng.normal());
-  auto x = Tensor<float, 4>::from_shape({1, 2, 4, 5});
-  for (auto& v : x) v = float(rng.normal());
-  auto y = conv.forward(x);
-  REQUIRE(y.shape(2) == 9);
-  REQUIRE(y.shape(3) == 11);
-  auto ref = Tensor<float, 4>::from_shape({1, 3, 9, 11});
-  for (std::size_t co = 0; co < 3; ++co)
-    for (std::size_t i = 0; i < 9 * 11; ++i) ref.data()[co * 99 + i] = conv.bias(co);
-  for (std::size_t ci = 0; ci < 2; ++ci)
-    for (std::size_t co = 0; co < 3; ++co)
-      for (std::size_t ih = 0; ih < 4; ++ih)
-        for (std::size_t iw = 0; iw < 5; ++iw)
-          for (std::size_t kh = 0; kh < 3; ++kh)
-            for (std::size_t kw = 0; kw < 3; ++kw) ref(0, co, 2 * ih + kh, 2 * iw + kw) += x(0, ci, ih, iw) * conv.weight(ci, co, kh, kw);
-  require_close(y, ref, "conv_transpose2d k3 s2");
+// ConvTranspose2d by its definition: every input pixel scatters its kernel into the output.
+static Tensor<float, 4> conv_transpose_scatter(const Tensor<float, 4>& x, const db::ConvTranspose2d<>& conv, int s,
+                                               int p, std::size_t Ho, std::size_t Wo) {
+  const std::size_t B = x.shape(0), Cin = x.shape(1), H = x.shape(2), W = x.shape(3);
+  const std::size_t Cout = conv.weight.shape(1), K = conv.weight.shape(2);
+  auto ref = Tensor<float, 4>::from_shape({B, Cout, Ho, Wo});
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t co = 0; co < Cout; ++co)
+      for (std::size_t i = 0; i < Ho * Wo; ++i) ref.data()[(b * Cout + co) * Ho * Wo + i] = conv.bias(co);
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t ci = 0; ci < Cin; ++ci)
+      for (std::size_t co = 0; co < Cout; ++co)
+        for (std::size_t ih = 0; ih < H; ++ih)
+          for (std::size_t iw = 0; iw < W; ++iw)
+            for (std::size_t kh = 0; kh < K; ++kh)
+              for (std::size_t kw = 0; kw < K; ++kw) {
+                const long oh = long(s * ih + kh) - p, ow = long(s * iw + kw) - p;
+                if (oh >= 0 && ow >= 0 && oh < long(Ho) && ow < long(Wo))
+                  ref(b, co, std::size_t(oh), std::size_t(ow)) += x(b, ci, ih, iw) * conv.weight(ci, co, kh, kw);
+              }
+  return ref;
+}
+
+TEST_CASE("ConvTranspose2d phases cover odd kernels, strides and tiles", "[blocks][conv]") {
+  struct Case {
+    int cin, cout, k, s, p, b, h, w;
+    const char* what;
+  };
+  // k=3, s=2, p=0 leaves phases with different tap counts (the per-phase path); k=4, s=2, p=1
+  // (Upsample) and k=6, s=3, p=0 have one grid for all phases (the interleaving path), here with
+  // two batch items and a grid cut into tiles that end mid-row; k=2, s=2, p=1 has phases of
+  // one tap each.
+  const Case cases[] = {{2, 3, 3, 2, 0, 1, 4, 5, "k3 s2 p0"},
+                        {5, 7, 4, 2, 1, 2, 6, 37, "k4 s2 p1"},
+                        {3, 4, 6, 3, 0, 2, 5, 9, "k6 s3 p0"},
+                        {3, 2, 2, 2, 1, 1, 5, 7, "k2 s2 p1"}};
+  for (const Case& c : cases) {
+    SECTION(c.what) {
+      db::ConvTranspose2d<> conv(c.cin, c.cout, c.k, c.s, c.p);
+      db::Rng rng(7);
+      for (auto& v : conv.weight) v = float(rng.normal());
+      for (auto& v : conv.bias) v = float(rng.normal());
+      auto x = Tensor<float, 4>::from_shape({std::size_t(c.b), std::size_t(c.cin), std::size_t(c.h), std::size_t(c.w)});
+      for (auto& v : x) v = float(rng.normal());
+      const std::size_t Ho = std::size_t((c.h - 1) * c.s - 2 * c.p + c.k), Wo = std::size_t((c.w - 1) * c.s - 2 * c.p + c.k);
+      auto y = conv.forward(x);
+      REQUIRE(y.shape(2) == Ho);
+      REQUIRE(y.shape(3) == Wo);
+      require_close(y, conv_transpose_scatter(x, conv, c.s, c.p, Ho, Wo), c.what);
+      // The packed phases are cached per weight content: an edited weight must be seen.
+      conv.weight(0, 0, 1, 1) += 1.0f;
+      require_close(conv.forward(x), conv_transpose_scatter(x, conv, c.s, c.p, Ho, Wo), c.what);
+    }
+  }
 }
 
 TEST_CASE("Linear matches torch.nn.Linear", "[blocks]") {
