@@ -278,6 +278,26 @@ void pack_b(int K, int N, const T* B, std::ptrdiff_t ldb, T* dst) {
     detail::copy_block(K, B, ldb, n0, std::min(NC, N - n0), dst + static_cast<std::ptrdiff_t>(n0) * K);
 }
 
+/// Rows [k0, k1) of the packed B (pack_b's layout for K x N) where B = Bt^T is given as its
+/// transpose Bt (N x K, row stride ldbt): a product with an operand stored the other way round
+/// (Grad-TTS LinearAttention's k~ x^T over the positions) packed without a separate transpose.
+/// Callers split [0, K) over threads.
+template <class T>
+void pack_b_transposed(int K, int N, const T* Bt, std::ptrdiff_t ldbt, int k0, int k1, T* dst) {
+  constexpr int NC = block_cols<T>(), kStep = 16;
+  for (int n0 = 0; n0 < N; n0 += NC) {
+    const int nc = std::min(NC, N - n0);
+    T* d = dst + static_cast<std::ptrdiff_t>(n0) * K;
+    for (int k = k0; k < k1; k += kStep) {  // a 16-value run of every row, then the next
+      const int kn = std::min(kStep, k1 - k);
+      for (int j = 0; j < NC; ++j) {
+        const T* src = Bt + (n0 + j) * ldbt + k;
+        for (int kk = 0; kk < kn; ++kk) d[(k + kk) * NC + j] = j < nc ? src[kk] : T(0);
+      }
+    }
+  }
+}
+
 /// C (M x N, ldc) = or += A * B (K x N, ldb, row-major), A given packed (pack_a / packed_index).
 /// Single-threaded, like gemm(). Each block of B's columns is copied into one contiguous K x NC
 /// panel before the A panels sweep it, unless it already is one (one A panel, or ldb = NC). Read

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -425,14 +426,47 @@ std::ptrdiff_t find_non_finite(Cpu, const Tensor<T, N, Cpu>& x) {
 // ---- attention -----------------------------------------------------------------------------
 
 namespace detail {
-/// dst[0..n) = softmax(src[0..n)) (max-subtracted, SIMD exp, normaliser summed in double); src
-/// may be dst. Grad-TTS LinearAttention's softmax of k over all positions.
+/// dst[0..n) = softmax(src[0..n)) (max-subtracted, normaliser summed in double); src may be dst.
+/// Grad-TTS LinearAttention's softmax of k over all positions.
 template <class T>
 void softmax_positions(const T* src, T* dst, std::ptrdiff_t n) {
   Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> in(src, n);
   Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> out(dst, n);
   out = (in - in.maxCoeff()).exp();
   out *= static_cast<T>(1.0 / out.template cast<double>().sum());
+}
+
+/// The float version on simd::exp: the sum is kept per vector lane in float over runs of 256
+/// values and the runs are added in double (Eigen's exp and a double cast of every value took
+/// a quarter of a 64-channel LinearAttention).
+inline void softmax_positions(const float* src, float* dst, std::ptrdiff_t n) {
+  namespace v = cpu::simd;
+  constexpr std::ptrdiff_t L = v::kFloats, kRun = 256;
+  if (n <= 0) return;
+  const std::ptrdiff_t nv = n / L * L;
+  float mx = -std::numeric_limits<float>::infinity();
+  if (nv) {
+    v::vf m = v::load(src);
+    for (std::ptrdiff_t i = L; i < nv; i += L) m = v::max(m, v::load(src + i));
+    for (int l = 0; l < L; ++l) mx = std::max(mx, m[l]);
+  }
+  for (std::ptrdiff_t i = nv; i < n; ++i) mx = std::max(mx, src[i]);
+  const v::vf vmx = v::splat(mx);
+  double total = 0;
+  for (std::ptrdiff_t i = 0; i < nv;) {
+    v::vf acc{};
+    for (const std::ptrdiff_t end = std::min(nv, i + kRun); i < end; i += L) {
+      const v::vf e = v::exp(v::load(src + i) - vmx);
+      v::store(dst + i, e);
+      acc += e;
+    }
+    float run = 0;
+    for (int l = 0; l < L; ++l) run += acc[l];
+    total += run;
+  }
+  for (std::ptrdiff_t i = nv; i < n; ++i) total += dst[i] = std::exp(src[i] - mx);
+  const float scale = static_cast<float>(1.0 / total);
+  v::transform(dst, n, [&](v::vf x) { return x * v::splat(scale); });
 }
 }  // namespace detail
 
@@ -491,7 +525,8 @@ Tensor<T, 4, Cpu> linear_attention_block(Cpu, const Tensor<T, 4, Cpu>& x, const 
   const T* wv = wk + static_cast<std::ptrdiff_t>(hidden) * C;
   memory::Buffer<T> ksm(static_cast<std::size_t>(hidden) * N), P(static_cast<std::size_t>(hidden) * C),
       mix(static_cast<std::size_t>(Cout) * C), ctx(static_cast<std::size_t>(dim_head) * dim_head),
-      g(static_cast<std::size_t>(dim_head) * C);
+      g(static_cast<std::size_t>(dim_head) * C),
+      xt(static_cast<std::size_t>(cpu::packed::packed_b_size<T>(static_cast<int>(N), C)));
   for (int b = 0; b < B; ++b) {
     const T* xb = x.data() + static_cast<std::ptrdiff_t>(b) * C * N;
     // k = W_k x, then softmax over the positions of every row, in place (as linear_attention).
@@ -499,11 +534,18 @@ Tensor<T, 4, Cpu> linear_attention_block(Cpu, const Tensor<T, 4, Cpu>& x, const 
     parallel_for(hidden, [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
       for (std::ptrdiff_t r = r0; r < r1; ++r) detail::softmax_positions(ksm.data() + r * N, ksm.data() + r * N, N);
     });
-    // P = k~ x^T (hidden x C): the positions are the long reduction; threads take row blocks.
-    parallel_for(heads, [&](std::ptrdiff_t h0, std::ptrdiff_t h1) {
-      for (std::ptrdiff_t h = h0; h < h1; ++h)
-        cpu::gemm_bt<T>(dim_head, C, static_cast<int>(N), ksm.data() + h * dim_head * N, static_cast<int>(N), xb,
-                        static_cast<int>(N), P.data() + h * dim_head * C, C);
+    // P = k~ x^T (hidden x C), the positions the long reduction, on the packed kernel: x^T is
+    // packed once (threads take runs of positions), then each thread multiplies its own panels
+    // of k~'s rows, read in place, into it. (Eigen packed both operands in every call.)
+    parallel_for((N + 255) / 256, [&](std::ptrdiff_t c0, std::ptrdiff_t c1) {
+      cpu::packed::pack_b_transposed<T>(static_cast<int>(N), C, xb, N, static_cast<int>(c0 * 256),
+                                         static_cast<int>(std::min(N, c1 * 256)), xt.data());
+    });
+    constexpr int R = cpu::packed::kPanelRows;
+    parallel_for((hidden + R - 1) / R, [&](std::ptrdiff_t p0, std::ptrdiff_t p1) {
+      const int m0 = static_cast<int>(p0) * R, m1 = std::min(hidden, static_cast<int>(p1) * R);
+      cpu::packed::gemm_rows_packed_b<T>(m1 - m0, C, static_cast<int>(N), ksm.data() + m0 * N, N, xt.data(),
+                                         P.data() + static_cast<std::ptrdiff_t>(m0) * C, C);
     });
     // Mix = sum_h W_out,h context_h^T W_q,h (C_out x C: small products, serial).
     std::fill(mix.begin(), mix.end(), T(0));
