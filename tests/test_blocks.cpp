@@ -326,14 +326,14 @@ TEST_CASE("packed GEMM matches the definition at every edge shape, overwriting a
   namespace pk = db::ops::cpu::packed;
   db::Rng rng(9);
   // M, N not multiples of the register block (rows kPanelRows, columns block_cols), K = 0 and 1,
-  // strides wider than the rows.
+  // K past block_k (split into passes), strides wider than the rows.
   const int Ms[] = {1, pk::kPanelRows - 1, pk::kPanelRows, 2 * pk::kPanelRows + 3};
   // N = block_cols - 2 makes ldb = N + 2 exactly one block wide (B read in place).
   const int Ns[] = {1, pk::block_cols<float>() - 2, pk::block_cols<float>() - 1, pk::block_cols<float>(),
                     3 * pk::block_cols<float>() + 5};
   for (int M : Ms)
     for (int N : Ns)
-      for (int K : {0, 1, 7, 64})
+      for (int K : {0, 1, 7, 64, 600})  // 600: three passes over K (block_k)
         for (bool acc : {false, true}) {
           const int lda = K + 3, ldb = N + 2, ldc = N + 1;
           std::vector<float> A(std::size_t(M) * lda), B(std::size_t(std::max(K, 1)) * ldb), C(std::size_t(M) * ldc);
