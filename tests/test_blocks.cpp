@@ -379,7 +379,13 @@ TEST_CASE("Winograd F(4x4,3x3) and im2col both match a direct 3x3 convolution", 
                         {1, 4, 8, 6, 6}, {2, 64, 32, 4, 4},  {1, 16, 8, 2, 130},
                         // Many bands of tile rows: the per-thread schedule (bands of 3 rows of 13
                         // tiles, a shorter last band, a part-filled block of GEMM columns).
-                        {2, 96, 64, 66, 50}};
+                        {2, 96, 64, 66, 50},
+                        // Tile rows a multiple of 8 tiles wide (the AVX-512 input transform): 8
+                        // (groups spanning two tile rows, a half-filled last group), 8 with the
+                        // last tile cut by the edge, 16, 24 (groups straddling rows) and 32 with
+                        // per-thread bands.
+                        {1, 24, 16, 20, 32}, {2, 16, 8, 9, 29}, {1, 16, 16, 12, 64}, {1, 8, 8, 7, 96},
+                        {2, 16, 16, 80, 128}};
   // At least two threads, whatever the machine, so that the per-thread schedule is taken.
   const int threads = db::get_num_threads();
   db::set_num_threads(std::max(threads, 2));

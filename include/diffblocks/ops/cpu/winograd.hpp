@@ -163,13 +163,15 @@ inline void input_1d(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m5
 }
 
 /// The 2-D input transform of 16 tiles side by side, tiles tx0 .. tx0 + 15 of tile row ty of
-/// one H x W plane (zero outside it): point k of tile tx0 + l goes to dst[k * kstride + l].
+/// one H x W plane (zero outside it): point k of tile tx0 + l goes to dst[k * kstride + l], or
+/// zero for the lanes not in `keep`.
 /// Rows first: the six input rows of the tile row (columns 4 tx0 - 1 .. 4 tx0 + 78, in five
 /// vectors, masked at the plane's edges) are combined into six rows h[i]; then each h[i] is
 /// split into its six column phases h[i][4 l + q] with vector permutes and combined across them.
 /// The generic path ran the same arithmetic through memory in short rows (and, on narrow
 /// planes, half-empty vectors): ~3x the time.
-inline void input_tiles16(const float* x, int H, int W, int ty, int tx0, float* dst, std::ptrdiff_t kstride) {
+inline void input_tiles16(const float* x, int H, int W, int ty, int tx0, float* dst, std::ptrdiff_t kstride,
+                          __mmask16 keep = 0xFFFF) {
   alignas(64) float h[kAlpha][5 * 16];
   const int c0 = kTile * tx0 - 1;
   for (int v = 0; v < 5; ++v) {
@@ -206,6 +208,8 @@ inline void input_tiles16(const float* x, int H, int W, int ty, int tx0, float* 
     d[5] = _mm512_castsi512_ps(_mm512_alignr_epi32(v4s, _mm512_castps_si512(d[1]), 1));
     __m512 o[kAlpha];
     input_1d(d[0], d[1], d[2], d[3], d[4], d[5], o);
+    if (keep != 0xFFFF)
+      for (int k = 0; k < kAlpha; ++k) o[k] = _mm512_maskz_mov_ps(keep, o[k]);
     for (int k = 0; k < kAlpha; ++k) _mm512_storeu_ps(dst + (i * kAlpha + k) * kstride, o[k]);
   }
 }
@@ -233,7 +237,7 @@ inline void input_rows8(const float* x, int H, int W, int ty, int tx0, float (*h
 /// of tile row tya in lanes 0..7, txb .. txb + 7 of row tyb in lanes 8..15): on a narrow plane
 /// (8 tiles a row at the Origin's lowest level at T = 128) one group spans two tile rows.
 inline void input_tiles8x2(const float* x, int H, int W, int tya, int txa, int tyb, int txb, float* dst,
-                           std::ptrdiff_t kstride) {
+                           std::ptrdiff_t kstride, __mmask16 keep = 0xFFFF) {
   alignas(64) float ha[kAlpha][48], hb[kAlpha][48];
   input_rows8(x, H, W, tya, txa, ha);
   input_rows8(x, H, W, tyb, txb, hb);
@@ -257,14 +261,67 @@ inline void input_tiles8x2(const float* x, int H, int W, int tya, int txa, int t
     d[5] = _mm512_permutex2var_ps(d[1], idx5, e);
     __m512 o[kAlpha];
     input_1d(d[0], d[1], d[2], d[3], d[4], d[5], o);
+    if (keep != 0xFFFF)
+      for (int k = 0; k < kAlpha; ++k) o[k] = _mm512_maskz_mov_ps(keep, o[k]);
     for (int k = 0; k < kAlpha; ++k) _mm512_storeu_ps(dst + (i * kAlpha + k) * kstride, o[k]);
+  }
+}
+/// o[0..3] = A^T (m0 .. m5), the 1-D output transform of F(4,3), on six vectors.
+inline void output_1d(__m512 m0, __m512 m1, __m512 m2, __m512 m3, __m512 m4, __m512 m5, __m512* o) {
+  const __m512 a = _mm512_add_ps(m1, m2), b = _mm512_sub_ps(m1, m2), c = _mm512_add_ps(m3, m4);
+  const __m512 d = _mm512_sub_ps(m3, m4);
+  o[0] = _mm512_add_ps(_mm512_add_ps(m0, a), c);
+  o[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d, b);
+  o[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), c, a);
+  o[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d, b), m5);
+}
+
+/// The 2-D output transform of 16 tiles side by side, tiles tx0 .. tx0 + 15 of tile row ty
+/// (point k of tile tx0 + l at m[k * m_stride + l]; `valid` marks the tiles that exist), plus
+/// bias, into the H x W plane out. The four column phases of each output row are interleaved
+/// with in-lane unpacks and 128-bit shuffles (a 4 x 16 transpose) and stored whole, masked at
+/// the plane's right edge.
+inline void output_tiles16(const float* m, std::ptrdiff_t m_stride, __mmask16 valid, int H, int W, int ty, int tx0,
+                           float bias, float* out) {
+  __m512 s[kAlpha][kTile];
+  for (int i = 0; i < kAlpha; ++i) {
+    __m512 v[kAlpha];
+    for (int k = 0; k < kAlpha; ++k) v[k] = _mm512_maskz_loadu_ps(valid, m + (i * kAlpha + k) * m_stride);
+    output_1d(v[0], v[1], v[2], v[3], v[4], v[5], s[i]);
+  }
+  __m512 y[kTile][kTile];  // y[r][c]: row r, column c of the 16 tiles
+  for (int c = 0; c < kTile; ++c) {
+    __m512 o[kTile];
+    output_1d(s[0][c], s[1][c], s[2][c], s[3][c], s[4][c], s[5][c], o);
+    for (int r = 0; r < kTile; ++r) y[r][c] = o[r];
+  }
+  const __m512 vb = _mm512_set1_ps(bias);
+  for (int r = 0; r < kTile && ty * kTile + r < H; ++r) {
+    // u_j lane group g = the 4 pixels of tile 4g + j; then o_g = tiles 4g .. 4g + 3.
+    const __m512 t0 = _mm512_unpacklo_ps(y[r][0], y[r][1]), t1 = _mm512_unpackhi_ps(y[r][0], y[r][1]);
+    const __m512 t2 = _mm512_unpacklo_ps(y[r][2], y[r][3]), t3 = _mm512_unpackhi_ps(y[r][2], y[r][3]);
+    const __m512 u0 = _mm512_shuffle_ps(t0, t2, 0x44), u1 = _mm512_shuffle_ps(t0, t2, 0xEE);
+    const __m512 u2 = _mm512_shuffle_ps(t1, t3, 0x44), u3 = _mm512_shuffle_ps(t1, t3, 0xEE);
+    const __m512 v0 = _mm512_shuffle_f32x4(u0, u1, 0x44), v1 = _mm512_shuffle_f32x4(u2, u3, 0x44);
+    const __m512 v2 = _mm512_shuffle_f32x4(u0, u1, 0xEE), v3 = _mm512_shuffle_f32x4(u2, u3, 0xEE);
+    const __m512 o[4] = {_mm512_shuffle_f32x4(v0, v1, 0x88), _mm512_shuffle_f32x4(v0, v1, 0xDD),
+                         _mm512_shuffle_f32x4(v2, v3, 0x88), _mm512_shuffle_f32x4(v2, v3, 0xDD)};
+    float* row = out + static_cast<std::ptrdiff_t>(ty * kTile + r) * W;
+    for (int g = 0; g < 4; ++g) {
+      const int col = kTile * tx0 + 16 * g, n = std::clamp(W - col, 0, 16);
+      if (n == 16)
+        _mm512_storeu_ps(row + col, _mm512_add_ps(o[g], vb));
+      else if (n > 0)
+        _mm512_mask_storeu_ps(row + col, static_cast<__mmask16>((1u << n) - 1u), _mm512_add_ps(o[g], vb));
+    }
   }
 }
 }  // namespace avx512
 #endif
 
 /// Input transform of tile rows [ty0, ty1) of one channel plane x (H x W), channel ci, into V
-/// (tile t = (ty - ty0) * tiles_x + tx). `sc` was made for the same tiling.
+/// (tile t = (ty - ty0) * tiles_x + tx); the columns past the band's last tile in V's last
+/// block are zeroed. `sc` was made for the same tiling.
 template <class T>
 void transform_input(const T* x, const Tiling& tl, int ty0, int ty1, const PackedV<T>& V, std::ptrdiff_t ci,
                      InputScratch<T>& sc) {
@@ -285,15 +342,18 @@ void transform_input(const T* x, const Tiling& tl, int ty0, int ty1, const Packe
           for (std::ptrdiff_t off = 0; off < static_cast<std::ptrdiff_t>(kTile) * W; off += 16)
             __builtin_prefetch(next + off, 0, 3);
         }
-        // The second run; past the band's last tile it is computed again and lands in the
-        // padding columns of V's last block, which the caller zeroes afterwards.
+        // The second run (past the band's last tile: the first again, its lanes zeroed).
         const std::ptrdiff_t tb = t + 8 < nt ? t + 8 : t;
         const int tyb = ty0 + static_cast<int>(tb / nx), txb = static_cast<int>(tb % nx);
+        const __mmask16 keep = nt - t >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (nt - t)) - 1u);
         if (tyb == tya && txb == txa + 8)
-          avx512::input_tiles16(x, tl.H, W, tya, txa, V.at(0, ci, t), V.plane);
+          avx512::input_tiles16(x, tl.H, W, tya, txa, V.at(0, ci, t), V.plane, keep);
         else
-          avx512::input_tiles8x2(x, tl.H, W, tya, txa, tyb, txb, V.at(0, ci, t), V.plane);
+          avx512::input_tiles8x2(x, tl.H, W, tya, txa, tyb, txb, V.at(0, ci, t), V.plane, keep);
       }
+      const std::ptrdiff_t t16 = (nt + 15) / 16 * 16;  // a last block half empty: zero the rest
+      if (t16 % NC)
+        for (int k = 0; k < kPoints; ++k) std::fill(V.at(k, ci, t16), V.at(k, ci, t16) + (NC - t16 % NC), 0.0f);
       return;
     }
   }
@@ -342,6 +402,11 @@ void transform_input(const T* x, const Tiling& tl, int ty0, int ty1, const Packe
       }
     }
   }
+  // The columns past the band's last tile in V's last block are zero (the GEMM computes them,
+  // and drops them).
+  const std::ptrdiff_t nt = static_cast<std::ptrdiff_t>(ty1 - ty0) * nx;
+  if (nt % NC)
+    for (int k = 0; k < kPoints; ++k) std::fill(V.at(k, ci, nt), V.at(k, ci, nt) + (NC - nt % NC), T(0));
 }
 
 /// Output transform of tile rows [ty0, ty1) of one output channel: M[k * m_stride + t] ->
@@ -350,6 +415,17 @@ template <class T>
 void transform_output(const T* M, std::ptrdiff_t m_stride, const Tiling& tl, int ty0, int ty1, T bias, T* out,
                       memory::Buffer<T>& s, memory::Buffer<T>& y) {
   const int nx = tl.tiles_x;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (int ty = ty0; ty < ty1; ++ty)
+      for (int tx0 = 0; tx0 < nx; tx0 += 16) {
+        const int n = std::min(16, nx - tx0);
+        avx512::output_tiles16(M + static_cast<std::ptrdiff_t>(ty - ty0) * nx + tx0, m_stride,
+                               static_cast<__mmask16>((1u << n) - 1u), tl.H, tl.W, ty, tx0, bias, out);
+      }
+    return;
+  }
+#endif
   s.resize(static_cast<std::size_t>(kAlpha) * kTile * nx);
   y.resize(static_cast<std::size_t>(kTile) * kTile * nx);
   for (int ty = ty0; ty < ty1; ++ty) {
@@ -425,14 +501,7 @@ void conv3x3(const T* x, int B, int Cin, int H, int W, const T* w, int Cout, con
   // points [k0, k1), output channels [o0, o1); V and M laid out for that band.
   auto input_step = [&](int b, int ty0, int ty1, const PackedV<T>& pv, std::ptrdiff_t c0, std::ptrdiff_t c1,
                         InputScratch<T>& sc) {
-    const std::ptrdiff_t nt = static_cast<std::ptrdiff_t>(ty1 - ty0) * tl.tiles_x;
-    for (std::ptrdiff_t ci = c0; ci < c1; ++ci) {
-      transform_input(x + (b * Cin + ci) * in_plane, tl, ty0, ty1, pv, ci, sc);
-      // The columns past nt in the last block of tiles are zero (the GEMM computes them, and
-      // drops them).
-      if (nt % NC)
-        for (int k = 0; k < kPoints; ++k) std::fill(pv.at(k, ci, nt), pv.at(k, ci, nt) + (NC - nt % NC), T(0));
-    }
+    for (std::ptrdiff_t ci = c0; ci < c1; ++ci) transform_input(x + (b * Cin + ci) * in_plane, tl, ty0, ty1, pv, ci, sc);
   };
   auto gemm_step = [&](std::ptrdiff_t nt, const PackedV<T>& pv, T* M, std::ptrdiff_t k0, std::ptrdiff_t k1) {
     for (std::ptrdiff_t k = k0; k < k1; ++k)
