@@ -351,9 +351,10 @@ void transform_input(const T* x, const Tiling& tl, int ty0, int ty1, const Packe
         else
           avx512::input_tiles8x2(x, tl.H, W, tya, txa, tyb, txb, V.at(0, ci, t), V.plane, keep);
       }
-      const std::ptrdiff_t t16 = (nt + 15) / 16 * 16;  // a last block half empty: zero the rest
-      if (t16 % NC)
-        for (int k = 0; k < kPoints; ++k) std::fill(V.at(k, ci, t16), V.at(k, ci, t16) + (NC - t16 % NC), 0.0f);
+      static_assert(NC == 32, "a last block is half or wholly filled by the groups");
+      const std::ptrdiff_t t16 = (nt + 15) / 16 * 16;
+      if (t16 % NC)  // the last block half empty: zero its second half (a std::fill was 1.7 %)
+        for (int k = 0; k < kPoints; ++k) _mm512_storeu_ps(V.at(k, ci, t16), _mm512_setzero_ps());
       return;
     }
   }
