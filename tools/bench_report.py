@@ -32,39 +32,37 @@ SCALE = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
 def load(paths):
-    """run_name -> {"ms": median real time, "gflops": ..., "row": last row}, plus the contexts.
+    """run_name -> {"ms": median real time, "gflops": ..., "row": that row}, plus the contexts.
 
-    A name whose median aggregate appears in several files (the rounds of tools/bench.sh
-    --rounds N) takes the fastest round's median: the one least disturbed by other load on a
-    shared machine, measured the same way for every side."""
-    acc, contexts = defaultdict(list), []
+    Within one file a name's time is its median aggregate when there is one, else the median
+    of its rows. A name found in several files (the rounds of tools/bench.sh --rounds N, for
+    diffblocks and for PyTorch alike) takes the fastest round: the one least disturbed by other
+    load on a shared machine, picked the same way for every side."""
+    rounds, contexts = defaultdict(list), []
     for p in paths:
         doc = json.loads(Path(p).read_text())
         contexts.append(doc.get("context", {}))
+        agg, rows = {}, defaultdict(list)
         for r in doc["benchmarks"]:
             if r.get("error_occurred"):
                 continue
             name = re.sub(r"/(real_time|min_time:[0-9.]+)", "", r["run_name"])
             if r["run_type"] == "aggregate":
-                if r.get("aggregate_name") != "median":
-                    continue
-                if not acc.get(name + "#agg"):
-                    acc[name] = []  # a median aggregate wins over single iterations
-                acc[name].append(r)
-                acc[name + "#agg"] = [True]
-            elif not acc.get(name + "#agg"):
-                acc[name].append(r)
+                if r.get("aggregate_name") == "median":
+                    agg[name] = r
+            else:
+                rows[name].append(r)
+        for name in set(agg) | set(rows):
+            if name in agg:
+                r = agg[name]
+                rounds[name].append((r["real_time"] * SCALE[r["time_unit"]], r))
+            else:
+                times = [r["real_time"] * SCALE[r["time_unit"]] for r in rows[name]]
+                rounds[name].append((statistics.median(times), rows[name][-1]))
     out = {}
-    for name, rows in acc.items():
-        if name.endswith("#agg"):
-            continue
-        times = [r["real_time"] * SCALE[r["time_unit"]] for r in rows]
-        if acc.get(name + "#agg"):
-            best = min(range(len(rows)), key=lambda i: times[i])
-            out[name] = {"ms": times[best], "gflops": rows[best].get("GFLOP/s"), "row": rows[best],
-                         "rounds": len(rows)}
-        else:
-            out[name] = {"ms": statistics.median(times), "gflops": rows[-1].get("GFLOP/s"), "row": rows[-1]}
+    for name, vals in rounds.items():
+        ms, row = min(vals, key=lambda v: v[0])
+        out[name] = {"ms": ms, "gflops": row.get("GFLOP/s"), "row": row, "rounds": len(vals)}
     return out, contexts
 
 

@@ -27,6 +27,9 @@ namespace ops {
 namespace cpu {
 
 namespace detail {
+/// One step of the bijective fold that combines lane and run hashes (odd multiplier).
+inline std::uint64_t fold(std::uint64_t f, std::uint64_t h) { return (f ^ h) * 0x100000001b3ull; }
+
 /// The lane hash of one run of bytes (see the file comment).
 inline std::uint64_t lane_hash(const unsigned char* p, std::size_t bytes) {
   constexpr int kLanes = 64;
@@ -41,7 +44,7 @@ inline std::uint64_t lane_hash(const unsigned char* p, std::size_t bytes) {
   }
   for (std::size_t i = blocks * kLanes * 4; i < bytes; ++i) h[i % kLanes] = (h[i % kLanes] ^ p[i]) * kPrime32;
   std::uint64_t f = 0xcbf29ce484222325ull ^ bytes;
-  for (int l = 0; l < kLanes; ++l) f = (f ^ h[l]) * 0x100000001b3ull;  // odd multiplier: bijective
+  for (int l = 0; l < kLanes; ++l) f = fold(f, h[l]);
   return f;
 }
 }  // namespace detail
@@ -63,7 +66,7 @@ inline std::uint64_t content_hash(const void* data, std::size_t bytes) {
       h[r] = detail::lane_hash(p + r * run, r + 1 < kRuns ? run : bytes - (kRuns - 1) * run);
   });
   std::uint64_t f = 0x9e3779b97f4a7c15ull ^ bytes;
-  for (int r = 0; r < kRuns; ++r) f = (f ^ h[r]) * 0x100000001b3ull;
+  for (int r = 0; r < kRuns; ++r) f = detail::fold(f, h[r]);
   return f;
 }
 

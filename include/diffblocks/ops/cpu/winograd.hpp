@@ -162,19 +162,13 @@ inline void input_1d(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m5
   o[5] = _mm512_fmadd_ps(four, a1, _mm512_fnmadd_ps(five, a3, a5));
 }
 
-/// The 2-D input transform of 16 tiles side by side, tiles tx0 .. tx0 + 15 of tile row ty of
-/// one H x W plane (zero outside it): point k of tile tx0 + l goes to dst[k * kstride + l], or
-/// zero for the lanes not in `keep`.
-/// Rows first: the six input rows of the tile row (columns 4 tx0 - 1 .. 4 tx0 + 78, in five
-/// vectors, masked at the plane's edges) are combined into six rows h[i]; then each h[i] is
-/// split into its six column phases h[i][4 l + q] with vector permutes and combined across them.
-/// The generic path ran the same arithmetic through memory in short rows (and, on narrow
-/// planes, half-empty vectors): ~3x the time.
-inline void input_tiles16(const float* x, int H, int W, int ty, int tx0, float* dst, std::ptrdiff_t kstride,
-                          __mmask16 keep = 0xFFFF) {
-  alignas(64) float h[kAlpha][5 * 16];
+/// The H pass of the input transform for NV vectors of columns from 4 tx0 - 1 on: the six
+/// input rows of tile row ty (zero outside the H x W plane; masked loads at its edges) combined
+/// into h[i][0 .. 16 NV).
+template <int NV>
+inline void input_rows_vec(const float* x, int H, int W, int ty, int tx0, float (*h)[16 * NV]) {
   const int c0 = kTile * tx0 - 1;
-  for (int v = 0; v < 5; ++v) {
+  for (int v = 0; v < NV; ++v) {
     const int c = c0 + 16 * v;
     // Lanes with 0 <= c + l < W.
     const int lo = std::clamp(-c, 0, 16), hi = std::clamp(W - c, 0, 16);
@@ -190,6 +184,27 @@ inline void input_tiles16(const float* x, int H, int W, int ty, int tx0, float* 
     input_1d(a[0], a[1], a[2], a[3], a[4], a[5], o);
     for (int i = 0; i < kAlpha; ++i) _mm512_store_ps(h[i] + 16 * v, o[i]);
   }
+}
+
+/// Points i*6 .. i*6 + 5 of 16 tiles to dst[k * kstride], the lanes not in `keep` as zeros.
+inline void store_points(__m512* o, int i, float* dst, std::ptrdiff_t kstride, __mmask16 keep) {
+  if (keep != 0xFFFF)
+    for (int k = 0; k < kAlpha; ++k) o[k] = _mm512_maskz_mov_ps(keep, o[k]);
+  for (int k = 0; k < kAlpha; ++k) _mm512_storeu_ps(dst + (i * kAlpha + k) * kstride, o[k]);
+}
+
+/// The 2-D input transform of 16 tiles side by side, tiles tx0 .. tx0 + 15 of tile row ty of
+/// one H x W plane (zero outside it): point k of tile tx0 + l goes to dst[k * kstride + l], or
+/// zero for the lanes not in `keep`.
+/// Rows first: the six input rows of the tile row (columns 4 tx0 - 1 .. 4 tx0 + 78, in five
+/// vectors, masked at the plane's edges) are combined into six rows h[i]; then each h[i] is
+/// split into its six column phases h[i][4 l + q] with vector permutes and combined across them.
+/// The generic path ran the same arithmetic through memory in short rows (and, on narrow
+/// planes, half-empty vectors): ~3x the time.
+inline void input_tiles16(const float* x, int H, int W, int ty, int tx0, float* dst, std::ptrdiff_t kstride,
+                          __mmask16 keep = 0xFFFF) {
+  alignas(64) float h[kAlpha][5 * 16];
+  input_rows_vec<5>(x, H, W, ty, tx0, h);
   // Lanes 0..7 of phase q take h[4l + q] from vectors 0:1, lanes 8..15 from vectors 2:3.
   const __m512i idx0 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
   const __m512i one = _mm512_set1_epi32(1);
@@ -208,39 +223,17 @@ inline void input_tiles16(const float* x, int H, int W, int ty, int tx0, float* 
     d[5] = _mm512_castsi512_ps(_mm512_alignr_epi32(v4s, _mm512_castps_si512(d[1]), 1));
     __m512 o[kAlpha];
     input_1d(d[0], d[1], d[2], d[3], d[4], d[5], o);
-    if (keep != 0xFFFF)
-      for (int k = 0; k < kAlpha; ++k) o[k] = _mm512_maskz_mov_ps(keep, o[k]);
-    for (int k = 0; k < kAlpha; ++k) _mm512_storeu_ps(dst + (i * kAlpha + k) * kstride, o[k]);
+    store_points(o, i, dst, kstride, keep);
   }
 }
-/// The H pass of eight tiles (tx0 .. tx0 + 7 of tile row ty): rows 4ty - 1 .. 4ty + 4, columns
-/// 4 tx0 - 1 .. 4 tx0 + 46 (three vectors, of which the eight tiles use 34 columns).
-inline void input_rows8(const float* x, int H, int W, int ty, int tx0, float (*h)[48]) {
-  const int c0 = kTile * tx0 - 1;
-  for (int v = 0; v < 3; ++v) {
-    const int c = c0 + 16 * v;
-    const int lo = std::clamp(-c, 0, 16), hi = std::clamp(W - c, 0, 16);
-    const __mmask16 m = lo < hi ? static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u)) : 0;
-    __m512 a[kAlpha];
-    for (int j = 0; j < kAlpha; ++j) {
-      const int iy = ty * kTile - 1 + j;
-      a[j] = iy < 0 || iy >= H || !m ? _mm512_setzero_ps()
-                                     : _mm512_maskz_loadu_ps(m, x + static_cast<std::ptrdiff_t>(iy) * W + c);
-    }
-    __m512 o[kAlpha];
-    input_1d(a[0], a[1], a[2], a[3], a[4], a[5], o);
-    for (int i = 0; i < kAlpha; ++i) _mm512_store_ps(h[i] + 16 * v, o[i]);
-  }
-}
-
 /// input_tiles16 for two runs of eight tiles that need not be neighbours (tiles txa .. txa + 7
 /// of tile row tya in lanes 0..7, txb .. txb + 7 of row tyb in lanes 8..15): on a narrow plane
 /// (8 tiles a row at the Origin's lowest level at T = 128) one group spans two tile rows.
 inline void input_tiles8x2(const float* x, int H, int W, int tya, int txa, int tyb, int txb, float* dst,
                            std::ptrdiff_t kstride, __mmask16 keep = 0xFFFF) {
   alignas(64) float ha[kAlpha][48], hb[kAlpha][48];
-  input_rows8(x, H, W, tya, txa, ha);
-  input_rows8(x, H, W, tyb, txb, hb);
+  input_rows_vec<3>(x, H, W, tya, txa, ha);
+  input_rows_vec<3>(x, H, W, tyb, txb, hb);
   const __m512i idx0 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
   // Columns 4l + 4 and 4l + 5: lanes one on, the last lane of each run from its third vector
   // (e holds lanes 0..3 of run a's third vector in lanes 0..3, of run b's in lanes 8..11).
@@ -261,9 +254,7 @@ inline void input_tiles8x2(const float* x, int H, int W, int tya, int txa, int t
     d[5] = _mm512_permutex2var_ps(d[1], idx5, e);
     __m512 o[kAlpha];
     input_1d(d[0], d[1], d[2], d[3], d[4], d[5], o);
-    if (keep != 0xFFFF)
-      for (int k = 0; k < kAlpha; ++k) o[k] = _mm512_maskz_mov_ps(keep, o[k]);
-    for (int k = 0; k < kAlpha; ++k) _mm512_storeu_ps(dst + (i * kAlpha + k) * kstride, o[k]);
+    store_points(o, i, dst, kstride, keep);
   }
 }
 /// o[0..3] = A^T (m0 .. m5), the 1-D output transform of F(4,3), on six vectors.
