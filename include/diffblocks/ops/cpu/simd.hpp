@@ -109,7 +109,9 @@ inline vf exp(vf x) { return exp2(x * splat(1.4426950408889634f)); }
 /// 14-bit estimate, ~2e-7 on AVX/SSE's 12-bit one); an exact division elsewhere.
 inline vf reciprocal(vf x) {
 #if defined(__AVX512F__)
-  const vf r = _mm512_rcp14_ps(x);
+  // The full-mask form: GCC 12's _mm512_rcp14_ps merges into _mm512_undefined_ps(), which
+  // -Wall reports as used uninitialized in the caller's code (GCC PR 105593).
+  const vf r = _mm512_mask_rcp14_ps(x, 0xFFFF, x);
 #elif defined(__AVX__)
   const vf r = _mm256_rcp_ps(x);
 #elif defined(__SSE__)

@@ -148,6 +148,26 @@ struct PackedV {
 
 #if defined(__AVX512F__)
 namespace avx512 {
+// GCC 12's unmasked forms of these intrinsics pass _mm512_undefined_*() as the merge source,
+// which -Wall reports as "used uninitialized" in the user's code (GCC PR 105593); the
+// full-mask forms with a defined source compile to the same instructions.
+inline __m512 unpacklo(__m512 a, __m512 b) { return _mm512_mask_unpacklo_ps(a, 0xFFFF, a, b); }
+inline __m512 unpackhi(__m512 a, __m512 b) { return _mm512_mask_unpackhi_ps(a, 0xFFFF, a, b); }
+template <int I>
+inline __m512 shuffle(__m512 a, __m512 b) {
+  return _mm512_mask_shuffle_ps(a, 0xFFFF, a, b, I);
+}
+template <int I>
+inline __m512 shuffle_f32x4(__m512 a, __m512 b) {
+  return _mm512_mask_shuffle_f32x4(a, 0xFFFF, a, b, I);
+}
+/// Lanes I .. 15 of lo, then lanes 0 .. I - 1 of hi (valignd).
+template <int I>
+inline __m512 alignr(__m512 hi, __m512 lo) {
+  const __m512i h = _mm512_castps_si512(hi), l = _mm512_castps_si512(lo);
+  return _mm512_castsi512_ps(_mm512_mask_alignr_epi32(h, 0xFFFF, h, l, I));
+}
+
 /// o[0..5] = B^T (a0 .. a5), the 1-D input transform of F(4,3), on six vectors.
 inline void input_1d(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5, __m512* o) {
   const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
@@ -218,9 +238,8 @@ inline void input_tiles16(const float* x, int H, int W, int ty, int tx0, float* 
       idx = _mm512_add_epi32(idx, one);
     }
     // Columns 4l + 4 and 4l + 5: phases 0 and 1 one tile on, the last lane from vector 4.
-    d[4] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(v4), _mm512_castps_si512(d[0]), 1));
-    const __m512i v4s = _mm512_alignr_epi32(_mm512_castps_si512(v4), _mm512_castps_si512(v4), 1);
-    d[5] = _mm512_castsi512_ps(_mm512_alignr_epi32(v4s, _mm512_castps_si512(d[1]), 1));
+    d[4] = alignr<1>(v4, d[0]);
+    d[5] = alignr<1>(alignr<1>(v4, v4), d[1]);
     __m512 o[kAlpha];
     input_1d(d[0], d[1], d[2], d[3], d[4], d[5], o);
     store_points(o, i, dst, kstride, keep);
@@ -249,7 +268,7 @@ inline void input_tiles8x2(const float* x, int H, int W, int tya, int txa, int t
       d[q] = _mm512_mask_blend_ps(0xFF00, _mm512_permutex2var_ps(a0, idx, a1), _mm512_permutex2var_ps(b0, idx, b1));
       idx = _mm512_add_epi32(idx, one);
     }
-    const __m512 e = _mm512_shuffle_f32x4(a2, b2, 0x00);
+    const __m512 e = shuffle_f32x4<0x00>(a2, b2);
     d[4] = _mm512_permutex2var_ps(d[0], idx4, e);
     d[5] = _mm512_permutex2var_ps(d[1], idx5, e);
     __m512 o[kAlpha];
@@ -289,14 +308,14 @@ inline void output_tiles16(const float* m, std::ptrdiff_t m_stride, __mmask16 va
   const __m512 vb = _mm512_set1_ps(bias);
   for (int r = 0; r < kTile && ty * kTile + r < H; ++r) {
     // u_j lane group g = the 4 pixels of tile 4g + j; then o_g = tiles 4g .. 4g + 3.
-    const __m512 t0 = _mm512_unpacklo_ps(y[r][0], y[r][1]), t1 = _mm512_unpackhi_ps(y[r][0], y[r][1]);
-    const __m512 t2 = _mm512_unpacklo_ps(y[r][2], y[r][3]), t3 = _mm512_unpackhi_ps(y[r][2], y[r][3]);
-    const __m512 u0 = _mm512_shuffle_ps(t0, t2, 0x44), u1 = _mm512_shuffle_ps(t0, t2, 0xEE);
-    const __m512 u2 = _mm512_shuffle_ps(t1, t3, 0x44), u3 = _mm512_shuffle_ps(t1, t3, 0xEE);
-    const __m512 v0 = _mm512_shuffle_f32x4(u0, u1, 0x44), v1 = _mm512_shuffle_f32x4(u2, u3, 0x44);
-    const __m512 v2 = _mm512_shuffle_f32x4(u0, u1, 0xEE), v3 = _mm512_shuffle_f32x4(u2, u3, 0xEE);
-    const __m512 o[4] = {_mm512_shuffle_f32x4(v0, v1, 0x88), _mm512_shuffle_f32x4(v0, v1, 0xDD),
-                         _mm512_shuffle_f32x4(v2, v3, 0x88), _mm512_shuffle_f32x4(v2, v3, 0xDD)};
+    const __m512 t0 = unpacklo(y[r][0], y[r][1]), t1 = unpackhi(y[r][0], y[r][1]);
+    const __m512 t2 = unpacklo(y[r][2], y[r][3]), t3 = unpackhi(y[r][2], y[r][3]);
+    const __m512 u0 = shuffle<0x44>(t0, t2), u1 = shuffle<0xEE>(t0, t2);
+    const __m512 u2 = shuffle<0x44>(t1, t3), u3 = shuffle<0xEE>(t1, t3);
+    const __m512 v0 = shuffle_f32x4<0x44>(u0, u1), v1 = shuffle_f32x4<0x44>(u2, u3);
+    const __m512 v2 = shuffle_f32x4<0xEE>(u0, u1), v3 = shuffle_f32x4<0xEE>(u2, u3);
+    const __m512 o[4] = {shuffle_f32x4<0x88>(v0, v1), shuffle_f32x4<0xDD>(v0, v1),
+                         shuffle_f32x4<0x88>(v2, v3), shuffle_f32x4<0xDD>(v2, v3)};
     float* row = out + static_cast<std::ptrdiff_t>(ty * kTile + r) * W;
     for (int g = 0; g < 4; ++g) {
       const int col = kTile * tx0 + 16 * g, n = std::clamp(W - col, 0, 16);
