@@ -234,18 +234,24 @@ Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
   return out;
 }
 
-/// out (B, Cout, H, W) = or += w (Cout x Cin, row-major) * x (B, Cin, H, W) + bias (or null):
-/// a 1x1 stride-1 convolution on raw pointers, the input read in place as the GEMM's right side.
-template <class T>
-void pointwise_conv(const T* x, int B, int Cin, int H, int W, const T* w, int Cout, const T* bias, T* out,
-                    bool accumulate) {
+/// The grid of a 1x1 stride-1 convolution over an H x W plane: the plane itself.
+inline PatchGrid pointwise_grid(int H, int W) {
   PatchGrid g;
   g.out_h = H;
   g.out_w = W;
   g.off_y = {0};
   g.off_x = {0};
   g.row_step = W;
-  patch_gemm<T>(x, B, Cin, H, W, w, Cout, bias, g, out, static_cast<std::ptrdiff_t>(H) * W, accumulate);
+  return g;
+}
+
+/// out (B, Cout, H, W) = or += w (Cout x Cin, row-major) * x (B, Cin, H, W) + bias (or null):
+/// a 1x1 stride-1 convolution on raw pointers, the input read in place as the GEMM's right side.
+template <class T>
+void pointwise_conv(const T* x, int B, int Cin, int H, int W, const T* w, int Cout, const T* bias, T* out,
+                    bool accumulate) {
+  patch_gemm<T>(x, B, Cin, H, W, w, Cout, bias, pointwise_grid(H, W), out, static_cast<std::ptrdiff_t>(H) * W,
+                accumulate);
 }
 
 /// out += Conv2d(x) for a 1x1 stride-1 convolution, accumulated by the GEMM itself (no temporary,
@@ -255,15 +261,9 @@ void conv1x1_add_(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const 
                   Tensor<T, 4, Cpu>& out) {
   const int B = static_cast<int>(x.shape(0)), Cin = static_cast<int>(x.shape(1));
   const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3)), Cout = static_cast<int>(w.shape(0));
-  PatchGrid g;
-  g.out_h = H;
-  g.out_w = W;
-  g.off_y = {0};
-  g.off_x = {0};
-  g.row_step = W;
   const auto wpack = packed_conv_weight(w.data(), Cout, Cin);
-  patch_gemm_packed<T>(x.data(), B, Cin, H, W, wpack->data(), Cout, bias.size() ? bias.data() : nullptr, g,
-                       out.data(), static_cast<std::ptrdiff_t>(H) * W, /*accumulate=*/true);
+  patch_gemm_packed<T>(x.data(), B, Cin, H, W, wpack->data(), Cout, bias.size() ? bias.data() : nullptr,
+                       pointwise_grid(H, W), out.data(), static_cast<std::ptrdiff_t>(H) * W, /*accumulate=*/true);
 }
 
 /// ConvTranspose2d (no output_padding, dilation 1). x (B,Cin,H,W), w (Cin,Cout,k,k) as in PyTorch.
