@@ -183,15 +183,11 @@ void partial_panel(int rows, int K, const T* a, std::ptrdiff_t lda, const T* bp,
 
 /// Rows of B per pass of sweep_block: a K x NC block of B is swept by every panel of A, so it
 /// should stay in L1 (48 KiB on Sapphire Rapids, 32 KiB on Zen 4); 256 x 32 floats is 32 KiB.
-/// Measured on one SPR core, 36 Winograd planes of 128 x 40 x 512: 86 GFLOP/s in one pass,
-/// ~140 in passes of 256.
+/// Measured on one SPR core, 36 Winograd planes of 128 x 40 x 512: 86-88 GFLOP/s in one pass,
+/// ~105 in passes of 256 (16 and 48 KiB blocks did no better).
 template <class T>
 constexpr int block_k() {
-#ifdef DIFFBLOCKS_BLOCK_K_BYTES
-  return static_cast<int>(DIFFBLOCKS_BLOCK_K_BYTES / (block_cols<T>() * sizeof(T)));
-#else
   return static_cast<int>(32768 / (block_cols<T>() * sizeof(T)));
-#endif
 }
 
 /// One pass of sweep_block over rows [k0, k0 + kc) of B: A's panels are `pstride` elements
