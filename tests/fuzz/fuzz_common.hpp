@@ -5,6 +5,7 @@
 // targets catch diffblocks::Error only and let everything else reach libFuzzer.
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "diffblocks/diffblocks.hpp"
@@ -33,6 +34,47 @@ inline bool small_enough(const db::DiffuserConfig& c) {
         c.reverse_transformer_layers_per_block[i] > 2 || c.cross_attention_dim[i] > 128)
       return false;
   return true;
+}
+
+/// How deep the "@[" and "@{" tokens of fuzz_config nest (issue #14's crash was ~90k levels).
+constexpr std::size_t kDeepLevels = 100000;
+
+/// The fuzz input as text, with every "@[" replaced by [[[...0...]]] and every "@{" by
+/// {"a":{"a":...0}}, each kDeepLevels deep (at most 4 expansions per input).
+inline std::string expand_deep(const std::uint8_t* data, std::size_t size) {
+  std::string out;
+  int expansions = 0;
+  for (std::size_t i = 0; i < size; ++i) {
+    const char c = static_cast<char>(data[i]);
+    if (c == '@' && i + 1 < size && (data[i + 1] == '[' || data[i + 1] == '{') && expansions < 4) {
+      ++expansions;
+      const bool array = data[++i] == '[';
+      for (std::size_t d = 0; d < kDeepLevels; ++d) out += array ? "[" : "{\"a\":";
+      out += '0';
+      out.append(kDeepLevels, array ? ']' : '}');
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+/// What the CLI does with an error: formats its message for one line of stderr. Touches the
+/// whole message, so that a message built from garbage (unterminated, wrapped sizes) shows.
+inline void format_error(const db::Error& e) {
+  const char* what = e.what();
+  volatile std::size_t n = std::strlen(what);
+  (void)n;
+}
+
+/// What `diffblocks info` prints of a model's config (examples/cli/main.cpp, cmd_info): the
+/// class, then the normalised config of an Origin model or the file's config of a Diffuser.
+inline std::string info_config_text(const db::ModelFile& file) {
+  const std::string cls = file.class_name();
+  nlohmann::json cfg;
+  if (cls == db::OriginConfig::class_name) cfg = db::OriginConfig::from_json(file.config, file.config_origin).to_json();
+  else cfg = file.config;
+  return "class: " + cls + "\nconfig: " + cfg.dump() + "\n";
 }
 
 /// Builds (and, given weights, strictly loads) the model a parsed config names.
