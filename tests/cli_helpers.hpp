@@ -1,6 +1,7 @@
 #pragma once
 // Running the diffblocks CLI from a test (test_cli.cpp, test_eval.cpp): its status, stdout and
-// stderr, and the DESIGN.md error contract (one line on stderr, exit 1, nothing at --output).
+// stderr, and the DESIGN.md error contract (one line on stderr, exit 1 or 2 for a usage error,
+// nothing at --output).
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -49,15 +50,26 @@ inline std::string rewrite_inputs(const std::string& fixture_file, const std::st
   return path;
 }
 
-inline void require_cli_error(const std::string& args, const std::string& needle, const std::string& output = "") {
+/// The error contract: exit `status` (1 runtime error, 2 usage error), exactly one line on stderr
+/// holding `needle`, nothing at `output`.
+inline void require_cli_status(int status, const std::string& args, const std::string& needle,
+                               const std::string& output = "") {
   if (!output.empty()) std::remove(output.c_str());
   const auto r = cli(args);
   INFO("args: " << args << "\nstderr: " << r.err);
-  REQUIRE(r.status == 1);
+  REQUIRE(r.status == status);
   REQUIRE(r.err.rfind("diffblocks: error: ", 0) == 0);
   REQUIRE(r.err.find('\n') == r.err.size() - 1);  // exactly one line
   REQUIRE(r.err.find(needle) != std::string::npos);
   if (!output.empty()) REQUIRE_FALSE(exists(output));
+}
+
+inline void require_cli_error(const std::string& args, const std::string& needle, const std::string& output = "") {
+  require_cli_status(1, args, needle, output);
+}
+
+inline void require_cli_usage_error(const std::string& args, const std::string& needle, const std::string& output = "") {
+  require_cli_status(2, args, needle, output);
 }
 
 }  // namespace dbt

@@ -1,5 +1,5 @@
 // The diffblocks CLI end to end: run/sample/info on fixtures, and the DESIGN.md error contract
-// (one line on stderr, exit status 1, nothing left at --output).
+// (one line on stderr, exit status 1, 2 for a usage error, nothing left at --output).
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -55,7 +55,7 @@ TEST_CASE("CLI --device: cpu is the default, cuda needs a CUDA build", "[cli]") 
   REQUIRE(r.status == 0);
   require_close(read_tensor<3>(db::SafeTensors::load(out), "out"),
                 read_tensor<3>(db::SafeTensors::load(fixture("origin_d/expected.safetensors")), "out"), "--device cpu");
-  require_cli_error(base + " --device tpu", "--device must be cpu or cuda, got 'tpu'", out);
+  require_cli_usage_error(base + " --device tpu", "--device must be cpu or cuda, got 'tpu'", out);
 #ifndef DIFFBLOCKS_CLI_HAS_CUDA
   // The CUDA build's behaviour (no GPU: "no CUDA device: ...") is tested by diffblocks_cuda_tests.
   require_cli_error(base + " --device cuda", "built without CUDA support (configure with -DDIFFBLOCKS_CUDA=ON)", out);
@@ -79,15 +79,15 @@ TEST_CASE("CLI info prints config, parameter count and tensors", "[cli]") {
   REQUIRE(r.out.find("final_conv.weight\tBF16\t[1, 32, 1, 1]") != std::string::npos);
 }
 
-TEST_CASE("CLI errors: one line, exit 1, no output file", "[cli][errors]") {
+TEST_CASE("CLI errors: one line, exit 1 (2 for usage), no output file", "[cli][errors]") {
   const std::string out = tmp_path("cli_err.safetensors");
   const std::string model = " --model " + fixture("origin_d");
   const std::string ok_inputs = " --inputs " + fixture("origin_d/inputs.safetensors");
   SECTION("usage") {
     const auto r = cli("frobnicate");
-    REQUIRE(r.status == 1);
+    REQUIRE(r.status == 2);
     REQUIRE(r.err.find("unknown command 'frobnicate'") != std::string::npos);
-    REQUIRE(cli("run --model").status == 1);
+    REQUIRE(cli("run --model").status == 2);
   }
   SECTION("missing model") { require_cli_error("run --model /nonexistent" + ok_inputs + " --output " + out, "/nonexistent", out); }
   SECTION("missing input tensor") {
@@ -131,8 +131,8 @@ TEST_CASE("CLI errors: one line, exit 1, no output file", "[cli][errors]") {
                       "n_feats=16", out);
   }
   SECTION("bad steps") {
-    require_cli_error("sample --model " + fixture("sample_ode") + " --inputs " + fixture("sample_ode/inputs.safetensors") +
-                          " --steps zero --output " + out,
+    require_cli_usage_error("sample --model " + fixture("sample_ode") + " --inputs " +
+                                fixture("sample_ode/inputs.safetensors") + " --steps zero --output " + out,
                       "--steps", out);
   }
   SECTION("truncated safetensors model") {
@@ -202,14 +202,14 @@ TEST_CASE("CLI sample with diffusers schedulers reproduces the diffusers loop", 
   SECTION("errors") {
     const std::string out = tmp_path("cli_diffuser_err.safetensors");
     const std::string in = fixture("diffusers/sampling/ddim_inputs.safetensors");
-    require_cli_error("sample --model " + fixture("diffusers/unet_default") + " --inputs " + in +
-                          " --steps 3 --scheduler heun --output " + out,
+    require_cli_usage_error("sample --model " + fixture("diffusers/unet_default") + " --inputs " + in +
+                                " --steps 3 --scheduler heun --output " + out,
                       "--scheduler must be ddim, ddpm or euler", out);
-    require_cli_error("sample --model " + fixture("diffusers/unet_default") + " --inputs " + in +
-                          " --steps 3 --stochastic --output " + out,
+    require_cli_usage_error("sample --model " + fixture("diffusers/unet_default") + " --inputs " + in +
+                                " --steps 3 --stochastic --output " + out,
                       "--stochastic applies to Grad-TTS", out);
-    require_cli_error("sample --model " + fixture("sample_ode") + " --inputs " +
-                          fixture("sample_ode/inputs.safetensors") + " --steps 3 --scheduler ddim --output " + out,
+    require_cli_usage_error("sample --model " + fixture("sample_ode") + " --inputs " +
+                                fixture("sample_ode/inputs.safetensors") + " --steps 3 --scheduler ddim --output " + out,
                       "--scheduler applies to UNet2DConditionModel", out);
     require_cli_error("run --model " + fixture("diffusers/unet_ada_image") + " --inputs " + in + " --output " + out,
                       "missing input tensor 'timestep'", out);

@@ -1,12 +1,11 @@
 #pragma once
 // The text parsers of `diffblocks similarity`'s options: comma lists (--candidates, --labels),
-// --phonemes, --durations (inline "5,7,3" or a text file) and the default label of a candidate.
+// --phonemes, --durations (inline "5,7,3" or a text file), the default label of a candidate, and
+// the text of the JSON report the command writes.
 // Shared by the CLI (main.cpp) and the fuzz target tests/fuzz/fuzz_similarity_args.cpp, so the
 // fuzzer exercises exactly the CLI's parsing.
 #include <cstdint>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -57,7 +56,7 @@ inline std::vector<std::string> phoneme_list(const std::string& value) {
 
 /// Whether a --durations value is an inline list (only digits, signs, commas and spaces) rather
 /// than the path of a file.
-inline bool durations_inline(const std::string& arg) {
+inline bool is_inline_durations(const std::string& arg) {
   return !arg.empty() && arg.find_first_not_of("0123456789+-, \t") == std::string::npos;
 }
 
@@ -89,14 +88,10 @@ inline std::vector<std::int64_t> parse_durations(const std::string& text, const 
 /// --durations: inline "5,7,3" when the value holds only digits, signs, commas and spaces,
 /// otherwise the path of a text file of integers separated by whitespace or commas.
 inline std::vector<std::int64_t> read_durations(const std::string& arg) {
-  const bool inline_list = durations_inline(arg);
+  const bool inline_list = is_inline_durations(arg);
   std::string text = arg, where = "--durations";
   if (!inline_list) {
-    std::ifstream f(arg);
-    if (!f) throw db::IoError(arg + ": cannot open durations file");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    text = ss.str();
+    text = db::read_text_file(arg, "durations file");
     where = arg;
   }
   return parse_durations(text, where, inline_list, arg);
@@ -108,6 +103,12 @@ inline std::string file_stem(const std::string& path) {
   std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
   const auto dot = base.rfind('.');
   return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
+}
+
+/// The report as the JSON text `similarity` writes. Labels and paths are the user's bytes:
+/// anything that is not UTF-8 becomes U+FFFD in the JSON.
+inline std::string report_json_text(const nlohmann::ordered_json& j) {
+  return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace diffblocks_cli

@@ -39,7 +39,7 @@ extern "C" int DBFUZZ_ENTRY(const std::uint8_t* data, std::size_t size) {
       for (const auto& p : candidates) labels.push_back(cli::file_stem(p));
     }
     const auto phonemes = cli::phoneme_list(field[4]);
-    const bool inline_list = cli::durations_inline(durations_arg);
+    const bool inline_list = cli::is_inline_durations(durations_arg);
     const auto durations = inline_list ? cli::parse_durations(durations_arg, "--durations", true, durations_arg)
                                        : cli::parse_durations(field[1], "fuzz/durations.txt", false, durations_arg);
     const auto metric = db::eval::parse_metric(field[5].empty() ? "cosine" : field[5]);
@@ -60,7 +60,7 @@ extern "C" int DBFUZZ_ENTRY(const std::uint8_t* data, std::size_t size) {
     for (std::size_t c = 0; c < candidates.size(); ++c) mels.push_back(mel(c + 1));
     const auto report = db::eval::phoneme_similarity(mel(0), mels, labels, phonemes, durations, metric);
     const auto j = db::eval::to_json(report, "fuzz", "", "ref.safetensors", candidates);
-    volatile std::size_t n = j.dump(2).size();
+    volatile std::size_t n = cli::report_json_text(j).size();
     (void)n;
   } catch (const db::Error& e) {
     dbfuzz::format_error(e);

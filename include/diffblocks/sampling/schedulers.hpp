@@ -48,8 +48,8 @@ struct SchedulerConfig {
     };
     auto must_be = [&](const char* key, const nlohmann::json& supported) {
       if (j.contains(key) && !(j[key] == supported) && !(supported.is_null() && j[key].is_null()))
-        throw ConfigError(origin + ": scheduler key '" + key + "' = " + j[key].dump() +
-                          " is not supported (supported: " + supported.dump() + ")");
+        throw ConfigError(origin + ": scheduler key '" + key + "' = " + json_brief(j[key]) +
+                          " is not supported (supported: " + json_brief(supported) + ")");
     };
     c.num_train_timesteps = static_cast<int>(config::get_int(j, "num_train_timesteps", 1000, origin));
     c.beta_start = config::get_double(j, "beta_start", 0.0001, origin);
