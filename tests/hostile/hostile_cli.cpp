@@ -20,7 +20,7 @@
 //
 //   diffblocks_hostile --cli build/bin/diffblocks --src . --work build/tests/hostile
 //                      [--class deep,hang,...] [--filter TEXT] [--rss-mb 200] [--timeout 20]
-//                      [--list] [--keep]
+//                      [--sanitized] [--list] [--keep] [--verbose]
 // Environment: DIFFBLOCKS_HOSTILE_RSS_MB and DIFFBLOCKS_HOSTILE_TIMEOUT override the defaults
 // (the sanitized build relaxes the RSS bound through them or --rss-mb).
 #include <sys/inotify.h>
@@ -40,7 +40,8 @@ struct Options {
   std::set<std::string> classes;
   long rss_mb = 200;
   double timeout_s = 20;
-  bool list = false, keep = false;
+  bool list = false, keep = false, verbose = false;
+  bool sanitized = false;  // the CLI runs under ASan: the per-case load bounds give way to --rss-mb
 } opt;
 
 constexpr std::size_t kDeep = 100000;              // levels of the deep JSON values
@@ -59,6 +60,7 @@ struct Ctx {
   std::string stderr_path;                  // where the command's stderr goes
   std::function<void(pid_t, double)> during;  // called while it runs (signal cases)
   std::vector<int> fds;                     // closed after the run
+  long rss_mb = 0;                          // a bound computed by the setup (load cases)
   std::string p(const std::string& name) const { return dir + "/" + name; }
 };
 
@@ -375,7 +377,7 @@ void add_hang() {
     info_args(c, c.p("model"));
   });
   // model.safetensors a FIFO inside a model directory
-  add("hang", "fifo_weights", ERR, {"model.safetensors|model"}, [](Ctx& c) {
+  add("hang", "fifo_weights", ERR, {"model.safetensors"}, [](Ctx& c) {
     make_dir(c.p("model"));
     copy_file(fx("origin_d/config.json"), c.p("model/config.json"));
     make_fifo(c.p("model/model.safetensors"));
@@ -459,7 +461,7 @@ void add_unbounded() {
     origin_run(c, c.p("model"));
   });
   // model.safetensors a symlink to /dev/zero
-  add("unbounded", "devzero_weights_link", ERR, {"model.safetensors|model"}, [](Ctx& c) {
+  add("unbounded", "devzero_weights_link", ERR, {"model.safetensors"}, [](Ctx& c) {
     make_dir(c.p("model"));
     copy_file(fx("origin_d/config.json"), c.p("model/config.json"));
     make_symlink("/dev/zero", c.p("model/model.safetensors"));
@@ -1273,13 +1275,55 @@ void add_silent() {
   });
 }
 
-/// Mels and a durations file for a similarity whose JSON is ~16 MB (60000 one-frame phonemes,
-/// 8 candidates), so that writing it takes long enough to be interrupted.
+/// The parameter bytes of a model's weights as float32 (the sum of the tensors' element counts
+/// x 4), from the weights file's header.
+std::uint64_t param_bytes(const std::string& weights) {
+  const StParts p = st_read(weights);
+  std::uint64_t n = 0;
+  for (auto it = p.header.begin(); it != p.header.end(); ++it) {
+    if (it.key() == "__metadata__") continue;
+    std::uint64_t e = 1;
+    for (const auto& d : it.value()["shape"]) e *= d.get<std::uint64_t>();
+    n += e;
+  }
+  return 4 * n;
+}
+
+/// Peak RSS of loading a model: at most the parameter bytes + 10 % + a small constant (10 MiB:
+/// the process itself, the header, the config) — the bound for a bounded loader.
+long load_bound_mb(const std::string& weights) {
+  return static_cast<long>((param_bytes(weights) * 11 / 10) >> 20) + 10;
+}
+
+void add_loadrss() {
+  // info on the demo decoder (7.6M parameters, BF16 on disk): loading stays within params x 1.1 + 10 MiB
+  add("loadrss", "info_demo_model", OK, {}, [](Ctx& c) {
+    info_args(c, demo("demo_model"));
+    c.rss_mb = load_bound_mb(demo("demo_model/model.safetensors"));
+  }).out = Out::Info;
+  // info on origin_b (7.7M parameters, F32 on disk)
+  add("loadrss", "info_origin_b", OK, {}, [](Ctx& c) {
+    info_args(c, fx("origin_b"));
+    c.rss_mb = load_bound_mb(fx("origin_b/model.safetensors"));
+  }).out = Out::Info;
+  // info on a single-file copy of origin_b's weights and config
+  add("loadrss", "info_single_file_origin_b", OK, {}, [](Ctx& c) {
+    StParts p = st_read(fx("origin_b/model.safetensors"));
+    p.header["__metadata__"] = {{"config", read_file(fx("origin_b/config.json"))}};
+    write_file(c.p("model.safetensors"), st_pack(p.header.dump(), p.data));
+    info_args(c, c.p("model.safetensors"));
+    c.rss_mb = load_bound_mb(c.p("model.safetensors"));
+  }).out = Out::Info;
+}
+
+/// Mels and a durations file for a similarity whose JSON is ~13 MB (30000 one-frame phonemes,
+/// within the 64 KiB cap on --phonemes, and 16 candidates), so that writing it takes long
+/// enough to be interrupted.
 void big_similarity(Ctx& c) {
-  const std::size_t frames = 60000;
+  const std::size_t frames = 30000;
   write_file(c.p("ref.safetensors"), mel_file(2, frames, 0.25f));
   std::string cands;
-  for (int i = 0; i < 8; ++i) {
+  for (int i = 0; i < 16; ++i) {
     const std::string p = c.p("c" + std::to_string(i) + ".safetensors");
     write_file(p, mel_file(2, frames, 0.3f + 0.01f * i));
     cands += (i ? "," : "") + p;
@@ -1504,7 +1548,7 @@ Verdict execute(const std::string& klass, const std::string& name, const std::fu
   snapshot(c.dir, before);
   for (const auto& w : c.watch) snapshot(w, before);
 
-  const long bound_mb = rss_mb ? rss_mb : opt.rss_mb;
+  const long bound_mb = c.rss_mb && !opt.sanitized ? c.rss_mb : rss_mb ? rss_mb : opt.rss_mb;
   RunLimits lim;
   lim.timeout_s = timeout_s > 0 ? timeout_s : opt.timeout_s;
   lim.rss_cap_kb = std::min(4 * bound_mb, bound_mb + 1024) * 1024;  // the watchdog: 4x, at most +1 GiB
@@ -1593,6 +1637,7 @@ void report(const std::string& id, const Verdict& v, std::map<std::string, Tally
   } else if (v.problems.empty()) {
     ++tally[klass].pass;
     std::printf("PASS  %s (%.2f s, %ld MB)%s\n", id.c_str(), v.r.secs, v.r.maxrss_kb / 1024, note.c_str());
+    if (opt.verbose) std::printf("      exit %d, stderr: %s\n", v.r.code(), first_line(v.r.err).c_str());
   } else {
     ++tally[klass].fail;
     std::string why;
@@ -1607,7 +1652,7 @@ void report(const std::string& id, const Verdict& v, std::map<std::string, Tally
 
 int usage_error(const std::string& what) {
   std::fprintf(stderr, "diffblocks_hostile: %s\nusage: diffblocks_hostile --cli PATH --src DIR --work DIR [--class A,B] "
-                       "[--filter TEXT] [--rss-mb N] [--timeout S] [--list] [--keep]\n", what.c_str());
+                       "[--filter TEXT] [--rss-mb N] [--timeout S] [--sanitized] [--list] [--keep] [--verbose]\n", what.c_str());
   return 2;
 }
 
@@ -1631,6 +1676,8 @@ int main(int argc, char** argv) {
       else if (a == "--timeout") opt.timeout_s = std::stod(value());
       else if (a == "--list") opt.list = true;
       else if (a == "--keep") opt.keep = true;
+      else if (a == "--verbose") opt.verbose = true;
+      else if (a == "--sanitized") opt.sanitized = true;
       else if (a == "--class") {
         std::stringstream ss(value());
         for (std::string k; std::getline(ss, k, ',');) opt.classes.insert(k);
@@ -1655,6 +1702,7 @@ int main(int argc, char** argv) {
   add_oneline();
   add_data();
   add_silent();
+  add_loadrss();
   add_signal();
 
   const auto tests = self_tests();
