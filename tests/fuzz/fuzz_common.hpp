@@ -5,7 +5,8 @@
 // targets catch diffblocks::Error only and let everything else reach libFuzzer.
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "diffblocks/diffblocks.hpp"
@@ -59,22 +60,31 @@ inline std::string expand_deep(const std::uint8_t* data, std::size_t size) {
   return out;
 }
 
-/// What the CLI does with an error: formats its message for one line of stderr. Touches the
-/// whole message, so that a message built from garbage (unterminated, wrapped sizes) shows.
+/// Stops the run (a libFuzzer crash) when a contract on printed text is broken.
+[[noreturn]] inline void contract_broken(const char* what, const std::string& text) {
+  std::fprintf(stderr, "fuzz contract broken: %s: %s\n", what, db::escape_for_message(text.substr(0, 400)).c_str());
+  std::abort();
+}
+
+/// What the CLI does with an error: prints its message as one line of stderr. Every
+/// diffblocks::Error message must already be one line of visible text (control, bidi and
+/// invalid UTF-8 bytes escaped when the exception was made), so escaping it again changes nothing.
 inline void format_error(const db::Error& e) {
-  const char* what = e.what();
-  volatile std::size_t n = std::strlen(what);
-  (void)n;
+  const std::string what = e.what();
+  if (db::escape_for_message(what) != what) contract_broken("an Error message is not escaped", what);
 }
 
 /// What `diffblocks info` prints of a model's config (examples/cli/main.cpp, cmd_info): the
-/// class, then the normalised config of an Origin model or the file's config of a Diffuser.
+/// class, then the normalised config of an Origin model or the file's config of a Diffuser,
+/// bounded by json_brief and escaped; each must stay on its line.
 inline std::string info_config_text(const db::ModelFile& file) {
   const std::string cls = file.class_name();
   nlohmann::json cfg;
   if (cls == db::OriginConfig::class_name) cfg = db::OriginConfig::from_json(file.config, file.config_origin).to_json();
   else cfg = file.config;
-  return "class: " + cls + "\nconfig: " + cfg.dump() + "\n";
+  const std::string line = db::escape_for_message(db::json_brief(cfg, 1 << 16, db::kMaxJsonDepth));
+  if (line.find('\n') != std::string::npos || line.size() > (1 << 16) + 64) contract_broken("info's config line", line);
+  return "class: " + cls + "\nconfig: " + line + "\n";
 }
 
 /// Builds (and, given weights, strictly loads) the model a parsed config names.
