@@ -346,6 +346,8 @@ struct RunLimits {
   double timeout_s = 20;
   long rss_cap_kb = 0;   // the watchdog kills the process group above this (0: no watchdog)
   int poll_us = 2000;
+  long as_limit_kb = 0;     // RLIMIT_AS of the command (0: none)
+  long stack_limit_kb = 0;  // RLIMIT_STACK of the command (0: as ours); new threads' default stack size
   std::string cwd;
   std::string stdout_path, stderr_path;
 };
@@ -422,6 +424,16 @@ inline RunResult run_command(const std::vector<std::string>& argv, const RunLimi
     ::setrlimit(RLIMIT_CORE, &core);
     rlimit fsize{rlim_t{1} << 30, rlim_t{1} << 30};
     ::setrlimit(RLIMIT_FSIZE, &fsize);
+    if (limits.stack_limit_kb > 0) {
+      const rlim_t st = static_cast<rlim_t>(limits.stack_limit_kb) * 1024;
+      rlimit lim{st, st};
+      ::setrlimit(RLIMIT_STACK, &lim);
+    }
+    if (limits.as_limit_kb > 0) {
+      const rlim_t as = static_cast<rlim_t>(limits.as_limit_kb) * 1024;
+      rlimit lim{as, as};
+      ::setrlimit(RLIMIT_AS, &lim);
+    }
     if (!limits.cwd.empty() && ::chdir(limits.cwd.c_str()) != 0) ::_exit(125);
     const int in = ::open("/dev/null", O_RDONLY);
     const int out = ::open(limits.stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -61,6 +61,8 @@ struct Ctx {
   std::function<void(pid_t, double)> during;  // called while it runs (signal cases)
   std::vector<int> fds;                     // closed after the run
   long rss_mb = 0;                          // a bound computed by the setup (load cases)
+  long as_limit_mb = 0;                     // the command's address-space limit (oom cases)
+  long stack_limit_mb = 0;                  // the command's stack limit (oom cases)
   std::string p(const std::string& name) const { return dir + "/" + name; }
 };
 
@@ -1316,6 +1318,62 @@ void add_loadrss() {
   }).out = Out::Info;
 }
 
+/// The command under an address-space limit (RLIMIT_AS): allocations fail as on a machine out
+/// of memory. ASan reserves terabytes of address space, so these cases cannot run under it.
+void limit_address_space(Ctx& c, long mb) {
+  c.as_limit_mb = mb;
+  if (opt.sanitized) c.skip = "RLIMIT_AS cannot be used under AddressSanitizer";
+}
+
+void add_oom() {
+  const std::vector<std::string> named{"bytes|thread"};
+  // run origin_b (7.7M parameters) in 30 MB of address space: fails naming the allocation and its size
+  add("oom", "run_origin_b_as_30m", ERR, named, [](Ctx& c) {
+    run_args(c, fx("origin_b"), fx("origin_b/inputs.safetensors"), c.p("out.safetensors"));
+    c.args.insert(c.args.end(), {"--threads", "2"});
+    limit_address_space(c, 30);
+  });
+  // the same in 40 MB (the parameters fit, little else)
+  add("oom", "run_origin_b_as_40m", ERR, named, [](Ctx& c) {
+    run_args(c, fx("origin_b"), fx("origin_b/inputs.safetensors"), c.p("out.safetensors"));
+    c.args.insert(c.args.end(), {"--threads", "2"});
+    limit_address_space(c, 40);
+  });
+  // the same in 45 MB (without --threads 2 the pool's thread stacks are what fails here)
+  add("oom", "run_origin_b_as_45m", ERR, named, [](Ctx& c) {
+    run_args(c, fx("origin_b"), fx("origin_b/inputs.safetensors"), c.p("out.safetensors"));
+    c.args.insert(c.args.end(), {"--threads", "2"});
+    limit_address_space(c, 45);
+  });
+  // info on the demo decoder in 30 MB (was: std::bad_alloc)
+  add("oom", "info_demo_as_30m", ERR, named, [](Ctx& c) {
+    info_args(c, demo("demo_model"));
+    limit_address_space(c, 30);
+  });
+  // worker threads that cannot get their stacks (1 GiB stacks in 300 MB): an error naming the
+  // threads, or the work done on fewer threads (was: "Resource temporarily unavailable")
+  add("oom", "threads_cannot_start_run", OK_OR_ERR, {"thread"}, [](Ctx& c) {
+    origin_run(c, fx("origin_d"));
+    c.args.insert(c.args.end(), {"--threads", "2"});
+    c.stack_limit_mb = 1024;
+    limit_address_space(c, 300);
+  }).out = Out::Safetensors;
+  // the same for sample
+  add("oom", "threads_cannot_start_sample", OK_OR_ERR, {"thread"}, [](Ctx& c) {
+    c.args = {"sample", "--model", fx("sample_ode"), "--inputs", fx("sample_ode/inputs.safetensors"), "--output",
+              c.p("out.safetensors"), "--steps", "2"};
+    c.output = c.p("out.safetensors");
+    c.stack_limit_mb = 1024;
+    limit_address_space(c, 300);
+  }).out = Out::Safetensors;
+  // sample on the demo decoder in 150 MB: fails inside the sampler, naming the allocation
+  add("oom", "sample_demo_as_150m", ERR, named, [](Ctx& c) {
+    c.args = {"sample", "--model", demo("demo_model"), "--inputs", demo("demo_inputs.safetensors"), "--output",
+              c.p("mel.safetensors"), "--steps", "2", "--threads", "2"};
+    limit_address_space(c, 150);
+  });
+}
+
 /// Mels and a durations file for a similarity whose JSON is ~13 MB (30000 one-frame phonemes,
 /// within the 64 KiB cap on --phonemes, and 16 candidates), so that writing it takes long
 /// enough to be interrupted.
@@ -1556,6 +1614,8 @@ Verdict execute(const std::string& klass, const std::string& name, const std::fu
   lim.stdout_path = logs + "/" + name + ".stdout";
   lim.stderr_path = c.stderr_path;
   if (c.during) lim.poll_us = 200;
+  lim.as_limit_kb = c.as_limit_mb * 1024;
+  lim.stack_limit_kb = c.stack_limit_mb * 1024;
   std::vector<std::string> argv{c.exe.empty() ? opt.cli : c.exe};
   argv.insert(argv.end(), c.args.begin(), c.args.end());
   v.r = run_command(argv, lim, c.during);
@@ -1687,8 +1747,13 @@ int main(int argc, char** argv) {
     }
   }
   if (opt.src.empty() || opt.work.empty() || (opt.cli.empty() && !opt.list)) return usage_error("--cli, --src and --work are required");
-  opt.src = fs::absolute(opt.src).lexically_normal().string();
-  opt.work = fs::absolute(opt.work).lexically_normal().string();
+  auto clean = [](const std::string& p) {
+    std::string s = fs::absolute(p).lexically_normal().string();
+    while (s.size() > 1 && s.back() == '/') s.pop_back();
+    return s;
+  };
+  opt.src = clean(opt.src);
+  opt.work = clean(opt.work);
   if (!opt.cli.empty()) opt.cli = fs::absolute(opt.cli).string();
   ::signal(SIGPIPE, SIG_IGN);
   // Big setup buffers (fixtures read whole) go to mmap and back to the system when freed, so
@@ -1706,6 +1771,7 @@ int main(int argc, char** argv) {
   add_data();
   add_silent();
   add_loadrss();
+  add_oom();
   add_signal();
 
   const auto tests = self_tests();
