@@ -1663,6 +1663,8 @@ Verdict execute(const std::string& klass, const std::string& name, const std::fu
   if (exited && code == 0 && !c.output.empty()) {
     const std::string o = absolute(c, c.output);
     allowed.insert(o);
+    const Entry link = describe(o);  // a symlink as --output: its target is written
+    if (link.type == 'l') allowed.insert((fs::path(o).parent_path() / link.link).lexically_normal().string());
     const auto real = fs::weakly_canonical(o, ec);
     if (!ec) allowed.insert(real.string());
   }
