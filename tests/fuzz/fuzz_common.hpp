@@ -82,8 +82,12 @@ inline std::string info_config_text(const db::ModelFile& file) {
   nlohmann::json cfg;
   if (cls == db::OriginConfig::class_name) cfg = db::OriginConfig::from_json(file.config, file.config_origin).to_json();
   else cfg = file.config;
-  const std::string line = db::escape_for_message(db::json_brief(cfg, 1 << 16, db::kMaxJsonDepth));
-  if (line.find('\n') != std::string::npos || line.size() > (1 << 16) + 64) contract_broken("info's config line", line);
+  // json_brief bounds the text (about max_chars, "..." marks a cut); escaping may then grow each
+  // byte to at most 4 characters (\xNN), 3-byte code points to 6 (\uNNNN).
+  const std::string brief = db::json_brief(cfg, 1 << 16, db::kMaxJsonDepth);
+  if (brief.size() > (1 << 16) + 16) contract_broken("info's config text is not bounded", brief);
+  const std::string line = db::escape_for_message(brief);
+  if (line.find('\n') != std::string::npos) contract_broken("info's config line", line);
   return "class: " + cls + "\nconfig: " + line + "\n";
 }
 
