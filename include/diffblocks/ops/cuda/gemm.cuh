@@ -72,16 +72,23 @@ inline void add_bias_per_channel(float* x, const float* bias, std::size_t B, std
 
 /// One block per row of n values: row = softmax(row * scale + bias_row) in place, where
 /// bias_row = bias + (row / rows_per_bias) * n (bias may be null). Max-subtracted, float32.
-template <int = 0>
-__global__ void softmax_rows_kernel(float* x, index_t n, float scale, const float* bias, index_t rows_per_bias) {
+/// One block per row of n values: row = softmax(row * scale + bias_row) in place, where
+/// bias_row = bias + (row / rows_per_bias) * n (bias may be null). Max-subtracted, float32.
+/// With inv_sum (Normalize false) the last pass is left out: the row holds exp(v - max) and
+/// inv_sum[row] = 1 / their sum, for a caller that divides something smaller than the row
+/// (LinearAttention divides the product of the row with x).
+template <bool Normalize>
+__global__ void softmax_rows_kernel(float* x, index_t n, float scale, const float* bias, index_t rows_per_bias,
+                                    float* inv_sum) {
   const index_t r = blockIdx.x;
   float* row = x + r * n;
   const float* br = bias ? bias + (r / rows_per_bias) * n : nullptr;
+  const bool rewrite = scale != 1.0f || br;
   float mx = -INFINITY;
   for (index_t j = threadIdx.x; j < n; j += blockDim.x) {
     float v = row[j] * scale;
     if (br) v += br[j];
-    row[j] = v;
+    if (rewrite) row[j] = v;
     mx = fmaxf(mx, v);
   }
   mx = block_reduce(mx, Max{}, -INFINITY);
@@ -93,36 +100,27 @@ __global__ void softmax_rows_kernel(float* x, index_t n, float scale, const floa
   }
   sum = block_reduce(sum, Sum{}, 0.0f);
   const float inv = 1.0f / sum;
-  for (index_t j = threadIdx.x; j < n; j += blockDim.x) row[j] *= inv;
-}
-
-inline void softmax_rows(float* x, std::size_t rows, std::size_t n, float scale = 1.0f, const float* bias = nullptr,
-                         std::size_t rows_per_bias = 1) {
-  if (rows == 0 || n == 0) return;
-  for (std::size_t r0 = 0; r0 < rows; r0 += std::size_t(1) << 30)
-    launch("softmax_rows_kernel", softmax_rows_kernel<>,
-           dim3(static_cast<unsigned>(std::min<std::size_t>(rows - r0, std::size_t(1) << 30))), dim3(kThreads), 0,
-           x + r0 * n, static_cast<index_t>(n), scale, bias ? bias + (r0 / rows_per_bias) * n : nullptr,
-           static_cast<index_t>(rows_per_bias));
-}
-
-/// One block per row of n values: row = exp(row - max(row)) in place and inv_sum[row] = 1 / sum
-/// of the exponentials: a softmax whose division is left to the caller (LinearAttention scales
-/// the small product of the row with x instead of the long row). Two passes instead of three.
-template <int = 0>
-__global__ void exp_rows_kernel(float* x, index_t n, float* inv_sum) {
-  float* row = x + static_cast<index_t>(blockIdx.x) * n;
-  float mx = -INFINITY;
-  for (index_t j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, row[j]);
-  mx = block_reduce(mx, Max{}, -INFINITY);
-  float sum = 0.0f;
-  for (index_t j = threadIdx.x; j < n; j += blockDim.x) {
-    const float e = expf(row[j] - mx);
-    row[j] = e;
-    sum += e;
+  if constexpr (Normalize) {
+    for (index_t j = threadIdx.x; j < n; j += blockDim.x) row[j] *= inv;
+  } else {
+    if (threadIdx.x == 0) inv_sum[r] = inv;
   }
-  sum = block_reduce(sum, Sum{}, 0.0f);
-  if (threadIdx.x == 0) inv_sum[blockIdx.x] = 1.0f / sum;
+}
+
+/// softmax_rows_kernel over `rows` rows (see there); inv_sum non-null: unnormalised.
+inline void softmax_rows(float* x, std::size_t rows, std::size_t n, float scale = 1.0f, const float* bias = nullptr,
+                         std::size_t rows_per_bias = 1, float* inv_sum = nullptr) {
+  if (rows == 0 || n == 0) return;
+  for (std::size_t r0 = 0; r0 < rows; r0 += std::size_t(1) << 30) {
+    const dim3 grid(static_cast<unsigned>(std::min<std::size_t>(rows - r0, std::size_t(1) << 30)));
+    const float* b = bias ? bias + (r0 / rows_per_bias) * n : nullptr;
+    if (inv_sum)
+      launch("softmax_rows_kernel", softmax_rows_kernel<false>, grid, dim3(kThreads), 0, x + r0 * n,
+             static_cast<index_t>(n), scale, b, static_cast<index_t>(rows_per_bias), inv_sum + r0);
+    else
+      launch("softmax_rows_kernel", softmax_rows_kernel<true>, grid, dim3(kThreads), 0, x + r0 * n,
+             static_cast<index_t>(n), scale, b, static_cast<index_t>(rows_per_bias), static_cast<float*>(nullptr));
+  }
 }
 
 /// C[b] (M x N) = A[b] (M x K) B[b]^T (N x K rows) for long K, split into S runs of K whose
@@ -215,8 +213,7 @@ Tensor<T, 4, Cuda> linear_attention_block(Cuda, const Tensor<T, 4, Cuda>& x, con
                     static_cast<long long>(hidden) * n, B);
   // k~ = softmax over positions, as exp(k - max) with the division applied to P's rows.
   auto inv_sum = cuda_detail::scratch<float>(static_cast<std::size_t>(B) * hidden);
-  cuda_detail::launch("exp_rows_kernel", cuda_detail::exp_rows_kernel<>, dim3(static_cast<unsigned>(B * hidden)),
-                      dim3(cuda_detail::kThreads), 0, k.data(), static_cast<cuda_detail::index_t>(N), inv_sum.data());
+  cuda_detail::softmax_rows(k.data(), static_cast<std::size_t>(B) * hidden, N, 1.0f, nullptr, 1, inv_sum.data());
   // P (hidden x C) = k~ (hidden x N) x_b^T (N x C).
   cuda_detail::gemm_nt_split_k(hidden, C, n, k.data(), static_cast<long long>(hidden) * n, x.data(), sx, P.data(),
                                static_cast<long long>(hidden) * C, B);
