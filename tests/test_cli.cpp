@@ -1,5 +1,5 @@
 // The diffblocks CLI end to end: run/sample/info on fixtures, and the DESIGN.md error contract
-// (one line on stderr, exit status 1, nothing left at --output).
+// (one line on stderr, exit status 1, 2 for a usage error, nothing left at --output).
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -55,7 +55,7 @@ TEST_CASE("CLI --device: cpu is the default, cuda needs a CUDA build", "[cli]") 
   REQUIRE(r.status == 0);
   require_close(read_tensor<3>(db::SafeTensors::load(out), "out"),
                 read_tensor<3>(db::SafeTensors::load(fixture("origin_d/expected.safetensors")), "out"), "--device cpu");
-  require_cli_error(base + " --device tpu", "--device must be cpu or cuda, got 'tpu'", out);
+  require_cli_usage_error(base + " --device tpu", "--device must be cpu or cuda, got 'tpu'", out);
 #ifndef DIFFBLOCKS_CLI_HAS_CUDA
   // The CUDA build's behaviour (no GPU: "no CUDA device: ...") is tested by diffblocks_cuda_tests.
   require_cli_error(base + " --device cuda", "built without CUDA support (configure with -DDIFFBLOCKS_CUDA=ON)", out);
@@ -79,15 +79,15 @@ TEST_CASE("CLI info prints config, parameter count and tensors", "[cli]") {
   REQUIRE(r.out.find("final_conv.weight\tBF16\t[1, 32, 1, 1]") != std::string::npos);
 }
 
-TEST_CASE("CLI errors: one line, exit 1, no output file", "[cli][errors]") {
+TEST_CASE("CLI errors: one line, exit 1 (2 for usage), no output file", "[cli][errors]") {
   const std::string out = tmp_path("cli_err.safetensors");
   const std::string model = " --model " + fixture("origin_d");
   const std::string ok_inputs = " --inputs " + fixture("origin_d/inputs.safetensors");
   SECTION("usage") {
     const auto r = cli("frobnicate");
-    REQUIRE(r.status == 1);
+    REQUIRE(r.status == 2);
     REQUIRE(r.err.find("unknown command 'frobnicate'") != std::string::npos);
-    REQUIRE(cli("run --model").status == 1);
+    REQUIRE(cli("run --model").status == 2);
   }
   SECTION("missing model") { require_cli_error("run --model /nonexistent" + ok_inputs + " --output " + out, "/nonexistent", out); }
   SECTION("missing input tensor") {
@@ -131,8 +131,8 @@ TEST_CASE("CLI errors: one line, exit 1, no output file", "[cli][errors]") {
                       "n_feats=16", out);
   }
   SECTION("bad steps") {
-    require_cli_error("sample --model " + fixture("sample_ode") + " --inputs " + fixture("sample_ode/inputs.safetensors") +
-                          " --steps zero --output " + out,
+    require_cli_usage_error("sample --model " + fixture("sample_ode") + " --inputs " +
+                                fixture("sample_ode/inputs.safetensors") + " --steps zero --output " + out,
                       "--steps", out);
   }
   SECTION("truncated safetensors model") {
@@ -202,17 +202,298 @@ TEST_CASE("CLI sample with diffusers schedulers reproduces the diffusers loop", 
   SECTION("errors") {
     const std::string out = tmp_path("cli_diffuser_err.safetensors");
     const std::string in = fixture("diffusers/sampling/ddim_inputs.safetensors");
-    require_cli_error("sample --model " + fixture("diffusers/unet_default") + " --inputs " + in +
-                          " --steps 3 --scheduler heun --output " + out,
+    require_cli_usage_error("sample --model " + fixture("diffusers/unet_default") + " --inputs " + in +
+                                " --steps 3 --scheduler heun --output " + out,
                       "--scheduler must be ddim, ddpm or euler", out);
-    require_cli_error("sample --model " + fixture("diffusers/unet_default") + " --inputs " + in +
-                          " --steps 3 --stochastic --output " + out,
+    require_cli_usage_error("sample --model " + fixture("diffusers/unet_default") + " --inputs " + in +
+                                " --steps 3 --stochastic --output " + out,
                       "--stochastic applies to Grad-TTS", out);
-    require_cli_error("sample --model " + fixture("sample_ode") + " --inputs " +
-                          fixture("sample_ode/inputs.safetensors") + " --steps 3 --scheduler ddim --output " + out,
+    require_cli_usage_error("sample --model " + fixture("sample_ode") + " --inputs " +
+                                fixture("sample_ode/inputs.safetensors") + " --steps 3 --scheduler ddim --output " + out,
                       "--scheduler applies to UNet2DConditionModel", out);
     require_cli_error("run --model " + fixture("diffusers/unet_ada_image") + " --inputs " + in + " --output " + out,
                       "missing input tensor 'timestep'", out);
   }
+}
+#endif
+
+// ---- hostile input (issue #14) ------------------------------------------------------------------
+
+#ifdef DIFFBLOCKS_CLI
+#include <thread>
+
+#include "file_helpers.hpp"
+
+namespace {
+
+std::string q(const std::string& s) { return "'" + s + "'"; }  // shell quoting of test paths
+
+/// A copy of origin_d as a model directory under `name`.
+std::string origin_copy(const std::string& name) {
+  const std::string dir = fresh_dir(name);
+  std::filesystem::copy_file(fixture("origin_d/config.json"), dir + "/config.json");
+  std::filesystem::copy_file(fixture("origin_d/model.safetensors"), dir + "/model.safetensors");
+  return dir;
+}
+
+/// A mel file for similarity: tensor 'out' (2, 4).
+std::string mel_file(const std::string& path) {
+  db::TensorToWrite t;
+  t.name = "out";
+  t.shape = {2, 4};
+  t.f32 = {1, 1, 0, 3, 0, 0, 2, 4};
+  db::save_safetensors(path, {t});
+  return path;
+}
+
+const std::string kRunInputs = " --inputs " + fixture("origin_d/inputs.safetensors");
+
+}  // namespace
+
+TEST_CASE("CLI hostile: FIFOs, devices, directories and procfs files as inputs fail at once", "[cli][hostile]") {
+  const std::string dir = fresh_dir("cli_hostile_files");
+  const std::string out = dir + "/out.safetensors";
+  const std::string fifo = make_fifo(dir + "/fifo");
+  // Each of these used to block forever on the FIFO (cli() kills a run after 120 s: status 124).
+  require_cli_error("run --model " + fifo + kRunInputs + " --output " + out, fifo + ": is a FIFO", out);
+  require_cli_error("info --model " + fifo, "FIFO");
+  const std::string model = origin_copy("cli_hostile_fifo_config");
+  std::filesystem::remove(model + "/config.json");
+  make_fifo(model + "/config.json");
+  require_cli_error("run --model " + model + kRunInputs + " --output " + out, "config.json: is a FIFO", out);
+  require_cli_error("run --model " + fixture("origin_d") + " --inputs " + fifo + " --output " + out, "FIFO", out);
+  const std::string mel = mel_file(dir + "/mel.safetensors");
+  const std::string sim = "similarity --reference " + mel + " --candidates " + mel + " --phonemes 'a b' --output " +
+                          dir + "/sim.json --durations ";
+  require_cli_error(sim + fifo, "FIFO", dir + "/sim.json");
+  const std::string sample = "sample --model " + fixture("diffusers/unet_default") + " --inputs " +
+                             fixture("diffusers/sampling/ddim_inputs.safetensors") + " --steps 2 --output " + out +
+                             " --scheduler-config ";
+  require_cli_error(sample + fifo, "FIFO", out);
+  // Endless and generated files: refused by type, not read until memory runs out.
+  require_cli_error(sim + "/dev/zero", "/dev/zero: is a character device", dir + "/sim.json");
+  require_cli_error(sample + "/dev/zero", "/dev/zero: is a character device", out);
+  std::filesystem::remove(model + "/config.json");
+  std::filesystem::create_symlink("/dev/zero", model + "/config.json");
+  require_cli_error("info --model " + model, "character device");
+  require_cli_error("run --model " + fixture("origin_d") + " --inputs " + dir + " --output " + out, "is a directory", out);
+  require_cli_error("run --model " + fixture("origin_d") + " --inputs /proc/self/maps --output " + out, "procfs", out);
+  // Text inputs over their cap (sparse: nothing is written to disk).
+  require_cli_error(sim + make_sparse(dir + "/durations.txt", 3 << 20), "larger than the cap of 1048576 bytes",
+                    dir + "/sim.json");
+  require_cli_error(sample + make_sparse(dir + "/scheduler.json", 3 << 20), "larger than the cap", out);
+  REQUIRE(leftover_temps(dir).empty());
+}
+
+TEST_CASE("CLI hostile: deeply nested JSON is refused in one line, never printed recursively", "[cli][hostile]") {
+  const std::string deep = std::string(90000, '[') + std::string(90000, ']');
+  const std::string out = tmp_path("cli_deep_out.safetensors");
+  for (const char* key : {"_class_name", "dim_mults", "_note"}) {
+    const std::string dir = origin_copy(std::string("cli_deep_") + key);
+    auto cfg = nlohmann::json::parse(read_file(dir + "/config.json"));
+    cfg.erase(key);
+    std::string text = cfg.dump();
+    text.insert(1, "\"" + std::string(key) + "\": " + deep + ", ");
+    write_text(dir + "/config.json", text);
+    require_cli_error("info --model " + dir, "config.json: config is nested deeper than 64 levels");
+    require_cli_error("run --model " + dir + kRunInputs + " --output " + out, "nested deeper than 64", out);
+  }
+  const std::string sched = tmp_path("cli_deep_scheduler.json");
+  write_text(sched, "{\"num_train_timesteps\": " + deep + "}");
+  require_cli_error("sample --model " + fixture("diffusers/unet_default") + " --inputs " +
+                        fixture("diffusers/sampling/ddim_inputs.safetensors") + " --steps 2 --output " + out +
+                        " --scheduler-config " + sched,
+                    "cli_deep_scheduler.json: config is nested deeper than 64 levels", out);
+  // Values that are long but legal are cut in messages.
+  const std::string dir = origin_copy("cli_long_value");
+  std::string list = "[";
+  for (int i = 0; i < 20000; ++i) list += std::to_string(i % 7 + 1) + ",";
+  write_text(dir + "/config.json", R"({"_class_name": "GradLogPEstimator2d", "dim": 32, "dim_mults": )" + list +
+                                       R"("x"], "n_feats": 16})");
+  const auto r = cli("info --model " + dir, 120);
+  INFO(r.err.substr(0, 400));
+  REQUIRE(r.status == 1);
+  REQUIRE(r.err.find("'dim_mults' must be a list of integers (within the int range), got [1,2,3,") != std::string::npos);
+  REQUIRE(r.err.find('\n') == r.err.size() - 1);
+  REQUIRE(r.err.size() < 1000);
+}
+
+TEST_CASE("CLI hostile: names with control, bidi and NUL characters are escaped, one line", "[cli][hostile]") {
+  const std::string out = tmp_path("cli_names_out.safetensors");
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {std::string("x\n\x1b[31mFAKE\x1b[0m"), "'x\\n\\x1b[31mFAKE\\x1b[0m'"},
+      {std::string("evil\xe2\x80\xaegnp.exe"), "'evil\\u202egnp.exe'"},
+      {std::string("spk\0_id after the NUL", 21), "'spk\\x00_id after the NUL'"},
+      {std::string("a\rb\x7f\xc2\x85\xe2\x81\xa6"), "'a\\rb\\x7f\\u0085\\u2066'"}};
+  int i = 0;
+  for (const auto& [name, shown] : cases) {
+    const std::string path = rewrite_inputs("origin_d/inputs.safetensors", "names_" + std::to_string(i++) + ".safetensors",
+                                            [&](auto& ts) {
+                                              db::TensorToWrite t;
+                                              t.name = name;
+                                              t.shape = {1};
+                                              t.f32 = {0};
+                                              ts.push_back(t);
+                                            });
+    require_cli_error("run --model " + fixture("origin_d") + " --inputs " + path + " --output " + out,
+                      "unexpected input tensor " + shown, out);
+  }
+  // A path with a newline and an escape sequence is echoed escaped.
+  require_cli_error("info --model " + q(tmp_path("no\nsuch\x1b[2Jmodel")), "no\\nsuch\\x1b[2Jmodel: no such file");
+  // info prints a config value holding a bidi override escaped (dump() wrote it raw).
+  const std::string model = fresh_dir("cli_names_info");
+  std::filesystem::copy_file(fixture("diffusers/unet_default/config.json"), model + "/config.json");
+  std::filesystem::copy_file(fixture("diffusers/unet_default/diffusion_pytorch_model.safetensors"),
+                             model + "/diffusion_pytorch_model.safetensors");
+  std::string cfg = read_file(model + "/config.json");
+  cfg.insert(cfg.find('{') + 1, "\"_note\": \"\xe2\x80\xae" "evil\\u001b[2J\",");
+  write_text(model + "/config.json", cfg);
+  const auto r = cli("info --model " + model, 120);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  REQUIRE(r.out.find("\xe2\x80\xae") == std::string::npos);
+  REQUIRE(r.out.find("\"_note\":\"\\u202eevil\\u001b[2J\"") != std::string::npos);
+}
+
+TEST_CASE("CLI hostile: --output never replaces an input, whatever the path says", "[cli][hostile]") {
+  const std::string dir = fresh_dir("cli_same_file");
+  const std::string inputs = dir + "/inputs.safetensors";
+  std::filesystem::copy_file(fixture("origin_d/inputs.safetensors"), inputs);
+  const std::string model = origin_copy("cli_same_file_model");
+  const std::string single = dir + "/single.safetensors";
+  db::save_safetensors(single, read_all(db::SafeTensors::load(model + "/model.safetensors")),
+                       {{"config", read_file(model + "/config.json")}});
+  std::filesystem::create_symlink(inputs, dir + "/link.safetensors");
+  REQUIRE(::link(inputs.c_str(), (dir + "/hard.safetensors").c_str()) == 0);
+  std::filesystem::create_directories(dir + "/sub");
+  const std::string before_inputs = read_file(inputs), before_single = read_file(single),
+                    before_weights = read_file(model + "/model.safetensors"), before_config = read_file(model + "/config.json");
+  const std::string run = "run --model " + model + " --inputs " + inputs + " --output ";
+  for (const std::string& o : {inputs, dir + "/link.safetensors", dir + "/hard.safetensors", dir + "/sub/../inputs.safetensors",
+                               model + "/model.safetensors", model + "/config.json"})
+    require_cli_error(run + o, "refusing to overwrite an input");
+  require_cli_error("run --model " + single + " --inputs " + inputs + " --output " + single, "is the same file as --model");
+  REQUIRE(read_file(inputs) == before_inputs);
+  REQUIRE(read_file(single) == before_single);
+  REQUIRE(read_file(model + "/model.safetensors") == before_weights);
+  REQUIRE(read_file(model + "/config.json") == before_config);
+
+  // similarity: the reference, any candidate, the durations file.
+  const std::string ref = mel_file(dir + "/ref.safetensors"), cand = mel_file(dir + "/cand.safetensors");
+  const std::string durations = dir + "/durations.txt";
+  write_text(durations, "2 2\n");
+  const std::string before_ref = read_file(ref);
+  const std::string sim = "similarity --reference " + ref + " --candidates " + cand + " --phonemes 'a b' ";
+  require_cli_error(sim + "--durations 2,2 --output " + ref, "is the same file as --reference");
+  require_cli_error(sim + "--durations 2,2 --output " + cand, "is the same file as --candidates");
+  require_cli_error(sim + "--durations " + durations + " --output " + durations, "is the same file as --durations");
+  REQUIRE(read_file(ref) == before_ref);
+  REQUIRE(read_file(durations) == "2 2\n");
+  // sample: the scheduler config.
+  const std::string sched = dir + "/scheduler.json";
+  write_text(sched, "{}");
+  require_cli_error("sample --model " + fixture("diffusers/unet_default") + " --inputs " +
+                        fixture("diffusers/sampling/ddim_inputs.safetensors") + " --steps 2 --scheduler-config " +
+                        sched + " --output " + sched,
+                    "is the same file as --scheduler-config");
+  REQUIRE(read_file(sched) == "{}");
+  REQUIRE(leftover_temps(dir).empty());
+}
+
+TEST_CASE("CLI hostile: --output must be a regular file; long names and symlinks work", "[cli][hostile]") {
+  const std::string dir = fresh_dir("cli_output_kinds");
+  const std::string run = "run --model " + fixture("origin_d") + kRunInputs + " --output ";
+  require_cli_usage_error(run + "''", "--output must not be empty");
+  require_cli_error(run + dir, dir + ": --output is a directory");
+  REQUIRE(std::filesystem::is_directory(dir));
+  const std::string fifo = make_fifo(dir + "/fifo");
+  require_cli_error(run + fifo, "--output is a FIFO");
+  REQUIRE(std::filesystem::is_fifo(fifo));
+  const std::string dev = make_char_device(dir + "/null");
+  if (!dev.empty()) {
+    require_cli_error(run + dev, "--output is a character device");
+    REQUIRE(std::filesystem::is_character_file(dev));
+  }
+  require_cli_error(run + dir + "/no/such/dir/out.safetensors", "does not exist");
+  // A valid 255-byte file name (NAME_MAX).
+  const std::string long_name = dir + "/" + std::string(243, 'o') + ".safetensors";
+  auto r = cli(run + long_name, 300);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  REQUIRE(db::SafeTensors::load(long_name).contains("out"));
+  // A symlink as --output: its target is replaced (keeping its mode), the link stays.
+  const std::string target = dir + "/target.safetensors", link = dir + "/link.safetensors";
+  write_text(target, "old");
+  ::chmod(target.c_str(), 0600);
+  std::filesystem::create_symlink("target.safetensors", link);
+  r = cli(run + link, 300);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  REQUIRE(std::filesystem::is_symlink(link));
+  REQUIRE(db::SafeTensors::load(target).contains("out"));
+  struct stat st {};
+  REQUIRE(::stat(target.c_str(), &st) == 0);
+  REQUIRE((st.st_mode & 07777) == 0600);
+  REQUIRE(leftover_temps(dir).empty());
+}
+
+TEST_CASE("CLI hostile: --threads bound, repeated options and option caps are usage errors", "[cli][hostile]") {
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  const int bound = static_cast<int>(std::min(256u, 4 * hw));
+  const std::string out = tmp_path("cli_threads_out.safetensors");
+  const std::string run = "run --model " + fixture("origin_d") + kRunInputs + " --output " + out;
+  require_cli_usage_error(run + " --threads " + std::to_string(bound + 1),
+                          "--threads must be an integer in [1, " + std::to_string(bound) + "]", out);
+  require_cli_usage_error(run + " --threads 1024", "--threads", out);
+  require_cli_usage_error(run + " --threads 0", "--threads", out);
+  require_cli_usage_error(run + " --output " + out + "2", "option --output given twice", out);
+  require_cli_usage_error("run --model", "option --model needs a value");
+  const std::string mel = mel_file(tmp_path("cli_caps_mel.safetensors"));
+  require_cli_usage_error("similarity --reference " + mel + " --candidates " + mel + " --durations 2,2 --phonemes 'a b' "
+                          "--output " + tmp_path("cli_caps.json") + " --labels " + std::string(70000, 'L'),
+                          "option --labels is 70000 bytes, larger than the cap of 65536 bytes");
+}
+
+TEST_CASE("CLI hostile: duplicate keys and unknown scheduler keys are errors naming the key", "[cli][hostile]") {
+  const std::string out = tmp_path("cli_dup_out.safetensors");
+  const std::string model = origin_copy("cli_dup_config");
+  std::string cfg = read_file(model + "/config.json");
+  cfg.insert(cfg.find('{') + 1, R"("dim": 4096, )");
+  write_text(model + "/config.json", cfg);
+  require_cli_error("run --model " + model + kRunInputs + " --output " + out, "config.json: config has the key 'dim' twice",
+                    out);
+  // Duplicate tensor names in an inputs file (the last one used to win silently).
+  const std::string inputs = tmp_path("cli_dup_inputs.safetensors");
+  write_text(inputs, raw_safetensors(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                     R"("t":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                     std::string(8, '\0')));
+  require_cli_error("run --model " + fixture("origin_d") + " --inputs " + inputs + " --output " + out,
+                    "header has the key 't' twice", out);
+  const std::string sched = tmp_path("cli_unknown_scheduler.json");
+  const std::string sample = "sample --model " + fixture("diffusers/unet_default") + " --inputs " +
+                             fixture("diffusers/sampling/ddim_inputs.safetensors") + " --steps 2 --output " + out +
+                             " --scheduler-config " + sched;
+  write_text(sched, R"({"_class_name": "DDIMScheduler", "beta_strat": 0.001})");
+  require_cli_error(sample, "unknown scheduler key 'beta_strat'", out);
+  write_text(sched, R"({"num_train_timesteps": 1000, "num_train_timesteps": 10})");
+  require_cli_error(sample, "the key 'num_train_timesteps' twice", out);
+  // diffusers' own bookkeeping keys stay accepted.
+  write_text(sched, R"({"_class_name": "DDIMScheduler", "_diffusers_version": "0.25.1", "steps_offset": 1})");
+  const auto r = cli(sample, 600);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+}
+
+TEST_CASE("CLI hostile: a config that promises more than the weights hold fails fast", "[cli][hostile][memory]") {
+  const std::string dir = fresh_dir("cli_dim4096");
+  write_text(dir + "/config.json", R"({"_class_name":"GradLogPEstimator2d","dim":4096,"dim_mults":[1],"n_feats":64})");
+  db::TensorToWrite t;
+  t.name = "a";
+  t.shape = {1};
+  t.f32 = {0};
+  db::save_safetensors(dir + "/model.safetensors", {t});
+  const std::string out = tmp_path("cli_dim4096_out.safetensors");
+  require_cli_error("info --model " + dir, "missing key 'mlp.0.weight' (the config in");
+  require_cli_error("run --model " + dir + kRunInputs + " --output " + out, "implies shape [16384, 4096]", out);
 }
 #endif

@@ -269,7 +269,7 @@ TEST_CASE("CLI similarity writes the per-phoneme JSON", "[cli][eval]") {
   SECTION("help lists the subcommand") { REQUIRE_THAT(cli("--help").out, Contains("diffblocks similarity --reference")); }
 }
 
-TEST_CASE("CLI similarity errors: one line, exit 1, no output file", "[cli][eval][errors]") {
+TEST_CASE("CLI similarity errors: one line, exit 1 (2 for usage), no output file", "[cli][eval][errors]") {
   const std::string ref = write_mels("sim_err_ref.safetensors", {{"out", {1, 2, 4}}}, {ref_mel()});
   const std::string a = write_mels("sim_err_a.safetensors", {{"out", {2, 4}}}, {cand_mel()});
   const std::string shorter = write_mels("sim_err_short.safetensors", {{"out", {2, 2}}}, {Mel{{1, 2}, {3, 4}}});
@@ -282,16 +282,16 @@ TEST_CASE("CLI similarity errors: one line, exit 1, no output file", "[cli][eval
   require_cli_error(base + "--candidates " + a + " --durations 4,0", "is 0", out);
   require_cli_error(base + "--candidates " + a + "," + shorter + " --labels A,Short --durations 2,2",
                     "candidate 'Short' has shape [2, 2] but the reference has [2, 4]", out);
-  require_cli_error(base + "--candidates " + a + " --labels A,B --durations 2,2", "--labels names 2 candidates", out);
+  require_cli_usage_error(base + "--candidates " + a + " --labels A,B --durations 2,2", "--labels names 2 candidates", out);
   require_cli_error(base + "--candidates " + a + " --durations 2,x2", "2,x2: cannot open durations file", out);
-  require_cli_error(base + "--candidates " + a + " --durations 2,,2", "--durations has an empty entry", out);
-  require_cli_error(base + "--candidates " + a + " --durations 2,2 --metric cos", "unknown similarity metric 'cos'", out);
+  require_cli_usage_error(base + "--candidates " + a + " --durations 2,,2", "--durations has an empty entry", out);
+  require_cli_usage_error(base + "--candidates " + a + " --durations 2,2 --metric cos", "unknown similarity metric 'cos'", out);
   require_cli_error(base + "--candidates " + two + " --durations 2,2", "holds 2 tensors ('x', 'y')", out);
   require_cli_error(base + "--candidates " + a + " --durations 2,2 --key mel", "no tensor named 'mel'", out);
   require_cli_error(base + "--candidates " + batch + " --durations 2,2", "has shape [2, 1, 4], expected a mel", out);
   require_cli_error(base + "--candidates /nonexistent.safetensors --durations 2,2", "/nonexistent.safetensors", out);
-  require_cli_error(base + "--candidates " + a + " --durations 2,2 --steps 3", "--steps does not apply to similarity", out);
-  require_cli_error("similarity --reference " + ref + " --candidates " + a + " --durations 2,2 --phonemes ' ' --output " + out,
+  require_cli_usage_error(base + "--candidates " + a + " --durations 2,2 --steps 3", "--steps does not apply to similarity", out);
+  require_cli_usage_error("similarity --reference " + ref + " --candidates " + a + " --durations 2,2 --phonemes ' ' --output " + out,
                     "--phonemes is empty", out);
   SECTION("a durations file with a non-integer") {
     const std::string dfile = tmp_path("sim_bad_durations.txt");

@@ -1,8 +1,11 @@
 // safetensors reading/writing: round trips, dtype conversion, and every malformed file the
 // format allows, each rejected with an IoError that names the fault.
+#include <csignal>
 #include <cstring>
 #include <fstream>
+#include <sys/wait.h>
 
+#include "file_helpers.hpp"
 #include "helpers.hpp"
 
 using namespace dbt;
@@ -168,4 +171,355 @@ TEST_CASE("model files: directory and single file, with clear errors", "[io][err
   REQUIRE_THROWS_WITH(db::load_model_file(empty_dir), Catch::Contains("config.json"));
   std::ofstream(empty_dir + "/config.json") << R"({"_class_name": "GradLogPEstimator2d", "dim": 8})";
   REQUIRE_THROWS_WITH(db::load_model_file(empty_dir), Catch::Contains("no *.safetensors"));
+}
+
+// ---- hostile input (issue #14): files, JSON, names, allocation bounds ------------------------
+
+namespace {
+
+/// The message of the diffblocks::Error that `f` throws ("" if none).
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const db::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string nested(std::size_t depth, const std::string& inner = "1") {
+  return std::string(depth, '[') + inner + std::string(depth, ']');
+}
+
+/// A header entry for raw_safetensors().
+std::string raw_entry(const std::string& name_json, const std::string& dtype, const std::string& shape,
+                      std::uint64_t b, std::uint64_t e) {
+  return name_json + ":{\"dtype\":\"" + dtype + "\",\"shape\":" + shape + ",\"data_offsets\":[" + std::to_string(b) +
+         "," + std::to_string(e) + "]}";
+}
+
+std::vector<unsigned char> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
+
+}  // namespace
+
+TEST_CASE("escape_for_message: one line of visible text, idempotent", "[io][hostile]") {
+  const std::string raw = std::string("a\nb\rc\td\x1b[31me") + std::string(1, '\0') + "f\x7fg" +
+                          "\xc2\x9b" "h\xe2\x80\xae" "i\xe2\x81\xa6" "j\xe2\x80\x8f" "k\xd8\x9c" "l\xff" "m";
+  const std::string esc = db::escape_for_message(raw);
+  REQUIRE(esc == "a\\nb\\rc\\td\\x1b[31me\\x00f\\x7fg\\u009bh\\u202ei\\u2066j\\u200fk\\u061cl\\xffm");
+  REQUIRE(db::escape_for_message(esc) == esc);
+  // Ordinary UTF-8 stays as it is.
+  REQUIRE(db::escape_for_message("caf\xc3\xa9 \xe2\x86\x92 \xf0\x9f\x8e\xb5") == "caf\xc3\xa9 \xe2\x86\x92 \xf0\x9f\x8e\xb5");
+  // Every diffblocks::Error is escaped, and a NUL does not cut the message.
+  const db::IoError e(std::string("x\0y\nz", 5));
+  REQUIRE(std::string(e.what()) == "x\\x00y\\nz");
+}
+
+TEST_CASE("tensor names with control, bidi and NUL characters are escaped in messages", "[io][hostile]") {
+  const std::string h = "{" + raw_entry("\"x\\n\\u001b[31mFAKE\\u001b[0m\\u202e\\u0000tail\"", "F8", "[1]", 0, 1) + "}";
+  const std::string msg = error_of([&] { db::SafeTensors::from_bytes(bytes_of(raw_safetensors(h, "A")), "evil.st"); });
+  INFO(msg);
+  REQUIRE(msg.find('\n') == std::string::npos);
+  REQUIRE(msg.find('\x1b') == std::string::npos);
+  REQUIRE(msg.find("x\\n\\x1b[31mFAKE\\x1b[0m\\u202e\\x00tail") != std::string::npos);
+  REQUIRE(msg.find("unsupported dtype 'F8'") != std::string::npos);
+}
+
+TEST_CASE("json_brief prints deep and long values bounded, without recursion", "[io][hostile]") {
+  // 200k levels: nlohmann's parser is iterative, its dump() is not (this used to overflow the
+  // stack when an error message printed such a value).
+  const auto deep = nlohmann::json::parse(nested(200000));
+  const std::string b = db::json_brief(deep);
+  REQUIRE(b.size() <= 203);
+  REQUIRE(b.rfind("[[[[", 0) == 0);
+  REQUIRE(b.find("[...]") != std::string::npos);
+  nlohmann::json long_list = nlohmann::json::array();
+  for (int i = 0; i < 100000; ++i) long_list.push_back(i);
+  const std::string l = db::json_brief(long_list, 50);
+  REQUIRE(l.size() == 53);
+  REQUIRE(l.substr(l.size() - 3) == "...");
+  REQUIRE(db::json_brief(nlohmann::json::parse(R"({"a":[1,{"b":"c"}],"d":null})")) == R"({"a":[1,{"b":"c"}],"d":null})");
+}
+
+TEST_CASE("config text: nesting deeper than 64 levels and duplicate keys are refused by name", "[io][hostile]") {
+  // 400k levels (under the 1 MiB cap): refused by the bracket scan before nlohmann builds
+  // anything that messages could print.
+  const std::string deep = R"({"_class_name": )" + nested(400000, "\"x\"") + "}";
+  REQUIRE_THROWS_AS(db::parse_config_text(deep, "deep.json"), db::ConfigError);
+  REQUIRE_THROWS_WITH(db::parse_config_text(deep, "deep.json"),
+                      Catch::Contains("deep.json") && Catch::Contains("nested deeper than 64 levels"));
+  REQUIRE_NOTHROW(db::parse_config_text(R"({"a": )" + nested(63) + "}", "ok.json"));
+  // Brackets inside strings are text, not nesting.
+  REQUIRE_NOTHROW(db::parse_config_text(R"({"a": ")" + std::string(1000, '[') + R"(\"]"})", "str.json"));
+  REQUIRE_THROWS_WITH(db::parse_config_text(R"({"dim": 32, "dim_mults": [1], "dim": 64})", "dup.json"),
+                      Catch::Contains("dup.json") && Catch::Contains("the key 'dim' twice"));
+  REQUIRE_THROWS_WITH(db::parse_config_text(R"({"a": {"b": 1, "b": 2}})", "dup.json"),
+                      Catch::Contains("the key 'b' twice (inside 'a')"));
+  // The same key in different objects is fine.
+  REQUIRE_NOTHROW(db::parse_config_text(R"({"a": {"b": 1}, "c": {"b": 2}})", "ok.json"));
+  REQUIRE_THROWS_WITH(db::parse_config_text(std::string(db::kMaxTextFileBytes + 1, ' '), "big.json"),
+                      Catch::Contains("larger than the cap of 1048576 bytes"));
+}
+
+TEST_CASE("safetensors: duplicate tensor names, deep headers and wrapped byte counts are refused", "[io][hostile]") {
+  const std::string dup = "{" + raw_entry("\"a\"", "F32", "[1]", 0, 4) + "," + raw_entry("\"a\"", "F32", "[1]", 4, 8) + "}";
+  REQUIRE_THROWS_WITH(db::SafeTensors::from_bytes(bytes_of(raw_safetensors(dup, "12345678")), "dup.st"),
+                      Catch::Contains("dup.st") && Catch::Contains("the key 'a' twice"));
+  const std::string deep = "{\"__metadata__\":{\"config\":" + nested(100000, "\"x\"") + "}}";
+  REQUIRE_THROWS_WITH(db::SafeTensors::from_bytes(bytes_of(raw_safetensors(deep)), "deep.st"),
+                      Catch::Contains("nested deeper than 64"));
+  // [2^62] x F32 wraps a 64-bit byte count to 0: named as an overflow, not "needs 0 bytes".
+  const std::string wrap = "{" + raw_entry("\"w\"", "F32", "[4611686018427387904]", 0, 0) + "}";
+  const std::string msg = error_of([&] { db::SafeTensors::from_bytes(bytes_of(raw_safetensors(wrap)), "wrap.st"); });
+  REQUIRE(msg.find("'w'") != std::string::npos);
+  REQUIRE(msg.find("overflows") != std::string::npos);
+  REQUIRE(msg.find("needs 0 bytes") == std::string::npos);
+}
+
+TEST_CASE("only regular files are read: FIFOs, directories, devices and procfs are refused", "[io][hostile]") {
+  const std::string dir = fresh_dir("hostile_special_files");
+  const std::string fifo = make_fifo(dir + "/pipe.safetensors");
+  // Opening a FIFO without a writer blocks a plain reader forever; these return at once.
+  REQUIRE_THROWS_WITH(db::SafeTensors::load(fifo), Catch::Contains("pipe.safetensors") && Catch::Contains("FIFO"));
+  REQUIRE_THROWS_WITH(db::load_model_file(fifo), Catch::Contains("FIFO"));
+  REQUIRE_THROWS_WITH(db::read_text_file(fifo, "durations file"), Catch::Contains("FIFO"));
+  REQUIRE_THROWS_WITH(db::SafeTensors::load(dir), Catch::Contains("is a directory"));
+  REQUIRE_THROWS_WITH(db::SafeTensors::load("/dev/zero"), Catch::Contains("/dev/zero: is a character device"));
+  REQUIRE_THROWS_WITH(db::read_text_file("/dev/zero", "scheduler config"), Catch::Contains("character device"));
+  REQUIRE_THROWS_WITH(db::read_text_file("/proc/self/maps", "config"), Catch::Contains("procfs"));
+  REQUIRE_THROWS_WITH(db::SafeTensors::load("/proc/self/maps"), Catch::Contains("procfs"));
+
+  // In a model directory: config.json as a FIFO, as a link to /dev/zero, as a directory.
+  const std::string model = dir + "/model";
+  std::filesystem::create_directories(model);
+  std::filesystem::copy_file(fixture("origin_d/model.safetensors"), model + "/model.safetensors");
+  make_fifo(model + "/config.json");
+  REQUIRE_THROWS_WITH(db::load_model_file(model), Catch::Contains("config.json") && Catch::Contains("FIFO"));
+  std::filesystem::remove(model + "/config.json");
+  std::filesystem::create_symlink("/dev/zero", model + "/config.json");
+  REQUIRE_THROWS_WITH(db::load_model_file(model), Catch::Contains("config.json") && Catch::Contains("character device"));
+  std::filesystem::remove(model + "/config.json");
+  std::filesystem::create_directories(model + "/config.json");
+  REQUIRE_THROWS_WITH(db::load_model_file(model), Catch::Contains("config.json: is a directory"));
+  // A text file over the cap: refused by size, without reading it (sparse, 2 MiB).
+  REQUIRE_THROWS_WITH(db::read_text_file(make_sparse(dir + "/big.txt", 2 << 20), "durations file"),
+                      Catch::Contains("big.txt") && Catch::Contains("larger than the cap of 1048576 bytes"));
+}
+
+TEST_CASE("safetensors: the header length is checked before anything is read or allocated", "[io][hostile]") {
+  const std::string dir = fresh_dir("hostile_sparse");
+  // 6 GiB sparse file claiming a 2^63-byte header, and one claiming 200 MiB: both refused
+  // at once with little memory (the whole file used to be read first).
+  std::string head(8, '\0');
+  const std::uint64_t huge = std::uint64_t{1} << 63;
+  std::memcpy(head.data(), &huge, 8);
+  const std::string a = make_sparse(dir + "/claims_2e63.safetensors", std::uint64_t{6} << 30, head);
+  const std::uint64_t big = std::uint64_t{200} << 20;
+  std::memcpy(head.data(), &big, 8);
+  const std::string b = make_sparse(dir + "/claims_200MiB.safetensors", std::uint64_t{300} << 20, head);
+  const long before = reset_peak_rss_kib();
+  REQUIRE_THROWS_WITH(db::SafeTensors::load(a), Catch::Contains("header length 9223372036854775808 is beyond the file size"));
+  REQUIRE_THROWS_WITH(db::SafeTensors::load(b), Catch::Contains("header length 209715200 exceeds 100 MiB"));
+  INFO("peak RSS grew by " << peak_rss_kib() - before << " KiB");
+  REQUIRE(peak_rss_kib() - before < 32 * 1024);
+}
+
+namespace {
+
+/// A model directory: `config` as config.json, weights written from `tensors` (name -> shape).
+std::string model_dir(const std::string& name, const std::string& config,
+                      const std::vector<std::pair<std::string, db::Shape>>& tensors) {
+  const std::string dir = fresh_dir(name);
+  write_text(dir + "/config.json", config);
+  std::vector<db::TensorToWrite> ts;
+  for (const auto& [n, shape] : tensors) {
+    db::TensorToWrite t;
+    t.name = n;
+    t.shape = shape;
+    t.f32.assign(db::checked_numel(shape, n), 0.0f);
+    ts.push_back(t);
+  }
+  db::save_safetensors(dir + "/model.safetensors", ts);
+  return dir;
+}
+
+/// Copies a fixture model directory with its config edited.
+std::string edited_fixture(const std::string& src, const std::string& name,
+                           const std::function<void(nlohmann::json&)>& edit) {
+  const std::string dir = fresh_dir(name);
+  for (const auto& e : std::filesystem::directory_iterator(fixture(src)))
+    if (e.path().extension() == ".safetensors" && e.path().filename().string().find("model") != std::string::npos)
+      std::filesystem::copy_file(e.path(), dir + "/" + e.path().filename().string());
+  auto cfg = nlohmann::json::parse(read_file(fixture(src + "/config.json")));
+  edit(cfg);
+  write_text(dir + "/config.json", cfg.dump());
+  return dir;
+}
+
+/// Runs `load` expecting a LoadError holding every needle, with peak RSS growing < 64 MiB.
+template <class F>
+void require_cheap_load_error(F&& load, const std::vector<std::string>& needles) {
+  const long before = reset_peak_rss_kib();
+  const std::string msg = error_of(load);
+  INFO(msg << "\npeak RSS grew by " << peak_rss_kib() - before << " KiB");
+  REQUIRE_FALSE(msg.empty());
+  for (const auto& n : needles) REQUIRE(msg.find(n) != std::string::npos);
+  REQUIRE(peak_rss_kib() - before < 64 * 1024);
+}
+
+}  // namespace
+
+TEST_CASE("model loading checks the checkpoint against the config before allocating", "[io][hostile][memory]") {
+  SECTION("dim 4096 next to a tiny weights file") {
+    const std::string dir = model_dir("hostile_dim4096", R"({"_class_name":"GradLogPEstimator2d","dim":4096,"dim_mults":[1],"n_feats":64})",
+                                      {{"a", {1}}});
+    require_cheap_load_error([&] { db::load_origin(dir); }, {"missing key 'mlp.0.weight'", "[16384, 4096]", "config.json"});
+  }
+  SECTION("n_spks 2^24 with a [1, 1] speaker table") {
+    const std::string dir = model_dir("hostile_nspks", R"({"_class_name":"GradLogPEstimator2d","dim":32,"dim_mults":[1,2],"n_feats":16,"n_spks":16777216})",
+                                      {{"spk_emb.weight", {1, 1}}});
+    require_cheap_load_error([&] { db::load_origin(dir); },
+                             {"'spk_emb.weight' has shape [1, 1]", "n_spks, spk_emb_dim", "[16777216, 64]"});
+  }
+  SECTION("num_class_embeds 2^24 next to a 5-class table") {
+    const std::string dir = edited_fixture("diffusers/unet_ada_image", "hostile_classes",
+                                           [](nlohmann::json& c) { c["num_class_embeds"] = 16777216; });
+    require_cheap_load_error([&] { db::load_diffuser(dir); }, {"'class_embedding.weight' has shape [5, ", "[16777216, "});
+  }
+  SECTION("16 levels x 1024 layers per block") {
+    const std::string dir = edited_fixture("diffusers/unet_default", "hostile_layers", [](nlohmann::json& c) {
+      const std::size_t n = c["block_out_channels"].size();
+      c["layers_per_block"] = 1024;
+      c["transformer_layers_per_block"] = std::vector<int>(n, 1024);
+    });
+    require_cheap_load_error([&] { db::load_diffuser(dir); }, {"the config describes a model of more than", "tensors"});
+  }
+  SECTION("a wrong shape is named with both shapes before allocation") {
+    const std::string dir = edited_fixture("origin_d", "hostile_origin_dim", [](nlohmann::json& c) { c["dim"] = 4096; });
+    require_cheap_load_error([&] { db::load_origin(dir); }, {"'mlp.0.weight' has shape [128, 32]", "implies [16384, 4096]"});
+  }
+  SECTION("an unexpected key is found before allocation too") {
+    const std::string dir = rewrite_model("origin_d", "hostile_extra_key", [](std::vector<db::TensorToWrite>& ts) {
+      db::TensorToWrite t;
+      t.name = "zz.extra";
+      t.shape = {2};
+      t.f32 = {1, 2};
+      ts.push_back(t);
+    });
+    REQUIRE_THROWS_WITH(db::load_origin(dir), Catch::Contains("unexpected key 'zz.extra'"));
+  }
+}
+
+TEST_CASE("loading a model costs its parameters, not a second copy of the file", "[io][hostile][memory]") {
+  // ~30M parameters (~120 MB as F32) built on the Meta device, written as a sparse file of
+  // zeros (no disk used). Peak RSS while loading: parameter bytes + 10 % + 16 MiB at most
+  // (the whole file used to be read into memory first: 2x).
+  db::OriginConfig cfg;
+  cfg.dim = 128;
+  cfg.dim_mults = {1, 2, 4};
+  cfg.n_feats = 80;
+  db::GradLogPEstimator2d<float, db::Meta> meta(cfg);
+  nlohmann::json header = nlohmann::json::object();
+  header["__metadata__"] = {{"config", nlohmann::json(cfg.to_json()).dump()}};
+  std::uint64_t offset = 0;
+  meta.visit([&](const std::string& name, auto& t) {
+    const std::uint64_t bytes = t.size() * 4;
+    header[name] = {{"dtype", "F32"}, {"shape", db::tensor_shape(t)}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  });
+  const std::string h = header.dump();
+  const std::string path = fresh_dir("hostile_rss") + "/big.safetensors";
+  make_sparse(path, 8 + h.size() + offset, raw_safetensors(h));
+  REQUIRE(offset > (std::uint64_t{100} << 20));
+  const long before = reset_peak_rss_kib();
+  {
+    const auto model = db::load_origin(path);
+    REQUIRE(db::parameter_count(*model) * 4 == offset);
+  }
+  const long grew_kib = peak_rss_kib() - before;
+  INFO("parameters " << offset / 1024 << " KiB, peak RSS grew by " << grew_kib << " KiB");
+  if (!kSanitized) REQUIRE(double(grew_kib) * 1024 <= 1.10 * double(offset) + double(16 << 20));
+}
+
+TEST_CASE("out-of-memory and impossible sizes become errors naming the bytes", "[io][hostile][memory]") {
+  db::memory::CachingAllocator<float> alloc;
+  REQUIRE_THROWS_AS(alloc.allocate(std::size_t{1} << 61), db::OutOfMemoryError);
+  REQUIRE_THROWS_WITH(alloc.allocate(std::size_t{1} << 61), Catch::Contains("9223372036854775808 bytes"));
+  REQUIRE_THROWS_WITH(alloc.allocate(std::size_t{1} << 63), Catch::Contains("more than the address space"));
+  REQUIRE_THROWS_WITH(db::naming_allocation("tensor 'x' of f.st", 12345, []() -> int { throw std::bad_alloc(); }),
+                      Catch::Contains("out of memory: cannot allocate 12345 bytes for tensor 'x' of f.st"));
+}
+
+TEST_CASE("atomic writes: symlinks followed, modes kept, non-regular targets refused, no temporary left",
+          "[io][hostile]") {
+  const std::string dir = fresh_dir("hostile_atomic");
+  const std::string target = dir + "/target.txt", link = dir + "/link.txt";
+  write_text(target, "old");
+  ::chmod(target.c_str(), 0640);
+  std::filesystem::create_symlink("target.txt", link);
+  db::write_file_atomically(link, std::string("new"));
+  REQUIRE(std::filesystem::is_symlink(link));
+  REQUIRE(read_file(target) == "new");
+  struct stat st {};
+  REQUIRE(::stat(target.c_str(), &st) == 0);
+  REQUIRE((st.st_mode & 07777) == 0640);
+  // A new file: 0666 less the umask, like any create.
+  const mode_t mask = ::umask(022);
+  ::umask(mask);
+  db::write_file_atomically(dir + "/fresh.txt", std::string("x"));
+  REQUIRE(::stat((dir + "/fresh.txt").c_str(), &st) == 0);
+  REQUIRE((st.st_mode & 07777) == (0666 & ~mask));
+  // A 255-byte file name (NAME_MAX): the temporary name must not be longer.
+  const std::string long_name = dir + "/" + std::string(243, 'o') + ".safetensors";
+  REQUIRE_NOTHROW(db::write_file_atomically(long_name, std::string("x")));
+  REQUIRE(read_file(long_name) == "x");
+  // Directories, devices and FIFOs are never replaced.
+  REQUIRE_THROWS_WITH(db::write_file_atomically(dir, std::string("x")), Catch::Contains("is a directory"));
+  const std::string dev = make_char_device(dir + "/null");
+  if (!dev.empty()) {
+    REQUIRE_THROWS_WITH(db::write_file_atomically(dev, std::string("x")), Catch::Contains("character device"));
+    struct stat ds {};
+    REQUIRE((::lstat(dev.c_str(), &ds) == 0 && S_ISCHR(ds.st_mode)));
+  }
+  REQUIRE_THROWS_WITH(db::write_file_atomically(make_fifo(dir + "/fifo"), std::string("x")), Catch::Contains("FIFO"));
+  REQUIRE_THROWS_WITH(db::write_file_atomically("", std::string("x")), Catch::Contains("empty output path"));
+  // A failure while writing keeps the old contents and removes the temporary file.
+  REQUIRE_THROWS_AS(db::write_file_atomically(target, [](db::FileSink& out) {
+                      out.write("partial", 7);
+                      throw db::InputError("interrupted");
+                    }),
+                    db::InputError);
+  REQUIRE(read_file(target) == "new");
+  REQUIRE(leftover_temps(dir).empty());
+  REQUIRE_THROWS_WITH(db::write_file_atomically(dir + "/no/such/dir/x", std::string("x")),
+                      Catch::Contains("cannot create a temporary file in"));
+}
+
+TEST_CASE("atomic writes: SIGTERM while writing removes the temporary file", "[io][hostile]") {
+  const std::string dir = fresh_dir("hostile_signal");
+  const std::string target = dir + "/out.txt";
+  write_text(target, "keep");
+  for (int sig : {SIGTERM, SIGINT}) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {  // the child dies by the signal in the middle of the write
+      db::install_temp_file_cleanup();
+      try {
+        db::write_file_atomically(target, [&](db::FileSink& out) {
+          out.write("half", 4);
+          ::kill(::getpid(), sig);
+          out.write("never", 5);
+        });
+      } catch (...) {
+      }
+      ::_exit(0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFSIGNALED(status));
+    REQUIRE(WTERMSIG(status) == sig);
+    REQUIRE(leftover_temps(dir).empty());
+    REQUIRE(read_file(target) == "keep");
+  }
 }

@@ -13,23 +13,30 @@
 // The model's config names the U-Net: GradLogPEstimator2d (Origin: Grad-TTS reverse diffusion)
 // or UNet2DConditionModel (Diffuser: a diffusers scheduler, DDIM by default).
 //
-// Every error is one line on stderr and exit status 1; the output file is written atomically,
-// so a failed run never leaves a half-written file behind.
+// Every error is one line on stderr (control and bidi characters escaped): exit status 2 for a
+// usage error (unknown, repeated or conflicting option, missing or bad value), 1 for anything
+// else. Before any work, --output is checked: it must not be empty, an existing --output must
+// be a regular file, and it must not be any file the command reads (model, inputs, reference,
+// candidates, durations, scheduler config: same device and inode, or the same canonical path).
+// The output is written atomically (io/atomic_file.hpp), so a failed or interrupted run never
+// leaves a half-written file or a temporary file behind.
 //
 // --device cuda runs the U-Net (or the whole sampler) on the GPU through cuda_backend.hpp, whose
 // implementation (cuda_backend.cu, nvcc) is linked in when the build has DIFFBLOCKS_CUDA ON
 // (DIFFBLOCKS_CLI_CUDA is then defined); inputs are read and the result written on the host.
+#include <algorithm>
 #include <chrono>
-#include <fstream>
-#include <sstream>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <sys/stat.h>
+#include <thread>
 #include <vector>
 
 #include "diffblocks/diffblocks.hpp"
@@ -66,11 +73,29 @@ const char* kUsage =
     "  (n_feats, T) or (1, n_feats, T). --durations: frames per phoneme, inline '5,7,3' or a\n"
     "  text file of integers, summing to T; --phonemes: space-separated symbols, one per\n"
     "  duration; --labels default to the candidate file names; metric cosine (of the segments'\n"
-    "  mean spectra) by default.\n";
+    "  mean spectra) by default.\n"
+    "--threads N: 1 to 4 x the hardware threads, at most 256.\n"
+    "Exit status: 0 on success, 1 on an error, 2 on a usage error (bad, unknown, repeated or\n"
+    "  conflicting option, missing value). Errors are one line on stderr.\n";
 
 struct UsageError : db::Error {
   using db::Error::Error;
 };
+
+/// What the command is doing, for an out-of-memory message ("while loading the model M").
+std::string g_stage = "starting";
+
+/// Longest value of a text option (labels, phonemes, titles, inline durations).
+constexpr std::size_t kMaxOptionBytes = 64 * 1024;
+
+/// Options whose value is free text rather than a path or a number.
+const std::set<std::string> kTextOptions{"phonemes", "labels", "title", "subtitle", "candidates", "durations", "key"};
+
+/// Most threads --threads accepts: 4 x the hardware threads, at most 256 (more only thrashes).
+int max_threads() {
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  return static_cast<int>(std::min(256u, 4 * hw));
+}
 
 struct Args {
   std::string command;
@@ -118,10 +143,15 @@ Args parse_args(int argc, char** argv) {
     if (s.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + s + "'");
     s = s.substr(2);
     if (flags.count(s)) {
-      a.flags.insert(s);
+      if (!a.flags.insert(s).second) throw UsageError("option --" + s + " given twice");
     } else if (with_value.count(s)) {
       if (i + 1 >= argc) throw UsageError("option --" + s + " needs a value");
-      a.values[s] = argv[++i];
+      if (a.values.count(s)) throw UsageError("option --" + s + " given twice");
+      const std::string v = argv[++i];
+      if (kTextOptions.count(s) && v.size() > kMaxOptionBytes)
+        throw UsageError("option --" + s + " is " + std::to_string(v.size()) + " bytes, larger than the cap of " +
+                         std::to_string(kMaxOptionBytes) + " bytes");
+      a.values[s] = v;
     } else {
       throw UsageError("unknown option --" + s);
     }
@@ -210,6 +240,7 @@ void write_out(const std::string& path, const Tn& out) {
     throw db::Error("the result holds NaN or Inf at flat index " + std::to_string(bad) + " (shape " +
                     db::shape_str(db::tensor_shape(out)) + "): float32 overflowed inside the model; nothing was "
                     "written to " + path);
+  g_stage = "writing " + path;
   db::TensorToWrite t;
   t.name = "out";
   t.shape = db::tensor_shape(out);
@@ -232,7 +263,56 @@ db::DiffuserInputs<float> read_diffuser_inputs(Inputs& in, bool with_timestep) {
 }
 
 void set_threads(const Args& a) {
-  if (a.has("threads")) db::set_num_threads(static_cast<int>(a.get_int("threads", 1, 1024)));
+  if (a.has("threads")) db::set_num_threads(static_cast<int>(a.get_int("threads", 1, max_threads())));
+}
+
+// ---- --output: never an input, never a directory or device ----------------------------------
+
+/// The paths a command reads, with the option that named them.
+using InputPaths = std::vector<std::pair<std::string, std::string>>;
+
+/// The files behind --model (config.json and the weights of a directory; the file itself).
+void add_model_paths(InputPaths& in, const std::string& model) {
+  const db::ModelPaths p = db::resolve_model_paths(model);
+  if (!p.config.empty()) in.emplace_back("--model (config.json)", p.config);
+  in.emplace_back("--model", p.weights);
+}
+
+/// Refuses, before any work, an --output that is empty, that exists as anything but a regular
+/// file, that lies in a directory that does not exist, or that names the same file as an input:
+/// same device and inode for files that exist (hard links, symlinks, ../ paths), the same
+/// canonical path otherwise.
+void check_output(const std::string& output, const InputPaths& inputs) {
+  namespace fs = std::filesystem;
+  if (output.empty()) throw UsageError("--output must not be empty");
+  const std::string target = db::detail::follow_symlinks(output);
+  struct stat out {};
+  const bool exists = ::stat(target.c_str(), &out) == 0;
+  if (exists && !S_ISREG(out.st_mode))
+    throw db::IoError(output + ": --output is " + db::detail::file_kind(out.st_mode) +
+                      "; refusing to replace it with the output");
+  if (!exists) {
+    struct stat dir {};
+    const std::string d = db::detail::directory_of(target);
+    if (::stat(d.c_str(), &dir) != 0 || !S_ISDIR(dir.st_mode))
+      throw db::IoError(output + ": --output's directory " + d + " does not exist");
+  }
+  std::error_code ec;
+  const fs::path out_canon = fs::weakly_canonical(target, ec);
+  for (const auto& [option, path] : inputs) {
+    struct stat in {};
+    bool same = false;
+    if (exists && ::stat(path.c_str(), &in) == 0) {
+      same = in.st_dev == out.st_dev && in.st_ino == out.st_ino;
+    } else {
+      std::error_code ec2;
+      const fs::path in_canon = fs::weakly_canonical(db::detail::follow_symlinks(path), ec2);
+      same = !ec && !ec2 && in_canon == out_canon;
+    }
+    if (same)
+      throw db::IoError(output + ": --output is the same file as " + option + " " + path +
+                        "; refusing to overwrite an input");
+  }
 }
 
 /// --device: "cpu" (default) or "cuda". With cuda, fails before any file is read when the build
@@ -281,8 +361,13 @@ int cmd_run(const Args& a) {
   set_threads(a);
   std::string gpu;
   const bool cuda = use_cuda(a, gpu);
-  const db::ModelFile mf = db::load_model_file(a.get("model"));
   const std::string output = a.get("output");
+  InputPaths paths{{"--inputs", a.get("inputs")}};
+  add_model_paths(paths, a.get("model"));
+  check_output(output, paths);
+  g_stage = "loading the model " + a.get("model");
+  const db::ModelFile mf = db::load_model_file(a.get("model"));
+  g_stage = "reading the inputs " + a.get("inputs");
   Inputs in(a.get("inputs"));
   std::string shape;
   double secs = 0;
@@ -296,6 +381,7 @@ int cmd_run(const Args& a) {
     auto cond = read_origin_conditioning(in);
     in.check_all_used();
     db::Tensor<float, 3> out;
+    g_stage = "running the forward pass";
     if (cuda) {
       out = cli_cuda::origin_forward(mf, x, mask, mu, t, cond, secs);
     } else {
@@ -311,6 +397,7 @@ int cmd_run(const Args& a) {
     auto inputs = read_diffuser_inputs(in, true);
     in.check_all_used();
     db::Tensor<float, 4> out;
+    g_stage = "running the forward pass";
     if (cuda) {
       out = cli_cuda::diffuser_forward(mf, inputs, secs);
     } else {
@@ -322,7 +409,8 @@ int cmd_run(const Args& a) {
     shape = db::shape_str(db::tensor_shape(out));
   }
   const std::string where = cuda ? "cuda: " + gpu : std::to_string(db::get_num_threads()) + " threads";
-  std::fprintf(stderr, "forward %s in %.3f s (%s) -> %s\n", shape.c_str(), secs, where.c_str(), output.c_str());
+  std::fprintf(stderr, "forward %s in %.3f s (%s) -> %s\n", shape.c_str(), secs, where.c_str(),
+               db::escape_for_message(output).c_str());
   return 0;
 }
 
@@ -340,11 +428,7 @@ SchedulerChoice scheduler_choice(const Args& a) {
   c.origin = c.kind + " defaults";
   if (a.has("scheduler-config")) {
     c.origin = a.get("scheduler-config");
-    std::ifstream f(c.origin);
-    if (!f) throw db::IoError(c.origin + ": cannot open scheduler config");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    c.config = db::parse_config_text(ss.str(), c.origin);
+    c.config = db::parse_config_text(db::read_text_file(c.origin, "scheduler config"), c.origin);
   }
   (void)db::SchedulerConfig::from_json(c.config, c.kind, c.origin);  // unsupported options fail here, by name
   return c;
@@ -367,6 +451,12 @@ int cmd_sample(const Args& a) {
   const bool cuda = use_cuda(a, gpu);
   const int steps = static_cast<int>(a.get_int("steps", 1, 100000));
   const std::uint64_t seed = a.has("seed") ? static_cast<std::uint64_t>(a.get_int("seed", 0, (1LL << 62))) : 0;
+  const std::string output = a.get("output");
+  InputPaths paths{{"--inputs", a.get("inputs")}};
+  if (a.has("scheduler-config")) paths.emplace_back("--scheduler-config", a.get("scheduler-config"));
+  add_model_paths(paths, a.get("model"));
+  check_output(output, paths);
+  g_stage = "loading the model " + a.get("model");
   const db::ModelFile mf = db::load_model_file(a.get("model"));
   const bool origin = is_origin(mf);
   const bool stochastic = a.flags.count("stochastic") != 0;
@@ -374,7 +464,7 @@ int cmd_sample(const Args& a) {
     throw UsageError("--scheduler applies to UNet2DConditionModel models; Grad-TTS models use their own sampler");
   if (!origin && stochastic) throw UsageError("--stochastic applies to Grad-TTS models; use --scheduler ddpm instead");
   if (origin && a.has("seed") && !stochastic) throw UsageError("--seed only applies with --stochastic");
-  const std::string output = a.get("output");
+  g_stage = "reading the inputs " + a.get("inputs");
   Inputs in(a.get("inputs"));
   double total = 0;
   auto progress = [&](int step, int n, double secs) {
@@ -395,6 +485,7 @@ int cmd_sample(const Args& a) {
     opt.stochastic = stochastic;
     opt.seed = seed;
     opt.progress = progress;
+    g_stage = "sampling";
     if (cuda) {
       write_out(output, cli_cuda::origin_sample(mf, z, mask, mu, cond, opt));
     } else {
@@ -411,6 +502,7 @@ int cmd_sample(const Args& a) {
     opt.steps = steps;
     opt.seed = seed;
     opt.progress = progress;
+    g_stage = "sampling";
     if (cuda) {
       write_out(output, cli_cuda::diffuser_sample(mf, choice.kind, choice.config, choice.origin, inputs, opt));
     } else {
@@ -421,11 +513,12 @@ int cmd_sample(const Args& a) {
   }
   const std::string where = cuda ? "cuda: " + gpu : std::to_string(db::get_num_threads()) + " threads";
   std::fprintf(stderr, "%s sampling, %d steps in %.3f s (%.3f s/step, %s) -> %s\n", what.c_str(), steps, total,
-               total / steps, where.c_str(), output.c_str());
+               total / steps, where.c_str(), db::escape_for_message(output).c_str());
   return 0;
 }
 
 int cmd_info(const Args& a) {
+  g_stage = "loading the model " + a.get("model");
   const db::ModelFile mf = db::load_model_file(a.get("model"));
   nlohmann::json cfg;
   std::size_t params = 0;
@@ -438,13 +531,16 @@ int cmd_info(const Args& a) {
     cfg = mf.config;
     params = db::parameter_count(*model);
   }
-  std::cout << "model: " << a.get("model") << "\n"
+  // Names and values come from the file: escaped, and the config bounded, so that every item
+  // stays on its line.
+  std::cout << "model: " << db::escape_for_message(a.get("model")) << "\n"
             << "class: " << mf.class_name() << "\n"
-            << "config: " << cfg.dump() << "\n"
+            << "config: " << db::escape_for_message(db::json_brief(cfg, 1 << 16, db::kMaxJsonDepth)) << "\n"
             << "parameters: " << params << "\n";
   std::cout << "tensors (" << mf.weights.tensors().size() << "):\n";
   for (const auto& t : mf.weights.tensors())
-    std::cout << "  " << t.name << "\t" << db::dtype_name(t.dtype) << "\t" << db::shape_str(t.shape) << "\n";
+    std::cout << "  " << db::escape_for_message(t.name) << "\t" << db::dtype_name(t.dtype) << "\t"
+              << db::shape_str(t.shape) << "\n";
   return 0;
 }
 
@@ -477,15 +573,15 @@ std::vector<std::string> comma_list(const Args& a, const std::string& k) {
 
 /// --durations: inline "5,7,3" when the value holds only digits, signs, commas and spaces,
 /// otherwise the path of a text file of integers separated by whitespace or commas.
+bool is_inline_durations(const std::string& arg) {
+  return !arg.empty() && arg.find_first_not_of("0123456789+-, \t") == std::string::npos;
+}
+
 std::vector<std::int64_t> read_durations(const std::string& arg) {
-  const bool inline_list = !arg.empty() && arg.find_first_not_of("0123456789+-, \t") == std::string::npos;
+  const bool inline_list = is_inline_durations(arg);
   std::string text = arg, where = "--durations";
   if (!inline_list) {
-    std::ifstream f(arg);
-    if (!f) throw db::IoError(arg + ": cannot open durations file");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    text = ss.str();
+    text = db::read_text_file(arg, "durations file");
     where = arg;
   }
   std::vector<std::int64_t> d;
@@ -512,6 +608,7 @@ std::vector<std::int64_t> read_durations(const std::string& arg) {
 /// A mel from a safetensors file: --key, else tensor 'out' (what run/sample write), else the only
 /// tensor; shape (n_feats, T) or (1, n_feats, T).
 db::Tensor<float, 2> read_mel(const std::string& path, const std::optional<std::string>& key) {
+  g_stage = "reading the mel " + path;
   const auto st = db::SafeTensors::load(path);
   std::string name;
   if (key) {
@@ -553,8 +650,17 @@ int cmd_similarity(const Args& a) {
     if (!allowed.count(kv.first)) throw UsageError("option --" + kv.first + " does not apply to similarity");
   if (!a.flags.empty()) throw UsageError("option --" + *a.flags.begin() + " does not apply to similarity");
   const std::string output = a.get("output");
-  const auto metric = db::eval::parse_metric(a.has("metric") ? a.get("metric") : "cosine");
+  db::eval::Metric metric;
+  try {
+    metric = db::eval::parse_metric(a.has("metric") ? a.get("metric") : "cosine");
+  } catch (const db::InputError& e) {
+    throw UsageError(std::string("--metric: ") + e.what());
+  }
   const auto cand_paths = comma_list(a, "candidates");
+  InputPaths paths{{"--reference", a.get("reference")}};
+  for (const auto& p : cand_paths) paths.emplace_back("--candidates", p);
+  if (!is_inline_durations(a.get("durations"))) paths.emplace_back("--durations", a.get("durations"));
+  check_output(output, paths);
   std::vector<std::string> labels;
   if (a.has("labels")) {
     labels = comma_list(a, "labels");
@@ -579,20 +685,32 @@ int cmd_similarity(const Args& a) {
   const auto report = db::eval::phoneme_similarity(reference, candidates, labels, phonemes, durations, metric);
   const auto j = db::eval::to_json(report, a.has("title") ? a.get("title") : "Per-phoneme similarity to the reference",
                                    a.has("subtitle") ? a.get("subtitle") : "", a.get("reference"), cand_paths);
-  db::write_file_atomically(output, j.dump(2) + "\n");
+  g_stage = "writing " + output;
+  // Labels and paths are the user's bytes: anything that is not UTF-8 becomes U+FFFD in the JSON.
+  db::write_file_atomically(output, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 
   for (const auto& c : report.candidates)
-    std::fprintf(stderr, "%s: mean %s %.4f (frame-weighted %.4f), worst phoneme #%zu '%s' %.4f\n", c.label.c_str(),
-                 db::eval::metric_name(metric), c.mean, c.frame_weighted_mean, c.worst.index,
-                 c.worst.symbol.c_str(), c.worst.score);
+    std::fprintf(stderr, "%s: mean %s %.4f (frame-weighted %.4f), worst phoneme #%zu '%s' %.4f\n",
+                 db::escape_for_message(c.label).c_str(), db::eval::metric_name(metric), c.mean,
+                 c.frame_weighted_mean, c.worst.index, db::escape_for_message(c.worst.symbol).c_str(), c.worst.score);
   std::fprintf(stderr, "%zu phonemes, %lld frames -> %s\n", report.phonemes.size(),
-               static_cast<long long>(report.frames), output.c_str());
+               static_cast<long long>(report.frames), db::escape_for_message(output).c_str());
   return 0;
 }
 
 }  // namespace
 
+/// The one line every failure prints; escaped again here for messages that did not come from
+/// a diffblocks::Error (those are escaped already; escaping is idempotent).
+int fail(const std::string& message, int status) {
+  std::string line = "diffblocks: error: " + db::escape_for_message(message);
+  if (status == 2) line += " (see 'diffblocks --help')";
+  std::cerr << line << "\n";
+  return status;
+}
+
 int main(int argc, char** argv) {
+  db::install_temp_file_cleanup();  // SIGINT/SIGTERM while writing --output leave no temporary file
   try {
     const Args a = parse_args(argc, argv);
     if (a.command == "run") return cmd_run(a);
@@ -605,10 +723,16 @@ int main(int argc, char** argv) {
     }
     throw UsageError("unknown command '" + a.command + "'");
   } catch (const UsageError& e) {
-    std::cerr << "diffblocks: error: " << e.what() << " (see 'diffblocks --help')\n";
-    return 1;
+    return fail(e.what(), 2);
+  } catch (const db::OutOfMemoryError& e) {
+    return fail("while " + g_stage + ": " + e.what(), 1);
+  } catch (const std::bad_alloc&) {
+    return fail("out of memory while " + g_stage, 1);
+  } catch (const std::length_error& e) {
+    return fail("allocation too large while " + g_stage + " (" + e.what() + ")", 1);
   } catch (const std::exception& e) {
-    std::cerr << "diffblocks: error: " << e.what() << "\n";
-    return 1;
+    return fail(e.what(), 1);
+  } catch (...) {
+    return fail("unknown error while " + g_stage, 1);
   }
 }

@@ -17,8 +17,11 @@
 #include <type_traits>
 #include <utility>
 #include <new>
+#include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "diffblocks/core/error.hpp"
 
 namespace diffblocks {
 namespace memory {
@@ -27,6 +30,23 @@ namespace detail {
 
 constexpr std::size_t kMinCached = std::size_t{1} << 16;
 constexpr std::size_t kAlignment = 64;  // a cache line, and an AVX-512 vector
+
+/// operator new for `bytes` of storage; a refusal becomes an OutOfMemoryError that says how much
+/// was asked for (tensor sizes follow from inputs and configs, so the number is the clue).
+inline void* aligned_new(std::size_t bytes, const char* what) {
+  try {
+    return ::operator new(bytes, std::align_val_t{kAlignment});
+  } catch (const std::bad_alloc&) {
+    throw OutOfMemoryError("out of memory: cannot allocate " + std::to_string(bytes) + " bytes of " + what);
+  }
+}
+
+inline std::size_t checked_bytes(std::size_t n, std::size_t size, const char* what) {
+  if (n > static_cast<std::size_t>(-1) / size)
+    throw OutOfMemoryError("cannot allocate " + std::to_string(n) + " elements of " + std::to_string(size) +
+                           " bytes of " + what + " (more than the address space)");
+  return n * size;
+}
 
 /// Rounds up to 4 classes per power of two (at most 25 % slack), so buffers of nearby sizes
 /// (e.g. T and T + 1 frames) share blocks.
@@ -40,6 +60,9 @@ inline std::size_t size_class(std::size_t bytes) {
 class BlockCache {
  public:
   void* allocate(std::size_t bytes) {
+    // No machine has 2^48 bytes; beyond that size_class() would shift its bound past 2^63.
+    if (bytes > (std::size_t{1} << 48))
+      throw OutOfMemoryError("out of memory: cannot allocate " + std::to_string(bytes) + " bytes of tensor storage");
     const std::size_t cls = size_class(bytes);
     if (tracking_.load(std::memory_order_relaxed)) {
       const std::ptrdiff_t now = live_.fetch_add(std::ptrdiff_t(cls)) + std::ptrdiff_t(cls);
@@ -56,7 +79,7 @@ class BlockCache {
         return p;
       }
     }
-    return ::operator new(cls, std::align_val_t{kAlignment});
+    return aligned_new(cls, "tensor storage");
   }
 
   void deallocate(void* p, std::size_t bytes) {
@@ -186,10 +209,9 @@ struct CachingAllocator : detail::AllocatorCommon<CachingAllocator> {
   CachingAllocator(const CachingAllocator<U>&) noexcept {}
 
   T* allocate(std::size_t n) {
-    if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_alloc();
-    const std::size_t bytes = n * sizeof(T);
+    const std::size_t bytes = detail::checked_bytes(n, sizeof(T), "tensor storage");
     if (bytes < detail::kMinCached) {
-      T* p = static_cast<T*>(::operator new(bytes, std::align_val_t{detail::kAlignment}));
+      T* p = static_cast<T*>(detail::aligned_new(bytes, "tensor storage"));
 #ifdef DIFFBLOCKS_POISON_ALLOCATIONS
       std::memset(static_cast<void*>(p), 0xff, bytes);
 #endif
@@ -221,8 +243,7 @@ struct WeightAllocator : detail::AllocatorCommon<WeightAllocator> {
   template <class U>
   WeightAllocator(const WeightAllocator<U>&) noexcept {}
   T* allocate(std::size_t n) {
-    if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_alloc();
-    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{detail::kAlignment}));
+    return static_cast<T*>(detail::aligned_new(detail::checked_bytes(n, sizeof(T), "weight cache"), "weight cache"));
   }
   void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{detail::kAlignment}); }
 };

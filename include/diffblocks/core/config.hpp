@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "diffblocks/core/error.hpp"
+#include "diffblocks/core/json.hpp"
 
 namespace diffblocks {
 namespace config {
@@ -45,7 +46,7 @@ inline long long get_int(const json& j, const std::string& key, long long fallba
   if (!j.contains(key) || j[key].is_null()) return fallback;
   const json& v = j[key];
   if (const auto i = as_int(v)) return *i;
-  throw ConfigError(where(origin, key) + " must be an integer (within the int range), got " + v.dump());
+  throw ConfigError(where(origin, key) + " must be an integer (within the int range), got " + json_brief(v));
 }
 
 inline long long require_int(const json& j, const std::string& key, const std::string& origin) {
@@ -55,18 +56,18 @@ inline long long require_int(const json& j, const std::string& key, const std::s
 
 inline double get_double(const json& j, const std::string& key, double fallback, const std::string& origin) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
-  if (!j[key].is_number()) throw ConfigError(where(origin, key) + " must be a number, got " + j[key].dump());
+  if (!j[key].is_number()) throw ConfigError(where(origin, key) + " must be a number, got " + json_brief(j[key]));
   return j[key].get<double>();
 }
 
 inline std::vector<long long> get_int_list(const json& j, const std::string& key, std::vector<long long> fallback,
                                            const std::string& origin) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
-  if (!j[key].is_array()) throw ConfigError(where(origin, key) + " must be a list of integers, got " + j[key].dump());
+  if (!j[key].is_array()) throw ConfigError(where(origin, key) + " must be a list of integers, got " + json_brief(j[key]));
   std::vector<long long> out;
   for (const auto& v : j[key]) {
     const auto i = as_int(v);
-    if (!i) throw ConfigError(where(origin, key) + " must be a list of integers (within the int range), got " + j[key].dump());
+    if (!i) throw ConfigError(where(origin, key) + " must be a list of integers (within the int range), got " + json_brief(j[key]));
     out.push_back(*i);
   }
   return out;

@@ -9,6 +9,9 @@
 #include <xtensor/xtensor.hpp>
 
 #include "diffblocks/core/allocator.hpp"
+// The shape-only device: its ops::zeros/full/empty must be declared before any block template
+// (blocks call ops:: by qualified name), so it comes with every device.
+#include "diffblocks/core/meta.hpp"
 
 namespace diffblocks {
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "diffblocks/core/device.hpp"
@@ -55,6 +56,7 @@ class StateDict {
   }
 
   const SafeTensors& file() const { return *file_; }
+  std::size_t size() const { return names_.size(); }
   bool contains(const std::string& name) const { return names_.count(name) != 0; }
   const TensorInfo* find(const std::string& name) const {
     auto it = names_.find(name);
@@ -70,15 +72,26 @@ class StateDict {
     if (t->shape != want)
       throw LoadError(file_->origin() + ": key '" + name + "' has shape " + shape_str(t->shape) +
                       " but the model expects " + shape_str(want));
-    std::vector<float> host(t->numel());
-    file_->read_float(*t, host.data());
     // A NaN or Inf weight would turn every output into garbage without a word: refuse it here,
     // where the key and position can still be named.
-    for (std::size_t i = 0; i < host.size(); ++i)
-      if (!std::isfinite(host[i]))
-        throw LoadError(file_->origin() + ": key '" + name + "' holds " + (std::isnan(host[i]) ? "NaN" : "Inf") +
-                        " at flat index " + std::to_string(i) + " (shape " + shape_str(t->shape) + ")");
-    assign_from_host(D{}, dst, host.data());
+    auto check_finite = [&](const float* v, std::size_t n) {
+      for (std::size_t i = 0; i < n; ++i)
+        if (!std::isfinite(v[i]))
+          throw LoadError(file_->origin() + ": key '" + name + "' holds " + (std::isnan(v[i]) ? "NaN" : "Inf") +
+                          " at flat index " + std::to_string(i) + " (shape " + shape_str(t->shape) + ")");
+    };
+    if constexpr (std::is_same_v<D, Cpu> && std::is_same_v<T, float>) {
+      // Straight into the parameter: loading needs the parameters' memory and nothing more.
+      file_->read_float(*t, dst.data());
+      check_finite(dst.data(), dst.size());
+    } else {
+      const std::uint64_t n = t->numel();
+      auto host = naming_allocation("reading weight '" + name + "' of " + file_->origin(), n * 4,
+                                    [&] { return std::vector<float>(n); });
+      file_->read_float(*t, host.data());
+      check_finite(host.data(), host.size());
+      assign_from_host(D{}, dst, host.data());
+    }
     used_.insert(name);
   }
 

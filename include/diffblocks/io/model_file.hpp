@@ -3,13 +3,13 @@
 // (model.safetensors or diffusion_pytorch_model.safetensors when there are several),
 // or a single .safetensors file whose __metadata__["config"] holds the same JSON as a string.
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "diffblocks/core/error.hpp"
+#include "diffblocks/core/json.hpp"
+#include "diffblocks/io/file.hpp"
 #include "diffblocks/io/safetensors.hpp"
 
 namespace diffblocks {
@@ -26,51 +26,81 @@ struct ModelFile {
       throw ConfigError(config_origin + ": config has no '_class_name' (expected \"GradLogPEstimator2d\" or "
                         "\"UNet2DConditionModel\")");
     if (!config["_class_name"].is_string())
-      throw ConfigError(config_origin + ": '_class_name' must be a string, got " + config["_class_name"].dump());
+      throw ConfigError(config_origin + ": '_class_name' must be a string, got " + json_brief(config["_class_name"]));
     return config["_class_name"].get<std::string>();
   }
 };
 
+/// Parses config text (config.json, a scheduler config, a single file's embedded config): at
+/// most kMaxTextFileBytes, nested at most kMaxJsonDepth deep, no key twice, a JSON object.
 inline nlohmann::json parse_config_text(const std::string& text, const std::string& origin) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw ConfigError(origin + ": config is not valid JSON (" + e.what() + ")");
-  }
+  if (text.size() > kMaxTextFileBytes)
+    throw ConfigError(origin + ": config is " + std::to_string(text.size()) + " bytes, larger than the cap of " +
+                      std::to_string(kMaxTextFileBytes) + " bytes");
+  nlohmann::json j = parse_json_checked<ConfigError>(text, origin, "config");
   if (!j.is_object()) throw ConfigError(origin + ": config is not a JSON object");
   return j;
 }
 
+/// The files a model path stands for, found without reading them: config.json (empty for a
+/// single file, whose config is in its header) and the weights file.
+struct ModelPaths {
+  bool directory = false;
+  std::string config, weights;
+};
+
+inline ModelPaths resolve_model_paths(const std::string& path) {
+  namespace fs = std::filesystem;
+  ModelPaths p;
+  std::error_code ec;
+  if (path.empty()) throw IoError("empty model path");
+  if (!fs::is_directory(path, ec)) {
+    if (!fs::exists(path, ec)) throw IoError(path + ": no such file or directory");
+    p.weights = path;
+    return p;
+  }
+  p.directory = true;
+  const fs::path dir(path);
+  p.config = (dir / "config.json").string();
+  if (!fs::exists(fs::symlink_status(p.config, ec)))
+    throw IoError(path + ": model directory has no config.json");
+  std::vector<fs::path> weights;
+  fs::directory_iterator it(dir, ec), end;
+  if (ec) throw IoError(path + ": cannot list the model directory: " + ec.message());
+  for (; it != end; it.increment(ec)) {
+    if (ec) throw IoError(path + ": cannot list the model directory: " + ec.message());
+    std::error_code ec2;
+    if (it->path().extension() == ".safetensors" && it->is_regular_file(ec2)) weights.push_back(it->path());
+  }
+  if (ec) throw IoError(path + ": cannot list the model directory: " + ec.message());
+  if (weights.empty()) throw IoError(path + ": model directory has no *.safetensors file");
+  // The conventional names win when other safetensors files sit beside them (inputs, variants).
+  for (const char* name : {"model.safetensors", "diffusion_pytorch_model.safetensors"})
+    if (fs::is_regular_file(dir / name, ec)) weights = {dir / name};
+  if (weights.size() > 1)
+    throw IoError(path + ": model directory has " + std::to_string(weights.size()) +
+                  " *.safetensors files; expected exactly one (sharded checkpoints are not supported)");
+  p.weights = weights.front().string();
+  return p;
+}
+
 /// Loads and validates a model directory or single file.
 inline ModelFile load_model_file(const std::string& path) {
-  namespace fs = std::filesystem;
   ModelFile m;
   m.path = path;
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) {
-    const fs::path dir(path);
-    const fs::path cfg = dir / "config.json";
-    std::ifstream in(cfg);
-    if (!in) throw IoError(path + ": model directory has no readable config.json");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    m.config_origin = cfg.string();
-    m.config = parse_config_text(ss.str(), m.config_origin);
-    std::vector<fs::path> weights;
-    for (const auto& e : fs::directory_iterator(dir))
-      if (e.is_regular_file() && e.path().extension() == ".safetensors") weights.push_back(e.path());
-    if (weights.empty()) throw IoError(path + ": model directory has no *.safetensors file");
-    // The conventional names win when other safetensors files sit beside them (inputs, variants).
-    for (const char* name : {"model.safetensors", "diffusion_pytorch_model.safetensors"})
-      if (fs::is_regular_file(dir / name, ec)) weights = {dir / name};
-    if (weights.size() > 1)
-      throw IoError(path + ": model directory has " + std::to_string(weights.size()) +
-                    " *.safetensors files; expected exactly one (sharded checkpoints are not supported)");
-    m.weights = SafeTensors::load(weights.front().string());
+  const ModelPaths p = resolve_model_paths(path);
+  if (p.directory) {
+    m.config_origin = p.config;
+    std::string text;
+    try {
+      text = read_text_file(p.config, "config.json");
+    } catch (const IoError& e) {
+      throw IoError(std::string(e.what()) + " (model directory " + path + " needs a readable config.json)");
+    }
+    m.config = parse_config_text(text, m.config_origin);
+    m.weights = SafeTensors::load(p.weights);
     return m;
   }
-  if (!fs::exists(path, ec)) throw IoError(path + ": no such file or directory");
   m.weights = SafeTensors::load(path);
   m.config_origin = path + " (__metadata__ config)";
   const auto& meta = m.weights.metadata();

@@ -2,25 +2,30 @@
 // safetensors reading and writing with full validation.
 //
 // Layout: u64 little-endian header length N, N bytes of JSON, then the data buffer. Every check
-// the format allows is made before any tensor is used: header length within the file, JSON that
-// parses to an object, known dtypes, integer shapes and offsets, offsets inside the buffer,
-// no overlaps, no holes, and shape x dtype size = byte length. Floats (F32/F16/BF16/F64) are
-// converted to float32 on read; integer tensors (I64/I32/...) are read as int64 for ids.
+// the format allows is made before any tensor is used, and before anything is allocated whose
+// size the file claims: header length within the file and at most 100 MiB, JSON that parses to
+// an object (at most 64 levels deep, no key twice), known dtypes, integer shapes and offsets,
+// offsets inside the buffer, no overlaps, no holes, and shape x dtype size = byte length.
+// Floats (F32/F16/BF16/F64) are converted to float32 on read; integer tensors (I64/I32/...)
+// are read as int64 for ids.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <limits>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "diffblocks/core/error.hpp"
+#include "diffblocks/core/json.hpp"
 #include "diffblocks/core/shape.hpp"
+#include "diffblocks/io/atomic_file.hpp"
+#include "diffblocks/io/file.hpp"
 
 namespace diffblocks {
 
@@ -115,47 +120,157 @@ struct TensorInfo {
   std::uint64_t numel() const { return checked_numel(shape, name); }
 };
 
-/// A whole safetensors file in memory, validated on construction.
+/// A validated safetensors file. Only the header is held in memory: tensor data is read on
+/// demand by offset from the open file (load) or from the caller's bytes (from_bytes), so
+/// loading a model needs its parameters' memory and not a second copy of the file.
 class SafeTensors {
  public:
+  /// Largest header accepted (the format's reference implementation uses the same bound).
+  static constexpr std::uint64_t kMaxHeaderBytes = std::uint64_t{100} << 20;
+
   SafeTensors() = default;
 
-  /// Reads and validates `path`; throws IoError naming the file and the fault.
+  /// Opens and validates `path` (a regular file; see io/file.hpp): the 8-byte header length is
+  /// checked against the file size and kMaxHeaderBytes before the header is read, then every
+  /// entry against the data buffer. Throws IoError naming the file and the fault.
   static SafeTensors load(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError(path + ": cannot open file");
-    in.seekg(0, std::ios::end);
-    const auto size = static_cast<std::uint64_t>(in.tellg());
-    in.seekg(0, std::ios::beg);
-    std::vector<unsigned char> bytes(size);
-    if (size && !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size)))
-      throw IoError(path + ": read failed");
-    return from_bytes(std::move(bytes), path);
+    const auto file = RegularFile::open(path, "safetensors file");
+    const std::uint64_t size = file->size();
+    check_size(size, path);
+    unsigned char len[8];
+    file->read_at(0, len, 8);
+    const std::uint64_t n = check_header_length(detail::load_le<std::uint64_t>(len), size, path);
+    std::string header(static_cast<std::size_t>(n), '\0');
+    file->read_at(8, header.data(), n);
+    SafeTensors st = parse(header, size, path);
+    st.file_ = file;
+    return st;
   }
 
   /// Parses an in-memory file; `origin` names it in error messages.
   static SafeTensors from_bytes(std::vector<unsigned char> bytes, const std::string& origin) {
-    SafeTensors st;
-    st.origin_ = origin;
     const std::uint64_t size = bytes.size();
+    check_size(size, origin);
+    const std::uint64_t n = check_header_length(detail::load_le<std::uint64_t>(bytes.data()), size, origin);
+    SafeTensors st = parse(std::string(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n)), size, origin);
+    st.bytes_ = std::make_shared<const std::vector<unsigned char>>(std::move(bytes));
+    return st;
+  }
+
+  const std::string& origin() const { return origin_; }
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  bool contains(const std::string& name) const { return index_.count(name) != 0; }
+  /// Bytes of all tensor data (the file size less the header).
+  std::uint64_t data_bytes() const { return data_bytes_; }
+
+  const TensorInfo& info(const std::string& name) const {
+    auto it = index_.find(name);
+    if (it == index_.end()) throw IoError(origin_ + ": no tensor named '" + name + "'");
+    return tensors_[it->second];
+  }
+
+  /// Copies a tensor's raw little-endian bytes (t.end - t.begin of them) to `dst`.
+  void read_raw(const TensorInfo& t, void* dst) const { read_bytes(t.begin, dst, t.end - t.begin); }
+
+  /// Converts a floating tensor (F32/F16/BF16/F64) to float32 into `out` (numel entries).
+  void read_float(const TensorInfo& t, float* out) const {
+    switch (t.dtype) {
+      case DType::F32:
+        if (t.end > t.begin) read_raw(t, out);  // out may be null for an empty tensor
+        return;
+      case DType::F64: case DType::F16: case DType::BF16:
+        for_chunks(t, [&](const unsigned char* p, std::uint64_t first, std::uint64_t count) {
+          float* o = out + first;
+          if (t.dtype == DType::F64)
+            for (std::uint64_t i = 0; i < count; ++i) o[i] = static_cast<float>(detail::load_le<double>(p + 8 * i));
+          else if (t.dtype == DType::F16)
+            for (std::uint64_t i = 0; i < count; ++i) o[i] = detail::half_to_float(detail::load_le<std::uint16_t>(p + 2 * i));
+          else
+            for (std::uint64_t i = 0; i < count; ++i) o[i] = detail::bf16_to_float(detail::load_le<std::uint16_t>(p + 2 * i));
+        });
+        return;
+      default:
+        throw IoError(origin_ + ": tensor '" + t.name + "' has dtype " + dtype_name(t.dtype) +
+                      ", expected a floating type (F32, F16, BF16 or F64)");
+    }
+  }
+
+  std::vector<float> read_float(const std::string& name) const {
+    const auto& t = info(name);
+    auto v = naming_allocation("tensor '" + name + "' of " + origin_, t.numel() * 4,
+                               [&] { return std::vector<float>(t.numel()); });
+    read_float(t, v.data());
+    return v;
+  }
+
+  /// Any numeric tensor as float32 (integer inputs such as timesteps may be stored as I64/I32).
+  void read_numeric(const TensorInfo& t, float* out) const {
+    if (is_float(t.dtype)) return read_float(t, out);
+    for_chunks(t, [&](const unsigned char* p, std::uint64_t first, std::uint64_t count) {
+      for (std::uint64_t i = 0; i < count; ++i) out[first + i] = static_cast<float>(int_at(t.dtype, p, i));
+    });
+  }
+
+  /// Integer ids: any integer dtype, or a float tensor whose values are all integral.
+  std::vector<std::int64_t> read_int(const std::string& name) const {
+    const auto& t = info(name);
+    const std::uint64_t n = t.numel();
+    auto v = naming_allocation("tensor '" + name + "' of " + origin_, n * 8,
+                               [&] { return std::vector<std::int64_t>(n); });
+    if (!is_float(t.dtype)) {
+      for_chunks(t, [&](const unsigned char* p, std::uint64_t first, std::uint64_t count) {
+        for (std::uint64_t i = 0; i < count; ++i) v[first + i] = int_at(t.dtype, p, i);
+      });
+      return v;
+    }
+    std::vector<float> f(n);
+    read_float(t, f.data());
+    for (std::uint64_t i = 0; i < n; ++i) {
+      if (!std::isfinite(f[i]) || std::floor(f[i]) != f[i] || std::fabs(f[i]) > 9.0e15f)
+        throw IoError(origin_ + ": tensor '" + name + "' must hold integer ids, but element " + std::to_string(i) +
+                      " is " + std::to_string(f[i]));
+      v[i] = static_cast<std::int64_t>(f[i]);
+    }
+    return v;
+  }
+
+ private:
+  static bool is_float(DType d) { return d == DType::F32 || d == DType::F64 || d == DType::F16 || d == DType::BF16; }
+
+  static std::int64_t int_at(DType d, const unsigned char* p, std::uint64_t i) {
+    switch (d) {
+      case DType::I64: return detail::load_le<std::int64_t>(p + 8 * i);
+      case DType::I32: return detail::load_le<std::int32_t>(p + 4 * i);
+      case DType::I16: return detail::load_le<std::int16_t>(p + 2 * i);
+      case DType::I8: return static_cast<std::int8_t>(p[i]);
+      default: return p[i];  // U8, BOOL
+    }
+  }
+
+  static void check_size(std::uint64_t size, const std::string& origin) {
     if (size < 8)
       throw IoError(origin + ": truncated safetensors file (" + std::to_string(size) +
                     " bytes, the 8-byte header length is missing)");
-    const auto n = detail::load_le<std::uint64_t>(bytes.data());
+  }
+
+  static std::uint64_t check_header_length(std::uint64_t n, std::uint64_t size, const std::string& origin) {
     if (n > size - 8)
       throw IoError(origin + ": header length " + std::to_string(n) + " is beyond the file size " +
                     std::to_string(size) + " (truncated or not a safetensors file)");
-    if (n > (std::uint64_t{100} << 20))
-      throw IoError(origin + ": header length " + std::to_string(n) + " exceeds 100 MiB");
-    nlohmann::json header;
-    try {
-      header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
-    } catch (const nlohmann::json::exception& e) {
-      throw IoError(origin + ": header is not valid JSON (" + e.what() + ")");
-    }
+    if (n > kMaxHeaderBytes) throw IoError(origin + ": header length " + std::to_string(n) + " exceeds 100 MiB");
+    return n;
+  }
+
+  /// Validates the header of a file of `size` bytes.
+  static SafeTensors parse(const std::string& text, std::uint64_t size, const std::string& origin) {
+    SafeTensors st;
+    st.origin_ = origin;
+    const nlohmann::json header = parse_json_checked<IoError>(text, origin, "header");
     if (!header.is_object()) throw IoError(origin + ": header is not a JSON object");
-    const std::uint64_t buffer_size = size - 8 - n;
-    st.data_offset_ = 8 + n;
+    const std::uint64_t buffer_size = size - 8 - text.size();
+    st.data_offset_ = 8 + text.size();
+    st.data_bytes_ = buffer_size;
 
     for (auto it = header.begin(); it != header.end(); ++it) {
       const std::string& key = it.key();
@@ -192,92 +307,33 @@ class SafeTensors {
       throw IoError(origin + ": data buffer has " + std::to_string(buffer_size - pos) +
                     " trailing bytes not covered by any tensor");
     for (std::size_t i = 0; i < st.tensors_.size(); ++i) st.index_[st.tensors_[i].name] = i;
-    st.bytes_ = std::move(bytes);
     return st;
   }
 
-  const std::string& origin() const { return origin_; }
-  const std::vector<TensorInfo>& tensors() const { return tensors_; }
-  const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  bool contains(const std::string& name) const { return index_.count(name) != 0; }
-
-  const TensorInfo& info(const std::string& name) const {
-    auto it = index_.find(name);
-    if (it == index_.end()) throw IoError(origin_ + ": no tensor named '" + name + "'");
-    return tensors_[it->second];
+  /// `n` bytes at `offset` into the data buffer (validated against the buffer by parse()).
+  void read_bytes(std::uint64_t offset, void* dst, std::uint64_t n) const {
+    if (n == 0) return;
+    if (bytes_) std::memcpy(dst, bytes_->data() + data_offset_ + offset, static_cast<std::size_t>(n));
+    else if (file_) file_->read_at(data_offset_ + offset, dst, n);
+    else throw IoError("read from an empty SafeTensors");
   }
 
-  /// Raw little-endian bytes of a tensor.
-  const unsigned char* raw(const TensorInfo& t) const { return bytes_.data() + data_offset_ + t.begin; }
-
-  /// Converts a floating tensor (F32/F16/BF16/F64) to float32 into `out` (numel entries).
-  void read_float(const TensorInfo& t, float* out) const {
-    const unsigned char* p = raw(t);
-    const std::uint64_t n = t.numel();
-    switch (t.dtype) {
-      case DType::F32:
-        if (n) std::memcpy(out, p, n * 4);  // out may be null for an empty tensor
-        break;
-      case DType::F64:
-        for (std::uint64_t i = 0; i < n; ++i) out[i] = static_cast<float>(detail::load_le<double>(p + 8 * i));
-        break;
-      case DType::F16:
-        for (std::uint64_t i = 0; i < n; ++i) out[i] = detail::half_to_float(detail::load_le<std::uint16_t>(p + 2 * i));
-        break;
-      case DType::BF16:
-        for (std::uint64_t i = 0; i < n; ++i) out[i] = detail::bf16_to_float(detail::load_le<std::uint16_t>(p + 2 * i));
-        break;
-      default:
-        throw IoError(origin_ + ": tensor '" + t.name + "' has dtype " + dtype_name(t.dtype) +
-                      ", expected a floating type (F32, F16, BF16 or F64)");
+  /// Calls f(bytes, first element, count) over a tensor's data in pieces of at most 1 MiB (the
+  /// whole tensor at once from memory), so converting a tensor never holds a second copy of it.
+  template <class F>
+  void for_chunks(const TensorInfo& t, F&& f) const {
+    const std::uint64_t esz = dtype_size(t.dtype), n = t.numel();
+    if (n == 0) return;
+    if (bytes_) return f(bytes_->data() + data_offset_ + t.begin, 0, n);
+    const std::uint64_t per = std::max<std::uint64_t>(1, (std::uint64_t{1} << 20) / esz);
+    std::vector<unsigned char> buf(static_cast<std::size_t>(std::min(n, per) * esz));
+    for (std::uint64_t first = 0; first < n; first += per) {
+      const std::uint64_t count = std::min(per, n - first);
+      read_bytes(t.begin + first * esz, buf.data(), count * esz);
+      f(buf.data(), first, count);
     }
   }
 
-  std::vector<float> read_float(const std::string& name) const {
-    const auto& t = info(name);
-    std::vector<float> v(t.numel());
-    read_float(t, v.data());
-    return v;
-  }
-
-  /// Any numeric tensor as float32 (integer inputs such as timesteps may be stored as I64/I32).
-  void read_numeric(const TensorInfo& t, float* out) const {
-    switch (t.dtype) {
-      case DType::F32: case DType::F64: case DType::F16: case DType::BF16: read_float(t, out); return;
-      default: {
-        const auto v = read_int(t.name);
-        for (std::size_t i = 0; i < v.size(); ++i) out[i] = static_cast<float>(v[i]);
-      }
-    }
-  }
-
-  /// Integer ids: any integer dtype, or a float tensor whose values are all integral.
-  std::vector<std::int64_t> read_int(const std::string& name) const {
-    const auto& t = info(name);
-    const unsigned char* p = raw(t);
-    const std::uint64_t n = t.numel();
-    std::vector<std::int64_t> v(n);
-    switch (t.dtype) {
-      case DType::I64: for (std::uint64_t i = 0; i < n; ++i) v[i] = detail::load_le<std::int64_t>(p + 8 * i); break;
-      case DType::I32: for (std::uint64_t i = 0; i < n; ++i) v[i] = detail::load_le<std::int32_t>(p + 4 * i); break;
-      case DType::I16: for (std::uint64_t i = 0; i < n; ++i) v[i] = detail::load_le<std::int16_t>(p + 2 * i); break;
-      case DType::I8: for (std::uint64_t i = 0; i < n; ++i) v[i] = static_cast<std::int8_t>(p[i]); break;
-      case DType::U8: case DType::BOOL: for (std::uint64_t i = 0; i < n; ++i) v[i] = p[i]; break;
-      default: {
-        std::vector<float> f(n);
-        read_float(t, f.data());
-        for (std::uint64_t i = 0; i < n; ++i) {
-          if (!std::isfinite(f[i]) || std::floor(f[i]) != f[i] || std::fabs(f[i]) > 9.0e15f)
-            throw IoError(origin_ + ": tensor '" + name + "' must hold integer ids, but element " +
-                          std::to_string(i) + " is " + std::to_string(f[i]));
-          v[i] = static_cast<std::int64_t>(f[i]);
-        }
-      }
-    }
-    return v;
-  }
-
- private:
   static TensorInfo parse_entry(const std::string& key, const nlohmann::json& e, const std::string& origin,
                                 std::uint64_t buffer_size) {
     const std::string where = origin + ": tensor '" + key + "'";
@@ -304,15 +360,20 @@ class SafeTensors {
                     "] out of range (data buffer is " + std::to_string(buffer_size) + " bytes)");
     const std::uint64_t n = checked_numel(t.shape, where);
     const std::uint64_t sz = dtype_size(t.dtype);
-    if (n > std::numeric_limits<std::uint64_t>::max() / sz || n * sz != t.end - t.begin)
+    if (n > std::numeric_limits<std::uint64_t>::max() / sz)
+      throw IoError(where + ": shape " + shape_str(t.shape) + " x " + dt + " overflows: it would need more than " +
+                    std::to_string(std::numeric_limits<std::uint64_t>::max()) + " bytes but data_offsets span " +
+                    std::to_string(t.end - t.begin));
+    if (n * sz != t.end - t.begin)
       throw IoError(where + ": shape " + shape_str(t.shape) + " x " + dt + " needs " + std::to_string(n * sz) +
                     " bytes but data_offsets span " + std::to_string(t.end - t.begin));
     return t;
   }
 
   std::string origin_;
-  std::vector<unsigned char> bytes_;
-  std::uint64_t data_offset_ = 0;
+  std::shared_ptr<const RegularFile> file_;                   // load(): data read by offset
+  std::shared_ptr<const std::vector<unsigned char>> bytes_;   // from_bytes(): the whole file
+  std::uint64_t data_offset_ = 0, data_bytes_ = 0;
   std::vector<TensorInfo> tensors_;
   std::map<std::string, std::size_t> index_;
   std::map<std::string, std::string> metadata_;
@@ -327,8 +388,8 @@ struct TensorToWrite {
   bool is_int = false;
 };
 
-/// Writes a safetensors file atomically: a temporary file in the same directory is renamed
-/// over `path` only after everything was written, so a failure never leaves a half file.
+/// Writes a safetensors file atomically (io/atomic_file.hpp): a failure never leaves a half
+/// file, and never replaces what was at `path`.
 inline void save_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                              const std::map<std::string, std::string>& metadata = {}) {
   nlohmann::json header = nlohmann::json::object();
@@ -340,38 +401,27 @@ inline void save_safetensors(const std::string& path, const std::vector<TensorTo
     if (n != have)
       throw IoError(path + ": tensor '" + t.name + "' has " + std::to_string(have) + " values but shape " +
                     shape_str(t.shape));
+    if (header.contains(t.name)) throw IoError(path + ": tensor '" + t.name + "' given twice");
     const std::uint64_t bytes = n * (t.is_int ? 8 : 4);
     header[t.name] = {{"dtype", t.is_int ? "I64" : "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
-  std::string h = header.dump();
+  std::string h;
+  try {
+    h = header.dump();
+  } catch (const nlohmann::json::exception& e) {  // a name or metadata value that is not UTF-8
+    throw IoError(path + ": cannot write the header (" + e.what() + ")");
+  }
   while ((h.size() + 8) % 8 != 0) h.push_back(' ');  // keep the data buffer 8-byte aligned
-
-  std::random_device rd;
-  const std::string tmp = path + ".tmp" + std::to_string(rd());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw IoError(path + ": cannot create file");
+  write_file_atomically(path, [&](FileSink& out) {
     const std::uint64_t hn = h.size();
-    out.write(reinterpret_cast<const char*>(&hn), 8);
-    out.write(h.data(), static_cast<std::streamsize>(h.size()));
+    out.write(&hn, 8);
+    out.write(h.data(), h.size());
     for (const auto& t : tensors) {
-      if (t.is_int)
-        out.write(reinterpret_cast<const char*>(t.i64.data()), static_cast<std::streamsize>(t.i64.size() * 8));
-      else
-        out.write(reinterpret_cast<const char*>(t.f32.data()), static_cast<std::streamsize>(t.f32.size() * 4));
+      if (t.is_int) out.write(t.i64.data(), t.i64.size() * 8);
+      else out.write(t.f32.data(), t.f32.size() * 4);
     }
-    out.flush();
-    if (!out) {
-      out.close();
-      std::remove(tmp.c_str());
-      throw IoError(path + ": write failed");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw IoError(path + ": cannot move the finished file into place");
-  }
+  });
 }
 
 }  // namespace diffblocks

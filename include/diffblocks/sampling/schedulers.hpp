@@ -32,8 +32,19 @@ struct SchedulerConfig {
   bool set_alpha_to_one = true;       // DDIM
   std::string variance_type = "fixed_small";  // DDPM
 
-  /// Reads a diffusers scheduler_config.json; unsupported options are rejected by name.
+  /// Reads a diffusers scheduler_config.json; unsupported options are rejected by name, and so
+  /// are unknown keys (a typo must not silently fall back to a default). Known are the config
+  /// keys of diffusers 0.25.1's DDPM, DDIM and Euler schedulers (their configs are
+  /// interchangeable there) and keys starting with '_' (_class_name, _diffusers_version).
   static SchedulerConfig from_json(const nlohmann::json& j, const std::string& kind, const std::string& origin) {
+    static const std::set<std::string> known{
+        "num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "variance_type",
+        "clip_sample", "prediction_type", "thresholding", "dynamic_thresholding_ratio", "clip_sample_range",
+        "sample_max_value", "timestep_spacing", "steps_offset", "rescale_betas_zero_snr", "set_alpha_to_one",
+        "interpolation_type", "use_karras_sigmas", "sigma_min", "sigma_max", "timestep_type"};
+    for (auto it = j.begin(); it != j.end(); ++it)
+      if (!it.key().empty() && it.key()[0] != '_' && !known.count(it.key()))
+        throw ConfigError(origin + ": unknown scheduler key '" + it.key() + "'");
     SchedulerConfig c;
     c.timestep_spacing = kind == "euler" ? "linspace" : "leading";
     auto str = [&](const char* key, const std::string& fallback) {
@@ -48,8 +59,8 @@ struct SchedulerConfig {
     };
     auto must_be = [&](const char* key, const nlohmann::json& supported) {
       if (j.contains(key) && !(j[key] == supported) && !(supported.is_null() && j[key].is_null()))
-        throw ConfigError(origin + ": scheduler key '" + key + "' = " + j[key].dump() +
-                          " is not supported (supported: " + supported.dump() + ")");
+        throw ConfigError(origin + ": scheduler key '" + key + "' = " + json_brief(j[key]) +
+                          " is not supported (supported: " + json_brief(supported) + ")");
     };
     c.num_train_timesteps = static_cast<int>(config::get_int(j, "num_train_timesteps", 1000, origin));
     c.beta_start = config::get_double(j, "beta_start", 0.0001, origin);

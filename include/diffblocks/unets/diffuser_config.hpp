@@ -69,12 +69,12 @@ struct DiffuserConfig {
     auto is_null = [&](const char* key) { return !j.contains(key) || j[key].is_null(); };
     auto get_str = [&](const char* key, const std::string& fallback) {
       if (is_null(key)) return fallback;
-      if (!j[key].is_string()) throw fail(key, "must be a string, got " + j[key].dump());
+      if (!j[key].is_string()) throw fail(key, "must be a string, got " + json_brief(j[key]));
       return j[key].get<std::string>();
     };
     auto get_bool = [&](const char* key, bool fallback) {
       if (is_null(key)) return fallback;
-      if (!j[key].is_boolean()) throw fail(key, "must be true or false, got " + j[key].dump());
+      if (!j[key].is_boolean()) throw fail(key, "must be true or false, got " + json_brief(j[key]));
       return j[key].get<bool>();
     };
     auto str_list = [&](const char* key, const std::vector<std::string>& fallback) {
@@ -96,7 +96,7 @@ struct DiffuserConfig {
                               " down blocks");
         for (const auto& v : j[key]) {
           const auto i = config::as_int(v);
-          if (!i) throw fail(key, "entries must be integers (nested lists are not supported), got " + v.dump());
+          if (!i) throw fail(key, "entries must be integers (nested lists are not supported), got " + json_brief(v));
           out.push_back(static_cast<int>(*i));
         }
       } else {
@@ -110,7 +110,7 @@ struct DiffuserConfig {
       const auto& v = j[key];
       if (v == supported) return;
       if (supported.is_null() && v.is_null()) return;
-      throw fail(key, "= " + v.dump() + " is not supported by diffblocks (supported: " + supported.dump() + ")");
+      throw fail(key, "= " + json_brief(v) + " is not supported by diffblocks (supported: " + json_brief(supported) + ")");
     };
 
     static const std::set<std::string> known{

@@ -215,6 +215,11 @@ class GradLogPEstimator2d {
     if (!wanted)
       throw LoadError(sd.file().origin() + ": unexpected key '" + key + "': the config has no " +
                       (key[0] == 's' ? "speaker (n_spks <= 1)" : "emotion (n_emos <= 1)") + " conditioning");
+    // Shape first: n_spks = 2^24 next to a [1, 1] table must not allocate 2^24 rows to say so.
+    const TensorInfo* t = sd.find(key);
+    if (t->shape != Shape{rows, cols})
+      throw LoadError(sd.file().origin() + ": key '" + key + "' has shape " + shape_str(t->shape) +
+                      " but the model expects " + shape_str(Shape{rows, cols}));
     table = ops::zeros<T, 2>(D{}, {std::size_t(rows), std::size_t(cols)});
     sd.template load_into<D>(key, table);
   }
