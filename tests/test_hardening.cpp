@@ -18,6 +18,9 @@
 #define DBFUZZ_ENTRY dbfuzz_config_one
 #include "fuzz/fuzz_config.cpp"
 #undef DBFUZZ_ENTRY
+#define DBFUZZ_ENTRY dbfuzz_similarity_args_one
+#include "fuzz/fuzz_similarity_args.cpp"
+#undef DBFUZZ_ENTRY
 
 #include "cli_helpers.hpp"
 
@@ -57,6 +60,10 @@ TEST_CASE("fuzz corpus and regressions replay cleanly: safetensors reader and lo
 
 TEST_CASE("fuzz corpus and regressions replay cleanly: config parser") {
   CHECK(replay("config", dbfuzz_config_one) >= 5);
+}
+
+TEST_CASE("fuzz corpus and regressions replay cleanly: similarity option parsers") {
+  CHECK(replay("similarity_args", dbfuzz_similarity_args_one) >= 5);
 }
 
 // ---- NaN / Inf policy ----------------------------------------------------------------------

@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets (clang, AddressSanitizer + UndefinedBehaviorSanitizer) and runs
 # each for a bounded time, starting from the committed seed corpus.
 #
-#   tools/fuzz.sh [SECONDS_PER_TARGET=30] [TARGET ...]     targets: safetensors config
+#   tools/fuzz.sh [SECONDS_PER_TARGET=30] [TARGET ...]     targets: safetensors config similarity_args
 #
 # New coverage goes to build-fuzz/corpus/TARGET (the committed seeds are only read). A crash,
 # leak, sanitizer report, timeout or foreign exception stops the run with a non-zero status and
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-30}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(safetensors config)
+((${#targets[@]})) || targets=(safetensors config similarity_args)
 
 tools/setup_debian.sh --fuzz
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the test binary and the CLI with AddressSanitizer + UndefinedBehaviorSanitizer (-O1,
-# every finding fatal; fresh scratch NaN-poisoned) and runs their ctest cases under them: every Catch2 case (the CLI's
-# included) and the demo job. The examples, packaging and plot tests only repeat library code
-# the test binary covers, or drive CMake and Python, so they are left to the ordinary build.
+# Builds the test binary, the CLI and the hostile-input corpus driver with AddressSanitizer +
+# UndefinedBehaviorSanitizer (-O1, every finding fatal; fresh scratch NaN-poisoned) and runs their
+# ctest cases under them: every Catch2 case (the CLI's included), the hostile corpus (hostile_*,
+# tests/hostile/: the RSS bound and timeout are relaxed for the Sanitize build type) and the demo
+# job. The examples, packaging and plot tests only repeat library code the test binary covers, or
+# drive CMake and Python, so they are left to the ordinary build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup_debian.sh
@@ -14,7 +16,7 @@ cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANIT
   -DCMAKE_EXE_LINKER_FLAGS_SANITIZE="-fsanitize=address,undefined" \
   -DDIFFBLOCKS_BUILD_TESTS=ON -DDIFFBLOCKS_BUILD_EXAMPLES=ON -DDIFFBLOCKS_BUILD_BENCHMARKS=OFF \
   -DDIFFBLOCKS_INSTALL=OFF -DDIFFBLOCKS_CUDA=OFF >/dev/null
-cmake --build build-sanitize -j "$jobs" --target diffblocks_tests diffblocks-cli
+cmake --build build-sanitize -j "$jobs" --target diffblocks_tests diffblocks-cli diffblocks_hostile
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir build-sanitize --output-on-failure -j "$jobs" -E "^(packaging_|similarity_plot|example_)"

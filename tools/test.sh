@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The README's test command (CI runs exactly this): set up a fresh Debian machine, then
-#   1. build everything (Release) and run all tests (ctest),
-#   2. each libFuzzer target for 30 s from the committed seed corpus,
-#   3. the whole test suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+#   1. build everything (Release) and run all tests (ctest), the hostile-input corpus included
+#      (hostile_*, tests/hostile/),
+#   2. each libFuzzer target (safetensors, config, similarity_args) for 30 s from the committed
+#      seed corpus,
+#   3. the whole test suite again under AddressSanitizer + UndefinedBehaviorSanitizer, the
+#      hostile-input corpus included.
 # `tools/test.sh --quick` runs stage 1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "diffblocks/diffblocks.hpp"
+#include "similarity_args.hpp"
 #ifdef DIFFBLOCKS_CLI_CUDA
 #include "cuda_backend.hpp"
 #endif
@@ -78,9 +79,7 @@ const char* kUsage =
     "Exit status: 0 on success, 1 on an error, 2 on a usage error (bad, unknown, repeated or\n"
     "  conflicting option, missing value). Errors are one line on stderr.\n";
 
-struct UsageError : db::Error {
-  using db::Error::Error;
-};
+using diffblocks_cli::UsageError;
 
 /// What the command is doing, for an out-of-memory message ("while loading the model M").
 std::string g_stage = "starting";
@@ -546,64 +545,14 @@ int cmd_info(const Args& a) {
 
 // ---- similarity: per-phoneme scores of candidate mels against a reference ---------------------
 
-/// Splits on any of `seps`; empty pieces are kept so that "a,,b" can be reported.
-std::vector<std::string> split(const std::string& s, const char* seps) {
-  std::vector<std::string> out(1);
-  for (char c : s) {
-    if (std::strchr(seps, c)) out.emplace_back();
-    else out.back() += c;
-  }
-  return out;
-}
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
+using diffblocks_cli::file_stem;
+using diffblocks_cli::is_inline_durations;
+using diffblocks_cli::phoneme_list;
+using diffblocks_cli::read_durations;
+using diffblocks_cli::report_json_text;
 
 /// A comma list from an option; an empty entry ("a,,b") is an error, not silently dropped.
-std::vector<std::string> comma_list(const Args& a, const std::string& k) {
-  std::vector<std::string> v;
-  for (const auto& p : split(a.get(k), ",")) {
-    v.push_back(trim(p));
-    if (v.back().empty()) throw UsageError("--" + k + " has an empty entry in '" + a.get(k) + "'");
-  }
-  return v;
-}
-
-/// --durations: inline "5,7,3" when the value holds only digits, signs, commas and spaces,
-/// otherwise the path of a text file of integers separated by whitespace or commas.
-bool is_inline_durations(const std::string& arg) {
-  return !arg.empty() && arg.find_first_not_of("0123456789+-, \t") == std::string::npos;
-}
-
-std::vector<std::int64_t> read_durations(const std::string& arg) {
-  const bool inline_list = is_inline_durations(arg);
-  std::string text = arg, where = "--durations";
-  if (!inline_list) {
-    text = db::read_text_file(arg, "durations file");
-    where = arg;
-  }
-  std::vector<std::int64_t> d;
-  for (const auto& raw : split(text, inline_list ? "," : ", \t\r\n")) {
-    const std::string tok = trim(raw);
-    if (tok.empty()) {
-      if (inline_list) throw UsageError("--durations has an empty entry in '" + arg + "'");
-      continue;  // runs of whitespace and the trailing newline of a file
-    }
-    std::size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(tok, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != tok.size()) throw db::InputError(where + ": duration '" + tok + "' is not an integer");
-    d.push_back(v);
-  }
-  if (d.empty()) throw db::InputError(where + ": no durations");
-  return d;
-}
+std::vector<std::string> comma_list(const Args& a, const std::string& k) { return diffblocks_cli::comma_list(k, a.get(k)); }
 
 /// A mel from a safetensors file: --key, else tensor 'out' (what run/sample write), else the only
 /// tensor; shape (n_feats, T) or (1, n_feats, T).
@@ -636,13 +585,6 @@ db::Tensor<float, 2> read_mel(const std::string& path, const std::optional<std::
   return mel;
 }
 
-std::string file_stem(const std::string& path) {
-  const auto slash = path.find_last_of('/');
-  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-  const auto dot = base.rfind('.');
-  return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
-}
-
 int cmd_similarity(const Args& a) {
   static const std::set<std::string> allowed{"reference", "candidates", "durations", "phonemes", "labels",
                                              "title",     "subtitle",   "metric",    "key",      "output"};
@@ -670,9 +612,7 @@ int cmd_similarity(const Args& a) {
   } else {
     for (const auto& p : cand_paths) labels.push_back(file_stem(p));
   }
-  std::vector<std::string> phonemes;
-  for (const auto& p : split(a.get("phonemes"), " \t\r\n"))
-    if (!p.empty()) phonemes.push_back(p);
+  const std::vector<std::string> phonemes = phoneme_list(a.get("phonemes"));
   if (phonemes.empty()) throw UsageError("--phonemes is empty; give the phoneme symbols separated by spaces");
   const auto durations = read_durations(a.get("durations"));
 
@@ -686,8 +626,7 @@ int cmd_similarity(const Args& a) {
   const auto j = db::eval::to_json(report, a.has("title") ? a.get("title") : "Per-phoneme similarity to the reference",
                                    a.has("subtitle") ? a.get("subtitle") : "", a.get("reference"), cand_paths);
   g_stage = "writing " + output;
-  // Labels and paths are the user's bytes: anything that is not UTF-8 becomes U+FFFD in the JSON.
-  db::write_file_atomically(output, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  db::write_file_atomically(output, report_json_text(j));
 
   for (const auto& c : report.candidates)
     std::fprintf(stderr, "%s: mean %s %.4f (frame-weighted %.4f), worst phoneme #%zu '%s' %.4f\n",

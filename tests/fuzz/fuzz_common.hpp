@@ -5,6 +5,8 @@
 // targets catch diffblocks::Error only and let everything else reach libFuzzer.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "diffblocks/diffblocks.hpp"
@@ -33,6 +35,60 @@ inline bool small_enough(const db::DiffuserConfig& c) {
         c.reverse_transformer_layers_per_block[i] > 2 || c.cross_attention_dim[i] > 128)
       return false;
   return true;
+}
+
+/// How deep the "@[" and "@{" tokens of fuzz_config nest (issue #14's crash was ~90k levels).
+constexpr std::size_t kDeepLevels = 100000;
+
+/// The fuzz input as text, with every "@[" replaced by [[[...0...]]] and every "@{" by
+/// {"a":{"a":...0}}, each kDeepLevels deep (at most 4 expansions per input).
+inline std::string expand_deep(const std::uint8_t* data, std::size_t size) {
+  std::string out;
+  int expansions = 0;
+  for (std::size_t i = 0; i < size; ++i) {
+    const char c = static_cast<char>(data[i]);
+    if (c == '@' && i + 1 < size && (data[i + 1] == '[' || data[i + 1] == '{') && expansions < 4) {
+      ++expansions;
+      const bool array = data[++i] == '[';
+      for (std::size_t d = 0; d < kDeepLevels; ++d) out += array ? "[" : "{\"a\":";
+      out += '0';
+      out.append(kDeepLevels, array ? ']' : '}');
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+/// Stops the run (a libFuzzer crash) when a contract on printed text is broken.
+[[noreturn]] inline void contract_broken(const char* what, const std::string& text) {
+  std::fprintf(stderr, "fuzz contract broken: %s: %s\n", what, db::escape_for_message(text.substr(0, 400)).c_str());
+  std::abort();
+}
+
+/// What the CLI does with an error: prints its message as one line of stderr. Every
+/// diffblocks::Error message must already be one line of visible text (control, bidi and
+/// invalid UTF-8 bytes escaped when the exception was made), so escaping it again changes nothing.
+inline void format_error(const db::Error& e) {
+  const std::string what = e.what();
+  if (db::escape_for_message(what) != what) contract_broken("an Error message is not escaped", what);
+}
+
+/// What `diffblocks info` prints of a model's config (examples/cli/main.cpp, cmd_info): the
+/// class, then the normalised config of an Origin model or the file's config of a Diffuser,
+/// bounded by json_brief and escaped; each must stay on its line.
+inline std::string info_config_text(const db::ModelFile& file) {
+  const std::string cls = file.class_name();
+  nlohmann::json cfg;
+  if (cls == db::OriginConfig::class_name) cfg = db::OriginConfig::from_json(file.config, file.config_origin).to_json();
+  else cfg = file.config;
+  // json_brief bounds the text (about max_chars, "..." marks a cut); escaping may then grow each
+  // byte to at most 4 characters (\xNN), 3-byte code points to 6 (\uNNNN).
+  const std::string brief = db::json_brief(cfg, 1 << 16, db::kMaxJsonDepth);
+  if (brief.size() > (1 << 16) + 16) contract_broken("info's config text is not bounded", brief);
+  const std::string line = db::escape_for_message(brief);
+  if (line.find('\n') != std::string::npos) contract_broken("info's config line", line);
+  return "class: " + cls + "\nconfig: " + line + "\n";
 }
 
 /// Builds (and, given weights, strictly loads) the model a parsed config names.

@@ -20,11 +20,13 @@ extern "C" int DBFUZZ_ENTRY(const std::uint8_t* data, std::size_t size) {
       std::vector<float> values(t.numel());
       try {
         file.weights.read_numeric(t, values.data());
-      } catch (const db::Error&) {
+      } catch (const db::Error& e) {
+        dbfuzz::format_error(e);
       }
       try {
         (void)file.weights.read_int(t.name);
-      } catch (const db::Error&) {
+      } catch (const db::Error& e) {
+        dbfuzz::format_error(e);
       }
     }
     const auto& meta = file.weights.metadata();
@@ -33,7 +35,8 @@ extern "C" int DBFUZZ_ENTRY(const std::uint8_t* data, std::size_t size) {
     file.config_origin = "fuzz.safetensors (__metadata__ config)";
     file.config = db::parse_config_text(it->second, file.config_origin);
     dbfuzz::build_model(file, /*load=*/true);
-  } catch (const db::Error&) {
+  } catch (const db::Error& e) {
+    dbfuzz::format_error(e);  // tensor names and keys from the file: the message must be escaped
   }
   return 0;
 }
