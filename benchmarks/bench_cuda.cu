@@ -1,4 +1,4 @@
-// Google Benchmark suite for the Cuda device (one H100/H200-class GPU, float32, TF32 off).
+// Google Benchmark suite for the Cuda device (one H100/H200-class GPU, float32; TF32 only where named).
 //
 // Timing: every case is timed on the GPU with CUDA events around the work (manual time), one
 // iteration per measurement, after an untimed warm-up; what a case enqueues is all it does (no
@@ -16,14 +16,17 @@
 //                                        at Origin batch-16, T = 512 and Diffuser shapes
 //   blocks/<block>/<shape>               Grad-TTS ResnetBlock and LinearAttention, diffusers
 //                                        ResnetBlock2D and Transformer2DModel
-//   attention/self/<naive|streaming>/N:<tokens>/dh:<d>    4 heads, batch 1, 64 .. 16k tokens
-//   attention/cross/<naive|streaming>/N:<content>/S:16/dh:64
-//   origin_forward/B:<b>/T:<t>           Origin U-Net (dim 64, mults (1,2,4), 80 mels)
-//   origin_sample/steps:10/B:1/T:512     a whole 10-step ODE sampling (upload, steps, download)
+//   attention/self/<naive|streaming|tiled>/N:<tokens>/dh:<d>    4 heads, batch 1, 64 .. 16k tokens
+//   attention/cross/<naive|streaming|tiled>/N:<content>/S:16/dh:64
+//   origin_forward/B:<b>/T:<t>           Origin U-Net (dim 64, mults (1,2,4), 80 mels); _tf32: MathMode::TF32
+//   origin_sample/steps:10/B:1/T:512     a whole 10-step ODE sampling (upload, steps, download),
+//                                        steps 2.. replayed as a CUDA graph; _eager: op by op
 //   diffuser_forward/B:<b>/T:<t>         the TTS-sized Diffuser of bench_origin (benchmarks/README)
 //
 //   build/bin/bench_cuda [--benchmark_filter=REGEX] [--benchmark_out=cuda.json --benchmark_out_format=json]
+//   ncu --profile-from-start off ... build/bin/bench_cuda --profile origin_forward/B:16[/tf32]
 #include <cublas_v2.h>
+#include <cuda_profiler_api.h>
 
 #include <map>
 #include <memory>
@@ -131,6 +134,7 @@ void register_rooflines() {
 void register_ops() {
   static const std::vector<dbops::OpCase> cases = dbops::op_cases(dbops::Size::Perf);
   for (std::size_t i = 0; i < cases.size(); ++i) {
+    if (cases[i].runnable && !cases[i].runnable()) continue;  // e.g. the cuDNN variants without cuDNN
     reg("ops/" + cases[i].op + "/" + cases[i].params, [i](benchmark::State& s) {
       // One case's inputs live at a time: Google Benchmark calls a case's function several
       // times (to size the iteration count), and the next case starts with the previous freed.
@@ -213,6 +217,9 @@ void register_attention() {
       if (variant == "naive")
         run_timed(s, [&] { benchmark::DoNotOptimize(db::ops::attention_naive(Cuda{}, q, k, v, heads, scale, none).data()); },
                   bytes, flops);
+      else if (variant == "tiled")
+        run_timed(s, [&] { benchmark::DoNotOptimize(db::ops::attention_tiled(Cuda{}, q, k, v, heads, scale, none).data()); },
+                  bytes, flops);
       else
         run_timed(s, [&] { benchmark::DoNotOptimize(db::ops::attention_streaming(Cuda{}, q, k, v, heads, scale, none).data()); },
                   bytes, flops);
@@ -221,11 +228,11 @@ void register_attention() {
   };
   for (int dh : {32, 64})
     for (std::size_t n : {64, 256, 1024, 4096, 16384})
-      for (const char* variant : {"naive", "streaming"})
+      for (const char* variant : {"naive", "streaming", "tiled"})
         reg(std::string("attention/self/") + variant + "/N:" + std::to_string(n) + "/dh:" + std::to_string(dh),
             one(variant, n, n, dh));
   for (std::size_t n : {1280, 10240, 40960})
-    for (const char* variant : {"naive", "streaming"})
+    for (const char* variant : {"naive", "streaming", "tiled"})
       reg(std::string("attention/cross/") + variant + "/N:" + std::to_string(n) + "/S:16/dh:64", one(variant, n, 16, 64));
 }
 
@@ -250,32 +257,41 @@ const db::GradLogPEstimator2d<float, Cuda>& origin() {
 }
 
 void register_unets() {
-  for (std::size_t B : {1, 16})
-    reg("origin_forward/B:" + std::to_string(B) + "/T:512", [B](benchmark::State& s) {
+  // "origin_forward": float32 (FMA only: the accuracy contract); "origin_forward_tf32": MathMode::TF32.
+  for (const db::cuda::MathMode math : {db::cuda::MathMode::F32, db::cuda::MathMode::TF32})
+    for (std::size_t B : {1, 16}) {
+      const std::string name = math == db::cuda::MathMode::TF32 ? "origin_forward_tf32" : "origin_forward";
+      reg(name + "/B:" + std::to_string(B) + "/T:512", [B, math](benchmark::State& s) {
+        db::cuda::MathModeGuard mode(math);
+        const auto& net = origin();
+        const std::size_t T = 512;
+        const auto x = device_randn<3>({B, 80, T}, 13), mu = device_randn<3>({B, 80, T}, 14);
+        const auto mask = db::ops::full<float, 3>(Cuda{}, {B, 1, T}, 1.0f);
+        const auto t = db::ops::full<float, 1>(Cuda{}, {B}, 0.5f);
+        run_timed(s, [&] { benchmark::DoNotOptimize(net.forward(x, mask, mu, t).data()); }, 0,
+                  2.0 * double(B) * bench::origin_macs(double(T)));
+        s.counters["frames/s"] = benchmark::Counter(double(B * T), benchmark::Counter::kIsIterationInvariantRate);
+        s.counters["peak_MB"] = double(db::cuda::memory::stats().peak_in_use) * 1e-6;
+      })->MinTime(1.0);
+    }
+  // "origin_sample": the default sampler (steps 2.. replayed as a CUDA graph); "_eager": every
+  // step launched op by op, as before graphs.
+  for (const bool graph : {true, false})
+    reg(std::string(graph ? "origin_sample" : "origin_sample_eager") + "/steps:10/B:1/T:512", [graph](benchmark::State& s) {
       const auto& net = origin();
       const std::size_t T = 512;
-      const auto x = device_randn<3>({B, 80, T}, 13), mu = device_randn<3>({B, 80, T}, 14);
-      const auto mask = db::ops::full<float, 3>(Cuda{}, {B, 1, T}, 1.0f);
-      const auto t = db::ops::full<float, 1>(Cuda{}, {B}, 0.5f);
-      run_timed(s, [&] { benchmark::DoNotOptimize(net.forward(x, mask, mu, t).data()); }, 0,
-                2.0 * double(B) * bench::origin_macs(double(T)));
-      s.counters["frames/s"] = benchmark::Counter(double(B * T), benchmark::Counter::kIsIterationInvariantRate);
-      s.counters["peak_MB"] = double(db::cuda::memory::stats().peak_in_use) * 1e-6;
+      const auto z = dbops::randn(std::array<std::size_t, 3>{1, 80, T}, 15), mu = dbops::randn(std::array<std::size_t, 3>{1, 80, T}, 16);
+      const auto mask = db::ops::full<float, 3>(db::Cpu{}, {1, 1, T}, 1.0f);
+      db::GradTTSSamplerOptions opt;
+      opt.steps = 10;
+      opt.graph = graph;
+      run_timed(s, [&] {  // inputs uploaded once, every step on the GPU, the result downloaded once
+        const auto mel = db::reverse_diffusion(net, db::cuda::upload(z), db::cuda::upload(mask), db::cuda::upload(mu), opt);
+        benchmark::DoNotOptimize(db::cuda::download(mel).data());
+      }, 0, 10 * 2.0 * bench::origin_macs(double(T)));
+      // Real-time factor: seconds of 22.05 kHz audio (hop 256) per second of sampling.
+      s.counters["audio_s_per_s"] = benchmark::Counter(T * 256.0 / 22050.0, benchmark::Counter::kIsIterationInvariantRate);
     })->MinTime(1.0);
-  reg("origin_sample/steps:10/B:1/T:512", [](benchmark::State& s) {
-    const auto& net = origin();
-    const std::size_t T = 512;
-    const auto z = dbops::randn(std::array<std::size_t, 3>{1, 80, T}, 15), mu = dbops::randn(std::array<std::size_t, 3>{1, 80, T}, 16);
-    const auto mask = db::ops::full<float, 3>(db::Cpu{}, {1, 1, T}, 1.0f);
-    db::GradTTSSamplerOptions opt;
-    opt.steps = 10;
-    run_timed(s, [&] {  // inputs uploaded once, every step on the GPU, the result downloaded once
-      const auto mel = db::reverse_diffusion(net, db::cuda::upload(z), db::cuda::upload(mask), db::cuda::upload(mu), opt);
-      benchmark::DoNotOptimize(db::cuda::download(mel).data());
-    }, 0, 10 * 2.0 * bench::origin_macs(double(T)));
-    // Real-time factor: seconds of 22.05 kHz audio (hop 256) per second of sampling.
-    s.counters["audio_s_per_s"] = benchmark::Counter(T * 256.0 / 22050.0, benchmark::Counter::kIsIterationInvariantRate);
-  })->MinTime(1.0);
   for (std::size_t B : {1, 16})
     reg("diffuser_forward/B:" + std::to_string(B) + "/T:512", [B](benchmark::State& s) {
       static const auto net = [] {
@@ -298,7 +314,10 @@ void register_unets() {
 void register_all() {
   db::cuda::require_device();
   benchmark::AddCustomContext("cuda_device", db::cuda::device_description());
-  benchmark::AddCustomContext("math", "float32, cuBLAS CUBLAS_DEFAULT_MATH (no TF32)");
+  benchmark::AddCustomContext("math", std::string("float32 (") + db::cuda::math_mode_name(db::cuda::math_mode()) +
+                                          "; cases named tf32 or [..,tf32] use TF32 tensor cores)");
+  benchmark::AddCustomContext("cudnn", db::cuda::cudnn::status());
+  benchmark::AddCustomContext("conv_backend", db::cuda::conv_backend_name(db::cuda::conv_backend()));
   register_rooflines();
   register_ops();
   register_blocks();
@@ -308,8 +327,36 @@ void register_all() {
 
 }  // namespace
 
+/// `bench_cuda --profile origin_forward/B:<b>` (tf32 with a third word): after a warm-up, one
+/// forward between cudaProfilerStart/Stop, for `ncu --profile-from-start off` (a per-kernel
+/// profile of exactly one forward; tools/cuda_profile.py sums it by kernel).
+int profile_one(const std::string& what) {
+  std::size_t B = 16;
+  if (what.rfind("origin_forward/B:", 0) != 0) {
+    std::fprintf(stderr, "bench_cuda --profile: unknown case '%s' (origin_forward/B:<b>)\n", what.c_str());
+    return 2;
+  }
+  B = std::stoul(what.substr(17));
+  const bool tf32 = what.find("tf32") != std::string::npos;
+  db::cuda::MathModeGuard mode(tf32 ? db::cuda::MathMode::TF32 : db::cuda::MathMode::F32);
+  const auto& net = origin();
+  const std::size_t T = 512;
+  const auto x = device_randn<3>({B, 80, T}, 13), mu = device_randn<3>({B, 80, T}, 14);
+  const auto mask = db::ops::full<float, 3>(Cuda{}, {B, 1, T}, 1.0f);
+  const auto t = db::ops::full<float, 1>(Cuda{}, {B}, 0.5f);
+  for (int i = 0; i < 3; ++i) (void)net.forward(x, mask, mu, t);
+  db::cuda::synchronize();
+  DIFFBLOCKS_CUDA_CHECK(cudaProfilerStart());
+  (void)net.forward(x, mask, mu, t);
+  db::cuda::synchronize();
+  DIFFBLOCKS_CUDA_CHECK(cudaProfilerStop());
+  std::printf("profiled one %s forward (cuDNN: %s)\n", what.c_str(), db::cuda::cudnn::status().c_str());
+  return 0;
+}
+
 int main(int argc, char** argv) {
   try {
+    if (argc == 3 && std::string(argv[1]) == "--profile") return profile_one(argv[2]);
     return bench::run_main(argc, argv, register_all);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cuda: %s\n", e.what());

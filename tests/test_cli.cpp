@@ -71,6 +71,13 @@ TEST_CASE("CLI help prints the usage", "[cli]") {
   REQUIRE(r.out.find("diffblocks sample --model PATH") != std::string::npos);
 }
 
+TEST_CASE("CLI --version prints the library's version (../shared/DESIGN.md's CLI)", "[cli]") {
+  const auto r = cli("--version");
+  REQUIRE(r.status == 0);
+  REQUIRE(r.out == std::string("diffblocks ") + db::version_string() + "\n");
+  REQUIRE(cli("--version extra").status == 2);
+}
+
 TEST_CASE("CLI info prints config, parameter count and tensors", "[cli]") {
   const auto r = cli("info --model " + fixture("origin_d"));
   REQUIRE(r.status == 0);

@@ -6,6 +6,7 @@
 //                     [--stochastic] [--scheduler ddim|ddpm|euler] [--scheduler-config FILE]
 //                     [--seed S] [--threads N] [--device cpu|cuda]
 //   diffblocks info   --model PATH
+//   diffblocks --version
 //   diffblocks similarity --reference R --candidates A,B,... --durations D --phonemes "..."
 //                     --output FILE.json [--labels L1,L2,...] [--title T] [--subtitle S]
 //                     [--metric cosine|frame_cosine|l1|mse] [--key NAME]
@@ -57,6 +58,7 @@ const char* kUsage =
     "                    [--stochastic] [--scheduler ddim|ddpm|euler] [--scheduler-config FILE]\n"
     "                    [--seed S] [--threads N] [--device cpu|cuda]\n"
     "  diffblocks info   --model PATH\n"
+    "  diffblocks --version\n"
     "  diffblocks similarity --reference R.safetensors --candidates A.safetensors,B.safetensors,...\n"
     "                    --durations D --phonemes \"SYM SYM ...\" --output FILE.json [--labels L1,L2,...]\n"
     "                    [--title T] [--subtitle S] [--metric cosine|frame_cosine|l1|mse] [--key NAME]\n"
@@ -129,6 +131,12 @@ Args parse_args(int argc, char** argv) {
     Args help;
     help.command = "help";
     return help;
+  }
+  if (std::string(argv[1]) == "--version" || std::string(argv[1]) == "version") {
+    if (argc > 2) throw UsageError("--version takes no arguments");
+    Args v;
+    v.command = "version";
+    return v;
   }
   Args a;
   a.command = argv[1];
@@ -261,8 +269,19 @@ db::DiffuserInputs<float> read_diffuser_inputs(Inputs& in, bool with_timestep) {
   return d;
 }
 
+/// A usage error for an option the command does not take (instead of ignoring it: `info
+/// --steps 3` or `run --stochastic` would otherwise look as if they did something).
+void only_options(const Args& a, const std::set<std::string>& values, const std::set<std::string>& flags = {}) {
+  for (const auto& kv : a.values)
+    if (!values.count(kv.first)) throw UsageError("option --" + kv.first + " does not apply to " + a.command);
+  for (const auto& f : a.flags)
+    if (!flags.count(f)) throw UsageError("option --" + f + " does not apply to " + a.command);
+}
+
 void set_threads(const Args& a) {
   if (a.has("threads")) db::set_num_threads(static_cast<int>(a.get_int("threads", 1, max_threads())));
+  if (!db::thread_start_failure().empty())  // the work goes on, on fewer threads
+    std::cerr << "diffblocks: warning: " << db::escape_for_message(db::thread_start_failure()) << "\n";
 }
 
 // ---- --output: never an input, never a directory or device ----------------------------------
@@ -357,6 +376,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 int cmd_run(const Args& a) {
+  only_options(a, {"model", "inputs", "output", "threads", "device"});
   set_threads(a);
   std::string gpu;
   const bool cuda = use_cuda(a, gpu);
@@ -445,6 +465,8 @@ std::unique_ptr<db::Scheduler<float>> make_scheduler(const SchedulerChoice& c) {
 }
 
 int cmd_sample(const Args& a) {
+  only_options(a, {"model", "inputs", "output", "threads", "device", "steps", "seed", "scheduler", "scheduler-config"},
+               {"stochastic"});
   set_threads(a);
   std::string gpu;
   const bool cuda = use_cuda(a, gpu);
@@ -517,6 +539,7 @@ int cmd_sample(const Args& a) {
 }
 
 int cmd_info(const Args& a) {
+  only_options(a, {"model"});
   g_stage = "loading the model " + a.get("model");
   const db::ModelFile mf = db::load_model_file(a.get("model"));
   nlohmann::json cfg;
@@ -586,11 +609,8 @@ db::Tensor<float, 2> read_mel(const std::string& path, const std::optional<std::
 }
 
 int cmd_similarity(const Args& a) {
-  static const std::set<std::string> allowed{"reference", "candidates", "durations", "phonemes", "labels",
-                                             "title",     "subtitle",   "metric",    "key",      "output"};
-  for (const auto& kv : a.values)
-    if (!allowed.count(kv.first)) throw UsageError("option --" + kv.first + " does not apply to similarity");
-  if (!a.flags.empty()) throw UsageError("option --" + *a.flags.begin() + " does not apply to similarity");
+  only_options(a, {"reference", "candidates", "durations", "phonemes", "labels", "title", "subtitle", "metric", "key",
+                   "output"});
   const std::string output = a.get("output");
   db::eval::Metric metric;
   try {
@@ -658,6 +678,10 @@ int main(int argc, char** argv) {
     if (a.command == "similarity") return cmd_similarity(a);
     if (a.command == "help") {
       std::cout << kUsage;
+      return 0;
+    }
+    if (a.command == "version") {
+      std::cout << "diffblocks " << db::version_string() << "\n";
       return 0;
     }
     throw UsageError("unknown command '" + a.command + "'");

@@ -49,7 +49,44 @@ struct OpCase {
   double bytes = 0, flops = 0;  // per launch: compulsory traffic and 2 x multiply-adds
   double tolerance = 1e-4;      // max|cuda - cpu| <= tolerance * max(1, max|cpu|)
   std::function<OpRun()> make;
+  std::function<bool()> runnable;  // empty: always; else whether this machine can run the variant
 };
+
+/// A variant of the CUDA op: the convolution backend and math mode its closures run under.
+struct Variant {
+  const char* name;
+  db::cuda::ConvBackend backend;
+  db::cuda::MathMode math;
+  double tolerance;
+  bool needs_cudnn;
+};
+
+/// Every convolution case runs on each path: the library's own GEMM path (the default where cuDNN
+/// is missing), cuDNN in float32 (the default where it is there), and both in TF32, whose 10-bit
+/// mantissa inputs give ~1e-3 relative error (PyTorch's allow_tf32).
+inline const std::vector<Variant>& conv_variants() {
+  using B = db::cuda::ConvBackend;
+  using M = db::cuda::MathMode;
+  static const std::vector<Variant> v{{"gemm", B::Gemm, M::F32, 1e-4, false},
+                                      {"cudnn", B::Cudnn, M::F32, 1e-4, true},
+                                      {"gemm,tf32", B::Gemm, M::TF32, 5e-3, false},
+                                      {"cudnn,tf32", B::Cudnn, M::TF32, 5e-3, true}};
+  return v;
+}
+
+/// r with its CUDA closures run under the variant's settings.
+inline OpRun under(OpRun r, const Variant& v) {
+  auto wrap = [v](auto f) {
+    return [v, f] {
+      db::cuda::ConvBackendGuard backend(v.backend);
+      db::cuda::MathModeGuard math(v.math);
+      return f();
+    };
+  };
+  r.cuda = wrap(r.cuda);
+  r.launch = wrap(r.launch);
+  return r;
+}
 
 enum class Size { Test, Perf };
 
@@ -132,13 +169,25 @@ inline std::vector<OpCase> op_cases(Size size) {
   std::vector<OpCase> cases;
   auto add = [&](std::string op, std::string params, double bytes, double flops, std::function<OpRun()> make,
                  double tolerance = 1e-4) {
-    cases.push_back(OpCase{std::move(op), std::move(params), bytes, flops, tolerance, std::move(make)});
+    cases.push_back(OpCase{std::move(op), std::move(params), bytes, flops, tolerance, std::move(make), {}});
+  };
+  // The op once per convolution variant: "conv2d[cudnn,tf32]".
+  auto add_conv = [&](const std::string& op, const std::string& params, double bytes, double flops,
+                      std::function<OpRun()> make) {
+    for (const Variant& v : conv_variants()) {
+      std::function<bool()> runnable;
+      if (v.needs_cudnn) runnable = [] { return db::cuda::cudnn::available(); };
+      cases.push_back(OpCase{op + "[" + v.name + "]", params, bytes, flops, v.tolerance,
+                             [make, v] { return under(make(), v); }, runnable});
+    }
   };
   constexpr double F4 = 4.0;  // bytes per float
 
   // Activation-sized NCHW shapes: the Origin's level 0 at B = 16, T = 512 (the element-wise ops
   // are bandwidth-bound, so one large shape tells their GB/s), or small odd ones.
-  const std::vector<A4> maps = perf ? std::vector<A4>{{16, 64, 80, 512}} : std::vector<A4>{{2, 5, 7, 13}, {1, 16, 80, 130}};
+  // {2, 32, 6, 20}: rows of a multiple of 4 (the float4 paths), planes not a multiple of a block.
+  const std::vector<A4> maps =
+      perf ? std::vector<A4>{{16, 64, 80, 512}} : std::vector<A4>{{2, 5, 7, 13}, {1, 16, 80, 130}, {2, 32, 6, 20}};
 
   // ---- creation and element-wise ----
   for (const A4& s : maps) {
@@ -404,12 +453,12 @@ inline std::vector<OpCase> op_cases(Size size) {
     const double bytes = static_cast<double>(c.B * c.Cin * c.H * c.W + c.Cout * c.Cin * c.k * c.k + c.B * c.Cout * Ho * Wo) * F4;
     const HT<4> w = randn(A4{c.Cout, c.Cin, c.k, c.k}, 110, 0.1f);
     const HT<1> b = randn(std::array<std::size_t, 1>{c.bias ? c.Cout : 0}, 111);
-    add("conv2d", ps, bytes, flops, [=] {
+    add_conv("conv2d", ps, bytes, flops, [=] {
       return functional([=](auto d, const auto& x, const auto& ww, const auto& bb) { return ops::conv2d(d, x, ww, bb, c.stride, c.padding); },
                         randn(A4{c.B, c.Cin, c.H, c.W}, 112), w, b);
     });
     if (!perf || c.k == 1)
-      add("conv2d_add_", ps, bytes + static_cast<double>(c.B * c.Cout * Ho * Wo) * F4, flops, [=] {
+      add_conv("conv2d_add_", ps, bytes + static_cast<double>(c.B * c.Cout * Ho * Wo) * F4, flops, [=] {
         return inplace([=](auto d, auto& out, const auto& x, const auto& ww, const auto& bb) {
           ops::conv2d_add_(d, x, ww, bb, c.stride, c.padding, out);
         }, randn(A4{c.B, c.Cout, Ho, Wo}, 113), randn(A4{c.B, c.Cin, c.H, c.W}, 114), w, b);
@@ -423,7 +472,7 @@ inline std::vector<OpCase> op_cases(Size size) {
     const std::size_t Ho = (c.H - 1) * c.stride - 2 * c.padding + c.k, Wo = (c.W - 1) * c.stride - 2 * c.padding + c.k;
     const std::string ps = dims({c.B, c.Cin, c.H, c.W}) + " -> " + std::to_string(c.Cout) + " k" + std::to_string(c.k) + " s" +
                            std::to_string(c.stride) + " p" + std::to_string(c.padding) + (c.bias ? "" : " nobias");
-    add("conv_transpose2d", ps,
+    add_conv("conv_transpose2d", ps,
         static_cast<double>(c.B * c.Cin * c.H * c.W + c.Cout * c.Cin * c.k * c.k + c.B * c.Cout * Ho * Wo) * F4,
         2.0 * c.B * c.Cin * c.Cout * c.k * c.k * c.H * c.W, [=] {
           return functional([=](auto d, const auto& x, const auto& ww, const auto& bb) {
@@ -439,7 +488,8 @@ inline std::vector<OpCase> op_cases(Size size) {
     int heads, dh;
   };
   const std::vector<LaShape> las = perf ? std::vector<LaShape>{{16, 64, 80, 512, 4, 32}, {16, 256, 20, 128, 4, 32}}
-                                        : std::vector<LaShape>{{2, 16, 8, 12, 4, 32}, {1, 6, 5, 7, 2, 8}, {3, 32, 3, 1, 1, 16}};
+                                        : std::vector<LaShape>{{2, 16, 8, 12, 4, 32}, {1, 6, 5, 7, 2, 8}, {3, 32, 3, 1, 1, 16},
+                                                                  {2, 8, 17, 485, 2, 8}};  // last: 8245 positions, split-K with a tail
   for (const auto& l : las) {
     const std::size_t hidden = static_cast<std::size_t>(l.heads) * l.dh, N = l.H * l.W;
     const double flops = 2.0 * l.B * N * (hidden * l.C /* k */ + hidden * l.C /* P */ + l.C * l.C /* Mix x */);
@@ -486,6 +536,13 @@ inline std::vector<OpCase> op_cases(Size size) {
     add("attention_streaming", ps, bytes, flops, [=] {
       return functional([=](auto d, const auto& qq, const auto& kk, const auto& vv, const auto& bb) {
         return ops::attention_streaming(d, qq, kk, vv, heads, scale, bb);
+      }, q, k, v, bias);
+    });
+    // The CUDA-only register-blocked kernel, against the CPU's naive attention.
+    add("attention_tiled", ps, bytes, flops, [=] {
+      return functional([=](auto d, const auto& qq, const auto& kk, const auto& vv, const auto& bb) {
+        if constexpr (std::is_same<decltype(d), Cpu>::value) return ops::attention_naive(d, qq, kk, vv, heads, scale, bb);
+        else return ops::attention_tiled(d, qq, kk, vv, heads, scale, bb);
       }, q, k, v, bias);
     });
   }

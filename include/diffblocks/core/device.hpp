@@ -4,6 +4,7 @@
 // for its tag type; block code never changes between devices (Eigen Tensor devices / CUTLASS style).
 #include <array>
 #include <cstddef>
+#include <type_traits>
 
 #include <xtensor/xtensor.hpp>
 
@@ -21,6 +22,11 @@ struct Cpu {
   using tensor = xt::xtensor<T, N, xt::layout_type::row_major, memory::CachingAllocator<T>>;
   static constexpr const char* name = "cpu";
 };
+
+/// Whether device D runs Grad-TTS's ODE sampler as a replayed graph (sampling/gradtts.hpp calls
+/// reverse_diffusion_graph(D{}, ...) then; the Cuda device specialises it).
+template <class D>
+struct has_graph_sampler : std::false_type {};
 
 /// The container a block stores and returns on device `D`.
 template <class T, std::size_t N, class D = Cpu>

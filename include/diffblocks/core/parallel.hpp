@@ -14,6 +14,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <string>
 #include <vector>
 
 namespace diffblocks {
@@ -27,13 +28,28 @@ class ThreadPool {
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
+  /// Asks for `threads` threads (the caller counts as one). A worker the system refuses to start
+  /// (no memory for its stack, a process limit) is not an error: the pool runs with the workers
+  /// it got, size() says how many, and start_failure() says why the others are missing.
   void resize(int threads) {
     std::lock_guard<std::mutex> busy(dispatch_);
     stop_workers();
     threads = std::max(1, threads);
     stop_ = false;
-    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+    start_failure_.clear();
+    for (int i = 1; i < threads; ++i) {
+      try {
+        workers_.emplace_back([this] { worker_loop(); });
+      } catch (const std::exception& e) {  // std::system_error (EAGAIN), std::bad_alloc
+        start_failure_ = "could start only " + std::to_string(i) + " of " + std::to_string(threads) +
+                         " threads (" + e.what() + ")";
+        break;
+      }
+    }
   }
+
+  /// Why the last resize() got fewer threads than asked for ("" if it got them all).
+  const std::string& start_failure() const { return start_failure_; }
 
   /// Runs f(begin, end) over contiguous pieces of [0, n) that cover it exactly once, on the
   /// calling thread and the workers.
@@ -156,6 +172,7 @@ class ThreadPool {
   }
 
   std::vector<std::thread> workers_;
+  std::string start_failure_;
   std::mutex dispatch_;  // one parallel_for at a time
   std::mutex m_;
   std::condition_variable cv_, done_cv_;
@@ -185,6 +202,8 @@ inline void set_num_threads(int n) {
   if (n != detail::pool().size()) detail::pool().resize(n);
 }
 inline int get_num_threads() { return detail::pool().size(); }
+/// Why the pool has fewer threads than last asked for ("" when it has them all).
+inline std::string thread_start_failure() { return detail::pool().start_failure(); }
 
 /// f(begin, end) over contiguous pieces of [0, n); pieces run concurrently on the pool.
 template <class F>

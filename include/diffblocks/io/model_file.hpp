@@ -69,14 +69,15 @@ inline ModelPaths resolve_model_paths(const std::string& path) {
   if (ec) throw IoError(path + ": cannot list the model directory: " + ec.message());
   for (; it != end; it.increment(ec)) {
     if (ec) throw IoError(path + ": cannot list the model directory: " + ec.message());
-    std::error_code ec2;
-    if (it->path().extension() == ".safetensors" && it->is_regular_file(ec2)) weights.push_back(it->path());
+    // Not only regular files: a FIFO or device named model.safetensors is then refused by name
+    // when it is opened (io/file.hpp), instead of "no *.safetensors file".
+    if (it->path().extension() == ".safetensors") weights.push_back(it->path());
   }
   if (ec) throw IoError(path + ": cannot list the model directory: " + ec.message());
   if (weights.empty()) throw IoError(path + ": model directory has no *.safetensors file");
   // The conventional names win when other safetensors files sit beside them (inputs, variants).
   for (const char* name : {"model.safetensors", "diffusion_pytorch_model.safetensors"})
-    if (fs::is_regular_file(dir / name, ec)) weights = {dir / name};
+    if (fs::exists(fs::symlink_status(dir / name, ec))) weights = {dir / name};
   if (weights.size() > 1)
     throw IoError(path + ": model directory has " + std::to_string(weights.size()) +
                   " *.safetensors files; expected exactly one (sharded checkpoints are not supported)");

@@ -16,6 +16,9 @@ struct GradTTSSamplerOptions {
   std::uint64_t seed = 0;  // noise of the stochastic sampler
   /// Called after every step with (step index from 1, steps, seconds the step took).
   std::function<void(int, int, double)> progress;
+  /// Devices with graph replay (Cuda): the ODE sampler captures one step and replays it (same
+  /// results, far fewer launches; sampling/gradtts_cuda_graph.cuh). false: the eager loop.
+  bool graph = true;
 };
 
 /// Grad-TTS Diffusion.reverse_diffusion: xt = z * mask; for i in 0..N-1 at the midpoint
@@ -28,6 +31,8 @@ Tensor<T, 3, D> reverse_diffusion(const Model& model, const Tensor<T, 3, D>& z, 
   if (tensor_shape(z) != tensor_shape(mu))
     throw InputError("reverse_diffusion: input 'z' has shape " + shape_str(tensor_shape(z)) + ", expected " +
                      shape_str(tensor_shape(mu)) + " (like mu)");
+  if constexpr (has_graph_sampler<D>::value)
+    if (!opt.stochastic && opt.graph) return reverse_diffusion_graph(D{}, model, z, mask, mu, opt, cond);
   const auto& cfg = model.config();
   const std::size_t B = z.shape(0);
   const T h = static_cast<T>(1.0 / opt.steps);

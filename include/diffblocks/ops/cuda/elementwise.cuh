@@ -293,9 +293,15 @@ Tensor<T, 2, Cuda> gather_rows(Cuda, const Tensor<T, 2, Cuda>& table, const std:
 }
 
 /// Index of the first NaN/Inf, or -1. Synchronises the current stream (the answer is a host value).
+/// While the stream is being captured into a CUDA graph nothing can be read back: the answer is
+/// -1 and the check is the capturer's to make (the graph sampler checks the inputs in its eager
+/// first step and the sample on the device, see sampling/gradtts_cuda_graph.cuh).
 template <class T, std::size_t N>
 std::ptrdiff_t find_non_finite(Cuda, const Tensor<T, N, Cuda>& x) {
   if (!x.size()) return -1;
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  DIFFBLOCKS_CUDA_CHECK(cudaStreamIsCapturing(cuda::stream(), &capturing));
+  if (capturing != cudaStreamCaptureStatusNone) return -1;
   auto found = cuda_detail::scratch<unsigned long long>(1);
   unsigned long long* f = found.data();
   DIFFBLOCKS_CUDA_CHECK(cudaMemsetAsync(f, 0xff, sizeof(unsigned long long), cuda::stream()));

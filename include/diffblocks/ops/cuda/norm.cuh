@@ -9,6 +9,9 @@
 // epilogue (Mish, SiLU, frame mask, time bias, AdaGroupNorm scale/shift). Chunking keeps every
 // SM busy whatever the batch size (a block per slice would leave 124 of 132 SMs idle at B = 1).
 #include <cmath>
+#include <cstdint>
+#include <string>
+#include <tuple>
 
 #include "diffblocks/ops/cuda/elementwise.cuh"
 
@@ -30,18 +33,38 @@ __device__ inline Moments merge(Moments a, Moments b) {
 }
 
 /// part[(slice * chunks + chunk)] = moments of values [chunk * kGnChunk, ...) of the slice.
-template <int = 0>
+/// Each thread sums v - K and (v - K)^2 with K a value of the chunk (so the squares do not cancel
+/// against a large mean) and turns them into (n, mean, M2); threads merge Chan-style. Vec: the
+/// slice length is a multiple of 4 (every chunk 16-byte aligned), read as float4.
+template <bool Vec>
 __global__ void gn_partial_kernel(const float* x, index_t slice_len, index_t chunks, Moments* part) {
   const index_t slice = blockIdx.y, chunk = blockIdx.x;
   const index_t begin = chunk * kGnChunk, end = min(slice_len, begin + kGnChunk);
   const float* p = x + slice * slice_len;
-  Moments m{0.0f, 0.0f, 0.0f};
-  for (index_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
-    const float v = p[i];
-    m.n += 1.0f;
-    const float d = v - m.mean;
-    m.mean += d / m.n;
-    m.m2 += d * (v - m.mean);
+  const float K = p[begin];
+  float s1 = 0.0f, s2 = 0.0f, n = 0.0f;
+  if (Vec) {
+    const float4* p4 = reinterpret_cast<const float4*>(p + begin);
+    const int n4 = static_cast<int>((end - begin) >> 2);
+    for (int i = threadIdx.x; i < n4; i += blockDim.x) {
+      const float4 v = p4[i];
+      const float a = v.x - K, b = v.y - K, c = v.z - K, d = v.w - K;
+      s1 += (a + b) + (c + d);
+      s2 += (a * a + b * b) + (c * c + d * d);
+      n += 4.0f;
+    }
+  } else {
+    for (index_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+      const float a = p[i] - K;
+      s1 += a;
+      s2 += a * a;
+      n += 1.0f;
+    }
+  }
+  Moments m{n, 0.0f, 0.0f};
+  if (n > 0.0f) {
+    m.mean = K + s1 / n;
+    m.m2 = fmaxf(0.0f, s2 - s1 * (s1 / n));
   }
   for (int o = 16; o > 0; o >>= 1) {
     const Moments other{__shfl_xor_sync(0xffffffffu, m.n, o), __shfl_xor_sync(0xffffffffu, m.mean, o),
@@ -91,12 +114,45 @@ inline cuda::DeviceTensor<float, 1> group_stats(const float* x, std::size_t B, s
   // gridDim.y is at most 65535: split the slices into launches if there are more.
   for (index_t s0 = 0; s0 < slices; s0 += 65535) {
     const index_t ns = std::min<index_t>(65535, slices - s0);
-    launch("gn_partial_kernel", gn_partial_kernel<>, dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(ns)),
-           dim3(kThreads), 0, x + s0 * slice_len, slice_len, chunks, part.data() + s0 * chunks);
+    const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(ns));
+    if (slice_len % 4 == 0)
+      launch("gn_partial_kernel", gn_partial_kernel<true>, grid, dim3(kThreads), 0, x + s0 * slice_len, slice_len,
+             chunks, part.data() + s0 * chunks);
+    else
+      launch("gn_partial_kernel", gn_partial_kernel<false>, grid, dim3(kThreads), 0, x + s0 * slice_len, slice_len,
+             chunks, part.data() + s0 * chunks);
   }
   launch("gn_finalize_kernel", gn_finalize_kernel<>, dim3(blocks_for(slices, 128, 1 << 30)), dim3(128), 0, part.data(),
          slices, chunks, slice_len, eps, stats.data());
   return stats;
+}
+
+/// The element-wise pass: one (batch, channel) plane per blockIdx.y (its scale and shift computed
+/// once), blockIdx.x over the plane. Vec: rows of a multiple of 4 values, read and written as
+/// float4 (the 4 values share their row, so `post` sees each one's own frame index).
+template <bool Vec, class Post>
+__global__ void gn_apply_kernel(const float* src, float* dst, const float* stats, const float* gamma, const float* beta,
+                                int C, int cpg, int G, int HW, int W, index_t plane0, Post post) {
+  const index_t bc = plane0 + blockIdx.y;
+  const int b = static_cast<int>(bc / C), c = static_cast<int>(bc % C), s = b * G + c / cpg;
+  const float mean = stats[2 * s], rstd = stats[2 * s + 1];
+  const float g = gamma ? gamma[c] : 1.0f, be = beta ? beta[c] : 0.0f;
+  const float scale = rstd * g, shift = be - mean * rstd * g;
+  const float* in = src + bc * HW;
+  float* out = dst + bc * HW;
+  if (Vec) {
+    const float4* in4 = reinterpret_cast<const float4*>(in);
+    float4* out4 = reinterpret_cast<float4*>(out);
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < HW / 4; i += gridDim.x * blockDim.x) {
+      const float4 v = in4[i];
+      const int w = (4 * i) % W;
+      out4[i] = make_float4(post(v.x * scale + shift, b, c, w), post(v.y * scale + shift, b, c, w + 1),
+                            post(v.z * scale + shift, b, c, w + 2), post(v.w * scale + shift, b, c, w + 3));
+    }
+  } else {
+    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < HW; j += gridDim.x * blockDim.x)
+      out[j] = post(in[j] * scale + shift, b, c, j % W);
+  }
 }
 
 /// dst = epilogue(GroupNorm(src)) element-wise, src may be dst. `post(v, b, c, w)` gets the
@@ -106,17 +162,22 @@ void group_norm_apply(const float* src, float* dst, std::size_t B, std::size_t C
                       int groups, const float* gamma, const float* beta, double eps, Post post) {
   const std::size_t HW = H * W;
   if (B * C * HW == 0) return;
+  if (HW > static_cast<std::size_t>(INT32_MAX) || C > static_cast<std::size_t>(INT32_MAX))
+    throw InputError("group_norm: a plane of " + std::to_string(HW) + " values is beyond the Cuda kernels' 2^31");
   const auto stats = group_stats(src, B, C, HW, groups, eps);
-  const float* st = stats.data();
-  const index_t Ci = C, cpg = C / groups, G = groups, Wi = W;
-  for_each_plane(static_cast<index_t>(B * C), static_cast<index_t>(HW), [=] __device__(index_t bc, index_t j) {
-    const index_t b = bc / Ci, c = bc % Ci, s = b * G + c / cpg;
-    const float mean = st[2 * s], rstd = st[2 * s + 1];
-    const float g = gamma ? gamma[c] : 1.0f, be = beta ? beta[c] : 0.0f;
-    const float scale = rstd * g, shift = be - mean * rstd * g;
-    const index_t i = bc * static_cast<index_t>(HW) + j;
-    dst[i] = post(src[i] * scale + shift, b, c, j % Wi);
-  });
+  const bool vec = W % 4 == 0;
+  const index_t per_block = vec ? 4 * kThreads : kThreads;
+  const unsigned gx = static_cast<unsigned>(std::min<index_t>((static_cast<index_t>(HW) + per_block - 1) / per_block, 1024));
+  const index_t planes = static_cast<index_t>(B * C);
+  for (index_t p0 = 0; p0 < planes; p0 += 65535) {
+    const dim3 grid(gx, static_cast<unsigned>(std::min<index_t>(65535, planes - p0)));
+    const auto args = std::make_tuple(src, dst, static_cast<const float*>(stats.data()), gamma, beta, static_cast<int>(C),
+                                      static_cast<int>(C / groups), groups, static_cast<int>(HW), static_cast<int>(W), p0, post);
+    if (vec)
+      std::apply([&](auto... a) { launch("gn_apply_kernel", gn_apply_kernel<true, Post>, grid, dim3(kThreads), 0, a...); }, args);
+    else
+      std::apply([&](auto... a) { launch("gn_apply_kernel", gn_apply_kernel<false, Post>, grid, dim3(kThreads), 0, a...); }, args);
+  }
 }
 
 }  // namespace cuda_detail
