@@ -47,27 +47,17 @@ using DT = db::Tensor<float, N, Cuda>;
 /// GPU time of f() with CUDA events on the current stream, in seconds.
 class EventTimer {
  public:
-  EventTimer() {
-    DIFFBLOCKS_CUDA_CHECK(cudaEventCreate(&start_));
-    DIFFBLOCKS_CUDA_CHECK(cudaEventCreate(&stop_));
-  }
-  ~EventTimer() {
-    cudaEventDestroy(start_);
-    cudaEventDestroy(stop_);
-  }
   template <class F>
   double time(F&& f) {
-    DIFFBLOCKS_CUDA_CHECK(cudaEventRecord(start_, db::cuda::stream()));
+    start_.record(db::cuda::stream());
     f();
-    DIFFBLOCKS_CUDA_CHECK(cudaEventRecord(stop_, db::cuda::stream()));
-    DIFFBLOCKS_CUDA_CHECK(cudaEventSynchronize(stop_));
-    float ms = 0;
-    DIFFBLOCKS_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
-    return ms * 1e-3;
+    stop_.record(db::cuda::stream());
+    stop_.synchronize();
+    return stop_.seconds_since(start_);
   }
 
  private:
-  cudaEvent_t start_{}, stop_{};
+  db::cuda::Event start_, stop_;
 };
 
 template <class F>

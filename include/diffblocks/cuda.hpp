@@ -11,7 +11,8 @@
 // Headers: core/cuda/ (errors, streams, the caching allocator, DeviceTensor and the Cuda policy)
 // and ops/cuda/ (the kernels, one overload per CPU op). Convolutions run on cuDNN when it can be
 // opened at run time (core/cuda/cudnn.hpp), else on the library's own im2col + cuBLAS path.
-// The rest of the library stays CUDA-free: g++ never sees this file (diffblocks.hpp pulls it in only under __CUDACC__).
+// The rest of the library stays CUDA-free: g++ never sees this file (diffblocks.hpp pulls it in
+// only under __CUDACC__).
 #if !defined(__CUDACC__)
 #error "diffblocks/cuda.hpp holds CUDA kernels: include it from a .cu file compiled by nvcc (see README, CUDA)"
 #endif

@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "diffblocks/core/random.hpp"
+#include "diffblocks/sampling/gradtts_schedule.hpp"
 #include "diffblocks/unets/origin.hpp"
 
 namespace diffblocks {
@@ -43,9 +44,8 @@ Tensor<T, 3, D> reverse_diffusion(const Model& model, const Tensor<T, 3, D>& z, 
   Tensor<T, 1, D> t = ops::zeros<T, 1>(D{}, {B});
   for (int i = 0; i < opt.steps; ++i) {
     const auto start = std::chrono::steady_clock::now();
-    const T ti = static_cast<T>(1.0 - (i + 0.5) * (1.0 / opt.steps));
+    const auto [ti, beta] = detail::gradtts_step_at<T>(i, opt.steps, cfg.beta_min, cfg.beta_max);
     t = ops::full<T, 1>(D{}, {B}, ti);
-    const T beta = static_cast<T>(cfg.beta_min) + static_cast<T>(cfg.beta_max - cfg.beta_min) * ti;
     const Tensor<T, 3, D> est = model.forward(xt, mask, mu, t, cond);
     if (opt.stochastic) {
       if (noise.size() != xt.size()) noise = ops::empty<T, 3>(D{}, {xt.shape(0), xt.shape(1), xt.shape(2)});
@@ -54,10 +54,7 @@ Tensor<T, 3, D> reverse_diffusion(const Model& model, const Tensor<T, 3, D>& z, 
     ops::gradtts_step_(D{}, xt, mu, est, mask, noise, beta, h);
     // A model that diverges (e.g. untrained weights) should say so here, not as a NaN "input"
     // error on the next step or as silent garbage in the output.
-    if (ops::find_non_finite(D{}, xt) >= 0)
-      throw Error("reverse_diffusion: the sample became NaN/Inf at step " + std::to_string(i + 1) + "/" +
-                  std::to_string(opt.steps) + " (t = " + std::to_string(ti) +
-                  "); the estimator diverges on this input");
+    if (ops::find_non_finite(D{}, xt) >= 0) throw detail::gradtts_diverged(i + 1, opt.steps, ti);
     if (opt.progress)
       opt.progress(i + 1, opt.steps,
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());

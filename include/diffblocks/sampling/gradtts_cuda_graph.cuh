@@ -27,7 +27,9 @@
 
 #include "diffblocks/core/cuda/allocator.hpp"
 #include "diffblocks/ops/cuda/common.cuh"
+#include "diffblocks/ops/cuda/diffusion.cuh"
 #include "diffblocks/ops/cuda/elementwise.cuh"
+#include "diffblocks/sampling/gradtts_schedule.hpp"
 
 namespace diffblocks {
 
@@ -95,40 +97,17 @@ class Graph {
   cudaGraphExec_t exec_ = nullptr;
 };
 
-/// An owned CUDA event (timing enabled).
-class Event {
- public:
-  Event() { DIFFBLOCKS_CUDA_CHECK(cudaEventCreate(&e_)); }
-  ~Event() { (void)cudaEventDestroy(e_); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  void record(cudaStream_t s) { DIFFBLOCKS_CUDA_CHECK(cudaEventRecord(e_, s)); }
-  void synchronize() const { DIFFBLOCKS_CUDA_CHECK(cudaEventSynchronize(e_)); }
-  cudaEvent_t get() const { return e_; }
-  /// Seconds from `start` to this event (both recorded and complete).
-  double seconds_since(const Event& start) const {
-    float ms = 0;
-    DIFFBLOCKS_CUDA_CHECK(cudaEventElapsedTime(&ms, start.e_, e_));
-    return ms * 1e-3;
-  }
-
- private:
-  cudaEvent_t e_ = nullptr;
-};
-
 }  // namespace cuda
 
 namespace ops {
 namespace cuda_detail {
 
-/// One step's schedule values.
-struct GradTTSStepParams {
-  float t, beta;
-};
+/// A step's (t, beta) in the device schedule.
+using GradTTSStepF = ::diffblocks::detail::GradTTSStep<float>;
 
 /// Step start: t[b] = schedule[counter].t for every batch item.
 template <int = 0>
-__global__ void gradtts_graph_begin_kernel(const int* counter, const GradTTSStepParams* schedule, float* t, int B) {
+__global__ void gradtts_graph_begin_kernel(const int* counter, const GradTTSStepF* schedule, float* t, int B) {
   const float v = schedule[*counter].t;
   for (int b = threadIdx.x; b < B; b += blockDim.x) t[b] = v;
 }
@@ -143,17 +122,14 @@ __global__ void gradtts_graph_end_kernel(int* counter) {
 /// step (from 1) that leaves a non-finite value is kept in *bad_step.
 template <class T>
 void gradtts_graph_step_(Tensor<T, 3, Cuda>& xt, const Tensor<T, 3, Cuda>& mu, const Tensor<T, 3, Cuda>& est,
-                         const Tensor<T, 3, Cuda>& mask, const GradTTSStepParams* schedule, const int* counter,
+                         const Tensor<T, 3, Cuda>& mask, const GradTTSStepF* schedule, const int* counter,
                          int* bad_step, T h) {
   const index_t F = xt.shape(1), W = xt.shape(2);
   T* xp = xt.data();
   const T *mp = mu.data(), *ep = est.data(), *mk = mask.data();
   for_each_plane(static_cast<index_t>(xt.shape(0)) * F, W, [=] __device__(index_t r, index_t w) {
     const index_t i = r * W + w;
-    const T beta = schedule[*counter].beta;
-    const T x = xp[i], m = mp[i], e = ep[i];
-    const T dx = (T(0.5) * ((m - x) - e)) * beta * h;
-    const T y = (x - dx) * mk[(r / F) * W + w];
+    const T y = gradtts_ode_update(xp[i], mp[i], ep[i], mk[(r / F) * W + w], schedule[*counter].beta, h);
     xp[i] = y;
     if (!isfinite(y)) atomicCAS(bad_step, 0, *counter + 1);
   });
@@ -176,18 +152,16 @@ Tensor<T, 3, Cuda> reverse_diffusion_graph(Cuda, const Model& model, const Tenso
   const int steps = opt.steps;
   const T h = static_cast<T>(1.0 / steps);
 
-  // The schedule, computed in float exactly as the eager loop computes it.
-  std::vector<cd::GradTTSStepParams> host(static_cast<std::size_t>(steps));
-  for (int i = 0; i < steps; ++i) {
-    const T ti = static_cast<T>(1.0 - (i + 0.5) * (1.0 / steps));
-    host[i] = {ti, static_cast<T>(cfg.beta_min) + static_cast<T>(cfg.beta_max - cfg.beta_min) * ti};
-  }
+  // The schedule: the eager loop's values (sampling/gradtts_schedule.hpp).
+  std::vector<cd::GradTTSStepF> host(static_cast<std::size_t>(steps));
+  for (int i = 0; i < steps; ++i)
+    host[static_cast<std::size_t>(i)] = detail::gradtts_step_at<T>(i, steps, cfg.beta_min, cfg.beta_max);
   // Everything that outlives the step (and the result) on the caller's stream.
   const cudaStream_t caller = cuda::stream();
   Tensor<T, 3, Cuda> xt = z;
   ops::mul_mask3_(Cuda{}, xt, mask);
   Tensor<T, 1, Cuda> t({B});
-  cuda::DeviceTensor<cd::GradTTSStepParams, 1> schedule({static_cast<std::size_t>(steps)});
+  cuda::DeviceTensor<cd::GradTTSStepF, 1> schedule({static_cast<std::size_t>(steps)});
   cuda::DeviceTensor<int, 1> state({2});  // [0]: step counter, [1]: first step (from 1) with NaN/Inf, or 0
   DIFFBLOCKS_CUDA_CHECK(cudaMemcpyAsync(schedule.data(), host.data(), host.size() * sizeof(host[0]),
                                         cudaMemcpyHostToDevice, caller));
@@ -205,7 +179,7 @@ Tensor<T, 3, Cuda> reverse_diffusion_graph(Cuda, const Model& model, const Tenso
     cuda::StreamGuard guard(own);
     auto step = [&] {
       cd::launch("gradtts_graph_begin_kernel", cd::gradtts_graph_begin_kernel<>, dim3(1), dim3(128), 0,
-                 static_cast<const int*>(counter), static_cast<const cd::GradTTSStepParams*>(schedule.data()), t.data(),
+                 static_cast<const int*>(counter), static_cast<const cd::GradTTSStepF*>(schedule.data()), t.data(),
                  static_cast<int>(B));
       const Tensor<T, 3, Cuda> est = model.forward(xt, mask, mu, t, cond);
       cd::gradtts_graph_step_(xt, mu, est, mask, schedule.data(), counter, bad_step, h);
@@ -235,10 +209,7 @@ Tensor<T, 3, Cuda> reverse_diffusion_graph(Cuda, const Model& model, const Tenso
   int flags[2] = {0, 0};
   DIFFBLOCKS_CUDA_CHECK(cudaMemcpyAsync(flags, state.data(), sizeof flags, cudaMemcpyDeviceToHost, own.handle()));
   own.synchronize();
-  if (flags[1] > 0)
-    throw Error("reverse_diffusion: the sample became NaN/Inf at step " + std::to_string(flags[1]) + "/" +
-                std::to_string(steps) + " (t = " + std::to_string(host[static_cast<std::size_t>(flags[1] - 1)].t) +
-                "); the estimator diverges on this input");
+  if (flags[1] > 0) throw detail::gradtts_diverged(flags[1], steps, host[static_cast<std::size_t>(flags[1] - 1)].t);
   return xt;
 }
 

@@ -163,6 +163,27 @@ inline cudaStream_t stream() { return current_stream().handle; }
 /// Waits for all work enqueued on the current stream.
 inline void synchronize() { DIFFBLOCKS_CUDA_CHECK(cudaStreamSynchronize(stream())); }
 
+/// An owned CUDA event (timing enabled).
+class Event {
+ public:
+  Event() { DIFFBLOCKS_CUDA_CHECK(cudaEventCreate(&e_)); }
+  ~Event() { (void)cudaEventDestroy(e_); }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  void record(cudaStream_t s) { DIFFBLOCKS_CUDA_CHECK(cudaEventRecord(e_, s)); }
+  void synchronize() const { DIFFBLOCKS_CUDA_CHECK(cudaEventSynchronize(e_)); }
+  cudaEvent_t get() const { return e_; }
+  /// Seconds from `start` to this event (both recorded and complete).
+  double seconds_since(const Event& start) const {
+    float ms = 0;
+    DIFFBLOCKS_CUDA_CHECK(cudaEventElapsedTime(&ms, start.e_, e_));
+    return ms * 1e-3;
+  }
+
+ private:
+  cudaEvent_t e_ = nullptr;
+};
+
 // ---- math mode -------------------------------------------------------------------------------------
 
 /// How float32 GEMMs and convolutions may compute (see the file comment).

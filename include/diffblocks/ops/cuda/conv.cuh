@@ -14,9 +14,9 @@
 // cuDNN's choice on an H200). Plans: for each (direction, shape, stride, padding, math mode,
 // device) the fastest cuDNN algorithm is measured once with cudnnFind*AlgorithmEx (as PyTorch's
 // cudnn.benchmark does) and kept for the process, so the first call of a shape takes a few
-// milliseconds more. Only deterministic algorithms qualify (a forward gives the same bits every time, as the Gemm path
-// does); in MathMode::F32 only CUDNN_FMA_MATH kernels (no TF32: the float32 accuracy contract),
-// MathMode::TF32 admits tensor-core kernels. A shape no qualifying algorithm runs, one whose
+// milliseconds more. Only deterministic algorithms qualify (a forward gives the same bits
+// every time, as the Gemm path does); in MathMode::F32 only CUDNN_FMA_MATH kernels (no TF32:
+// the float32 accuracy contract), MathMode::TF32 admits tensor-core kernels. A shape no qualifying algorithm runs, one whose
 // tensors pass 2^31 elements (cuDNN's 4-d descriptors take int), and a call inside a CUDA graph
 // capture that has no plan yet (measuring cannot be captured) run on the Gemm path.
 #include <algorithm>
@@ -224,35 +224,30 @@ inline const CudnnConvPlan* cudnn_plan(ConvDirection dir, const ConvGeometry& g,
   auto out = scratch<float>(out_elems);
   auto ws = scratch<unsigned char>(kFindWorkspaceBytes);
   cudnnHandle_t h = handle();
-  auto qualifies = [&](cudnnStatus_t status, cudnnMathType_t math, cudnnDeterminism_t det) {
-    return status == CUDNN_STATUS_SUCCESS && det == CUDNN_DETERMINISTIC && (tf32 || math == CUDNN_FMA_MATH);
+  // The fastest result (they come sorted) that is deterministic and, in F32, FMA-only.
+  auto choose = [&](const auto* r, int n) {
+    for (int i = 0; i < n; ++i)
+      if (r[i].status == CUDNN_STATUS_SUCCESS && r[i].determinism == CUDNN_DETERMINISTIC &&
+          (tf32 || r[i].mathType == CUDNN_FMA_MATH)) {
+        p.algo = int(r[i].algo);
+        p.workspace = r[i].memory;
+        DIFFBLOCKS_CUDNN_CHECK(a.cudnnSetConvolutionMathType(p.conv, r[i].mathType));
+        return;
+      }
   };
+  int n = 0;
   if (dir == ConvDirection::Forward) {
     cudnnConvolutionFwdAlgoPerf_t r[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    int n = 0;
     DIFFBLOCKS_CUDNN_CHECK(a.cudnnFindConvolutionForwardAlgorithmEx(h, p.x, x_or_dy, p.w, w, p.conv, p.y, out.data(),
                                                                     CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r, ws.data(),
                                                                     kFindWorkspaceBytes));
-    for (int i = 0; i < n; ++i)  // sorted fastest first
-      if (qualifies(r[i].status, r[i].mathType, r[i].determinism)) {
-        p.algo = int(r[i].algo);
-        p.workspace = r[i].memory;
-        DIFFBLOCKS_CUDNN_CHECK(a.cudnnSetConvolutionMathType(p.conv, r[i].mathType));
-        break;
-      }
+    choose(r, n);
   } else {
     cudnnConvolutionBwdDataAlgoPerf_t r[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    int n = 0;
     DIFFBLOCKS_CUDNN_CHECK(a.cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w, w, p.y, x_or_dy, p.conv, p.x, out.data(),
                                                                          CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, r,
                                                                          ws.data(), kFindWorkspaceBytes));
-    for (int i = 0; i < n; ++i)
-      if (qualifies(r[i].status, r[i].mathType, r[i].determinism)) {
-        p.algo = int(r[i].algo);
-        p.workspace = r[i].memory;
-        DIFFBLOCKS_CUDNN_CHECK(a.cudnnSetConvolutionMathType(p.conv, r[i].mathType));
-        break;
-      }
+    choose(r, n);
   }
   const CudnnConvPlan& stored = (*plans)[key] = p;
   return stored.algo >= 0 ? &stored : nullptr;

@@ -81,6 +81,17 @@ void randn_(Cuda, Tensor<T, N, Cuda>& x, Rng& rng) {
   });
 }
 
+namespace cuda_detail {
+/// One element of the ODE step in torch's float32 order: dx = (0.5 ((mu - x) - est)) beta h,
+/// (x - dx) mask. The eager step below and the graph-replayed sampler
+/// (sampling/gradtts_cuda_graph.cuh) both use it, so their results are the same bits.
+template <class T>
+__device__ inline T gradtts_ode_update(T x, T m, T e, T mask, T beta, T h) {
+  const T dx = (T(0.5) * ((m - x) - e)) * beta * h;
+  return (x - dx) * mask;
+}
+}  // namespace cuda_detail
+
 /// One Euler step of Grad-TTS reverse diffusion (see the CPU op: torch's float32 order).
 template <class T>
 void gradtts_step_(Cuda, Tensor<T, 3, Cuda>& xt, const Tensor<T, 3, Cuda>& mu, const Tensor<T, 3, Cuda>& est,
@@ -95,9 +106,13 @@ void gradtts_step_(Cuda, Tensor<T, 3, Cuda>& xt, const Tensor<T, 3, Cuda>& mu, c
   const T* np = sde ? noise.data() : nullptr;
   cuda_detail::for_each_plane(static_cast<cuda_detail::index_t>(xt.shape(0)) * F, W, [=] __device__(cuda_detail::index_t r, cuda_detail::index_t w) {
     const cuda_detail::index_t i = r * W + w;
-    const T x = xp[i], m = mp[i], e = ep[i];
-    const T dx = sde ? (T(0.5) * (m - x) - e) * beta * h + np[i] * sq : (T(0.5) * ((m - x) - e)) * beta * h;
-    xp[i] = (x - dx) * mk[(r / F) * W + w];
+    const T x = xp[i], m = mp[i], e = ep[i], mw = mk[(r / F) * W + w];
+    if (!sde) {
+      xp[i] = cuda_detail::gradtts_ode_update(x, m, e, mw, beta, h);
+      return;
+    }
+    const T dx = (T(0.5) * (m - x) - e) * beta * h + np[i] * sq;
+    xp[i] = (x - dx) * mw;
   });
 }
 
