@@ -111,14 +111,8 @@ struct Args {
   }
   long long get_int(const std::string& k, long long lo, long long hi) const {
     const std::string& s = get(k);
-    std::size_t used = 0;
     long long v = 0;
-    try {
-      v = std::stoll(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != s.size() || s.empty() || v < lo || v > hi)
+    if (!diffblocks_cli::parse_integer(s, v) || v < lo || v > hi)
       throw UsageError("option --" + k + " must be an integer in [" + std::to_string(lo) + ", " +
                        std::to_string(hi) + "], got '" + s + "'");
     return v;

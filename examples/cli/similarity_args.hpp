@@ -6,6 +6,7 @@
 // fuzzer exercises exactly the CLI's parsing.
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,17 @@ inline std::vector<std::string> split(const std::string& s, const char* seps) {
 inline std::string trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+/// `s` as a whole integer (no sign-only, no trailing text, in long long's range) into `v`.
+inline bool parse_integer(const std::string& s, long long& v) {
+  std::size_t used = 0;
+  try {
+    v = std::stoll(s, &used);
+  } catch (const std::exception&) {
+    return false;
+  }
+  return !s.empty() && used == s.size();
 }
 
 /// The value of option --`option` as a comma list; an empty entry ("a,,b") is an error, not
@@ -71,14 +83,8 @@ inline std::vector<std::int64_t> parse_durations(const std::string& text, const 
       if (inline_list) throw UsageError("--durations has an empty entry in '" + arg + "'");
       continue;  // runs of whitespace and the trailing newline of a file
     }
-    std::size_t used = 0;
     long long v = 0;
-    try {
-      v = std::stoll(tok, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != tok.size()) throw db::InputError(where + ": duration '" + tok + "' is not an integer");
+    if (!parse_integer(tok, v)) throw db::InputError(where + ": duration '" + tok + "' is not an integer");
     d.push_back(v);
   }
   if (d.empty()) throw db::InputError(where + ": no durations");
