@@ -1,4 +1,4 @@
-// libFuzzer target: the text parsers of `diffblocks similarity` (examples/cli/similarity_args.hpp,
+// libFuzzer target: the text parsers of `diffblocks similarity` (apps/cli/similarity_args.hpp,
 // the very code the CLI runs) and, when they succeed, the per-phoneme similarity they feed.
 //
 // The input is up to six fields separated by NUL bytes:
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "../../examples/cli/similarity_args.hpp"
+#include "../../apps/cli/similarity_args.hpp"
 #include "fuzz_common.hpp"
 
 // DBFUZZ_ENTRY renames the entry point so that the tests can include several targets.
