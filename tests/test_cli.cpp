@@ -8,8 +8,11 @@
 #include <unistd.h>
 
 #include "cli_helpers.hpp"
+#include "process_helpers.hpp"
+#include "diffblocks/runtime.hpp"
 
 using namespace dbt;
+namespace rt = diffblocks::runtime;
 
 #ifdef DIFFBLOCKS_CLI
 
@@ -46,22 +49,67 @@ TEST_CASE("CLI sample reproduces reverse_diffusion(stoc=False)", "[cli][sampler]
   }
 }
 
-TEST_CASE("CLI --device: cpu is the default, cuda needs a CUDA build", "[cli]") {
+TEST_CASE("CLI --device: cpu is the default, cuda opens the CUDA module", "[cli]") {
   const std::string out = tmp_path("cli_device.safetensors");
   const std::string base = "run --model " + fixture("origin_d") + " --inputs " + fixture("origin_d/inputs.safetensors") +
                            " --output " + out;
+  const std::string sample = "sample --device cuda --model " + fixture("sample_ode") + " --inputs " +
+                             fixture("sample_ode/inputs.safetensors") + " --steps 2 --output " + out;
   const auto r = cli(base + " --device cpu");
   INFO(r.err);
   REQUIRE(r.status == 0);
   require_close(read_tensor<3>(db::SafeTensors::load(out), "out"),
                 read_tensor<3>(db::SafeTensors::load(fixture("origin_d/expected.safetensors")), "out"), "--device cpu");
   require_cli_usage_error(base + " --device tpu", "--device must be cpu or cuda, got 'tpu'", out);
-#ifndef DIFFBLOCKS_CLI_HAS_CUDA
-  // The CUDA build's behaviour (no GPU: "no CUDA device: ...") is tested by diffblocks_cuda_tests.
-  require_cli_error(base + " --device cuda", "built without CUDA support (configure with -DDIFFBLOCKS_CUDA=ON)", out);
-  require_cli_error("sample --device cuda --model " + fixture("sample_ode") + " --inputs " +
-                        fixture("sample_ode/inputs.safetensors") + " --steps 2 --output " + out,
-                    "built without CUDA support", out);
+  SECTION("a module that cannot be used: one line naming it and why, exit 1, nothing written") {
+    auto refused = [&](const std::string& module, const std::string& why) {
+      ScopedEnv env("DIFFBLOCKS_CUDA_BACKEND", module);
+      const std::string line = "--device cuda: could not load the CUDA backend " + module + ": " + why;
+      require_cli_error(base + " --device cuda", line, out);
+      require_cli_error(sample, line, out);
+    };
+    refused("/nonexistent/libdiffblocks_cuda.so", "/nonexistent/libdiffblocks_cuda.so: cannot open shared object file");
+    refused(DIFFBLOCKS_FAKE_BACKEND_abi999, "built for backend ABI 999");
+    refused(DIFFBLOCKS_FAKE_BACKEND_not_a_backend, "not a diffblocks backend");
+  }
+#ifdef DIFFBLOCKS_CUDA_MODULE
+  SECTION("the module next to the CLI: the GPU is used, or its absence named") {
+    bool gpu = true;
+    try {
+      ScopedEnv env("DIFFBLOCKS_CUDA_BACKEND", DIFFBLOCKS_CUDA_MODULE);
+      (void)rt::Device::open("cuda");
+    } catch (const db::CudaError&) {
+      gpu = false;
+    }
+    if (!gpu) {
+      require_cli_error(base + " --device cuda", "--device cuda: no CUDA device: ", out);
+      require_cli_error(sample, "--device cuda: no CUDA device: ", out);
+    } else {
+      const auto g = cli(base + " --device cuda");
+      INFO(g.err);
+      REQUIRE(g.status == 0);
+      REQUIRE(g.err.find("(cuda: ") != std::string::npos);
+    }
+  }
+#else
+  SECTION("a build without the module: where it was looked for, and how to build it") {
+    require_cli_error(base + " --device cuda", "--device cuda: could not load the CUDA backend libdiffblocks_cuda.so: ", out);
+    require_cli_error(sample, "a build with -DDIFFBLOCKS_CUDA=ON makes it", out);
+  }
+#endif
+}
+
+TEST_CASE("CLI links neither the CUDA runtime nor cuBLAS; the CUDA module does", "[cli]") {
+  const std::string cli_libs = command_output("ldd '" + std::string(DIFFBLOCKS_CLI) + "'");
+  INFO(cli_libs);
+  REQUIRE(cli_libs.find("libc.so") != std::string::npos);  // ldd ran and listed something
+  REQUIRE(cli_libs.find("libcudart") == std::string::npos);
+  REQUIRE(cli_libs.find("libcublas") == std::string::npos);
+#ifdef DIFFBLOCKS_CUDA_MODULE
+  const std::string module_libs = command_output("ldd '" + std::string(DIFFBLOCKS_CUDA_MODULE) + "'");
+  INFO(module_libs);
+  REQUIRE(module_libs.find("libcudart") != std::string::npos);
+  REQUIRE(module_libs.find("libcublas") != std::string::npos);
 #endif
 }
 

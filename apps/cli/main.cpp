@@ -22,17 +22,17 @@
 // The output is written atomically (io/atomic_file.hpp), so a failed or interrupted run never
 // leaves a half-written file or a temporary file behind.
 //
-// --device cuda runs the U-Net (or the whole sampler) on the GPU through cuda_backend.hpp, whose
-// implementation (cuda_backend.cu, nvcc) is linked in when the build has DIFFBLOCKS_CUDA ON
-// (DIFFBLOCKS_CLI_CUDA is then defined); inputs are read and the result written on the host.
+// Models run through the library's run-time entry (diffblocks/runtime.hpp): the program reads
+// files, checks options and prints; which device runs the U-Net is a name it hands over. With
+// --device cuda the runtime opens the CUDA module (libdiffblocks_cuda.so) at that moment, so the
+// CLI links neither cudart nor cuBLAS and starts as small as a CPU-only build.
 #include <algorithm>
-#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
-#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -41,12 +41,11 @@
 #include <vector>
 
 #include "diffblocks/diffblocks.hpp"
+#include "diffblocks/runtime.hpp"
 #include "similarity_args.hpp"
-#ifdef DIFFBLOCKS_CLI_CUDA
-#include "cuda_backend.hpp"
-#endif
 
 namespace db = diffblocks;
+namespace rt = diffblocks::runtime;
 
 namespace {
 
@@ -160,107 +159,20 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
-// ---- reading inputs by name with rank checks -------------------------------------------------
-
-class Inputs {
- public:
-  explicit Inputs(const std::string& path) : file_(db::SafeTensors::load(path)), path_(path) {}
-
-  bool has(const std::string& name) const { return file_.contains(name); }
-
-  template <std::size_t N>
-  db::Tensor<float, N> get(const std::string& name, const char* layout) {
-    if (!file_.contains(name)) throw db::InputError(path_ + ": missing input tensor '" + name + "' " + layout);
-    used_.insert(name);
-    const auto& info = file_.info(name);
-    if (info.shape.size() != N)
-      throw db::InputError(path_ + ": input '" + name + "' has shape " + db::shape_str(info.shape) + " (rank " +
-                           std::to_string(info.shape.size()) + "), expected rank " + std::to_string(N) + " " + layout);
-    std::array<std::size_t, N> shape;
-    for (std::size_t i = 0; i < N; ++i) shape[i] = static_cast<std::size_t>(info.shape[i]);
-    auto t = db::Tensor<float, N>::from_shape(shape);
-    file_.read_numeric(info, t.data());
-    return t;
-  }
-
-  template <std::size_t N>
-  std::optional<db::Tensor<float, N>> optional(const std::string& name, const char* layout) {
-    if (!has(name)) return std::nullopt;
-    return get<N>(name, layout);
-  }
-
-  /// A (B,) vector or a scalar (shape []), as diffusers accepts for `timestep`.
-  db::Tensor<float, 1> vector_or_scalar(const std::string& name) {
-    if (!file_.contains(name)) throw db::InputError(path_ + ": missing input tensor '" + name + "' (B,) or scalar");
-    const auto& info = file_.info(name);
-    if (!info.shape.empty()) return get<1>(name, "(B,) or scalar");
-    used_.insert(name);
-    auto t = db::Tensor<float, 1>::from_shape({1});
-    file_.read_numeric(info, t.data());
-    return t;
-  }
-
-  std::vector<std::int64_t> ids(const std::string& name) {
-    used_.insert(name);
-    const auto& info = file_.info(name);
-    if (info.shape.size() != 1)
-      throw db::InputError(path_ + ": input '" + name + "' has shape " + db::shape_str(info.shape) +
-                           ", expected rank 1 (B,)");
-    return file_.read_int(name);
-  }
-
-  /// Unknown names are an error, so that a typo ('spk_ids') is not silently ignored.
-  void check_all_used() const {
-    for (const auto& t : file_.tensors())
-      if (!used_.count(t.name)) throw db::InputError(path_ + ": unexpected input tensor '" + t.name + "'");
-  }
-
- private:
-  db::SafeTensors file_;
-  std::string path_;
-  std::set<std::string> used_;
-};
-
-db::OriginConditioning<float> read_origin_conditioning(Inputs& in) {
-  db::OriginConditioning<float> c;
-  if (in.has("spk")) c.spk = in.get<2>("spk", "(B, spk_emb_dim)");
-  if (in.has("spk_id")) c.spk_id = in.ids("spk_id");
-  if (in.has("emo")) c.emo = in.get<2>("emo", "(B, emo_emb_dim)");
-  if (in.has("emo_id")) c.emo_id = in.ids("emo_id");
-  if (in.has("psd")) c.psd = in.get<3>("psd", "(B, n_psd, T)");
-  return c;
-}
-
 /// Writes `out`, refusing a result that holds NaN or Inf: inputs and weights are checked when
 /// they are read, so a non-finite output means float32 overflowed inside the model, and a file
 /// full of garbage would only move the failure downstream.
-template <class Tn>
-void write_out(const std::string& path, const Tn& out) {
-  const std::ptrdiff_t bad = db::ops::find_non_finite(db::Cpu{}, out);
-  if (bad >= 0)
-    throw db::Error("the result holds NaN or Inf at flat index " + std::to_string(bad) + " (shape " +
-                    db::shape_str(db::tensor_shape(out)) + "): float32 overflowed inside the model; nothing was "
-                    "written to " + path);
+void write_out(const std::string& path, rt::HostTensor out) {
+  const auto bad = std::find_if(out.f32.begin(), out.f32.end(), [](float v) { return !std::isfinite(v); });
+  if (bad != out.f32.end())
+    throw db::Error("the result holds NaN or Inf at flat index " + std::to_string(bad - out.f32.begin()) + " (shape " +
+                    db::shape_str(out.shape) + "): float32 overflowed inside the model; nothing was written to " + path);
   g_stage = "writing " + path;
-  db::TensorToWrite t;
-  t.name = "out";
-  t.shape = db::tensor_shape(out);
-  t.f32.assign(out.begin(), out.end());
-  db::save_safetensors(path, {t});
-}
-
-db::DiffuserInputs<float> read_diffuser_inputs(Inputs& in, bool with_timestep) {
-  db::DiffuserInputs<float> d;
-  d.sample = in.get<4>("sample", "(B, C, H, W)");
-  d.timestep = with_timestep ? in.vector_or_scalar("timestep") : db::Tensor<float, 1>::from_shape({1});
-  d.encoder_hidden_states = in.optional<3>("encoder_hidden_states", "(B, S, D)");
-  d.encoder_attention_mask = in.optional<2>("encoder_attention_mask", "(B, S)");
-  if (in.has("class_labels")) d.class_labels = in.ids("class_labels");
-  d.image_embeds = in.optional<2>("image_embeds", "(B, D)");
-  d.hint = in.optional<4>("hint", "(B, 3, 8H, 8W)");
-  d.text_embeds = in.optional<2>("text_embeds", "(B, D)");
-  d.time_ids = in.optional<2>("time_ids", "(B, N)");
-  return d;
+  std::vector<db::TensorToWrite> t(1);
+  t[0].name = "out";
+  t[0].shape = std::move(out.shape);
+  t[0].f32 = std::move(out.f32);
+  db::save_safetensors(path, t);
 }
 
 /// A usage error for an option the command does not take (instead of ignoring it: `info
@@ -327,110 +239,56 @@ void check_output(const std::string& output, const InputPaths& inputs) {
   }
 }
 
-/// --device: "cpu" (default) or "cuda". With cuda, fails before any file is read when the build
-/// has no CUDA backend or no GPU can be used; returns the GPU's description.
-bool use_cuda(const Args& a, std::string& description) {
+/// --device: "cpu" (default) or "cuda", opened before any file is read (for cuda: the module is
+/// loaded and the GPU checked), so a run that cannot use the device fails at once. Its errors
+/// name the option: "--device cuda: could not load the CUDA backend ...", "--device cuda: no
+/// CUDA device: ...".
+rt::Device open_device(const Args& a) {
   const std::string d = a.has("device") ? a.get("device") : "cpu";
-  if (d == "cpu") return false;
-  if (d != "cuda") throw UsageError("--device must be cpu or cuda, got '" + d + "'");
-#ifdef DIFFBLOCKS_CLI_CUDA
-  description = cli_cuda::require_device();
-  return true;
-#else
-  (void)description;
-  throw db::Error("built without CUDA support (configure with -DDIFFBLOCKS_CUDA=ON)");
-#endif
+  if (!rt::is_device_name(d)) throw UsageError("--device must be cpu or cuda, got '" + d + "'");
+  try {
+    return rt::Device::open(d);
+  } catch (...) {
+    rt::rethrow_with_prefix("--device " + d + ": ");
+  }
 }
 
-#ifndef DIFFBLOCKS_CLI_CUDA
-// Never called: use_cuda() throws first. Keeps the CUDA branches below compiling without CUDA.
-namespace cli_cuda {
-template <class... A>
-[[noreturn]] db::Tensor<float, 3> origin_forward(const A&...) { throw db::Error("built without CUDA support"); }
-template <class... A>
-[[noreturn]] db::Tensor<float, 3> origin_sample(const A&...) { throw db::Error("built without CUDA support"); }
-template <class... A>
-[[noreturn]] db::Tensor<float, 4> diffuser_forward(const A&...) { throw db::Error("built without CUDA support"); }
-template <class... A>
-[[noreturn]] db::Tensor<float, 4> diffuser_sample(const A&...) { throw db::Error("built without CUDA support"); }
-}  // namespace cli_cuda
-#endif
-
-/// Which U-Net the config names; anything else is an error naming the class.
-bool is_origin(const db::ModelFile& mf) {
-  const std::string cls = mf.class_name();
-  if (cls == db::OriginConfig::class_name) return true;
-  if (cls == db::DiffuserConfig::class_name) return false;
-  throw db::ConfigError(mf.config_origin + ": _class_name \"" + cls +
-                        "\" is not supported (supported: \"GradLogPEstimator2d\", \"UNet2DConditionModel\")");
-}
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+/// Opens --inputs (its header only; tensors are read by name later). Called once the model's
+/// config has been read and before its weights are: the order in which the CLI reports problems.
+void open_inputs(const Args& a, std::optional<rt::SafeTensorsSource>& in) {
+  g_stage = "reading the inputs " + a.get("inputs");
+  in.emplace(a.get("inputs"));
+  g_stage = "loading the model " + a.get("model");
 }
 
 int cmd_run(const Args& a) {
   only_options(a, {"model", "inputs", "output", "threads", "device"});
   set_threads(a);
-  std::string gpu;
-  const bool cuda = use_cuda(a, gpu);
+  const rt::Device device = open_device(a);
   const std::string output = a.get("output");
   InputPaths paths{{"--inputs", a.get("inputs")}};
   add_model_paths(paths, a.get("model"));
   check_output(output, paths);
+  std::optional<rt::SafeTensorsSource> in;
+  rt::LoadOptions load;
+  load.on_config = [&](rt::ModelKind) { open_inputs(a, in); };
   g_stage = "loading the model " + a.get("model");
-  const db::ModelFile mf = db::load_model_file(a.get("model"));
+  const rt::Model model = rt::Model::load(a.get("model"), device, load);
   g_stage = "reading the inputs " + a.get("inputs");
-  Inputs in(a.get("inputs"));
-  std::string shape;
-  double secs = 0;
-  if (is_origin(mf)) {
-    std::unique_ptr<db::GradLogPEstimator2d<float>> model;
-    if (!cuda) model = db::load_origin(mf);  // the CUDA backend loads its own copy on the GPU
-    auto x = in.get<3>("x", "(B, n_feats, T)");
-    auto mask = in.get<3>("mask", "(B, 1, T)");
-    auto mu = in.get<3>("mu", "(B, n_feats, T)");
-    auto t = in.get<1>("t", "(B,)");
-    auto cond = read_origin_conditioning(in);
-    in.check_all_used();
-    db::Tensor<float, 3> out;
-    g_stage = "running the forward pass";
-    if (cuda) {
-      out = cli_cuda::origin_forward(mf, x, mask, mu, t, cond, secs);
-    } else {
-      const auto start = std::chrono::steady_clock::now();
-      out = model->forward(x, mask, mu, t, cond);
-      secs = seconds_since(start);
-    }
-    write_out(output, out);
-    shape = db::shape_str(db::tensor_shape(out));
-  } else {
-    std::unique_ptr<db::UNet2DConditionModel<float>> model;
-    if (!cuda) model = db::load_diffuser(mf);
-    auto inputs = read_diffuser_inputs(in, true);
-    in.check_all_used();
-    db::Tensor<float, 4> out;
-    g_stage = "running the forward pass";
-    if (cuda) {
-      out = cli_cuda::diffuser_forward(mf, inputs, secs);
-    } else {
-      const auto start = std::chrono::steady_clock::now();
-      out = model->forward(inputs);
-      secs = seconds_since(start);
-    }
-    write_out(output, out);
-    shape = db::shape_str(db::tensor_shape(out));
-  }
-  const std::string where = cuda ? "cuda: " + gpu : std::to_string(db::get_num_threads()) + " threads";
-  std::fprintf(stderr, "forward %s in %.3f s (%s) -> %s\n", shape.c_str(), secs, where.c_str(),
+  const rt::Inputs inputs = model.read_inputs(*in, rt::Task::Forward);
+  g_stage = "running the forward pass";
+  rt::Result r = model.forward(inputs);
+  const std::string shape = db::shape_str(r.out.shape);
+  write_out(output, std::move(r.out));
+  std::fprintf(stderr, "forward %s in %.3f s (%s) -> %s\n", shape.c_str(), r.seconds, device.description().c_str(),
                db::escape_for_message(output).c_str());
   return 0;
 }
 
-/// The scheduler the options name: kind, its config (JSON) and where the config came from.
+/// The scheduler the options name: kind, its config (JSON text, empty for the defaults) and
+/// where the config came from.
 struct SchedulerChoice {
-  std::string kind, origin;
-  nlohmann::json config = nlohmann::json::object();
+  std::string kind, origin, config;
 };
 
 SchedulerChoice scheduler_choice(const Args& a) {
@@ -439,31 +297,21 @@ SchedulerChoice scheduler_choice(const Args& a) {
   if (c.kind != "ddim" && c.kind != "ddpm" && c.kind != "euler")
     throw UsageError("--scheduler must be ddim, ddpm or euler, got '" + c.kind + "'");
   c.origin = c.kind + " defaults";
+  nlohmann::json config = nlohmann::json::object();
   if (a.has("scheduler-config")) {
     c.origin = a.get("scheduler-config");
-    c.config = db::parse_config_text(db::read_text_file(c.origin, "scheduler config"), c.origin);
+    c.config = db::read_text_file(c.origin, "scheduler config");
+    config = db::parse_config_text(c.config, c.origin);
   }
-  (void)db::SchedulerConfig::from_json(c.config, c.kind, c.origin);  // unsupported options fail here, by name
+  (void)db::SchedulerConfig::from_json(config, c.kind, c.origin);  // unsupported options fail here, by name
   return c;
-}
-
-std::unique_ptr<db::Scheduler<float>> make_scheduler(const SchedulerChoice& c) {
-  const std::string& kind = c.kind;
-  const nlohmann::json& j = c.config;
-  const std::string& origin = c.origin;
-  if (kind == "ddim") return std::make_unique<db::DDIMScheduler<float>>(db::SchedulerConfig::from_json(j, kind, origin));
-  if (kind == "ddpm") return std::make_unique<db::DDPMScheduler<float>>(db::SchedulerConfig::from_json(j, kind, origin));
-  if (kind == "euler")
-    return std::make_unique<db::EulerDiscreteScheduler<float>>(db::SchedulerConfig::from_json(j, kind, origin));
-  throw UsageError("--scheduler must be ddim, ddpm or euler, got '" + kind + "'");
 }
 
 int cmd_sample(const Args& a) {
   only_options(a, {"model", "inputs", "output", "threads", "device", "steps", "seed", "scheduler", "scheduler-config"},
                {"stochastic"});
   set_threads(a);
-  std::string gpu;
-  const bool cuda = use_cuda(a, gpu);
+  const rt::Device device = open_device(a);
   const int steps = static_cast<int>(a.get_int("steps", 1, 100000));
   const std::uint64_t seed = a.has("seed") ? static_cast<std::uint64_t>(a.get_int("seed", 0, (1LL << 62))) : 0;
   const std::string output = a.get("output");
@@ -471,92 +319,60 @@ int cmd_sample(const Args& a) {
   if (a.has("scheduler-config")) paths.emplace_back("--scheduler-config", a.get("scheduler-config"));
   add_model_paths(paths, a.get("model"));
   check_output(output, paths);
-  g_stage = "loading the model " + a.get("model");
-  const db::ModelFile mf = db::load_model_file(a.get("model"));
-  const bool origin = is_origin(mf);
   const bool stochastic = a.flags.count("stochastic") != 0;
-  if (origin && (a.has("scheduler") || a.has("scheduler-config")))
-    throw UsageError("--scheduler applies to UNet2DConditionModel models; Grad-TTS models use their own sampler");
-  if (!origin && stochastic) throw UsageError("--stochastic applies to Grad-TTS models; use --scheduler ddpm instead");
-  if (origin && a.has("seed") && !stochastic) throw UsageError("--seed only applies with --stochastic");
-  g_stage = "reading the inputs " + a.get("inputs");
-  Inputs in(a.get("inputs"));
+  std::optional<rt::SafeTensorsSource> in;
+  rt::LoadOptions load;
+  load.on_config = [&](rt::ModelKind kind) {  // options that do not fit the model: before its weights are read
+    const bool origin = kind == rt::ModelKind::Origin;
+    if (origin && (a.has("scheduler") || a.has("scheduler-config")))
+      throw UsageError("--scheduler applies to UNet2DConditionModel models; Grad-TTS models use their own sampler");
+    if (!origin && stochastic) throw UsageError("--stochastic applies to Grad-TTS models; use --scheduler ddpm instead");
+    if (origin && a.has("seed") && !stochastic) throw UsageError("--seed only applies with --stochastic");
+    open_inputs(a, in);
+  };
+  g_stage = "loading the model " + a.get("model");
+  const rt::Model model = rt::Model::load(a.get("model"), device, load);
   double total = 0;
-  auto progress = [&](int step, int n, double secs) {
+  rt::SampleOptions opt;
+  opt.steps = steps;
+  opt.seed = seed;
+  opt.progress = [&](int step, int n, double secs) {
     total += secs;
     std::fprintf(stderr, "step %d/%d: %.3f s\n", step, n, secs);
   };
   std::string what;
-  if (origin) {
-    std::unique_ptr<db::GradLogPEstimator2d<float>> model;
-    if (!cuda) model = db::load_origin(mf);
-    auto z = in.get<3>("z", "(B, n_feats, T)");
-    auto mask = in.get<3>("mask", "(B, 1, T)");
-    auto mu = in.get<3>("mu", "(B, n_feats, T)");
-    auto cond = read_origin_conditioning(in);
-    in.check_all_used();
-    db::GradTTSSamplerOptions opt;
-    opt.steps = steps;
+  if (model.kind() == rt::ModelKind::Origin) {
     opt.stochastic = stochastic;
-    opt.seed = seed;
-    opt.progress = progress;
-    g_stage = "sampling";
-    if (cuda) {
-      write_out(output, cli_cuda::origin_sample(mf, z, mask, mu, cond, opt));
-    } else {
-      write_out(output, db::reverse_diffusion(*model, z, mask, mu, opt, cond));
-    }
     what = stochastic ? "Grad-TTS stochastic" : "Grad-TTS ODE";
   } else {
-    std::unique_ptr<db::UNet2DConditionModel<float>> model;
-    if (!cuda) model = db::load_diffuser(mf);
     const SchedulerChoice choice = scheduler_choice(a);
-    auto inputs = read_diffuser_inputs(in, false);
-    in.check_all_used();
-    db::DiffusersSamplingOptions opt;
-    opt.steps = steps;
-    opt.seed = seed;
-    opt.progress = progress;
-    g_stage = "sampling";
-    if (cuda) {
-      write_out(output, cli_cuda::diffuser_sample(mf, choice.kind, choice.config, choice.origin, inputs, opt));
-    } else {
-      auto scheduler = make_scheduler(choice);
-      write_out(output, db::diffusers_sample(*model, *scheduler, inputs, opt));
-    }
-    what = (a.has("scheduler") ? a.get("scheduler") : std::string("ddim")) + " scheduler";
+    opt.scheduler = choice.kind;
+    opt.scheduler_config = choice.config;
+    opt.scheduler_origin = choice.origin;
+    what = choice.kind + " scheduler";
   }
-  const std::string where = cuda ? "cuda: " + gpu : std::to_string(db::get_num_threads()) + " threads";
+  g_stage = "reading the inputs " + a.get("inputs");
+  const rt::Inputs inputs = model.read_inputs(*in, rt::Task::Sample);
+  g_stage = "sampling";
+  write_out(output, model.sample(inputs, opt).out);
   std::fprintf(stderr, "%s sampling, %d steps in %.3f s (%.3f s/step, %s) -> %s\n", what.c_str(), steps, total,
-               total / steps, where.c_str(), db::escape_for_message(output).c_str());
+               total / steps, device.description().c_str(), db::escape_for_message(output).c_str());
   return 0;
 }
 
 int cmd_info(const Args& a) {
   only_options(a, {"model"});
   g_stage = "loading the model " + a.get("model");
-  const db::ModelFile mf = db::load_model_file(a.get("model"));
-  nlohmann::json cfg;
-  std::size_t params = 0;
-  if (is_origin(mf)) {
-    auto model = db::load_origin(mf);
-    cfg = model->config().to_json();
-    params = db::parameter_count(*model);
-  } else {
-    auto model = db::load_diffuser(mf);
-    cfg = mf.config;
-    params = db::parameter_count(*model);
-  }
+  const rt::ModelInfo info = rt::Model::load(a.get("model"), "cpu").describe();
   // Names and values come from the file: escaped, and the config bounded, so that every item
   // stays on its line.
   std::cout << "model: " << db::escape_for_message(a.get("model")) << "\n"
-            << "class: " << mf.class_name() << "\n"
-            << "config: " << db::escape_for_message(db::json_brief(cfg, 1 << 16, db::kMaxJsonDepth)) << "\n"
-            << "parameters: " << params << "\n";
-  std::cout << "tensors (" << mf.weights.tensors().size() << "):\n";
-  for (const auto& t : mf.weights.tensors())
-    std::cout << "  " << db::escape_for_message(t.name) << "\t" << db::dtype_name(t.dtype) << "\t"
-              << db::shape_str(t.shape) << "\n";
+            << "class: " << info.class_name << "\n"
+            << "config: " << db::escape_for_message(db::json_brief(info.config, 1 << 16, db::kMaxJsonDepth)) << "\n"
+            << "parameters: " << info.parameters << "\n";
+  std::cout << "tensors (" << info.weights.size() << "):\n";
+  for (const auto& t : info.weights)
+    std::cout << "  " << db::escape_for_message(t.name) << "\t" << t.dtype << "\t" << db::shape_str(t.shape) << "\n";
   return 0;
 }
 

@@ -74,7 +74,7 @@ inline void format_error(const db::Error& e) {
   if (db::escape_for_message(what) != what) contract_broken("an Error message is not escaped", what);
 }
 
-/// What `diffblocks info` prints of a model's config (examples/cli/main.cpp, cmd_info): the
+/// What `diffblocks info` prints of a model's config (apps/cli/main.cpp, cmd_info): the
 /// class, then the normalised config of an Origin model or the file's config of a Diffuser,
 /// bounded by json_brief and escaped; each must stay on its line.
 inline std::string info_config_text(const db::ModelFile& file) {

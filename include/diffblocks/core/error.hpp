@@ -104,6 +104,14 @@ class InputError : public Error {
   using Error::Error;
 };
 
+/// A CUDA runtime or cuBLAS call failed, or no CUDA device could be used. Declared here, not
+/// with the CUDA code, so that host code (a program that reaches the GPU through the runtime's
+/// CUDA module, runtime/model.hpp) can catch it without CUDA headers.
+class CudaError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// An allocation that the system refused; the message names what and how many bytes.
 class OutOfMemoryError : public Error {
  public:

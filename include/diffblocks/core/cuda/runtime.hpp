@@ -39,12 +39,6 @@
 
 namespace diffblocks {
 
-/// A CUDA runtime or cuBLAS call failed (or no device could be used).
-class CudaError : public Error {
- public:
-  using Error::Error;
-};
-
 namespace cuda {
 namespace detail {
 

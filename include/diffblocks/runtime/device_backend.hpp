@@ -1,0 +1,331 @@
+#pragma once
+// A device policy behind the backend interface (runtime/abi.h). One implementation for every
+// device: DeviceBackend<Cpu> is compiled into the program (runtime/model.hpp), DeviceBackend<Cuda>
+// into the CUDA module (apps/cuda_module/diffblocks_cuda.cu, nvcc), so both devices load, check
+// and run models with the same code and differ only in DeviceTraits and the tensors' device.
+//
+// Inputs arrive as host views (the runtime has checked names and ranks, runtime/inputs.hpp); the
+// backend copies them into tensors on its device, runs, and writes the result into the buffer
+// host->output gives. Every entry point catches everything and reports it through host->fail.
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "diffblocks/core/parallel.hpp"
+#include "diffblocks/io/model_file.hpp"
+#include "diffblocks/runtime/abi.h"
+#include "diffblocks/runtime/status.hpp"
+#include "diffblocks/sampling/diffusers_sampling.hpp"
+#include "diffblocks/sampling/gradtts.hpp"
+#include "diffblocks/sampling/schedulers.hpp"
+#include "diffblocks/unets/load.hpp"
+#include "diffblocks/unets/transfer.hpp"
+#include "diffblocks/version.hpp"
+
+namespace diffblocks {
+namespace runtime {
+
+/// What differs between devices besides where tensors live.
+template <class D>
+struct DeviceTraits;
+
+template <>
+struct DeviceTraits<Cpu> {
+  static void require() {}
+  static std::string description() { return std::to_string(get_num_threads()) + " threads"; }
+};
+
+#ifdef DIFFBLOCKS_HAS_CUDA  // diffblocks/cuda.hpp was included (nvcc)
+template <>
+struct DeviceTraits<Cuda> {
+  static void require() { cuda::require_device(); }  // CudaError "no CUDA device: <driver's reason>"
+  static std::string description() { return "cuda: " + cuda::device_description(); }
+};
+#endif
+
+namespace detail {
+
+/// Host tensors or inputs on device D: on the CPU the host objects themselves (moved), on
+/// another device a copy there.
+template <class D, class X>
+auto to_dev(X&& host) {
+  if constexpr (std::is_same_v<D, Cpu>) return std::decay_t<X>(std::move(host));
+  else return to_device(D{}, host);
+}
+
+/// A result of device D on the host.
+template <class D, class X>
+auto to_host(X&& t) {
+  if constexpr (std::is_same_v<D, Cpu>) return std::decay_t<X>(std::move(t));
+  else return to_device(Cpu{}, t);
+}
+
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// The inputs of one call, taken by name; a name left over is an error.
+class Views {
+ public:
+  Views(const diffblocks_tensor* p, std::size_t n) : p_(p), n_(n) {}
+
+  bool has(const std::string& name) const { return find(name) != nullptr; }
+
+  template <std::size_t N>
+  Tensor<float, N> floats(const std::string& name) {
+    const diffblocks_tensor& v = take(name, DIFFBLOCKS_F32, N);
+    std::array<std::size_t, N> shape;
+    for (std::size_t i = 0; i < N; ++i) shape[i] = static_cast<std::size_t>(v.shape[i]);
+    auto t = Tensor<float, N>::from_shape(shape);
+    if (t.size()) std::memcpy(t.data(), v.data, t.size() * sizeof(float));
+    return t;
+  }
+
+  template <std::size_t N>
+  std::optional<Tensor<float, N>> optional(const std::string& name) {
+    if (!has(name)) return std::nullopt;
+    return floats<N>(name);
+  }
+
+  std::vector<std::int64_t> ids(const std::string& name) {
+    if (!has(name)) return {};
+    const diffblocks_tensor& v = take(name, DIFFBLOCKS_I64, 1);
+    const auto* p = static_cast<const std::int64_t*>(v.data);
+    return std::vector<std::int64_t>(p, p + v.shape[0]);
+  }
+
+  void check_all_taken() const {
+    for (std::size_t i = 0; i < n_; ++i)
+      if (!taken_.count(p_[i].name)) throw InputError(std::string("unexpected input tensor '") + p_[i].name + "'");
+  }
+
+ private:
+  const diffblocks_tensor* find(const std::string& name) const {
+    for (std::size_t i = 0; i < n_; ++i)
+      if (name == p_[i].name) return &p_[i];
+    return nullptr;
+  }
+
+  const diffblocks_tensor& take(const std::string& name, std::int32_t dtype, std::size_t rank) {
+    const diffblocks_tensor* v = find(name);
+    if (!v) throw InputError("missing input tensor '" + name + "'");
+    if (v->dtype != dtype || v->rank != static_cast<std::int32_t>(rank))
+      throw InputError("input '" + name + "' is not a rank-" + std::to_string(rank) +
+                       (dtype == DIFFBLOCKS_F32 ? " float" : " id") + " tensor");
+    taken_.insert(name);
+    return *v;
+  }
+
+  const diffblocks_tensor* p_;
+  std::size_t n_;
+  std::set<std::string> taken_;
+};
+
+inline OriginConditioning<float> origin_conditioning(Views& v) {
+  OriginConditioning<float> c;
+  c.spk = v.optional<2>("spk");
+  c.spk_id = v.ids("spk_id");
+  c.emo = v.optional<2>("emo");
+  c.emo_id = v.ids("emo_id");
+  c.psd = v.optional<3>("psd");
+  return c;
+}
+
+inline DiffuserInputs<float> diffuser_inputs(Views& v, bool with_timestep) {
+  DiffuserInputs<float> d;
+  d.sample = v.floats<4>("sample");
+  if (with_timestep) {
+    d.timestep = v.floats<1>("timestep");
+  } else {  // diffusers_sample sets the timesteps itself
+    d.timestep = Tensor<float, 1>::from_shape({1});
+    d.timestep.fill(0.f);
+  }
+  d.encoder_hidden_states = v.optional<3>("encoder_hidden_states");
+  d.encoder_attention_mask = v.optional<2>("encoder_attention_mask");
+  d.class_labels = v.ids("class_labels");
+  d.image_embeds = v.optional<2>("image_embeds");
+  d.hint = v.optional<4>("hint");
+  d.text_embeds = v.optional<2>("text_embeds");
+  d.time_ids = v.optional<2>("time_ids");
+  return d;
+}
+
+/// The model's kind from its config's _class_name; another class is an error naming it.
+inline std::int32_t model_kind(const ModelFile& mf) {
+  const std::string cls = mf.class_name();
+  if (cls == OriginConfig::class_name) return DIFFBLOCKS_ORIGIN;
+  if (cls == DiffuserConfig::class_name) return DIFFBLOCKS_DIFFUSER;
+  throw ConfigError(mf.config_origin + ": _class_name \"" + cls +
+                    "\" is not supported (supported: \"GradLogPEstimator2d\", \"UNet2DConditionModel\")");
+}
+
+template <class D>
+std::unique_ptr<Scheduler<float, D>> make_scheduler(const diffblocks_sample_options& o) {
+  const std::string kind = o.scheduler ? o.scheduler : "ddim";
+  const std::string origin = o.scheduler_origin ? o.scheduler_origin : kind + " defaults";
+  const nlohmann::json j = o.scheduler_config_size
+                               ? parse_config_text(std::string(o.scheduler_config, o.scheduler_config_size), origin)
+                               : nlohmann::json::object();
+  const SchedulerConfig cfg = SchedulerConfig::from_json(j, kind, origin);
+  if (kind == "ddim") return std::make_unique<DDIMScheduler<float, D>>(cfg);
+  if (kind == "ddpm") return std::make_unique<DDPMScheduler<float, D>>(cfg);
+  if (kind == "euler") return std::make_unique<EulerDiscreteScheduler<float, D>>(cfg);
+  throw ConfigError("unknown scheduler '" + kind + "' (ddim, ddpm or euler)");
+}
+
+/// Copies `t` into the buffer the host gives for it.
+template <std::size_t N>
+void emit(const diffblocks_host* host, const Tensor<float, N>& t) {
+  std::int64_t shape[N];
+  for (std::size_t i = 0; i < N; ++i) shape[i] = static_cast<std::int64_t>(t.shape(i));
+  float* dst = host->output ? host->output(host->ctx, static_cast<std::int32_t>(N), shape) : nullptr;
+  if (!dst) throw HostAborted{};
+  if (t.size()) std::memcpy(dst, t.data(), t.size() * sizeof(float));
+}
+
+/// Runs `f`, turning whatever it throws into a status reported through host->fail.
+template <class F>
+std::int32_t guarded(const diffblocks_host* host, F&& f) noexcept {
+  try {
+    f();
+    return DIFFBLOCKS_OK;
+  } catch (...) {
+    std::string message;
+    std::int32_t status = DIFFBLOCKS_BAD_ALLOC;
+    try {
+      status = current_status(message);
+    } catch (...) {  // copying the message ran out of memory
+    }
+    if (status != DIFFBLOCKS_ABORTED && host && host->fail) host->fail(host->ctx, status, message.c_str());
+    return status;
+  }
+}
+
+}  // namespace detail
+
+/// The backend table of device D.
+template <class D>
+struct DeviceBackend {
+  struct Model {
+    ModelFile file;  // kept for describe (config, the checkpoint's tensor list)
+    std::unique_ptr<GradLogPEstimator2d<float, D>> origin;
+    std::unique_ptr<UNet2DConditionModel<float, D>> diffuser;
+  };
+
+  static const diffblocks_backend* table() {
+    static const diffblocks_backend t{DIFFBLOCKS_BACKEND_ABI, D::name, DIFFBLOCKS_VERSION, &open, &describe_device,
+                                      &load, &release, &describe, &forward, &sample};
+    return &t;
+  }
+
+  static std::int32_t open(const diffblocks_host* host) {
+    return detail::guarded(host, [] { DeviceTraits<D>::require(); });
+  }
+
+  static std::int32_t describe_device(const diffblocks_host* host) {
+    return detail::guarded(host, [&] {
+      const std::string d = DeviceTraits<D>::description();
+      if (host->text) host->text(host->ctx, DIFFBLOCKS_TEXT_DEVICE, d.data(), d.size());
+    });
+  }
+
+  static std::int32_t load(const char* path, const diffblocks_host* host, void** out, std::int32_t* kind) {
+    return detail::guarded(host, [&] {
+      auto m = std::make_unique<Model>();
+      m->file = load_model_file(path);
+      *kind = detail::model_kind(m->file);
+      if (host->config_read && host->config_read(host->ctx, *kind)) throw HostAborted{};
+      if (*kind == DIFFBLOCKS_ORIGIN) m->origin = load_origin<float, D>(m->file);
+      else m->diffuser = load_diffuser<float, D>(m->file);
+      *out = m.release();
+    });
+  }
+
+  static void release(void* model) { delete static_cast<Model*>(model); }
+
+  static std::int32_t describe(void* model, const diffblocks_host* host, std::uint64_t* parameters) {
+    return detail::guarded(host, [&] {
+      auto& m = *static_cast<Model*>(model);
+      const std::string cls = m.file.class_name();
+      const std::string config = m.origin ? m.origin->config().to_json().dump() : m.file.config.dump();
+      *parameters = m.origin ? parameter_count(*m.origin) : parameter_count(*m.diffuser);
+      if (host->text) {
+        host->text(host->ctx, DIFFBLOCKS_TEXT_CLASS, cls.data(), cls.size());
+        host->text(host->ctx, DIFFBLOCKS_TEXT_CONFIG, config.data(), config.size());
+      }
+      if (host->weight)
+        for (const auto& t : m.file.weights.tensors())
+          host->weight(host->ctx, t.name.data(), t.name.size(), dtype_name(t.dtype), static_cast<std::int32_t>(t.shape.size()),
+                       t.shape.data());
+    });
+  }
+
+  static std::int32_t forward(void* model, const diffblocks_tensor* inputs, std::size_t n, const diffblocks_host* host,
+                              double* seconds) {
+    return detail::guarded(host, [&] {
+      const auto& m = *static_cast<const Model*>(model);
+      detail::Views v(inputs, n);
+      if (m.origin) {
+        auto x = v.floats<3>("x"), mask = v.floats<3>("mask"), mu = v.floats<3>("mu");
+        auto t = v.floats<1>("t");
+        auto cond = detail::origin_conditioning(v);
+        v.check_all_taken();
+        const auto start = std::chrono::steady_clock::now();  // inputs to the device .. result on the host
+        auto out = detail::to_host<D>(m.origin->forward(detail::to_dev<D>(std::move(x)), detail::to_dev<D>(std::move(mask)),
+                                                     detail::to_dev<D>(std::move(mu)), detail::to_dev<D>(std::move(t)),
+                                                     detail::to_dev<D>(std::move(cond))));
+        *seconds = detail::seconds_since(start);
+        detail::emit(host, out);
+      } else {
+        auto in = detail::diffuser_inputs(v, true);
+        v.check_all_taken();
+        const auto start = std::chrono::steady_clock::now();
+        auto out = detail::to_host<D>(m.diffuser->forward(detail::to_dev<D>(std::move(in))));
+        *seconds = detail::seconds_since(start);
+        detail::emit(host, out);
+      }
+    });
+  }
+
+  static std::int32_t sample(void* model, const diffblocks_tensor* inputs, std::size_t n,
+                             const diffblocks_sample_options* o, const diffblocks_host* host) {
+    return detail::guarded(host, [&] {
+      const auto& m = *static_cast<const Model*>(model);
+      detail::Views v(inputs, n);
+      auto progress = [host](int step, int steps, double s) {
+        if (host->progress && host->progress(host->ctx, step, steps, s)) throw HostAborted{};
+      };
+      if (m.origin) {
+        auto z = v.floats<3>("z"), mask = v.floats<3>("mask"), mu = v.floats<3>("mu");
+        auto cond = detail::origin_conditioning(v);
+        v.check_all_taken();
+        GradTTSSamplerOptions opt;
+        opt.steps = o->steps;
+        opt.stochastic = o->stochastic != 0;
+        opt.seed = o->seed;
+        opt.progress = progress;
+        detail::emit(host, detail::to_host<D>(reverse_diffusion(
+                               *m.origin, detail::to_dev<D>(std::move(z)), detail::to_dev<D>(std::move(mask)),
+                               detail::to_dev<D>(std::move(mu)), opt, detail::to_dev<D>(std::move(cond)))));
+      } else {
+        auto in = detail::diffuser_inputs(v, false);
+        v.check_all_taken();
+        auto scheduler = detail::make_scheduler<D>(*o);
+        DiffusersSamplingOptions opt;
+        opt.steps = o->steps;
+        opt.seed = o->seed;
+        opt.progress = progress;
+        detail::emit(host, detail::to_host<D>(diffusers_sample(*m.diffuser, *scheduler,
+                                                            detail::to_dev<D>(std::move(in)), opt)));
+      }
+    });
+  }
+};
+
+}  // namespace runtime
+}  // namespace diffblocks

@@ -1,0 +1,316 @@
+#pragma once
+// The run-time entry: a model loaded by path on a device named at run time, behind one type.
+//
+//   auto model = db::runtime::Model::load("models/grad-tts", "cuda");   // or "cpu"
+//   db::runtime::SafeTensorsSource in("inputs.safetensors");           // or a TensorMap
+//   db::runtime::SampleOptions opt;
+//   opt.steps = 10;
+//   db::runtime::HostTensor mel = model.sample(in, opt).out;
+//
+// The model file's config picks the U-Net (Origin or Diffuser); the device picks the backend:
+// "cpu" runs in the program (DeviceBackend<Cpu>), "cuda" in the CUDA module opened on first use
+// (runtime/cuda_module.hpp). Both are reached through the same C table (runtime/abi.h), so the
+// program has no per-device code and no CUDA dependency. Everything is a value: host tensors in,
+// host tensors out, errors as the diffblocks::Error subclasses the backend threw.
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "diffblocks/runtime/abi.h"
+#include "diffblocks/runtime/cuda_module.hpp"
+#include "diffblocks/runtime/device_backend.hpp"
+#include "diffblocks/runtime/inputs.hpp"
+#include "diffblocks/runtime/status.hpp"
+#include "diffblocks/runtime/tensors.hpp"
+
+namespace diffblocks {
+namespace runtime {
+
+/// The device names Device::open accepts.
+inline const std::vector<std::string>& device_names() {
+  static const std::vector<std::string> names{"cpu", "cuda"};
+  return names;
+}
+
+inline bool is_device_name(const std::string& name) {
+  for (const auto& n : device_names())
+    if (n == name) return true;
+  return false;
+}
+
+struct LoadOptions {
+  /// Called once the config names the U-Net, before any weight is read; what it throws ends the
+  /// load and reaches the caller (e.g. a command refusing options that do not fit the model).
+  std::function<void(ModelKind)> on_config;
+};
+
+struct SampleOptions {
+  int steps = 10;
+  bool stochastic = false;  // Origin: Grad-TTS's stochastic sampler
+  std::uint64_t seed = 0;   // its noise, or DDPM's
+  std::string scheduler;    // Diffuser: "ddim" (when empty), "ddpm" or "euler"
+  std::string scheduler_config;  // Diffuser: diffusers scheduler config JSON text; empty: defaults
+  std::string scheduler_origin;  // names the config in messages (e.g. its path)
+  /// After every step: (step from 1, steps, seconds the step took).
+  std::function<void(int, int, double)> progress;
+};
+
+/// One tensor of the checkpoint file, as stored.
+struct WeightInfo {
+  std::string name;
+  std::string dtype;  // "F32", "F16", "BF16", ...
+  Shape shape;
+};
+
+struct ModelInfo {
+  std::string class_name;  // "GradLogPEstimator2d" or "UNet2DConditionModel"
+  nlohmann::json config;   // Origin: every key with its value in use; Diffuser: as in the file
+  std::uint64_t parameters = 0;
+  std::vector<WeightInfo> weights;
+};
+
+struct Result {
+  HostTensor out;
+  double seconds = 0;  // forward: inputs on the device .. result on the host; sample: the whole call
+};
+
+namespace detail {
+
+/// The program's side of one backend call: the callbacks of diffblocks_host. An exception
+/// thrown by a callback's C++ code is kept here and rethrown by check() after the backend has
+/// returned, so it never unwinds through the backend.
+class HostCall {
+ public:
+  std::function<void(int, int, double)> progress;
+  std::function<void(ModelKind)> on_config;
+  HostTensor out;
+  std::string texts[3];  // by diffblocks_text
+  std::vector<WeightInfo> weights;
+
+  HostCall() {
+    host_.ctx = this;
+    host_.fail = &fail;
+    host_.output = &output;
+    host_.progress = &step;
+    host_.config_read = &config_read;
+    host_.text = &text;
+    host_.weight = &weight;
+  }
+  HostCall(const HostCall&) = delete;
+  HostCall& operator=(const HostCall&) = delete;
+
+  const diffblocks_host* host() const { return &host_; }
+
+  /// Throws what the call ended with.
+  void check(std::int32_t status) const {
+    if (status == DIFFBLOCKS_OK) return;
+    if (pending_) std::rethrow_exception(pending_);
+    throw_status(status, message_);
+  }
+
+ private:
+  template <class F>
+  auto keep(F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (...) {
+      pending_ = std::current_exception();
+      return {};
+    }
+  }
+  static HostCall& self(void* ctx) { return *static_cast<HostCall*>(ctx); }
+
+  static void fail(void* ctx, std::int32_t, const char* message) {
+    self(ctx).keep([&] { return (self(ctx).message_ = message, 0); });
+  }
+  static float* output(void* ctx, std::int32_t rank, const std::int64_t* shape) {
+    return self(ctx).keep([&]() -> float* {
+      HostTensor& o = self(ctx).out;
+      o.shape.assign(shape, shape + rank);
+      o.f32.resize(checked_numel(o.shape, "the result"));
+      static float empty;
+      return o.f32.empty() ? &empty : o.f32.data();
+    });
+  }
+  static std::int32_t step(void* ctx, std::int32_t i, std::int32_t n, double seconds) {
+    return self(ctx).keep([&]() -> std::int32_t {
+      if (self(ctx).progress) self(ctx).progress(i, n, seconds);
+      return 0;
+    }) || self(ctx).pending_;
+  }
+  static std::int32_t config_read(void* ctx, std::int32_t kind) {
+    return self(ctx).keep([&]() -> std::int32_t {
+      if (self(ctx).on_config) self(ctx).on_config(kind == DIFFBLOCKS_ORIGIN ? ModelKind::Origin : ModelKind::Diffuser);
+      return 0;
+    }) || self(ctx).pending_;
+  }
+  static void text(void* ctx, std::int32_t what, const char* data, std::size_t size) {
+    if (what >= 0 && what < 3) self(ctx).keep([&] { return (self(ctx).texts[what].assign(data, size), 0); });
+  }
+  static void weight(void* ctx, const char* name, std::size_t name_size, const char* dtype, std::int32_t rank,
+                     const std::int64_t* shape) {
+    self(ctx).keep([&] {
+      self(ctx).weights.push_back({std::string(name, name_size), dtype, Shape(shape, shape + rank)});
+      return 0;
+    });
+  }
+
+  diffblocks_host host_{};
+  std::exception_ptr pending_;
+  std::string message_;
+};
+
+/// C views of checked inputs (valid while `in` lives).
+inline std::vector<diffblocks_tensor> views(const Inputs& in) {
+  std::vector<diffblocks_tensor> v;
+  for (const auto& [name, t] : in.tensors) {
+    const bool f = t.type == ElementType::F32;
+    v.push_back({name.c_str(), f ? DIFFBLOCKS_F32 : DIFFBLOCKS_I64, static_cast<std::int32_t>(t.shape.size()),
+                 t.shape.data(), f ? static_cast<const void*>(t.f32.data()) : static_cast<const void*>(t.i64.data())});
+  }
+  return v;
+}
+
+inline const char* kind_name(ModelKind k) { return k == ModelKind::Origin ? "GradLogPEstimator2d" : "UNet2DConditionModel"; }
+
+}  // namespace detail
+
+/// A device, ready: for "cuda" the module is open and a GPU is there.
+class Device {
+ public:
+  /// Throws InputError for a name not in device_names(), Error when the CUDA module cannot be
+  /// opened (naming it and why), CudaError "no CUDA device: ..." without a usable GPU.
+  static Device open(const std::string& name) {
+    if (!is_device_name(name)) throw InputError("unknown device '" + name + "' (cpu or cuda)");
+    const diffblocks_backend& b = name == "cpu" ? *DeviceBackend<Cpu>::table() : cuda_backend();
+    detail::HostCall call;
+    call.check(b.open(call.host()));
+    return Device(name, b);
+  }
+
+  const std::string& name() const { return name_; }
+  /// "2 threads" (the CPU's, at the time of the call) or "cuda: NVIDIA H200, 132 SMs, ...".
+  std::string description() const {
+    detail::HostCall call;
+    call.check(backend_->describe_device(call.host()));
+    return call.texts[DIFFBLOCKS_TEXT_DEVICE];
+  }
+  const diffblocks_backend& backend() const { return *backend_; }
+
+ private:
+  Device(std::string name, const diffblocks_backend& b) : name_(std::move(name)), backend_(&b) {}
+  std::string name_;
+  const diffblocks_backend* backend_;
+};
+
+/// A loaded model. Copies share it; any number of threads may call forward/sample at once.
+class Model {
+ public:
+  static Model load(const std::string& path, const Device& device, const LoadOptions& options = {}) {
+    detail::HostCall call;
+    call.on_config = options.on_config;
+    void* handle = nullptr;
+    std::int32_t kind = 0;
+    call.check(device.backend().load(path.c_str(), call.host(), &handle, &kind));
+    return Model(device, std::make_shared<Handle>(device.backend(), handle),
+                 kind == DIFFBLOCKS_ORIGIN ? ModelKind::Origin : ModelKind::Diffuser);
+  }
+  static Model load(const std::string& path, const std::string& device = "cpu", const LoadOptions& options = {}) {
+    return load(path, Device::open(device), options);
+  }
+
+  ModelKind kind() const { return kind_; }
+  const Device& device() const { return device_; }
+
+  ModelInfo describe() const {
+    detail::HostCall call;
+    ModelInfo info;
+    call.check(device_.backend().describe(handle_->model, call.host(), &info.parameters));
+    info.class_name = call.texts[DIFFBLOCKS_TEXT_CLASS];
+    info.config = nlohmann::json::parse(call.texts[DIFFBLOCKS_TEXT_CONFIG]);
+    info.weights = std::move(call.weights);
+    return info;
+  }
+
+  /// The inputs `task` needs on this model, checked (runtime/inputs.hpp).
+  Inputs read_inputs(const TensorSource& source, Task task) const { return runtime::read_inputs(source, kind_, task); }
+
+  /// One forward pass; `out` is the U-Net's output.
+  Result forward(const Inputs& in) const {
+    check_inputs(in, Task::Forward);
+    const auto v = detail::views(in);
+    detail::HostCall call;
+    Result r;
+    call.check(device_.backend().forward(handle_->model, v.data(), v.size(), call.host(), &r.seconds));
+    r.out = std::move(call.out);
+    return r;
+  }
+  Result forward(const TensorSource& source) const { return forward(read_inputs(source, Task::Forward)); }
+
+  /// Origin: Grad-TTS reverse diffusion from z; Diffuser: the scheduler's loop from `sample`.
+  Result sample(const Inputs& in, const SampleOptions& options) const {
+    check_inputs(in, Task::Sample);
+    check_options(options);
+    const auto v = detail::views(in);
+    diffblocks_sample_options o{};
+    o.steps = options.steps;
+    o.stochastic = options.stochastic;
+    o.seed = options.seed;
+    o.scheduler = options.scheduler.empty() ? "ddim" : options.scheduler.c_str();
+    o.scheduler_config = options.scheduler_config.data();
+    o.scheduler_config_size = options.scheduler_config.size();
+    o.scheduler_origin = options.scheduler_origin.empty() ? nullptr : options.scheduler_origin.c_str();
+    detail::HostCall call;
+    call.progress = options.progress;
+    const auto start = std::chrono::steady_clock::now();
+    call.check(device_.backend().sample(handle_->model, v.data(), v.size(), &o, call.host()));
+    Result r;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    r.out = std::move(call.out);
+    return r;
+  }
+  Result sample(const TensorSource& source, const SampleOptions& options) const {
+    return sample(read_inputs(source, Task::Sample), options);
+  }
+
+ private:
+  struct Handle {
+    Handle(const diffblocks_backend& b, void* m) : backend(&b), model(m) {}
+    ~Handle() { backend->release(model); }
+    Handle(const Handle&) = delete;
+    Handle& operator=(const Handle&) = delete;
+    const diffblocks_backend* backend;
+    void* model;
+  };
+
+  Model(Device device, std::shared_ptr<Handle> handle, ModelKind kind)
+      : device_(std::move(device)), handle_(std::move(handle)), kind_(kind) {}
+
+  void check_inputs(const Inputs& in, Task task) const {
+    if (in.kind != kind_ || in.task != task)
+      throw InputError(std::string("inputs read for ") + (in.task == Task::Forward ? "a forward pass" : "sampling") +
+                       " on a " + detail::kind_name(in.kind) + " model, given to " +
+                       (task == Task::Forward ? "forward" : "sample") + " on a " + detail::kind_name(kind_) + " model");
+  }
+
+  void check_options(const SampleOptions& o) const {
+    if (kind_ == ModelKind::Origin && (!o.scheduler.empty() || !o.scheduler_config.empty()))
+      throw InputError("a scheduler applies to UNet2DConditionModel models; GradLogPEstimator2d models use the "
+                       "Grad-TTS sampler");
+    if (kind_ == ModelKind::Diffuser && o.stochastic)
+      throw InputError("stochastic sampling applies to GradLogPEstimator2d models; use the ddpm scheduler instead");
+  }
+
+  Device device_;
+  std::shared_ptr<Handle> handle_;
+  ModelKind kind_;
+};
+
+}  // namespace runtime
+}  // namespace diffblocks
