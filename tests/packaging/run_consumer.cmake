@@ -2,9 +2,10 @@
 # WORK_DIR (wiped first), using diffblocks one of three ways:
 #   cmake -DMODE=find_package|subdirectory|fetchcontent -DSOURCE_DIR=<diffblocks source>
 #         -DBUILD_DIR=<diffblocks build> -DWORK_DIR=<scratch> -DEXPECTED_VERSION=<x.y.z>
-#         -DGENERATOR=<generator> -DCXX_COMPILER=<compiler> -P run_consumer.cmake
+#         -DGENERATOR=<generator> -DCXX_COMPILER=<compiler> [-DCUDA_MODULE=ON] -P run_consumer.cmake
 # find_package installs BUILD_DIR (the project's own build, with its CLI, examples and tests)
-# into WORK_DIR/prefix first and checks that only headers and the package files land there.
+# into WORK_DIR/prefix first and checks that only headers and the package files land there (and,
+# with CUDA_MODULE, the runtime's CUDA module, which the consumer must then open).
 cmake_minimum_required(VERSION 3.16)
 
 function(run)
@@ -56,7 +57,15 @@ if(MODE STREQUAL "find_package")
       message(FATAL_ERROR "cmake --install did not install ${f}")
     endif()
   endforeach()
-  check_installed(${prefix} "include/diffblocks/" "share/cmake/diffblocks/")
+  # The runtime's CUDA module is installed with a CUDA build (lib/libdiffblocks_cuda.so), and
+  # the consumer then opens it (its output says so, checked below).
+  check_installed(${prefix} "include/diffblocks/" "share/cmake/diffblocks/" "lib[^/]*/libdiffblocks_cuda\\.so$")
+  file(GLOB installed_module ${prefix}/lib*/libdiffblocks_cuda.so)
+  if(CUDA_MODULE AND NOT installed_module)
+    message(FATAL_ERROR "cmake --install did not install the CUDA module (lib/libdiffblocks_cuda.so)")
+  elseif(NOT CUDA_MODULE AND installed_module)
+    message(FATAL_ERROR "a build without the CUDA module installed ${installed_module}")
+  endif()
   list(APPEND args -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
 else()
   list(APPEND args -DDIFFBLOCKS_SOURCE_DIR=${SOURCE_DIR})
@@ -66,6 +75,9 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/packaging/consumer -B ${WORK_DIR}/bu
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 run(${WORK_DIR}/build/consumer)
 set(consumer_output "${run_output}")
+if(MODE STREQUAL "find_package" AND CUDA_MODULE AND NOT consumer_output MATCHES "CUDA module in [^\n]*'cuda' backend")
+  message(FATAL_ERROR "the consumer did not open the installed CUDA module:\n${consumer_output}")
+endif()
 
 if(NOT MODE STREQUAL "find_package")
   # A parent project's install must not pick up diffblocks' headers or executables.

@@ -1,11 +1,16 @@
 // Includes one block header (not the umbrella: a light build), checks the version macros and
-// runs GroupNorm on a case small enough to verify by hand.
+// runs GroupNorm on a case small enough to verify by hand. With an installed CUDA module (the
+// package then defines DIFFBLOCKS_CUDA_MODULE_DIR), the runtime must find and open it from here:
+// a program outside the prefix, so only that directory leads to it.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 
 #include <diffblocks/blocks/group_norm.hpp>
 #include <diffblocks/version.hpp>
+#ifdef DIFFBLOCKS_CUDA_MODULE_DIR
+#include <diffblocks/runtime/cuda_module.hpp>
+#endif
 
 static_assert(DIFFBLOCKS_VERSION_NUMBER ==
                   DIFFBLOCKS_VERSION_MAJOR * 10000 + DIFFBLOCKS_VERSION_MINOR * 100 + DIFFBLOCKS_VERSION_PATCH,
@@ -30,6 +35,16 @@ int main() {
       return 1;
     }
   }
+#ifdef DIFFBLOCKS_CUDA_MODULE_DIR
+  try {
+    const auto& cuda = diffblocks::runtime::cuda_backend();  // opened and checked, not run: no GPU needed
+    std::printf("CUDA module in %s: the '%s' backend of diffblocks %s\n", DIFFBLOCKS_CUDA_MODULE_DIR, cuda.device,
+                cuda.library_version);
+  } catch (const diffblocks::Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+#endif
   std::printf("consumer (%s): diffblocks %s, GroupNorm OK\n", CONSUMER_MODE, DIFFBLOCKS_VERSION);
   return 0;
 }
