@@ -68,11 +68,12 @@ if [ -n "$prebuilt" ]; then
   export LD_LIBRARY_PATH="$prebuilt/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   [ -f "$prebuilt/source_dir" ] && src=$(cat "$prebuilt/source_dir") && [ "$src" != "$PWD" ] && [ ! -e "$src" ] &&
     mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src" && echo "linked $src -> $PWD (the tests' fixture paths)"
-  # The CLI tests run <source_dir>/build/bin/diffblocks and write under build/tests/tmp.
-  [ -e build/bin/diffblocks ] || { mkdir -p build/bin && cp "$bin/diffblocks" build/bin/; }
+  # The CLI tests run <source_dir>/build/bin/diffblocks (which opens the CUDA module next to
+  # it) and write under build/tests/tmp.
+  [ -e build/bin/diffblocks ] || { mkdir -p build/bin && cp "$bin/diffblocks" "$bin/libdiffblocks_cuda.so" build/bin/; }
   mkdir -p build/tests/tmp
 fi
-cmake_args=(-DCMAKE_BUILD_TYPE=Release -DDIFFBLOCKS_CUDA=ON -DDIFFBLOCKS_BUILD_TESTS=ON -DDIFFBLOCKS_BUILD_EXAMPLES=ON
+cmake_args=(-DCMAKE_BUILD_TYPE=Release -DDIFFBLOCKS_CUDA=ON -DDIFFBLOCKS_BUILD_TESTS=ON -DDIFFBLOCKS_BUILD_APPS=ON -DDIFFBLOCKS_BUILD_EXAMPLES=ON
             -DDIFFBLOCKS_BUILD_BENCHMARKS=ON -DDIFFBLOCKS_INSTALL=OFF)
 if [ -n "$deps" ]; then
   cmake_args+=(-DCMAKE_PREFIX_PATH="$deps/usr")

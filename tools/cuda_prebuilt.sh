@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run HERE (the build machine, no GPU needed) after building the CUDA targets: stages what a GPU
 # machine needs to run them into .gpu-prebuilt/ (ignored by git), for the device tool's `carry`:
-#   bin/      diffblocks_cuda_tests, bench_cuda, diffblocks (the CLI), stripped
+#   bin/      diffblocks_cuda_tests, bench_cuda, diffblocks (the CLI) and libdiffblocks_cuda.so (the
+#             CUDA module the CLI opens for --device cuda, found next to it), stripped
 #   lib/      libbenchmark (the GPU image has no Google Benchmark)
 #   wheels/   diffusers 0.25.1 + huggingface_hub 0.25.2 (tools/bench_torch.py's Diffuser case)
 #   source_dir  this checkout's path: the tests' fixture and CLI paths are compiled in, so the
@@ -13,14 +14,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 dst=.gpu-prebuilt
-for b in diffblocks_cuda_tests bench_cuda diffblocks; do
+for b in diffblocks_cuda_tests bench_cuda diffblocks libdiffblocks_cuda.so; do
   [ -x "$build/bin/$b" ] || { echo "cuda_prebuilt.sh: $build/bin/$b is missing (build the CUDA targets first)" >&2; exit 1; }
 done
 rm -rf "$dst"
 mkdir -p "$dst/bin" "$dst/lib" "$dst/wheels"
-for b in diffblocks_cuda_tests bench_cuda diffblocks; do
+for b in diffblocks_cuda_tests bench_cuda diffblocks libdiffblocks_cuda.so; do
   cp "$build/bin/$b" "$dst/bin/"
-  strip "$dst/bin/$b"
+  strip --strip-unneeded "$dst/bin/$b"
 done
 # Google Benchmark under the soname bench_cuda asks for (Debian's is libbenchmark.so.1debian).
 lib=$(ldd "$build/bin/bench_cuda" | awk '/libbenchmark/ {print $3; exit}')

@@ -14,7 +14,7 @@ flags="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-f
 flags+=" -DDIFFBLOCKS_POISON_ALLOCATIONS"
 cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="$flags" \
   -DCMAKE_EXE_LINKER_FLAGS_SANITIZE="-fsanitize=address,undefined" \
-  -DDIFFBLOCKS_BUILD_TESTS=ON -DDIFFBLOCKS_BUILD_EXAMPLES=ON -DDIFFBLOCKS_BUILD_BENCHMARKS=OFF \
+  -DDIFFBLOCKS_BUILD_TESTS=ON -DDIFFBLOCKS_BUILD_APPS=ON -DDIFFBLOCKS_BUILD_EXAMPLES=ON -DDIFFBLOCKS_BUILD_BENCHMARKS=OFF \
   -DDIFFBLOCKS_INSTALL=OFF -DDIFFBLOCKS_CUDA=OFF >/dev/null
 cmake --build build-sanitize -j "$jobs" --target diffblocks_tests diffblocks-cli diffblocks_hostile
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1

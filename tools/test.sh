@@ -19,7 +19,7 @@ done
 if ((quick)); then tools/setup_debian.sh; else tools/setup_debian.sh --fuzz; fi
 jobs=$(nproc 2>/dev/null || echo 2)
 echo "== 1/3: Release build and tests"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDIFFBLOCKS_BUILD_TESTS=ON -DDIFFBLOCKS_BUILD_EXAMPLES=ON \
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDIFFBLOCKS_BUILD_TESTS=ON -DDIFFBLOCKS_BUILD_APPS=ON -DDIFFBLOCKS_BUILD_EXAMPLES=ON \
   -DDIFFBLOCKS_BUILD_BENCHMARKS=ON
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure -j "$jobs"
