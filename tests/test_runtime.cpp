@@ -255,7 +255,6 @@ TEST_CASE("runtime: devices", "[runtime]") {
   REQUIRE(rt::Model::load(fixture("origin_d"), cpu).device().name() == "cpu");
 }
 
-// One test case: the module, once opened, stays loaded for the process, so the refusals come first.
 TEST_CASE("runtime: the CUDA module is found, checked, or refused by name", "[runtime][cuda]") {
   auto refused = [](const std::string& path, const std::string& why) {
     ScopedEnv env(rt::kCudaModuleEnv, path);

@@ -12,14 +12,13 @@
 //   5. the dynamic loader's own search (LD_LIBRARY_PATH, ld.so.cache).
 // A module that is found but cannot be used (missing CUDA libraries, not a diffblocks backend,
 // another ABI) is an error naming its path and why; nothing after it is tried. A loaded module
-// stays loaded for the life of the process (the CUDA runtime must not be unloaded under it).
+// is never closed: the CUDA runtime must not be unloaded under the models and handles it holds.
 #include <dlfcn.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -109,15 +108,10 @@ inline const diffblocks_backend* find_cuda_module() {
 
 }  // namespace detail
 
-/// The CUDA backend, opened on first success and kept; throws Error naming the module and why
-/// while it cannot be opened (each call tries again).
-inline const diffblocks_backend& cuda_backend() {
-  static std::mutex mutex;
-  static const diffblocks_backend* table = nullptr;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (!table) table = detail::find_cuda_module();
-  return *table;
-}
+/// The CUDA backend: the module the search finds, opened and checked. Searched at every call (a
+/// module already loaded is not loaded again: dlopen returns it), so a changed
+/// $DIFFBLOCKS_CUDA_BACKEND counts; throws Error naming the module and why it cannot be used.
+inline const diffblocks_backend& cuda_backend() { return *detail::find_cuda_module(); }
 
 }  // namespace runtime
 }  // namespace diffblocks

@@ -107,9 +107,9 @@ class HostCall {
 
   const diffblocks_host* host() const { return &host_; }
 
-  /// Throws what the call ended with.
+  /// Throws what the call ended with: first what a callback threw (a text or weight callback
+  /// can fail without the backend knowing), then the backend's own error.
   void check(std::int32_t status) const {
-    if (status == DIFFBLOCKS_OK) return;
     if (pending_) std::rethrow_exception(pending_);
     throw_status(status, message_);
   }
