@@ -1,8 +1,9 @@
 // Includes one block header (not the umbrella: a light build), checks the version macros and
-// runs GroupNorm on a case small enough to verify by hand.
+// runs GroupNorm on a case small enough to verify by hand; forward.cpp runs the U-Nets.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <string>
 
 #include <diffblocks/blocks/group_norm.hpp>
 #include <diffblocks/version.hpp>
@@ -11,6 +12,8 @@ static_assert(DIFFBLOCKS_VERSION_NUMBER ==
                   DIFFBLOCKS_VERSION_MAJOR * 10000 + DIFFBLOCKS_VERSION_MINOR * 100 + DIFFBLOCKS_VERSION_PATCH,
               "version number");
 static_assert(diffblocks::version().minor == DIFFBLOCKS_VERSION_MINOR, "version()");
+
+std::string run_forwards();  // forward.cpp
 
 int main() {
   if (std::strcmp(DIFFBLOCKS_VERSION, EXPECTED_VERSION) != 0 ||
@@ -30,6 +33,9 @@ int main() {
       return 1;
     }
   }
+  const std::string forwards = run_forwards();
+  std::printf("consumer (%s): %s\n", CONSUMER_MODE, forwards.c_str());
+  if (forwards.find(" OK ") == std::string::npos) return 1;
   std::printf("consumer (%s): diffblocks %s, GroupNorm OK\n", CONSUMER_MODE, DIFFBLOCKS_VERSION);
   return 0;
 }

@@ -1,23 +1,16 @@
-#pragma once
-// The few SIMD primitives the hand-written float32 kernels need, on GCC/clang vector types of
-// the widest width the target has (AVX-512, AVX, else SSE). Arithmetic operators come from the
-// vector extension; what it lacks (fused multiply-add that does not depend on -ffp-contract,
-// max, a fast exp2) is here, so the kernels read the same on every width.
-#include <cstddef>
-#include <cstring>
-
-#if defined(__SSE__)
-#include <immintrin.h>
-#endif
-
-namespace diffblocks {
-namespace ops {
-namespace cpu {
+// Kernel source, compiled once per instruction set: ops/cpu/kernels.hpp includes it inside
+// namespace ops::cpu::<isa> with DIFFBLOCKS_KERNEL_ISA = 0 (generic), 1 (avx2) or 2 (avx512).
+// No include guard and no #include of its own (kernels.hpp includes what it needs first).
+//
+// The few SIMD primitives the hand-written kernels need, on GCC/clang vector types of the copy's
+// width (64 bytes on AVX-512, 32 on AVX2, 16 on the baseline). Arithmetic operators come from
+// the vector extension; what it lacks (fused multiply-add that does not depend on
+// -ffp-contract, max, a fast exp2) is here, so the kernels read the same on every width.
 namespace simd {
 
-#if defined(__AVX512F__)
+#if DIFFBLOCKS_KERNEL_ISA == 2
 constexpr int kBytes = 64;
-#elif defined(__AVX__)
+#elif DIFFBLOCKS_KERNEL_ISA == 1
 constexpr int kBytes = 32;
 #else
 constexpr int kBytes = 16;
@@ -25,48 +18,84 @@ constexpr int kBytes = 16;
 constexpr int kFloats = kBytes / static_cast<int>(sizeof(float));
 
 typedef float vf __attribute__((vector_size(kBytes)));
+typedef double vd __attribute__((vector_size(kBytes)));
 typedef unsigned vu __attribute__((vector_size(kBytes)));  // bit patterns (shifts wrap)
 
-inline vf load(const float* p) {
-  vf v;
-  std::memcpy(&v, p, sizeof(vf));
+/// The vector of T (float or double) and its lane count.
+template <class T>
+struct Vec;
+template <>
+struct Vec<float> {
+  using type = vf;
+};
+template <>
+struct Vec<double> {
+  using type = vd;
+};
+template <class T>
+using vec = typename Vec<T>::type;
+template <class T>
+constexpr int lanes() {
+  return kBytes / static_cast<int>(sizeof(T));
+}
+
+template <class V = vf>
+inline V load(const void* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(V));
   return v;
 }
-inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof(vf)); }
+template <class V>
+inline void store(void* p, V v) {
+  std::memcpy(p, &v, sizeof(V));
+}
 
 /// A load that stays in a register. In a register-blocked kernel each loaded vector feeds
 /// several FMAs; GCC otherwise folds the load into every one of them as a memory operand (12
 /// loads instead of 3 per step of a 4 x 3 block), and the kernel becomes load-bound (measured:
 /// 55 % instead of ~85 % of the FMA peak). The empty asm makes the value opaque, so it is
 /// loaded once.
-inline vf load_reg(const float* p) {
-  vf v = load(p);
-#if defined(__GNUC__)
+template <class V = vf>
+inline V load_reg(const void* p) {
+  V v = load<V>(p);
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
   __asm__("" : "+v"(v));
 #endif
   return v;
 }
+
 /// x in every lane: one broadcast (`vf{} + x` would add +0.0 first, which the compiler may not
 /// drop because of signed zeros, and costs a register holding the zero).
 inline vf splat(float x) {
-#if defined(__AVX512F__)
+#if DIFFBLOCKS_KERNEL_ISA == 2
   return _mm512_set1_ps(x);
-#elif defined(__AVX__)
+#elif DIFFBLOCKS_KERNEL_ISA == 1
   return _mm256_set1_ps(x);
-#elif defined(__SSE__)
+#elif defined(__SSE2__)
   return _mm_set1_ps(x);
 #else
   return vf{} + x;
 #endif
 }
+inline vd splat(double x) {
+#if DIFFBLOCKS_KERNEL_ISA == 2
+  return _mm512_set1_pd(x);
+#elif DIFFBLOCKS_KERNEL_ISA == 1
+  return _mm256_set1_pd(x);
+#elif defined(__SSE2__)
+  return _mm_set1_pd(x);
+#else
+  return vd{} + x;
+#endif
+}
 inline vu splat_bits(unsigned x) { return vu{} + x; }
 
-/// a * b + c, fused where the target has FMA whatever -ffp-contract says (a consumer compiling
+/// a * b + c, fused where the copy has FMA whatever -ffp-contract says (a consumer compiling
 /// with -std=c++17 gets -ffp-contract=off from GCC, which would split every product).
 inline vf fmadd(vf a, vf b, vf c) {
-#if defined(__AVX512F__)
+#if DIFFBLOCKS_KERNEL_ISA == 2
   return _mm512_fmadd_ps(a, b, c);
-#elif defined(__FMA__) && defined(__AVX__)
+#elif DIFFBLOCKS_KERNEL_ISA == 1
   return _mm256_fmadd_ps(a, b, c);
 #elif defined(__FMA__)
   return _mm_fmadd_ps(a, b, c);
@@ -74,8 +103,31 @@ inline vf fmadd(vf a, vf b, vf c) {
   return a * b + c;
 #endif
 }
+inline vd fmadd(vd a, vd b, vd c) {
+#if DIFFBLOCKS_KERNEL_ISA == 2
+  return _mm512_fmadd_pd(a, b, c);
+#elif DIFFBLOCKS_KERNEL_ISA == 1
+  return _mm256_fmadd_pd(a, b, c);
+#elif defined(__FMA__)
+  return _mm_fmadd_pd(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
 
 inline vf max(vf a, vf b) { return a > b ? a : b; }
+
+/// The sum and the maximum of a vector's lanes.
+inline float reduce_add(vf v) {
+  float s = 0;
+  for (int l = 0; l < kFloats; ++l) s += v[l];
+  return s;
+}
+inline float reduce_max(vf v) {
+  float m = v[0];
+  for (int l = 1; l < kFloats; ++l) m = m > v[l] ? m : v[l];
+  return m;
+}
 
 /// 2^x with x clamped to [-125, 127] (relative error < 1e-7; NaN stays NaN): below -125 it
 /// returns 2^-125 instead of underflowing, above 127 2^127 instead of inf (the result's exponent
@@ -106,20 +158,20 @@ inline vf exp2(vf x) {
 inline vf exp(vf x) { return exp2(x * splat(1.4426950408889634f)); }
 
 /// 1 / x from the hardware estimate and one Newton step (relative error ~1e-7 on AVX-512's
-/// 14-bit estimate, ~2e-7 on AVX/SSE's 12-bit one); an exact division elsewhere.
+/// 14-bit estimate, ~2e-7 on AVX2's and SSE's 12-bit one); an exact division elsewhere.
 inline vf reciprocal(vf x) {
-#if defined(__AVX512F__)
+#if DIFFBLOCKS_KERNEL_ISA == 2
   // The full-mask form: GCC 12's _mm512_rcp14_ps merges into _mm512_undefined_ps(), which
   // -Wall reports as used uninitialized in the caller's code (GCC PR 105593).
   const vf r = _mm512_mask_rcp14_ps(x, 0xFFFF, x);
-#elif defined(__AVX__)
+#elif DIFFBLOCKS_KERNEL_ISA == 1
   const vf r = _mm256_rcp_ps(x);
-#elif defined(__SSE__)
+#elif defined(__SSE2__)
   const vf r = _mm_rcp_ps(x);
 #else
   return splat(1.0f) / x;
 #endif
-#if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE__)
+#if DIFFBLOCKS_KERNEL_ISA >= 1 || defined(__SSE2__)
   return r * (splat(2.0f) - x * r);
 #endif
 }
@@ -157,7 +209,57 @@ inline void transform(float* p, std::ptrdiff_t n, F&& f) {
   }
 }
 
+/// The sum of n contiguous floats, in 4 vector accumulators (4 x kFloats partial sums: a short
+/// dependency chain, and the rounding error of a chunk of a few thousand values stays ~1e-7
+/// relative).
+inline float sum(const float* p, std::ptrdiff_t n) {
+  vf a0{}, a1{}, a2{}, a3{};
+  std::ptrdiff_t i = 0;
+  for (; i + 4 * kFloats <= n; i += 4 * kFloats) {
+    a0 += load(p + i);
+    a1 += load(p + i + kFloats);
+    a2 += load(p + i + 2 * kFloats);
+    a3 += load(p + i + 3 * kFloats);
+  }
+  for (; i + kFloats <= n; i += kFloats) a0 += load(p + i);
+  float s = reduce_add((a0 + a1) + (a2 + a3));
+  for (; i < n; ++i) s += p[i];
+  return s;
+}
+
+/// sum (p[i] - c)^2 over n contiguous floats, accumulated like sum().
+inline float sum_sq_dev(const float* p, std::ptrdiff_t n, float c) {
+  const vf vc = splat(c);
+  vf a0{}, a1{}, a2{}, a3{};
+  std::ptrdiff_t i = 0;
+  for (; i + 4 * kFloats <= n; i += 4 * kFloats) {
+    const vf d0 = load(p + i) - vc, d1 = load(p + i + kFloats) - vc;
+    const vf d2 = load(p + i + 2 * kFloats) - vc, d3 = load(p + i + 3 * kFloats) - vc;
+    a0 = fmadd(d0, d0, a0);
+    a1 = fmadd(d1, d1, a1);
+    a2 = fmadd(d2, d2, a2);
+    a3 = fmadd(d3, d3, a3);
+  }
+  for (; i + kFloats <= n; i += kFloats) {
+    const vf d = load(p + i) - vc;
+    a0 = fmadd(d, d, a0);
+  }
+  float s = reduce_add((a0 + a1) + (a2 + a3));
+  for (; i < n; ++i) s += (p[i] - c) * (p[i] - c);
+  return s;
+}
+
+/// The maximum of n > 0 contiguous floats.
+inline float max(const float* p, std::ptrdiff_t n) {
+  std::ptrdiff_t i = 0;
+  float m = p[0];
+  if (n >= kFloats) {
+    vf v = load(p);
+    for (i = kFloats; i + kFloats <= n; i += kFloats) v = max(v, load(p + i));
+    m = reduce_max(v);
+  }
+  for (; i < n; ++i) m = m > p[i] ? m : p[i];
+  return m;
+}
+
 }  // namespace simd
-}  // namespace cpu
-}  // namespace ops
-}  // namespace diffblocks
