@@ -2,7 +2,10 @@
 # WORK_DIR (wiped first), using diffblocks one of three ways:
 #   cmake -DMODE=find_package|subdirectory|fetchcontent -DSOURCE_DIR=<diffblocks source>
 #         -DBUILD_DIR=<diffblocks build> -DWORK_DIR=<scratch> -DEXPECTED_VERSION=<x.y.z>
-#         -DGENERATOR=<generator> -DCXX_COMPILER=<compiler> -P run_consumer.cmake
+#         -DGENERATOR=<generator> -DCXX_COMPILER=<compiler> [-DFORWARDS=ON [-DNATIVE=ON]]
+#         -P run_consumer.cmake
+# FORWARDS=ON also builds the consumer's forward.cpp (the whole library, ~1 min at -O3; the
+# warning check), NATIVE=ON with -march=native.
 # find_package installs BUILD_DIR (the project's own build, with its CLI, examples and tests)
 # into WORK_DIR/prefix first and checks that only headers and the package files land there.
 cmake_minimum_required(VERSION 3.16)
@@ -45,7 +48,10 @@ file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
 # Release: the optimiser's warnings (-Wmaybe-uninitialized and co.) fail the consumer's -Werror too.
 set(args -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DDIFFBLOCKS_MODE=${MODE}
-    -DEXPECTED_VERSION=${EXPECTED_VERSION} -DCMAKE_BUILD_TYPE=Release)
+    -DEXPECTED_VERSION=${EXPECTED_VERSION} -DCMAKE_BUILD_TYPE=Release -DCONSUMER_FORWARDS=${FORWARDS})
+if(NATIVE)
+  list(APPEND args -DCMAKE_CXX_FLAGS=-march=native)
+endif()
 
 if(MODE STREQUAL "find_package")
   set(prefix ${WORK_DIR}/prefix)
@@ -67,15 +73,6 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/packaging/consumer -B ${WORK_DIR}/bu
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 run(${WORK_DIR}/build/consumer)
 set(consumer_output "${run_output}")
-
-# A consumer that compiles for its own machine (-march=native: on AVX-512, every copy of the
-# kernels may use it) must not get warnings from our headers either; one mode is enough.
-if(MODE STREQUAL "subdirectory")
-  run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/packaging/consumer -B ${WORK_DIR}/build-native ${args}
-      -DCMAKE_CXX_FLAGS=-march=native)
-  run(${CMAKE_COMMAND} --build ${WORK_DIR}/build-native)
-  run(${WORK_DIR}/build-native/consumer)
-endif()
 
 if(NOT MODE STREQUAL "find_package")
   # A parent project's install must not pick up diffblocks' headers or executables.
