@@ -186,6 +186,8 @@ inline int run_main(int argc, char** argv, void (*register_all)()) {
   const int threads = take_threads_arg(argc, argv);
   db::set_num_threads(threads);
   benchmark::AddCustomContext("diffblocks_threads", std::to_string(db::get_num_threads()));
+  // Which copy of the CPU kernels ran (ops/cpu/isa.hpp): DIFFBLOCKS_CPU_ISA changes it.
+  benchmark::AddCustomContext("cpu_isa", db::ops::cpu::isa_report());
   benchmark::AddCustomContext("weights", "N(0, 0.02), GroupNorm gamma 1 + N(0, 0.02), Rezero g 0.5");
   register_all();
   benchmark::Initialize(&argc, argv);

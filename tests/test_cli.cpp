@@ -122,7 +122,7 @@ TEST_CASE("CLI help prints the usage", "[cli]") {
 TEST_CASE("CLI --version prints the library's version (../shared/DESIGN.md's CLI)", "[cli]") {
   const auto r = cli("--version");
   REQUIRE(r.status == 0);
-  REQUIRE(r.out == std::string("diffblocks ") + db::version_string() + "\n");
+  REQUIRE(r.out.rfind(std::string("diffblocks ") + db::version_string() + "\n", 0) == 0);  // then the CPU kernels
   REQUIRE(cli("--version extra").status == 2);
 }
 

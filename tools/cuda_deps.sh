@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run HERE (a Debian machine with the project's packages) before a GPU session: stages what the
 # GPU machine lacks into .gpu-deps/ (ignored by git), for the device tool's `carry`:
-#   .gpu-deps/usr/...   Eigen, xtensor, xtl, nlohmann/json, Catch2 v2 and Google Benchmark
+#   .gpu-deps/usr/...   xtensor, xtl, nlohmann/json, Catch2 v2 and Google Benchmark
 #                       (headers, CMake package files, libbenchmark), for CMAKE_PREFIX_PATH
 #   .gpu-deps/wheels/   diffusers 0.25.1 + huggingface_hub 0.25.2 (tools/bench_torch.py's
 #                       Diffuser case; the GPU image has torch but not diffusers)
@@ -12,9 +12,8 @@ tools/setup_debian.sh
 dst=.gpu-deps
 rm -rf "$dst"
 mkdir -p "$dst/usr/include" "$dst/usr/share" "$dst/usr/lib/x86_64-linux-gnu/cmake" "$dst/usr/lib/cmake" "$dst/wheels"
-cp -a /usr/include/eigen3 /usr/include/xtensor /usr/include/xtl /usr/include/nlohmann /usr/include/catch2 \
+cp -a /usr/include/xtensor /usr/include/xtl /usr/include/nlohmann /usr/include/catch2 \
       /usr/include/benchmark "$dst/usr/include/"
-cp -a /usr/share/eigen3 "$dst/usr/share/"
 mkdir -p "$dst/usr/share/cmake"
 cp -a /usr/share/cmake/xtl /usr/share/cmake/nlohmann_json "$dst/usr/share/cmake/"
 cp -a /usr/lib/x86_64-linux-gnu/cmake/xtensor /usr/lib/x86_64-linux-gnu/cmake/benchmark "$dst/usr/lib/x86_64-linux-gnu/cmake/"

@@ -492,6 +492,7 @@ int main(int argc, char** argv) {
     }
     if (a.command == "version") {
       std::cout << "diffblocks " << db::version_string() << "\n";
+      std::cout << "cpu kernels: " << db::ops::cpu::isa_report() << "\n";
       return 0;
     }
     throw UsageError("unknown command '" + a.command + "'");

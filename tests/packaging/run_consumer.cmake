@@ -2,7 +2,10 @@
 # WORK_DIR (wiped first), using diffblocks one of three ways:
 #   cmake -DMODE=find_package|subdirectory|fetchcontent -DSOURCE_DIR=<diffblocks source>
 #         -DBUILD_DIR=<diffblocks build> -DWORK_DIR=<scratch> -DEXPECTED_VERSION=<x.y.z>
-#         -DGENERATOR=<generator> -DCXX_COMPILER=<compiler> [-DCUDA_MODULE=ON] -P run_consumer.cmake
+#         -DGENERATOR=<generator> -DCXX_COMPILER=<compiler> [-DCUDA_MODULE=ON] [-DFORWARDS=ON [-DNATIVE=ON]]
+#         -P run_consumer.cmake
+# FORWARDS=ON also builds the consumer's forward.cpp (the whole library, ~1 min at -O3; the
+# warning check), NATIVE=ON with -march=native.
 # find_package installs BUILD_DIR (the project's own build, with its CLI, examples and tests)
 # into WORK_DIR/prefix first and checks that only headers and the package files land there (and,
 # with CUDA_MODULE, the runtime's CUDA module, which the consumer must then open).
@@ -44,8 +47,12 @@ endforeach()
 
 file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
+# Release: the optimiser's warnings (-Wmaybe-uninitialized and co.) fail the consumer's -Werror too.
 set(args -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DDIFFBLOCKS_MODE=${MODE}
-    -DEXPECTED_VERSION=${EXPECTED_VERSION})
+    -DEXPECTED_VERSION=${EXPECTED_VERSION} -DCMAKE_BUILD_TYPE=Release -DCONSUMER_FORWARDS=${FORWARDS})
+if(NATIVE)
+  list(APPEND args -DCMAKE_CXX_FLAGS=-march=native)
+endif()
 
 if(MODE STREQUAL "find_package")
   set(prefix ${WORK_DIR}/prefix)

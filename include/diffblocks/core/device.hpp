@@ -1,7 +1,7 @@
 #pragma once
 // The device is a policy: every block is `Block<T, Device = Cpu>` and calls ops as
 // `ops::name(Device{}, ...)`. A device supplies its tensor container and overloads of the ops
-// for its tag type; block code never changes between devices (Eigen Tensor devices / CUTLASS style).
+// for its tag type; block code never changes between devices (as Eigen Tensor devices and CUTLASS do).
 #include <array>
 #include <cstddef>
 #include <type_traits>
@@ -16,7 +16,8 @@
 namespace diffblocks {
 
 /// Host CPU: xtensor containers (row-major, NCHW) whose storage comes from the caching
-/// allocator, Eigen GEMM, a small thread pool.
+/// allocator, kernels compiled per instruction set and chosen at run time (ops/cpu/isa.hpp),
+/// a small thread pool.
 struct Cpu {
   template <class T, std::size_t N>
   using tensor = xt::xtensor<T, N, xt::layout_type::row_major, memory::CachingAllocator<T>>;

@@ -1,10 +1,11 @@
 // Includes one block header (not the umbrella: a light build), checks the version macros and
-// runs GroupNorm on a case small enough to verify by hand. With an installed CUDA module (the
-// package then defines DIFFBLOCKS_CUDA_MODULE_DIR), the runtime must find and open it from here:
-// a program outside the prefix, so only that directory leads to it.
+// runs GroupNorm on a case small enough to verify by hand; forward.cpp runs the U-Nets. With an
+// installed CUDA module (the package then defines DIFFBLOCKS_CUDA_MODULE_DIR), the runtime must
+// find and open it from here: a program outside the prefix, so only that directory leads to it.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <string>
 
 #include <diffblocks/blocks/group_norm.hpp>
 #include <diffblocks/version.hpp>
@@ -16,6 +17,10 @@ static_assert(DIFFBLOCKS_VERSION_NUMBER ==
                   DIFFBLOCKS_VERSION_MAJOR * 10000 + DIFFBLOCKS_VERSION_MINOR * 100 + DIFFBLOCKS_VERSION_PATCH,
               "version number");
 static_assert(diffblocks::version().minor == DIFFBLOCKS_VERSION_MINOR, "version()");
+
+#ifdef CONSUMER_FORWARDS
+std::string run_forwards();  // forward.cpp
+#endif
 
 int main() {
   if (std::strcmp(DIFFBLOCKS_VERSION, EXPECTED_VERSION) != 0 ||
@@ -35,6 +40,11 @@ int main() {
       return 1;
     }
   }
+#ifdef CONSUMER_FORWARDS
+  const std::string forwards = run_forwards();
+  std::printf("consumer (%s): %s\n", CONSUMER_MODE, forwards.c_str());
+  if (forwards.find(" OK ") == std::string::npos) return 1;
+#endif
 #ifdef DIFFBLOCKS_CUDA_MODULE_DIR
   try {
     const auto& cuda = diffblocks::runtime::cuda_backend();  // opened and checked, not run: no GPU needed

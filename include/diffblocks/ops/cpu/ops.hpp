@@ -2,6 +2,10 @@
 // The CPU device's ops. Every op takes the device tag first so that block code calls
 // `ops::conv2d(D{}, ...)` and a CUDA device only has to add overloads for its own tag.
 // Tensors are NCHW row-major; a time mask is (B, 1, 1, W) with 1 = valid frame.
+//
+// The compute-heavy ops are entry points into the kernels (kernels/*.inl), which run the copy
+// for the instruction set in use (DIFFBLOCKS_CPU_RETURN_KERNEL, target.hpp); the ops that only
+// move or combine memory once are plain loops here.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -17,7 +21,7 @@
 #include "diffblocks/core/random.hpp"
 #include "diffblocks/ops/cpu/conv.hpp"
 #include "diffblocks/ops/cpu/gemm.hpp"
-#include "diffblocks/ops/cpu/simd.hpp"
+#include "diffblocks/ops/cpu/kernels.hpp"
 
 namespace diffblocks {
 namespace ops {
@@ -55,153 +59,33 @@ Tensor<T, 4, Cpu> conv_transpose2d(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor
   return cpu::conv_transpose2d(x, w, bias, stride, padding);
 }
 
-/// y (..., out) = x (..., in) W^T + b, W (out, in), over every row of x (a rank-3 x is a batch
-/// of token sequences; nothing is reshaped or copied).
-///
-/// Token-wise projections (a transformer's rows are its ~10k tokens) are split over the threads
-/// in blocks of rows, each multiplied in place (packed::gemm_rows_packed_b) against W^T, which
-/// is laid out once per call straight into the packed column blocks; a few rows (time
-/// embeddings, the style sequence) stay one Eigen call.
+/// y (..., out) = x (..., in) W^T + b, W (out, in), over every row of x (kernels/linear.inl).
 template <class T, std::size_t N>
 Tensor<T, N, Cpu> linear(Cpu, const Tensor<T, N, Cpu>& x, const Tensor<T, 2, Cpu>& w, const Tensor<T, 1, Cpu>& bias) {
-  static_assert(N >= 2, "linear: x is (rows..., in)");
-  const int B = static_cast<int>(leading_rows(x.shape())), in = static_cast<int>(x.shape(N - 1));
-  const int out = static_cast<int>(w.shape(0));
-  auto y = Tensor<T, N, Cpu>::from_shape(with_last(x.shape(), w.shape(0)));
-  auto add_bias = [&](T* yr, int rows) {
-    if (bias.size())
-      for (int r = 0; r < rows; ++r)
-        for (int o = 0; o < out; ++o) yr[static_cast<std::ptrdiff_t>(r) * out + o] += bias.data()[o];
-  };
-  constexpr int kRowBlock = 16 * cpu::packed::kPanelRows;
-  if (B >= kRowBlock && in > 0 && out > 0) {
-    constexpr int NC = cpu::packed::block_cols<T>();
-    memory::Buffer<T> wt(static_cast<std::size_t>(cpu::packed::packed_b_size<T>(in, out)));  // W^T, packed
-    for (int n0 = 0; n0 < out; n0 += NC)
-      for (int i = 0; i < in; ++i)
-        for (int j = 0; j < NC; ++j)
-          wt[(static_cast<std::size_t>(n0) * in) + static_cast<std::size_t>(i) * NC + j] =
-              n0 + j < out ? w.data()[static_cast<std::size_t>(n0 + j) * in + i] : T(0);
-    parallel_for((B + kRowBlock - 1) / kRowBlock, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-      for (std::ptrdiff_t blk = first; blk < last; ++blk) {  // a block's rows stay cached over W^T
-        const std::ptrdiff_t r0 = blk * kRowBlock;
-        const int nr = static_cast<int>(std::min<std::ptrdiff_t>(kRowBlock, B - r0));
-        T* yr = y.data() + r0 * out;
-        cpu::packed::gemm_rows_packed_b<T>(nr, out, in, x.data() + r0 * in, in, wt.data(), yr, out);
-        add_bias(yr, nr);
-      }
-    });
-    return y;
-  }
-  cpu::gemm_bt<T>(B, out, in, x.data(), in, w.data(), in, y.data(), out);
-  add_bias(y.data(), B);
-  return y;
+  DIFFBLOCKS_CPU_RETURN_KERNEL(linear<T, N>(x, w, bias));
 }
 
-// ---- normalisation -------------------------------------------------------------------------
-
-/// Mean and 1/sqrt(var + eps) of n contiguous values (biased variance, as torch), in one pass
-/// over memory: chunks of 2048 values (L1-resident) get a two-pass mean and sum of squared
-/// deviations in T (vectorised Eigen reductions: many partial sums, so a chunk's rounding error
-/// stays ~1e-7 relative in float, at twice the speed of widening to double), and the chunks are
-/// merged in double with Chan et al.'s pairwise update, which is as stable as a global two-pass
-/// computation.
-template <class T>
-std::pair<double, double> moments(const T* src, std::ptrdiff_t n, double eps) {
-  if (n == 0) return {0.0, 1.0 / std::sqrt(eps)};
-  constexpr std::ptrdiff_t kChunk = 2048;
-  double mean = 0.0, m2 = 0.0;
-  std::ptrdiff_t count = 0;
-  for (std::ptrdiff_t i = 0; i < n; i += kChunk) {
-    const std::ptrdiff_t len = std::min(kChunk, n - i);
-    const Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> v(src + i, len);
-    const T cmt = v.sum() / static_cast<T>(len);
-    const double cm = static_cast<double>(cmt), cm2 = static_cast<double>((v - cmt).square().sum());
-    const double delta = cm - mean, total = static_cast<double>(count + len);
-    mean += delta * static_cast<double>(len) / total;
-    m2 += cm2 + delta * delta * static_cast<double>(count) * static_cast<double>(len) / total;
-    count += len;
-  }
-  return {mean, 1.0 / std::sqrt(m2 / static_cast<double>(n) + eps)};
-}
-
-/// Applies GroupNorm to x in place over (b, group) slices, then `post(ptr, len, b, c)` to every
-/// normalised row of W values (rows are cache-resident when post runs: the fusion point for
-/// the activation and the mask).
-template <class T, class Post>
-void group_norm_apply_(Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma, const Tensor<T, 1, Cpu>& beta,
-                       double eps, const T* src_all, Post post) {
-  const std::ptrdiff_t B = x.shape(0), C = x.shape(1), HW = static_cast<std::ptrdiff_t>(x.shape(2) * x.shape(3));
-  const std::ptrdiff_t W = x.shape(3), cpg = C / groups;
-  parallel_for(B * groups, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-    for (std::ptrdiff_t bg = first; bg < last; ++bg) {
-      const std::ptrdiff_t b = bg / groups, g = bg % groups;
-      const T* src = src_all + (b * C + g * cpg) * HW;
-      T* dst = x.data() + (b * C + g * cpg) * HW;
-      const auto [mean, rstd] = moments(src, cpg * HW, eps);
-      for (std::ptrdiff_t c = 0; c < cpg; ++c) {
-        const std::ptrdiff_t ch = g * cpg + c;
-        const T scale = static_cast<T>(rstd * (gamma.size() ? static_cast<double>(gamma(ch)) : 1.0));
-        const T shift = static_cast<T>((beta.size() ? static_cast<double>(beta(ch)) : 0.0) - mean * rstd *
-                                       (gamma.size() ? static_cast<double>(gamma(ch)) : 1.0));
-        for (std::ptrdiff_t r = 0; r < HW; r += W) {
-          const T* s = src + c * HW + r;
-          T* d = dst + c * HW + r;
-          for (std::ptrdiff_t i = 0; i < W; ++i) d[i] = s[i] * scale + shift;
-          post(d, W, b, ch);
-        }
-      }
-    }
-  });
-}
+// ---- normalisation (kernels/norm.inl) ------------------------------------------------------
 
 /// torch.nn.functional.group_norm: G contiguous channel groups, biased variance over
 /// (C/G, H, W), optional per-channel affine.
 template <class T>
 Tensor<T, 4, Cpu> group_norm(Cpu, const Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
                              const Tensor<T, 1, Cpu>& beta, double eps) {
-  auto y = Tensor<T, 4, Cpu>::from_shape(x.shape());
-  group_norm_apply_(y, groups, gamma, beta, eps, x.data(), [](T*, std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t) {});
-  return y;
+  DIFFBLOCKS_CPU_RETURN_KERNEL(group_norm<T>(x, groups, gamma, beta, eps));
 }
 
 // ---- element-wise --------------------------------------------------------------------------
 
-/// Mish over a contiguous range. With n = e^x (e^x + 2), tanh(log(1 + e^x)) = n / (n + 2), so
-/// one exp and one reciprocal replace exp + log1p + tanh; above 20 torch's softplus returns x
-/// and tanh(x) is 1 in float32, so mish(x) = x there (and n would overflow). float32 runs on
-/// simd::exp and simd::reciprocal (relative error ~3e-7), other types on Eigen.
+/// Mish over a contiguous range (kernels/activation.inl; float32 within ~3e-7 relative).
 template <class T>
 void mish_range(T* p, std::ptrdiff_t n) {
-  if constexpr (std::is_same_v<T, float>) {
-    namespace simd = cpu::simd;
-    simd::transform(p, n, [](simd::vf x) {
-      const simd::vf lim = simd::splat(20.0f);
-      const simd::vf e = simd::exp(x > lim ? lim : x);
-      const simd::vf m = e * (e + simd::splat(2.0f));
-      const simd::vf y = x * m * simd::reciprocal(m + simd::splat(2.0f));
-      return x > lim ? x : y;
-    });
-  } else {
-    constexpr std::ptrdiff_t kChunk = 1024;  // exp evaluated once per element into a cached buffer
-    Eigen::Array<T, kChunk, 1> m;
-    for (std::ptrdiff_t i = 0; i < n; i += kChunk) {
-      const std::ptrdiff_t len = std::min(kChunk, n - i);
-      Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> x(p + i, len);
-      auto mm = m.head(len);
-      mm = x.min(T(20)).exp();
-      mm = mm * (mm + T(2));
-      x = (x > T(20)).select(x, x * mm / (mm + T(2)));
-    }
-  }
+  DIFFBLOCKS_CPU_RETURN_KERNEL(mish_range<T>(p, n));
 }
 
 template <class T, std::size_t N>
 void mish_(Cpu, Tensor<T, N, Cpu>& x) {
-  T* p = x.data();
-  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(x.size());
-  if (n < (1 << 14)) return mish_range(p, n);  // not worth waking the pool
-  parallel_for(n, [&](std::ptrdiff_t b, std::ptrdiff_t e) { mish_range(p + b, e - b); });
+  DIFFBLOCKS_CPU_RETURN_KERNEL(mish_<T, N>(x));
 }
 
 namespace detail {
@@ -235,12 +119,7 @@ void mul_mask_(Cpu, Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& mask) {
 template <class T>
 void group_norm_mish_mask_(Cpu, Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
                            const Tensor<T, 1, Cpu>& beta, double eps, const Tensor<T, 4, Cpu>& mask) {
-  const std::ptrdiff_t W = x.shape(3);
-  group_norm_apply_(x, groups, gamma, beta, eps, x.data(), [&](T* row, std::ptrdiff_t n, std::ptrdiff_t b, std::ptrdiff_t) {
-    mish_range(row, n);
-    const T* m = mask.data() + b * W;
-    for (std::ptrdiff_t i = 0; i < n; ++i) row[i] *= m[i];
-  });
+  DIFFBLOCKS_CPU_RETURN_KERNEL(group_norm_mish_mask_<T>(x, groups, gamma, beta, eps, mask));
 }
 
 /// Grad-TTS ResnetBlock's middle in one pass: x = (Mish(GroupNorm(x)) * mask + bias[b, c]) * mask,
@@ -250,13 +129,7 @@ template <class T>
 void group_norm_mish_mask_bias_mask_(Cpu, Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
                                      const Tensor<T, 1, Cpu>& beta, double eps, const Tensor<T, 4, Cpu>& mask,
                                      const Tensor<T, 2, Cpu>& bias) {
-  const std::ptrdiff_t W = x.shape(3), C = x.shape(1);
-  group_norm_apply_(x, groups, gamma, beta, eps, x.data(), [&](T* row, std::ptrdiff_t n, std::ptrdiff_t b, std::ptrdiff_t c) {
-    mish_range(row, n);
-    const T* m = mask.data() + b * W;
-    const T bv = bias.data()[b * C + c];
-    for (std::ptrdiff_t i = 0; i < n; ++i) row[i] = (row[i] * m[i] + bv) * m[i];
-  });
+  DIFFBLOCKS_CPU_RETURN_KERNEL(group_norm_mish_mask_bias_mask_<T>(x, groups, gamma, beta, eps, mask, bias));
 }
 
 /// y = x * mask[b, 0, 0, w] as a new tensor (one pass, instead of a copy and an in-place mask).
@@ -297,7 +170,7 @@ void add_(Cpu, Tensor<T, N, Cpu>& a, const Tensor<T, N, Cpu>& b) {
 }
 
 /// out += conv2d(x, w, bias, stride, padding), out already shaped like the convolution's result.
-/// 1x1 stride-1 convolutions accumulate inside the GEMM; others add a temporary.
+/// 1x1 stride-1 convolutions accumulate inside the GEMM (conv1x1_add_); others add a temporary.
 template <class T>
 void conv2d_add_(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias, int stride,
                  int padding, Tensor<T, 4, Cpu>& out) {
@@ -425,144 +298,23 @@ std::ptrdiff_t find_non_finite(Cpu, const Tensor<T, N, Cpu>& x) {
 
 // ---- attention -----------------------------------------------------------------------------
 
-namespace detail {
-/// dst[0..n) = softmax(src[0..n)) (max-subtracted, normaliser summed in double); src may be dst.
-/// Grad-TTS LinearAttention's softmax of k over all positions.
-template <class T>
-void softmax_positions(const T* src, T* dst, std::ptrdiff_t n) {
-  Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> in(src, n);
-  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> out(dst, n);
-  out = (in - in.maxCoeff()).exp();
-  out *= static_cast<T>(1.0 / out.template cast<double>().sum());
-}
-
-/// The float version on simd::exp: the sum is kept per vector lane in float over runs of 256
-/// values and the runs are added in double (Eigen's exp and a double cast of every value took
-/// a quarter of a 64-channel LinearAttention).
-inline void softmax_positions(const float* src, float* dst, std::ptrdiff_t n) {
-  namespace v = cpu::simd;
-  constexpr std::ptrdiff_t L = v::kFloats, kRun = 256;
-  if (n <= 0) return;
-  const std::ptrdiff_t nv = n / L * L;
-  float mx = -std::numeric_limits<float>::infinity();
-  if (nv) {
-    v::vf m = v::load(src);
-    for (std::ptrdiff_t i = L; i < nv; i += L) m = v::max(m, v::load(src + i));
-    for (int l = 0; l < L; ++l) mx = std::max(mx, m[l]);
-  }
-  for (std::ptrdiff_t i = nv; i < n; ++i) mx = std::max(mx, src[i]);
-  const v::vf vmx = v::splat(mx);
-  double total = 0;
-  for (std::ptrdiff_t i = 0; i < nv;) {
-    v::vf acc{};
-    for (const std::ptrdiff_t end = std::min(nv, i + kRun); i < end; i += L) {
-      const v::vf e = v::exp(v::load(src + i) - vmx);
-      v::store(dst + i, e);
-      acc += e;
-    }
-    float run = 0;
-    for (int l = 0; l < L; ++l) run += acc[l];
-    total += run;
-  }
-  for (std::ptrdiff_t i = nv; i < n; ++i) total += dst[i] = std::exp(src[i] - mx);
-  const float scale = static_cast<float>(1.0 / total);
-  v::transform(dst, n, [&](v::vf x) { return x * v::splat(scale); });
-}
-}  // namespace detail
-
-/// Grad-TTS linear attention core. qkv (B, 3*heads*dh, H, W), channel = which*heads*dh + head*dh + c.
-/// k is softmaxed over all H*W positions; context = k v^T (dh x dh); out = context^T q.
-/// Returns (B, heads*dh, H, W). No mask and no 1/sqrt(d) scale, as in the original.
+/// Grad-TTS linear attention core (kernels/linear_attention.inl). qkv (B, 3*heads*dh, H, W),
+/// channel = which*heads*dh + head*dh + c. k is softmaxed over all H*W positions; context = k v^T
+/// (dh x dh); out = context^T q. Returns (B, heads*dh, H, W). No mask and no 1/sqrt(d) scale, as
+/// in the original.
 template <class T>
 Tensor<T, 4, Cpu> linear_attention(Cpu, const Tensor<T, 4, Cpu>& qkv, int heads, int dim_head) {
-  const std::ptrdiff_t B = qkv.shape(0), N = static_cast<std::ptrdiff_t>(qkv.shape(2) * qkv.shape(3));
-  const std::ptrdiff_t hidden = static_cast<std::ptrdiff_t>(heads) * dim_head;
-  auto out = Tensor<T, 4, Cpu>::from_shape({qkv.shape(0), static_cast<std::size_t>(hidden), qkv.shape(2), qkv.shape(3)});
-  parallel_for(B * heads, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-    memory::Buffer<T> ksm(static_cast<std::size_t>(dim_head) * N), ctx(static_cast<std::size_t>(dim_head) * dim_head);
-    for (std::ptrdiff_t bh = first; bh < last; ++bh) {
-      const std::ptrdiff_t b = bh / heads, h = bh % heads;
-      const T* base = qkv.data() + b * 3 * hidden * N;
-      const T* q = base + (h * dim_head) * N;
-      const T* k = base + (hidden + h * dim_head) * N;
-      const T* v = base + (2 * hidden + h * dim_head) * N;
-      for (int d = 0; d < dim_head; ++d) detail::softmax_positions(k + d * N, ksm.data() + d * N, N);
-      // context[d, e] = sum_n k[d, n] v[e, n]
-      cpu::gemm_bt<T>(dim_head, dim_head, static_cast<int>(N), ksm.data(), static_cast<int>(N), v,
-                      static_cast<int>(N), ctx.data(), dim_head);
-      // out[e, n] = sum_d context[d, e] q[d, n]
-      T* o = out.data() + (b * hidden + h * dim_head) * N;
-      cpu::gemm_at<T>(dim_head, static_cast<int>(N), dim_head, ctx.data(), dim_head, q, static_cast<int>(N), o,
-                      static_cast<int>(N));
-    }
-  });
-  return out;
+  DIFFBLOCKS_CPU_RETURN_KERNEL(linear_attention<T>(qkv, heads, dim_head));
 }
 
 /// The whole Grad-TTS LinearAttention block, to_out(linear_attention(to_qkv(x))), computed with
-/// the same mathematics in fewer operations. The attention is linear in q and v, so with
-/// k~ = softmax_n(W_k x) (per row, over all positions) and per head h
-///   context_h = k~_h v_h^T = (k~_h x^T) W_v,h^T                        (dh x dh)
-///   y = sum_h W_out,h context_h^T W_q,h x + b = Mix x + b,  Mix = sum_h W_out,h context_h^T W_q,h
-/// neither q nor v is ever formed over the positions: per position it costs the k projection,
-/// the k~ x^T product and one C x C mix, instead of the q, k, v projections, the two attention
-/// products and to_out (2x fewer multiply-adds at C = 64, 1.5x at 128; the 1x1 convolutions
-/// around the attention were ~25 % of an Origin forward's work after Winograd). It also never
-/// holds the 3 x hidden-channel qkv tensor. x (B, C, H, W); w_qkv (3*heads*dh, C, 1, 1) with
-/// channel = which*heads*dh + head*dh + c; w_out (C_out, heads*dh, 1, 1); b_out (C_out) or empty.
+/// the same mathematics in fewer operations (see kernels/linear_attention.inl). x (B, C, H, W);
+/// w_qkv (3*heads*dh, C, 1, 1); w_out (C_out, heads*dh, 1, 1); b_out (C_out) or empty.
 template <class T>
 Tensor<T, 4, Cpu> linear_attention_block(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w_qkv,
                                          const Tensor<T, 4, Cpu>& w_out, const Tensor<T, 1, Cpu>& b_out, int heads,
                                          int dim_head) {
-  const int B = static_cast<int>(x.shape(0)), C = static_cast<int>(x.shape(1));
-  const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3));
-  const int hidden = heads * dim_head, Cout = static_cast<int>(w_out.shape(0));
-  const std::ptrdiff_t N = static_cast<std::ptrdiff_t>(H) * W;
-  auto y = Tensor<T, 4, Cpu>::from_shape({x.shape(0), static_cast<std::size_t>(Cout), x.shape(2), x.shape(3)});
-  if (B == 0 || N == 0) return y;
-  const T* wq = w_qkv.data();
-  const T* wk = wq + static_cast<std::ptrdiff_t>(hidden) * C;
-  const T* wv = wk + static_cast<std::ptrdiff_t>(hidden) * C;
-  memory::Buffer<T> ksm(static_cast<std::size_t>(hidden) * N), P(static_cast<std::size_t>(hidden) * C),
-      mix(static_cast<std::size_t>(Cout) * C), ctx(static_cast<std::size_t>(dim_head) * dim_head),
-      g(static_cast<std::size_t>(dim_head) * C),
-      xt(static_cast<std::size_t>(cpu::packed::packed_b_size<T>(static_cast<int>(N), C)));
-  for (int b = 0; b < B; ++b) {
-    const T* xb = x.data() + static_cast<std::ptrdiff_t>(b) * C * N;
-    // k = W_k x, then softmax over the positions of every row, in place (as linear_attention).
-    cpu::pointwise_conv<T>(xb, 1, C, H, W, wk, hidden, nullptr, ksm.data(), false);
-    parallel_for(hidden, [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
-      for (std::ptrdiff_t r = r0; r < r1; ++r) detail::softmax_positions(ksm.data() + r * N, ksm.data() + r * N, N);
-    });
-    // P = k~ x^T (hidden x C), the positions the long reduction, on the packed kernel: x^T is
-    // packed once (threads take runs of positions), then each thread multiplies its own panels
-    // of k~'s rows, read in place, into it. (Eigen packed both operands in every call.)
-    parallel_for((N + 255) / 256, [&](std::ptrdiff_t c0, std::ptrdiff_t c1) {
-      cpu::packed::pack_b_transposed<T>(static_cast<int>(N), C, xb, N, static_cast<int>(c0 * 256),
-                                         static_cast<int>(std::min(N, c1 * 256)), xt.data());
-    });
-    constexpr int R = cpu::packed::kPanelRows;
-    parallel_for((hidden + R - 1) / R, [&](std::ptrdiff_t p0, std::ptrdiff_t p1) {
-      const int m0 = static_cast<int>(p0) * R, m1 = std::min(hidden, static_cast<int>(p1) * R);
-      cpu::packed::gemm_rows_packed_b<T>(m1 - m0, C, static_cast<int>(N), ksm.data() + m0 * N, N, xt.data(),
-                                         P.data() + static_cast<std::ptrdiff_t>(m0) * C, C);
-    });
-    // Mix = sum_h W_out,h context_h^T W_q,h (C_out x C: small products, serial).
-    std::fill(mix.begin(), mix.end(), T(0));
-    for (int h = 0; h < heads; ++h) {
-      // context_h[d][e] = sum_c P[h*dh + d][c] W_v[h*dh + e][c]
-      cpu::gemm_bt<T>(dim_head, dim_head, C, P.data() + h * dim_head * C, C, wv + h * dim_head * C, C, ctx.data(),
-                      dim_head);
-      // g = context_h^T W_q,h (dh x C)
-      cpu::gemm_at<T>(dim_head, C, dim_head, ctx.data(), dim_head, wq + h * dim_head * C, C, g.data(), C);
-      // Mix += W_out[:, h*dh : (h+1)*dh] g
-      cpu::gemm<T>(Cout, C, dim_head, w_out.data() + h * dim_head, hidden, g.data(), C, mix.data(), C,
-                   /*accumulate=*/true);
-    }
-    cpu::pointwise_conv<T>(xb, 1, C, H, W, mix.data(), Cout, b_out.size() ? b_out.data() : nullptr,
-                           y.data() + static_cast<std::ptrdiff_t>(b) * Cout * N, false);
-  }
-  return y;
+  DIFFBLOCKS_CPU_RETURN_KERNEL(linear_attention_block<T>(x, w_qkv, w_out, b_out, heads, dim_head));
 }
 
 // ---- Grad-TTS diffusion ---------------------------------------------------------------------

@@ -11,102 +11,45 @@
 #include "diffblocks/core/device.hpp"
 #include "diffblocks/core/parallel.hpp"
 #include "diffblocks/ops/cpu/attention.hpp"
-#include "diffblocks/ops/cpu/gemm.hpp"
+#include "diffblocks/ops/cpu/kernels.hpp"
 #include "diffblocks/ops/cpu/ops.hpp"
-#include "diffblocks/ops/cpu/simd.hpp"
 
 namespace diffblocks {
 namespace ops {
 
-/// SiLU x * sigmoid(x) = x / (1 + e^-x) over a contiguous range (float32: simd::exp and
-/// simd::reciprocal; other types: Eigen).
+/// SiLU x * sigmoid(x) over a contiguous range (kernels/activation.inl).
 template <class T>
 void silu_range(T* p, std::ptrdiff_t n) {
-  if constexpr (std::is_same_v<T, float>) {
-    namespace simd = cpu::simd;
-    simd::transform(p, n, [](simd::vf x) { return x * simd::reciprocal(simd::splat(1.0f) + simd::exp(-x)); });
-  } else {
-    Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> x(p, n);
-    x = x / (T(1) + (-x).exp());
-  }
+  DIFFBLOCKS_CPU_RETURN_KERNEL(silu_range<T>(p, n));
 }
 
 template <class T, std::size_t N>
 void silu_(Cpu, Tensor<T, N, Cpu>& x) {
-  T* p = x.data();
-  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(x.size());
-  if (n < (1 << 14)) return silu_range(p, n);
-  parallel_for(n, [&](std::ptrdiff_t b, std::ptrdiff_t e) { silu_range(p + b, e - b); });
+  DIFFBLOCKS_CPU_RETURN_KERNEL(silu_<T, N>(x));
 }
 
-/// Exact GELU: 0.5 x (1 + erf(x / sqrt 2)).
-template <class T>
-inline T gelu_scalar(T x) {
-  return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
-}
-
-inline cpu::simd::vf gelu_vec(cpu::simd::vf x) {
-  namespace simd = cpu::simd;
-  return simd::splat(0.5f) * x * (simd::splat(1.0f) + simd::erf(x * simd::splat(0.70710678118654752440f)));
-}
-
-/// GELU over a contiguous range (float32: simd::erf, absolute error < 3e-7).
+/// Exact GELU 0.5 x (1 + erf(x / sqrt 2)) over a contiguous range (float32: absolute error < 3e-7).
 template <class T>
 void gelu_range(T* p, std::ptrdiff_t n) {
-  if constexpr (std::is_same_v<T, float>)
-    cpu::simd::transform(p, n, gelu_vec);
-  else
-    for (std::ptrdiff_t i = 0; i < n; ++i) p[i] = gelu_scalar(p[i]);
+  DIFFBLOCKS_CPU_RETURN_KERNEL(gelu_range<T>(p, n));
 }
 
 template <class T, std::size_t N>
 void gelu_(Cpu, Tensor<T, N, Cpu>& x) {
-  T* p = x.data();
-  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(x.size());
-  if (n < (1 << 14)) return gelu_range(p, n);
-  parallel_for(n, [&](std::ptrdiff_t b, std::ptrdiff_t e) { gelu_range(p + b, e - b); });
+  DIFFBLOCKS_CPU_RETURN_KERNEL(gelu_<T, N>(x));
 }
 
-/// GEGLU: x (..., 2D) -> (..., D) = a * GELU(gate) with a = first half, gate = second half; rows in
-/// parallel, each row's gate through gelu_range and then multiplied by a.
+/// GEGLU: x (..., 2D) -> (..., D) = a * GELU(gate) with a = first half, gate = second half.
 template <class T, std::size_t N>
 Tensor<T, N, Cpu> geglu(Cpu, const Tensor<T, N, Cpu>& x) {
-  static_assert(N >= 2, "geglu: x is (rows..., 2D)");
-  const std::ptrdiff_t R = static_cast<std::ptrdiff_t>(leading_rows(x.shape())), D = x.shape(N - 1) / 2;
-  auto y = Tensor<T, N, Cpu>::from_shape(with_last(x.shape(), x.shape(N - 1) / 2));
-  parallel_for(R, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-    for (std::ptrdiff_t r = first; r < last; ++r) {
-      const T* a = x.data() + r * 2 * D;
-      T* yr = y.data() + r * D;
-      std::copy(a + D, a + 2 * D, yr);
-      gelu_range(yr, D);
-      for (std::ptrdiff_t d = 0; d < D; ++d) yr[d] *= a[d];
-    }
-  });
-  return y;
+  DIFFBLOCKS_CPU_RETURN_KERNEL(geglu<T, N>(x));
 }
 
-/// LayerNorm over the last dimension (biased variance; two passes over each row, the
-/// row's moments from moments(), so each sum is short and vectorised).
+/// LayerNorm over the last dimension (biased variance; kernels/norm.inl).
 template <class T, std::size_t N>
 Tensor<T, N, Cpu> layer_norm(Cpu, const Tensor<T, N, Cpu>& x, const Tensor<T, 1, Cpu>& gamma,
                              const Tensor<T, 1, Cpu>& beta, double eps) {
-  static_assert(N >= 2, "layer_norm: x is (rows..., D)");
-  const std::ptrdiff_t R = static_cast<std::ptrdiff_t>(leading_rows(x.shape())), D = x.shape(N - 1);
-  auto y = Tensor<T, N, Cpu>::from_shape(x.shape());
-  parallel_for(R, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-    for (std::ptrdiff_t r = first; r < last; ++r) {
-      const T* s = x.data() + r * D;
-      T* d = y.data() + r * D;
-      const auto [mean, rstd] = moments(s, D, eps);
-      const T m = static_cast<T>(mean), k = static_cast<T>(rstd);
-      if (gamma.size())
-        for (std::ptrdiff_t i = 0; i < D; ++i) d[i] = (s[i] - m) * k * gamma.data()[i] + beta.data()[i];
-      else
-        for (std::ptrdiff_t i = 0; i < D; ++i) d[i] = (s[i] - m) * k;
-    }
-  });
-  return y;
+  DIFFBLOCKS_CPU_RETURN_KERNEL(layer_norm<T, N>(x, gamma, beta, eps));
 }
 
 namespace detail {

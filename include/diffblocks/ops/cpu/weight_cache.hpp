@@ -6,10 +6,11 @@
 // Weights are plain public tensors that users may overwrite in place (load_state_dict, a
 // researcher editing one kernel), so an entry is trusted only while the weights still hash the
 // same: every lookup re-hashes them (one read of the weights, a quarter of what the transform
-// itself moves), and any change computes the entry afresh. The hash runs 64 interleaved 32-bit
-// FNV-1a lanes folded by a bijective 64-bit mix, so a change confined to one lane (any change
-// of a single value, in particular) always changes it. Entries live until evicted (least
-// recently used first) when the total passes the limit, by default 256 MiB; 0 disables the cache.
+// itself moves; the hash is kernels/hash.inl's content_hash, computed by the caller), and any
+// change computes the entry afresh. The layout of derived data depends on the kernels' copy
+// (packed panels of 8 rows on AVX-512, 6 on AVX2, 4 on the baseline), so entries are keyed by
+// the instruction set as well. Entries live until evicted (least recently used first) when the
+// total passes the limit, by default 256 MiB; 0 disables the cache.
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -20,55 +21,18 @@
 #include <unordered_map>
 
 #include "diffblocks/core/allocator.hpp"
-#include "diffblocks/core/parallel.hpp"
+#include "diffblocks/ops/cpu/isa.hpp"
 
 namespace diffblocks {
 namespace ops {
 namespace cpu {
 
-namespace detail {
-/// One step of the bijective fold that combines lane and run hashes (odd multiplier).
-inline std::uint64_t fold(std::uint64_t f, std::uint64_t h) { return (f ^ h) * 0x100000001b3ull; }
-
-/// The lane hash of one run of bytes (see the file comment).
-inline std::uint64_t lane_hash(const unsigned char* p, std::size_t bytes) {
-  constexpr int kLanes = 64;
-  constexpr std::uint32_t kPrime32 = 16777619u;
-  std::uint32_t h[kLanes];
-  for (int l = 0; l < kLanes; ++l) h[l] = 2166136261u + static_cast<std::uint32_t>(l);
-  const std::size_t words = bytes / 4, blocks = words / kLanes;
-  for (std::size_t b = 0; b < blocks; ++b) {
-    std::uint32_t u[kLanes];
-    std::memcpy(u, p + b * kLanes * 4, sizeof u);
-    for (int l = 0; l < kLanes; ++l) h[l] = (h[l] ^ u[l]) * kPrime32;
-  }
-  for (std::size_t i = blocks * kLanes * 4; i < bytes; ++i) h[i % kLanes] = (h[i % kLanes] ^ p[i]) * kPrime32;
-  std::uint64_t f = 0xcbf29ce484222325ull ^ bytes;
-  for (int l = 0; l < kLanes; ++l) f = fold(f, h[l]);
-  return f;
-}
-}  // namespace detail
-
-/// 64-bit content hash of `bytes` bytes (see the file comment). From 1 MiB on, the bytes are
-/// cut into 16 runs (a fixed cut, so the hash does not depend on the thread count) hashed on
-/// the pool and folded in order by the same bijective step: a change inside one run changes
-/// that run's hash, and so the result. (The weights are hashed at every lookup; serially, that
-/// was ~2 % of an Origin forward at T = 128, with the other thread idle.)
-inline std::uint64_t content_hash(const void* data, std::size_t bytes) {
-  const unsigned char* p = static_cast<const unsigned char*>(data);
-  constexpr std::size_t kParallelFrom = std::size_t{1} << 20;
-  constexpr int kRuns = 16;
-  if (bytes < kParallelFrom) return detail::lane_hash(p, bytes);
-  const std::size_t run = bytes / kRuns / 256 * 256;  // whole lane blocks
-  std::uint64_t h[kRuns];
-  parallel_for(kRuns, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-    for (std::ptrdiff_t r = first; r < last; ++r)
-      h[r] = detail::lane_hash(p + r * run, r + 1 < kRuns ? run : bytes - (kRuns - 1) * run);
-  });
-  std::uint64_t f = 0x9e3779b97f4a7c15ull ^ bytes;
-  for (int r = 0; r < kRuns; ++r) f = detail::fold(f, h[r]);
-  return f;
-}
+/// Kinds of derived weights in the cache.
+enum WeightKind : int {
+  kWinogradKernels = 0,       ///< Winograd-transformed 3x3 kernels, packed (kernels/winograd.inl)
+  kPackedConv = 1,            ///< a conv2d weight packed for the patch GEMM (kernels/conv.inl)
+  kPackedConvTranspose = 2,   ///< every phase of a transposed convolution's weight, packed
+};
 
 namespace detail {
 struct WeightCacheState {
@@ -90,13 +54,14 @@ class WeightCache {
     return c;
   }
 
-  /// The entry for (w, n, kind, shape), made by make() when missing or stale.
-  template <class Make>
-  Value get(const T* w, std::size_t n, int kind, int shape_a, int shape_b, Make&& make) {
+  /// The entry for (w, n, kind, shape) in the layout of `isa`'s kernels, made by make() when
+  /// missing or stale (its weights no longer hash to hash_of(w, bytes)).
+  template <class Hash, class Make>
+  Value get(Isa isa, const T* w, std::size_t n, int kind, int shape_a, int shape_b, Hash&& hash_of, Make&& make) {
     WeightCacheState& st = weight_cache_state();
     if (st.limit.load() == 0) return std::make_shared<const memory::WeightBuffer<T>>(make());
-    const Key key{w, n, kind, shape_a, shape_b};
-    const std::uint64_t hash = content_hash(w, n * sizeof(T));
+    const Key key{w, n, static_cast<int>(isa) << 8 | kind, shape_a, shape_b};
+    const std::uint64_t hash = hash_of(static_cast<const void*>(w), n * sizeof(T));
     {
       std::lock_guard<std::mutex> lk(mu_);
       auto it = map_.find(key);

@@ -1,0 +1,145 @@
+// Kernel source, compiled once per instruction set (see simd.inl's header).
+//
+// Grad-TTS LinearAttention: the attention core alone (linear_attention) and the whole block
+// with its 1x1 convolutions folded together (linear_attention_block).
+
+namespace detail {
+/// dst[0..n) = softmax(src[0..n)) (max-subtracted, normaliser summed in double); src may be dst.
+/// Grad-TTS LinearAttention's softmax of k over all positions.
+template <class T>
+void softmax_positions(const T* src, T* dst, std::ptrdiff_t n) {
+  if (n <= 0) return;
+  const T mx = *std::max_element(src, src + n);
+  double total = 0;
+  for (std::ptrdiff_t i = 0; i < n; ++i) total += dst[i] = std::exp(src[i] - mx);
+  const T scale = static_cast<T>(1.0 / total);
+  for (std::ptrdiff_t i = 0; i < n; ++i) dst[i] *= scale;
+}
+
+/// The float version on simd::exp: the sum is kept per vector lane in float over runs of 256
+/// values and the runs are added in double (a scalar exp and a double cast of every value took
+/// a quarter of a 64-channel LinearAttention).
+inline void softmax_positions(const float* src, float* dst, std::ptrdiff_t n) {
+  namespace v = simd;
+  constexpr std::ptrdiff_t L = v::kFloats, kRun = 256;
+  if (n <= 0) return;
+  const std::ptrdiff_t nv = n / L * L;
+  float mx = -std::numeric_limits<float>::infinity();
+  if (nv) {
+    v::vf m = v::load(src);
+    for (std::ptrdiff_t i = L; i < nv; i += L) m = v::max(m, v::load(src + i));
+    for (int l = 0; l < L; ++l) mx = std::max(mx, m[l]);
+  }
+  for (std::ptrdiff_t i = nv; i < n; ++i) mx = std::max(mx, src[i]);
+  const v::vf vmx = v::splat(mx);
+  double total = 0;
+  for (std::ptrdiff_t i = 0; i < nv;) {
+    v::vf acc{};
+    for (const std::ptrdiff_t end = std::min(nv, i + kRun); i < end; i += L) {
+      const v::vf e = v::exp(v::load(src + i) - vmx);
+      v::store(dst + i, e);
+      acc += e;
+    }
+    float run = 0;
+    for (int l = 0; l < L; ++l) run += acc[l];
+    total += run;
+  }
+  for (std::ptrdiff_t i = nv; i < n; ++i) total += dst[i] = std::exp(src[i] - mx);
+  const float scale = static_cast<float>(1.0 / total);
+  v::transform(dst, n, [&](v::vf x) { return x * v::splat(scale); });
+}
+}  // namespace detail
+
+/// Grad-TTS linear attention core. qkv (B, 3*heads*dh, H, W), channel = which*heads*dh + head*dh + c.
+/// k is softmaxed over all H*W positions; context = k v^T (dh x dh); out = context^T q.
+/// Returns (B, heads*dh, H, W). No mask and no 1/sqrt(d) scale, as in the original.
+template <class T>
+Tensor<T, 4, Cpu> linear_attention(const Tensor<T, 4, Cpu>& qkv, int heads, int dim_head) {
+  const std::ptrdiff_t B = qkv.shape(0), N = static_cast<std::ptrdiff_t>(qkv.shape(2) * qkv.shape(3));
+  const std::ptrdiff_t hidden = static_cast<std::ptrdiff_t>(heads) * dim_head;
+  auto out = Tensor<T, 4, Cpu>::from_shape({qkv.shape(0), static_cast<std::size_t>(hidden), qkv.shape(2), qkv.shape(3)});
+  parallel_for(B * heads, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+    memory::Buffer<T> ksm(static_cast<std::size_t>(dim_head) * N), ctx(static_cast<std::size_t>(dim_head) * dim_head);
+    for (std::ptrdiff_t bh = first; bh < last; ++bh) {
+      const std::ptrdiff_t b = bh / heads, h = bh % heads;
+      const T* base = qkv.data() + b * 3 * hidden * N;
+      const T* q = base + (h * dim_head) * N;
+      const T* k = base + (hidden + h * dim_head) * N;
+      const T* v = base + (2 * hidden + h * dim_head) * N;
+      for (int d = 0; d < dim_head; ++d) detail::softmax_positions(k + d * N, ksm.data() + d * N, N);
+      // context[d, e] = sum_n k[d, n] v[e, n]
+      gemm_bt<T>(dim_head, dim_head, static_cast<int>(N), ksm.data(), N, v, N, ctx.data(), dim_head);
+      // out[e, n] = sum_d context[d, e] q[d, n]
+      T* o = out.data() + (b * hidden + h * dim_head) * N;
+      gemm_at<T>(dim_head, static_cast<int>(N), dim_head, ctx.data(), dim_head, q, N, o, N);
+    }
+  });
+  return out;
+}
+
+/// The whole Grad-TTS LinearAttention block, to_out(linear_attention(to_qkv(x))), computed with
+/// the same mathematics in fewer operations. The attention is linear in q and v, so with
+/// k~ = softmax_n(W_k x) (per row, over all positions) and per head h
+///   context_h = k~_h v_h^T = (k~_h x^T) W_v,h^T                        (dh x dh)
+///   y = sum_h W_out,h context_h^T W_q,h x + b = Mix x + b,  Mix = sum_h W_out,h context_h^T W_q,h
+/// neither q nor v is ever formed over the positions: per position it costs the k projection,
+/// the k~ x^T product and one C x C mix, instead of the q, k, v projections, the two attention
+/// products and to_out (2x fewer multiply-adds at C = 64, 1.5x at 128; the 1x1 convolutions
+/// around the attention were ~25 % of an Origin forward's work after Winograd). It also never
+/// holds the 3 x hidden-channel qkv tensor. x (B, C, H, W); w_qkv (3*heads*dh, C, 1, 1) with
+/// channel = which*heads*dh + head*dh + c; w_out (C_out, heads*dh, 1, 1); b_out (C_out) or empty.
+template <class T>
+Tensor<T, 4, Cpu> linear_attention_block(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w_qkv,
+                                         const Tensor<T, 4, Cpu>& w_out, const Tensor<T, 1, Cpu>& b_out, int heads,
+                                         int dim_head) {
+  const int B = static_cast<int>(x.shape(0)), C = static_cast<int>(x.shape(1));
+  const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3));
+  const int hidden = heads * dim_head, Cout = static_cast<int>(w_out.shape(0));
+  const std::ptrdiff_t N = static_cast<std::ptrdiff_t>(H) * W;
+  auto y = Tensor<T, 4, Cpu>::from_shape({x.shape(0), static_cast<std::size_t>(Cout), x.shape(2), x.shape(3)});
+  if (B == 0 || N == 0) return y;
+  const T* wq = w_qkv.data();
+  const T* wk = wq + static_cast<std::ptrdiff_t>(hidden) * C;
+  const T* wv = wk + static_cast<std::ptrdiff_t>(hidden) * C;
+  memory::Buffer<T> ksm(static_cast<std::size_t>(hidden) * N), P(static_cast<std::size_t>(hidden) * C),
+      mix(static_cast<std::size_t>(Cout) * C), ctx(static_cast<std::size_t>(dim_head) * dim_head),
+      g(static_cast<std::size_t>(dim_head) * C),
+      xt(static_cast<std::size_t>(packed::packed_b_size<T>(static_cast<int>(N), C)));
+  for (int b = 0; b < B; ++b) {
+    const T* xb = x.data() + static_cast<std::ptrdiff_t>(b) * C * N;
+    // k = W_k x, then softmax over the positions of every row, in place (as linear_attention).
+    pointwise_conv<T>(xb, 1, C, H, W, wk, hidden, nullptr, ksm.data(), false);
+    parallel_for(hidden, [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
+      for (std::ptrdiff_t r = r0; r < r1; ++r) detail::softmax_positions(ksm.data() + r * N, ksm.data() + r * N, N);
+    });
+    // P = k~ x^T (hidden x C), the positions the long reduction, on the packed kernel: x^T is
+    // packed once (threads take runs of positions), then each thread multiplies its own panels
+    // of k~'s rows, read in place, into it.
+    parallel_for((N + 255) / 256, [&](std::ptrdiff_t c0, std::ptrdiff_t c1) {
+      packed::pack_b_transposed<T>(static_cast<int>(N), C, xb, N, static_cast<int>(c0 * 256),
+                                         static_cast<int>(std::min(N, c1 * 256)), xt.data());
+    });
+    constexpr int R = packed::kPanelRows;
+    parallel_for((hidden + R - 1) / R, [&](std::ptrdiff_t p0, std::ptrdiff_t p1) {
+      const int m0 = static_cast<int>(p0) * R, m1 = std::min(hidden, static_cast<int>(p1) * R);
+      packed::gemm_rows_packed_b<T>(m1 - m0, C, static_cast<int>(N), ksm.data() + m0 * N, N, xt.data(),
+                                         P.data() + static_cast<std::ptrdiff_t>(m0) * C, C);
+    });
+    // Mix = sum_h W_out,h context_h^T W_q,h (C_out x C: small products, serial).
+    std::fill(mix.begin(), mix.end(), T(0));
+    for (int h = 0; h < heads; ++h) {
+      // context_h[d][e] = sum_c P[h*dh + d][c] W_v[h*dh + e][c]
+      gemm_bt<T>(dim_head, dim_head, C, P.data() + h * dim_head * C, C, wv + h * dim_head * C, C, ctx.data(),
+                      dim_head);
+      // g = context_h^T W_q,h (dh x C)
+      gemm_at<T>(dim_head, C, dim_head, ctx.data(), dim_head, wq + h * dim_head * C, C, g.data(), C);
+      // Mix += W_out[:, h*dh : (h+1)*dh] g
+      gemm<T>(Cout, C, dim_head, w_out.data() + h * dim_head, hidden, g.data(), C, mix.data(), C,
+                   /*accumulate=*/true);
+    }
+    pointwise_conv<T>(xb, 1, C, H, W, mix.data(), Cout, b_out.size() ? b_out.data() : nullptr,
+                           y.data() + static_cast<std::ptrdiff_t>(b) * Cout * N, false);
+  }
+  return y;
+}
+

@@ -1,0 +1,382 @@
+// Run-time CPU dispatch (ops/cpu/isa.hpp, target.hpp, kernels.hpp): every copy of the kernels
+// this CPU can run computes what the baseline copy (generic) computes, op by op, on awkward
+// shapes (odd widths, vector tails, channel counts that are not multiples of the register
+// blocks); the choice of copy by DIFFBLOCKS_CPU_ISA and set_isa(), and its errors.
+//
+// The parity suites also run under DIFFBLOCKS_CPU_ISA=generic and =avx2 (tests/CMakeLists.txt,
+// isa_generic_parity / isa_avx2_parity): the listener below skips such a run (exit 77) on a CPU
+// that lacks the instruction set it names.
+#define CATCH_CONFIG_EXTERNAL_INTERFACES  // Catch2 v2: the listener's base class
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cli_helpers.hpp"
+#include "helpers.hpp"
+
+namespace {
+
+using namespace dbt;
+namespace cpu = db::ops::cpu;
+using cpu::Isa;
+template <class T, std::size_t N>
+using Tensor = db::Tensor<T, N>;
+
+/// A run of the parity suites under DIFFBLOCKS_CPU_ISA=<set this CPU lacks> is skipped, not
+/// failed: CI machines differ.
+struct SkipUnsupportedIsa : Catch::TestEventListenerBase {
+  using TestEventListenerBase::TestEventListenerBase;
+  void testRunStarting(const Catch::TestRunInfo&) override {
+    const char* env = std::getenv("DIFFBLOCKS_CPU_ISA");
+    if (!env || !*env) return;
+    for (Isa i : cpu::kAllIsas)
+      if (std::string(env) == cpu::isa_name(i) && !cpu::isa_supported(i)) {
+        std::printf("SKIPPED: DIFFBLOCKS_CPU_ISA=%s, which this CPU does not support (supported: %s)\n", env,
+                    cpu::supported_isa_names().c_str());
+        std::fflush(stdout);
+        std::_Exit(77);
+      }
+  }
+};
+
+/// Restores the instruction set in use when a test section ends (also by a failed REQUIRE).
+struct IsaGuard {
+  Isa saved = cpu::isa();
+  ~IsaGuard() { cpu::set_isa(saved); }
+};
+
+template <class T, std::size_t N>
+Tensor<T, N> random_tensor(const std::array<std::size_t, N>& shape, std::uint64_t seed, double scale = 1.0) {
+  db::Rng rng(seed);
+  auto t = Tensor<T, N>::from_shape(shape);
+  for (auto& v : t) v = static_cast<T>(scale * rng.normal());
+  return t;
+}
+
+/// The lowest instruction set that runs here: generic, unless this is a one-copy build
+/// (DIFFBLOCKS_CPU_DISPATCH=0), where there is nothing to compare.
+Isa baseline_isa() {
+  for (Isa i : cpu::kAllIsas)
+    if (cpu::isa_supported(i)) return i;
+  return Isa::Generic;
+}
+
+/// The result of `op` under every instruction set this CPU supports agrees with the generic
+/// copy's within 1e-5 * max(1, max|generic|) (ten times inside the accuracy contract: they run
+/// the same algorithm, only the order of additions and the exp/reciprocal estimates differ).
+template <class Op>
+void require_isas_agree(const std::string& what, Op op) {
+  const IsaGuard guard;
+  const Isa base = baseline_isa();
+  cpu::set_isa(base);
+  const auto want = op();
+  for (Isa i : cpu::kAllIsas) {
+    if (i == base || !cpu::isa_supported(i)) continue;
+    cpu::set_isa(i);
+    const auto got = op();
+    REQUIRE(got.size() == want.size());
+    const Diff d = diff(got, want);
+    INFO(what << ", " << cpu::isa_name(i) << " vs " << cpu::isa_name(base) << ": max|err| = " << d.max_abs_err
+              << ", max|" << cpu::isa_name(base) << "| = " << d.max_abs_ref);
+    REQUIRE(d.max_abs_err <= 1e-5 * std::max(1.0, d.max_abs_ref));
+  }
+}
+
+}  // namespace
+
+CATCH_REGISTER_LISTENER(SkipUnsupportedIsa)
+
+// ---- choosing the instruction set ----------------------------------------------------------
+
+TEST_CASE("isa: the best supported instruction set is chosen, set_isa switches and refuses", "[isa]") {
+  const IsaGuard guard;
+  REQUIRE(cpu::isa_supported(Isa::Generic) == cpu::isa_compiled(Isa::Generic));  // the baseline always runs
+  REQUIRE(cpu::isa_supported(cpu::best_isa()));
+  const char* env = std::getenv("DIFFBLOCKS_CPU_ISA");
+  if (!env || !*env) REQUIRE(guard.saved == cpu::best_isa());
+  for (Isa i : cpu::kAllIsas) {
+    if (!cpu::isa_supported(i)) {
+      REQUIRE_THROWS_AS(cpu::set_isa(i), db::ConfigError);
+      continue;
+    }
+    cpu::set_isa(i);
+    REQUIRE(cpu::isa() == i);
+    REQUIRE(std::string(cpu::isa_name()) == cpu::isa_name(i));
+    REQUIRE(cpu::isa_report().rfind(cpu::isa_name(i), 0) == 0);
+  }
+  // Not an instruction set of this build: refused, and the active one stays.
+  cpu::set_isa(baseline_isa());
+  try {
+    cpu::set_isa(static_cast<Isa>(7));
+    FAIL("set_isa accepted an unknown instruction set");
+  } catch (const db::ConfigError& e) {
+    REQUIRE(std::string(e.what()).find("supported here: " + cpu::supported_isa_names()) != std::string::npos);
+  }
+  REQUIRE(cpu::isa() == baseline_isa());
+  // The features a copy needs are implied by its being supported.
+  const cpu::CpuFeatures& f = cpu::cpu_features();
+  if (cpu::isa_supported(Isa::Avx512)) REQUIRE((f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl && f.avx2));
+  if (cpu::isa_supported(Isa::Avx2)) REQUIRE((f.avx2 && f.fma && f.f16c));
+}
+
+TEST_CASE("isa: DIFFBLOCKS_CPU_ISA values, bad ones and ones the CPU lacks", "[isa]") {
+  Isa out = Isa::Avx512;
+  // Accepted names (any case) of supported sets.
+  auto any_cpu = [](Isa) { return true; };
+  REQUIRE(cpu::detail::parse_isa_env("generic", out, any_cpu).empty());
+  REQUIRE(out == Isa::Generic);
+  REQUIRE(cpu::detail::parse_isa_env("AVX2", out, any_cpu).empty());
+  REQUIRE(out == Isa::Avx2);
+  // Not a name: the variable, the value and the accepted names.
+  const std::string bad = cpu::detail::parse_isa_env("avx3", out);
+  REQUIRE(bad == "DIFFBLOCKS_CPU_ISA='avx3' is not an instruction set; accepted: generic, avx2, avx512");
+  // A set the CPU lacks (a CPU with AVX2 only, whatever this one has): named with what is supported.
+  auto avx2_cpu = [](Isa i) { return i != Isa::Avx512; };
+  const std::string lacking = cpu::detail::parse_isa_env("avx512", out, avx2_cpu);
+  REQUIRE(lacking == "DIFFBLOCKS_CPU_ISA='avx512': this CPU does not support it; supported here: generic, avx2");
+}
+
+#ifdef DIFFBLOCKS_CLI
+TEST_CASE("isa: the CLI reports the instruction set, and DIFFBLOCKS_CPU_ISA errors at first use", "[isa][cli]") {
+  // The CLI inherits this process's environment; the variable is set around each command.
+  const char* outer = std::getenv("DIFFBLOCKS_CPU_ISA");
+  const std::string saved = outer ? outer : "";
+  auto with_env = [&](const char* value, const std::string& args) {
+    if (value)
+      ::setenv("DIFFBLOCKS_CPU_ISA", value, 1);
+    else
+      ::unsetenv("DIFFBLOCKS_CPU_ISA");
+    const CliResult r = cli(args, 120);
+    if (outer)
+      ::setenv("DIFFBLOCKS_CPU_ISA", saved.c_str(), 1);
+    else
+      ::unsetenv("DIFFBLOCKS_CPU_ISA");
+    return r;
+  };
+  const auto best = with_env(nullptr, "--version");
+  REQUIRE(best.status == 0);
+  REQUIRE(best.out.find("cpu kernels: " + std::string(cpu::isa_name(cpu::best_isa())) + " (supported: ") !=
+          std::string::npos);
+  if (cpu::isa_supported(Isa::Generic)) {  // the CLI is built like this binary
+    const auto generic = with_env("generic", "--version");
+    REQUIRE(generic.status == 0);
+    REQUIRE(generic.out.find("cpu kernels: generic (") != std::string::npos);
+  }
+  // A bad value fails the first command that runs a kernel (or asks which one runs), on one line.
+  const std::string output = tmp_path("isa_bad_env.safetensors");
+  const auto bad = with_env("avx3", "run --model " + fixture("origin_d") + " --inputs " +
+                                        fixture("origin_d/inputs.safetensors") + " --output " + output);
+  INFO("stderr: " << bad.err);
+  REQUIRE(bad.status == 1);
+  REQUIRE(bad.err.find("DIFFBLOCKS_CPU_ISA='avx3' is not an instruction set; accepted: generic, avx2, avx512") !=
+          std::string::npos);
+  REQUIRE(bad.err.find('\n') == bad.err.size() - 1);
+  REQUIRE_FALSE(exists(output));
+}
+#endif
+
+// ---- every copy agrees with the generic one ------------------------------------------------
+
+TEST_CASE("isa: convolutions (Winograd, im2col, 1x1, strided, transposed) agree on every ISA", "[isa][conv]") {
+  const int threads = db::get_num_threads();
+  db::set_num_threads(std::max(threads, 2));  // the per-thread Winograd schedule needs two
+  struct Case {
+    std::size_t b, ci, co, h, w;
+  };
+  // Winograd: odd sizes, one and 8/16 tiles a row (the AVX-512 transforms' groups), a cut last
+  // tile, many bands (per-thread schedule); channel counts off the 8/6/4-row panels.
+  const Case cases3[] = {{2, 13, 11, 7, 37}, {1, 8, 9, 9, 29}, {1, 16, 10, 5, 64}, {2, 17, 19, 66, 50},
+                         {2, 16, 16, 80, 128}, {1, 9, 8, 1, 1}};
+  std::uint64_t seed = 1;
+  for (const Case& c : cases3) {
+    const auto x = random_tensor<float, 4>({c.b, c.ci, c.h, c.w}, seed++);
+    const auto w = random_tensor<float, 4>({c.co, c.ci, 3, 3}, seed++, 0.2);
+    const auto bias = random_tensor<float, 1>({c.co}, seed++);
+    const std::string shape = std::to_string(c.ci) + "->" + std::to_string(c.co) + " " + std::to_string(c.h) + "x" +
+                              std::to_string(c.w);
+    require_isas_agree("winograd 3x3 " + shape, [&] { return db::ops::conv2d(db::Cpu{}, x, w, bias, 1, 1); });
+    cpu::set_conv_algorithm(cpu::ConvAlgorithm::Im2col);
+    require_isas_agree("im2col 3x3 " + shape, [&] { return db::ops::conv2d(db::Cpu{}, x, w, bias, 1, 1); });
+    cpu::set_conv_algorithm(cpu::ConvAlgorithm::Auto);
+  }
+  {  // 1x1 (in place as the GEMM's right side), and accumulated into an output
+    const auto x = random_tensor<float, 4>({2, 5, 7, 33}, seed++);
+    const auto w = random_tensor<float, 4>({7, 5, 1, 1}, seed++);
+    const auto bias = random_tensor<float, 1>({7}, seed++);
+    require_isas_agree("1x1", [&] { return db::ops::conv2d(db::Cpu{}, x, w, bias, 1, 0); });
+    require_isas_agree("1x1 accumulated", [&] {
+      auto out = random_tensor<float, 4>({2, 7, 7, 33}, 99);
+      db::ops::conv2d_add_(db::Cpu{}, x, w, bias, 1, 0, out);
+      return out;
+    });
+  }
+  {  // strided 3x3 (Downsample), odd input
+    const auto x = random_tensor<float, 4>({2, 10, 11, 23}, seed++);
+    const auto w = random_tensor<float, 4>({13, 10, 3, 3}, seed++, 0.2);
+    const auto bias = random_tensor<float, 1>({13}, seed++);
+    require_isas_agree("3x3 stride 2", [&] { return db::ops::conv2d(db::Cpu{}, x, w, bias, 2, 1); });
+  }
+  // Transposed: k 4 s 2 p 1 (Upsample: every phase the same grid) and k 3 s 2 p 1 (uneven phases).
+  for (int k : {4, 3}) {
+    const auto x = random_tensor<float, 4>({2, 9, 5, 13}, seed++);
+    const auto w = random_tensor<float, 4>({9, 7, std::size_t(k), std::size_t(k)}, seed++, 0.2);
+    const auto bias = random_tensor<float, 1>({7}, seed++);
+    require_isas_agree("conv_transpose k" + std::to_string(k),
+                       [&] { return db::ops::conv_transpose2d(db::Cpu{}, x, w, bias, 2, 1); });
+  }
+  db::set_num_threads(threads);
+}
+
+TEST_CASE("isa: GEMMs and Linear (one row, a few, threaded row blocks) agree on every ISA", "[isa][gemm]") {
+  std::uint64_t seed = 100;
+  for (std::size_t rows : {std::size_t(1), std::size_t(3), std::size_t(13), std::size_t(200)}) {
+    const auto x = random_tensor<float, 2>({rows, 37}, seed++);
+    const auto w = random_tensor<float, 2>({45, 37}, seed++);
+    const auto b = random_tensor<float, 1>({45}, seed++);
+    require_isas_agree("linear " + std::to_string(rows) + " rows", [&] { return db::ops::linear(db::Cpu{}, x, w, b); });
+  }
+  {  // a rank-3 batch of token sequences
+    const auto x = random_tensor<float, 3>({2, 75, 19}, seed++);
+    const auto w = random_tensor<float, 2>({33, 19}, seed++);
+    const auto none = Tensor<float, 1>::from_shape({0});
+    require_isas_agree("linear tokens", [&] { return db::ops::linear(db::Cpu{}, x, w, none); });
+  }
+  // The raw products, with K past one pass of the packed kernel and strides wider than the rows.
+  for (int M : {1, 7, 29})
+    for (int N : {3, 33, 70})
+      for (int K : {5, 300}) {
+        const std::string shape = std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K);
+        const auto A = random_tensor<float, 2>({std::size_t(M), std::size_t(K + 2)}, seed++);
+        const auto At = random_tensor<float, 2>({std::size_t(K), std::size_t(M + 1)}, seed++);
+        const auto B = random_tensor<float, 2>({std::size_t(K), std::size_t(N + 3)}, seed++);
+        const auto Bt = random_tensor<float, 2>({std::size_t(N), std::size_t(K + 1)}, seed++);
+        const auto C0 = random_tensor<float, 2>({std::size_t(M), std::size_t(N)}, seed++);
+        require_isas_agree("gemm " + shape, [&] {
+          auto C = C0;
+          cpu::gemm(M, N, K, A.data(), K + 2, B.data(), N + 3, C.data(), N, /*accumulate=*/true);
+          return C;
+        });
+        require_isas_agree("gemm_bt " + shape, [&] {
+          auto C = C0;
+          cpu::gemm_bt(M, N, K, A.data(), K + 2, Bt.data(), K + 1, C.data(), N);
+          return C;
+        });
+        require_isas_agree("gemm_at " + shape, [&] {
+          auto C = C0;
+          cpu::gemm_at(M, N, K, At.data(), M + 1, B.data(), N + 3, C.data(), N);
+          return C;
+        });
+      }
+}
+
+TEST_CASE("isa: softmax attention (naive, streaming, masked) and LinearAttention agree on every ISA",
+          "[isa][attention]") {
+  std::uint64_t seed = 300;
+  // 2 heads of 12 (queries/keys) and 10 (values): no head is a whole vector; 37 queries, 70 keys.
+  const auto q = random_tensor<float, 3>({2, 37, 24}, seed++);
+  const auto k = random_tensor<float, 3>({2, 70, 24}, seed++);
+  const auto v = random_tensor<float, 3>({2, 70, 20}, seed++);
+  auto bias = Tensor<float, 2>::from_shape({2, 70});
+  for (std::size_t j = 0; j < 70; ++j) {
+    bias(0, j) = 0.0f;
+    bias(1, j) = j < 51 ? 0.0f : -10000.0f;  // the second item's last keys are padding
+  }
+  const auto none = Tensor<float, 2>::from_shape({0});
+  const Tensor<float, 2>* biases[] = {&none, &bias};
+  for (const Tensor<float, 2>* b : biases) {
+    const std::string m = b->size() ? " masked" : "";
+    require_isas_agree("attention naive" + m,
+                       [&] { return db::ops::attention_naive(db::Cpu{}, q, k, v, 2, 0.3f, *b); });
+    require_isas_agree("attention streaming" + m,
+                       [&] { return db::ops::attention_streaming(db::Cpu{}, q, k, v, 2, 0.3f, *b); });
+  }
+  // Grad-TTS LinearAttention: the core on qkv, and the whole block (odd plane, 2 heads of 16).
+  const auto qkv = random_tensor<float, 4>({2, 3 * 2 * 16, 5, 23}, seed++);
+  require_isas_agree("linear_attention", [&] { return db::ops::linear_attention(db::Cpu{}, qkv, 2, 16); });
+  const auto x = random_tensor<float, 4>({2, 12, 5, 23}, seed++);
+  const auto w_qkv = random_tensor<float, 4>({3 * 2 * 16, 12, 1, 1}, seed++, 0.3);
+  const auto w_out = random_tensor<float, 4>({12, 2 * 16, 1, 1}, seed++, 0.3);
+  const auto b_out = random_tensor<float, 1>({12}, seed++);
+  require_isas_agree("linear_attention_block",
+                     [&] { return db::ops::linear_attention_block(db::Cpu{}, x, w_qkv, w_out, b_out, 2, 16); });
+}
+
+TEST_CASE("isa: norms, activations and the content hash agree on every ISA", "[isa][norm]") {
+  std::uint64_t seed = 500;
+  const auto x = random_tensor<float, 4>({2, 12, 5, 37}, seed++, 2.0);
+  const auto gamma = random_tensor<float, 1>({12}, seed++), beta = random_tensor<float, 1>({12}, seed++);
+  const auto none = Tensor<float, 1>::from_shape({0});
+  auto mask = Tensor<float, 4>::from_shape({2, 1, 1, 37});
+  for (std::size_t w = 0; w < 37; ++w) mask(0, 0, 0, w) = 1.0f, mask(1, 0, 0, w) = w < 29 ? 1.0f : 0.0f;
+  const auto tbias = random_tensor<float, 2>({2, 12}, seed++);
+  require_isas_agree("group_norm", [&] { return db::ops::group_norm(db::Cpu{}, x, 4, gamma, beta, 1e-5); });
+  require_isas_agree("group_norm without affine", [&] { return db::ops::group_norm(db::Cpu{}, x, 3, none, none, 1e-6); });
+  require_isas_agree("group_norm_mish_mask_", [&] {
+    auto y = x;
+    db::ops::group_norm_mish_mask_(db::Cpu{}, y, 4, gamma, beta, 1e-5, mask);
+    return y;
+  });
+  require_isas_agree("group_norm_mish_mask_bias_mask_", [&] {
+    auto y = x;
+    db::ops::group_norm_mish_mask_bias_mask_(db::Cpu{}, y, 4, gamma, beta, 1e-5, mask, tbias);
+    return y;
+  });
+  require_isas_agree("group_norm_silu", [&] { return db::ops::group_norm_silu(db::Cpu{}, x, 4, gamma, beta, 1e-5); });
+  // A long group (past the 2048-value chunks of the moments) with a large mean.
+  const auto big = random_tensor<float, 4>({1, 4, 33, 129}, seed++, 3.0);
+  require_isas_agree("group_norm long", [&] {
+    auto y = big;
+    for (auto& v : y) v += 50.0f;
+    return db::ops::group_norm(db::Cpu{}, y, 2, none, none, 1e-5);
+  });
+  const auto tokens = random_tensor<float, 3>({2, 9, 45}, seed++);
+  const auto lg = random_tensor<float, 1>({45}, seed++), lb = random_tensor<float, 1>({45}, seed++);
+  require_isas_agree("layer_norm", [&] { return db::ops::layer_norm(db::Cpu{}, tokens, lg, lb, 1e-5); });
+  // Activations over [-30, 30] (every branch and tail), lengths off the vector widths, and
+  // large enough (> 16 K) to run on the pool.
+  for (std::size_t n : {std::size_t(13), std::size_t(40001)}) {
+    auto a = Tensor<float, 1>::from_shape({n});
+    for (std::size_t i = 0; i < n; ++i) a(i) = -30.0f + 60.0f * float(i) / float(n);
+    require_isas_agree("mish", [&] { auto y = a; db::ops::mish_(db::Cpu{}, y); return y; });
+    require_isas_agree("silu", [&] { auto y = a; db::ops::silu_(db::Cpu{}, y); return y; });
+    require_isas_agree("gelu", [&] { auto y = a; db::ops::gelu_(db::Cpu{}, y); return y; });
+  }
+  const auto gg = random_tensor<float, 2>({7, 2 * 19}, seed++);
+  require_isas_agree("geglu", [&] { return db::ops::geglu(db::Cpu{}, gg); });
+  // The weight cache's hash is integer arithmetic: the same value on every copy.
+  std::vector<float> wv(300037);
+  for (std::size_t i = 0; i < wv.size(); ++i) wv[i] = float(i % 11) * 0.25f;
+  const IsaGuard guard;
+  cpu::set_isa(baseline_isa());
+  const std::uint64_t h = cpu::content_hash(wv.data(), wv.size() * sizeof(float));
+  const std::uint64_t h_small = cpu::content_hash(wv.data(), 1001 * sizeof(float));
+  for (Isa i : cpu::kAllIsas)
+    if (cpu::isa_supported(i)) {
+      cpu::set_isa(i);
+      REQUIRE(cpu::content_hash(wv.data(), wv.size() * sizeof(float)) == h);
+      REQUIRE(cpu::content_hash(wv.data(), 1001 * sizeof(float)) == h_small);
+    }
+}
+
+TEST_CASE("isa: the Origin U-Net on every ISA, the weight cache keyed by ISA", "[isa][origin]") {
+  // One model, run on each copy in turn: the derived weights (Winograd-transformed, packed) of one
+  // copy's layout must never be served to another's.
+  db::OriginConfig cfg;
+  cfg.dim = 16;
+  cfg.dim_mults = {1, 2};
+  cfg.n_feats = 16;
+  cfg.groups = 4;
+  db::GradLogPEstimator2d<> net(cfg);
+  db::Rng rng(7);
+  net.visit([&](const std::string&, auto& t) {
+    for (auto& v : t) v = static_cast<float>(0.2 * rng.normal());
+  });
+  const auto x = random_tensor<float, 3>({2, 16, 36}, 1), mu = random_tensor<float, 3>({2, 16, 36}, 2);
+  auto mask = Tensor<float, 3>::from_shape({2, 1, 36});
+  for (std::size_t t = 0; t < 36; ++t) mask(0, 0, t) = 1.0f, mask(1, 0, t) = t < 28 ? 1.0f : 0.0f;
+  auto tt = Tensor<float, 1>::from_shape({2});
+  tt(0) = 0.3f, tt(1) = 0.8f;
+  require_isas_agree("Origin forward", [&] { return net.forward(x, mask, mu, tt); });
+}
