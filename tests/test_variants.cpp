@@ -1,77 +1,21 @@
 // Block variants snapped into the Origin U-Net (SoftmaxSelfAttention, built on CrossAttention,
 // in place of Grad-TTS's LinearAttention, with the padding mask) and the CPU kernels behind the
-// blocks (attention variants, SIMD activations), each against a direct computation.
+// blocks. Shared with every device's test binary (tests/parity/): SoftmaxSelfAttention against
+// its definition, and the op registry (tests/ops/op_cases.hpp): every op under every CPU
+// variant (Winograd / im2col, naive / streaming attention, 1 and 3 threads) against its plain
+// reference. CPU-only here: what the attention kernels do with extreme logits and -inf masks,
+// the algorithm setting, and the SIMD activations over a wide range.
 #include <vector>
 
-#include "helpers.hpp"
+#include "ops/reference.hpp"
+#include "parity/on_cpu.hpp"
+#include "parity/ops.hpp"
+#include "parity/variants.hpp"
 
 using namespace dbt;
 using db::Tensor;
 
 namespace {
-
-Tensor<float, 4> random4(std::size_t B, std::size_t C, std::size_t H, std::size_t W, std::uint64_t seed) {
-  db::Rng rng(seed);
-  auto x = Tensor<float, 4>::from_shape({B, C, H, W});
-  for (auto& v : x) v = float(rng.normal());
-  return x;
-}
-
-Tensor<float, 4> frame_mask(const std::vector<std::size_t>& lengths, std::size_t W) {
-  auto m = Tensor<float, 4>::from_shape({lengths.size(), 1, 1, W});
-  for (std::size_t b = 0; b < lengths.size(); ++b)
-    for (std::size_t w = 0; w < W; ++w) m(b, 0, 0, w) = w < lengths[b] ? 1.f : 0.f;
-  return m;
-}
-
-// softmax(q k^T / sqrt(dh)) v per head over the positions (y, x) with x < length[b], then to_out;
-// written from the definition with nested loops in double.
-Tensor<float, 4> reference(db::SoftmaxSelfAttention<>& a, const Tensor<float, 4>& x,
-                           const std::vector<std::size_t>& len) {
-  const std::size_t B = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3), N = H * W;
-  const std::size_t heads = a.heads(), dh = a.dim_head(), inner = heads * dh;
-  const auto& wq = a.attn.to_q.weight;
-  const auto& wk = a.attn.to_k.weight;
-  const auto& wv = a.attn.to_v.weight;
-  const auto& wo = a.attn.to_out.weight;
-  const auto& bo = a.attn.to_out.bias;
-  auto y = Tensor<float, 4>::from_shape({B, C, H, W});
-  for (std::size_t b = 0; b < B; ++b) {
-    std::vector<double> q(N * inner, 0), k(N * inner, 0), v(N * inner, 0), o(N * inner, 0);
-    for (std::size_t n = 0; n < N; ++n)
-      for (std::size_t j = 0; j < inner; ++j)
-        for (std::size_t c = 0; c < C; ++c) {
-          const double xv = x(b, c, n / W, n % W);
-          q[n * inner + j] += wq(j, c) * xv;
-          k[n * inner + j] += wk(j, c) * xv;
-          v[n * inner + j] += wv(j, c) * xv;
-        }
-    for (std::size_t h = 0; h < heads; ++h)
-      for (std::size_t i = 0; i < N; ++i) {
-        std::vector<double> p(N, 0);
-        double mx = -1e300, sum = 0;
-        for (std::size_t j = 0; j < N; ++j) {
-          if (j % W >= len[b]) continue;
-          for (std::size_t e = 0; e < dh; ++e) p[j] += q[i * inner + h * dh + e] * k[j * inner + h * dh + e];
-          p[j] /= std::sqrt(double(dh));
-          mx = std::max(mx, p[j]);
-        }
-        for (std::size_t j = 0; j < N; ++j) sum += (j % W < len[b]) ? std::exp(p[j] - mx) : 0.0;
-        for (std::size_t j = 0; j < N; ++j) {
-          if (j % W >= len[b]) continue;
-          const double w = std::exp(p[j] - mx) / sum;
-          for (std::size_t e = 0; e < dh; ++e) o[i * inner + h * dh + e] += w * v[j * inner + h * dh + e];
-        }
-      }
-    for (std::size_t n = 0; n < N; ++n)
-      for (std::size_t c = 0; c < C; ++c) {
-        double s = bo(c);
-        for (std::size_t j = 0; j < inner; ++j) s += wo(c, j) * o[n * inner + j];
-        y(b, c, n / W, n % W) = (n % W < len[b]) ? float(s) : 0.f;
-      }
-  }
-  return y;
-}
 
 db::OriginConfig small_config() {
   db::OriginConfig cfg;
@@ -96,23 +40,6 @@ struct SpyAttention : db::SoftmaxSelfAttention<T, D> {
 };
 
 }  // namespace
-
-TEST_CASE("SoftmaxSelfAttention equals softmax attention written out", "[variants]") {
-  db::SoftmaxSelfAttention<> a(8, 2, 4);
-  db::init_parameters(a, 3);
-  const auto x = random4(2, 8, 3, 5, 11);
-  SECTION("with a padding mask") {
-    const auto y = a.forward(x, frame_mask({5, 3}, 5));
-    require_close(y, reference(a, x, {5, 3}), "masked");
-  }
-  SECTION("without a mask every position is attended") {
-    require_close(a.forward(x), reference(a, x, {5, 5}), "unmasked");
-  }
-  SECTION("wrong channels or mask shape are input errors") {
-    REQUIRE_THROWS_AS(a.forward(random4(1, 4, 3, 5, 1)), db::InputError);
-    REQUIRE_THROWS_AS(a.forward(x, frame_mask({5, 3}, 4)), db::InputError);
-  }
-}
 
 TEST_CASE("SoftmaxSelfAttention ignores padded frames", "[variants]") {
   db::SoftmaxSelfAttention<> a(8);
@@ -198,30 +125,11 @@ Tensor<float, 3> random3(std::size_t B, std::size_t N, std::size_t C, double sca
   return x;
 }
 
-/// The definition in double: softmax over keys of scale * q.k + bias, times v, per head.
+/// The definition in double (tests/ops/reference.hpp): softmax over keys of scale * q.k + bias,
+/// times v, per head.
 std::vector<double> attention_reference(const Tensor<float, 3>& q, const Tensor<float, 3>& k, const Tensor<float, 3>& v,
                                         int heads, double scale, const Tensor<float, 2>& bias) {
-  const std::size_t B = q.shape(0), Nq = q.shape(1), Nk = k.shape(1), dh = q.shape(2) / heads, dv = v.shape(2) / heads;
-  std::vector<double> out(B * Nq * v.shape(2));
-  std::vector<double> s(Nk);
-  for (std::size_t b = 0; b < B; ++b)
-    for (int h = 0; h < heads; ++h)
-      for (std::size_t i = 0; i < Nq; ++i) {
-        double mx = -1e300, sum = 0;
-        for (std::size_t j = 0; j < Nk; ++j) {
-          double d = 0;
-          for (std::size_t c = 0; c < dh; ++c) d += double(q(b, i, h * dh + c)) * double(k(b, j, h * dh + c));
-          s[j] = scale * d + (bias.size() ? double(bias(b, j)) : 0.0);
-          mx = std::max(mx, s[j]);
-        }
-        for (std::size_t j = 0; j < Nk; ++j) sum += (s[j] = std::exp(s[j] - mx));
-        for (std::size_t e = 0; e < dv; ++e) {
-          double o = 0;
-          for (std::size_t j = 0; j < Nk; ++j) o += s[j] * double(v(b, j, h * dv + e));
-          out[(b * Nq + i) * v.shape(2) + h * dv + e] = o / sum;
-        }
-      }
-  return out;
+  return dbops::ref::attention(q, k, v, heads, scale, bias).v;
 }
 
 }  // namespace
