@@ -2,9 +2,8 @@
 // Test mode of the op registry: every case of op_cases<D>(Size::Test) against its reference,
 // under every variant of D that may change it (variants.hpp), one table row each. The Catch2
 // case that calls it is tests/parity/ops.hpp (every device's test binary).
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -41,7 +40,8 @@ template <class D>
 void check_registry(const std::string& device) {
   const std::vector<Variant> variants = Variants<D>::list();
   const auto cases = op_cases<D>(Size::Test);
-  std::printf("# %s: %zu op cases x %zu variants (registry: tests/ops/op_cases.hpp)\n", device.c_str(), cases.size(), variants.size());
+  std::printf("# %s: %zu op cases x %zu variants (registry: tests/ops/op_cases.hpp)\n", device.c_str(), cases.size(),
+              variants.size());
   std::printf("%-34s %-40s %-10s %10s %10s %10s\n", "op", "params", "variant", "max|err|", "max|ref|", "bound");
   int runs = 0, failures = 0, skipped = 0;
   for (const auto& c : cases) {
@@ -74,7 +74,10 @@ void check_registry(const std::string& device) {
       const double bound = std::max(c.tolerance * (c.absolute ? 1.0 : scale), v.tolerance * scale);
       const bool ok = cmp.same_shape && cmp.err <= bound;
       std::printf("%-34s %-40s %-10s %10.3g %10.3g %10.3g%s\n", c.op.c_str(), c.params.c_str(), v.name.c_str(), cmp.err, cmp.ref,
-                  bound, ok ? "" : cmp.same_shape ? "  FAILED" : "  FAILED (shape)");
+                  bound,
+                  ok               ? ""
+                  : cmp.same_shape ? "  FAILED"
+                                   : "  FAILED (shape)");
       ++runs;
       if (!ok) ++failures;
       INFO(c.op << " " << c.params << " [" << v.name << "]: max|err| " << cmp.err << ", max|ref| " << cmp.ref << ", bound "
@@ -83,7 +86,8 @@ void check_registry(const std::string& device) {
       CHECK(cmp.err <= bound);
     }
   }
-  std::printf("# %s: %d runs of %zu op cases, %d failed, %d not available\n", device.c_str(), runs, cases.size(), failures, skipped);
+  std::printf("# %s: %d runs of %zu op cases, %d failed, %d not available\n", device.c_str(), runs, cases.size(), failures,
+              skipped);
   std::fflush(stdout);
 }
 

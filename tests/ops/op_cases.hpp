@@ -167,15 +167,8 @@ std::vector<OpCase<D>> op_cases(Size size) {
   std::vector<OpCase<D>> cases;
   auto add = [&](std::string op, std::string params, double bytes, double flops, unsigned paths,
                  std::function<OpRun<D>()> make) -> OpCase<D>& {
-    OpCase<D> c;
-    c.op = std::move(op);
-    c.params = std::move(params);
-    c.bytes = bytes;
-    c.flops = flops;
-    c.paths = paths;
-    c.make = std::move(make);
-    cases.push_back(std::move(c));
-    return cases.back();
+    cases.push_back(OpCase<D>{std::move(op), std::move(params), paths, bytes, flops, 1e-4, false, false, std::move(make)});
+    return cases.back();  // to set a tolerance or flag
   };
   constexpr double F4 = 4.0;  // bytes per float
 
@@ -192,12 +185,18 @@ std::vector<OpCase<D>> op_cases(Size size) {
     const double n = static_cast<double>(numel(s));
     const std::string ps = dims({s[0], s[1], s[2], s[3]});
     add("zeros", ps, n * F4, 0, kOther, [=] {
-      return functional<D>([=] { return Result{ref::Shape(s.begin(), s.end()), ref::V(numel(s), 0.0)}; },
-                           [=](auto d) { return ops::zeros<float, 4>(d, s); });
+      return functional<D>(
+          [=] {
+            return Result{ref::Shape(s.begin(), s.end()), ref::V(numel(s), 0.0)};
+          },
+          [=](auto d) { return ops::zeros<float, 4>(d, s); });
     });
     add("full", ps, n * F4, 0, kOther, [=] {
-      return functional<D>([=] { return Result{ref::Shape(s.begin(), s.end()), ref::V(numel(s), 0.25)}; },
-                           [=](auto d) { return ops::full<float, 4>(d, s, 0.25f); });
+      return functional<D>(
+          [=] {
+            return Result{ref::Shape(s.begin(), s.end()), ref::V(numel(s), 0.25)};
+          },
+          [=](auto d) { return ops::full<float, 4>(d, s, 0.25f); });
     });
     // Mish sees values past its threshold of 20 too.
     add("mish_", ps, 2 * n * F4, 0, kOther, [=] {
@@ -214,22 +213,26 @@ std::vector<OpCase<D>> op_cases(Size size) {
     });
     const HT<4> mask = frame_mask(s[0], s[3], {s[3], s[3] * 3 / 4});
     add("mul_mask_", ps, 2 * n * F4, 0, kOther, [=] {
-      return inplace<D>(ref::mul_mask, [](auto d, auto& x, const auto& m) { ops::mul_mask_(d, x, m); }, randn(s, 4), mask);
+      return inplace<D>(
+          ref::mul_mask, [](auto d, auto& x, const auto& m) { ops::mul_mask_(d, x, m); }, randn(s, 4), mask);
     });
     add("masked_copy", ps, 2 * n * F4, 0, kOther, [=] {
-      return functional<D>(ref::mul_mask, [](auto d, const auto& x, const auto& m) { return ops::masked_copy(d, x, m); },
-                           randn(s, 5), mask);
+      return functional<D>(
+          ref::mul_mask, [](auto d, const auto& x, const auto& m) { return ops::masked_copy(d, x, m); }, randn(s, 5), mask);
     });
     add("add_channel_bias_", ps, 2 * n * F4, 0, kOther, [=] {
-      return inplace<D>(ref::add_channel_bias, [](auto d, auto& x, const auto& b) { ops::add_channel_bias_(d, x, b); },
-                        randn(s, 6), randn(A2{s[0], s[1]}, 7));
+      return inplace<D>(
+          ref::add_channel_bias, [](auto d, auto& x, const auto& b) { ops::add_channel_bias_(d, x, b); }, randn(s, 6),
+          randn(A2{s[0], s[1]}, 7));
     });
     add("add_", ps, 3 * n * F4, n, kOther, [=] {
-      return inplace<D>([](const HT<4>& x, const HT<4>& y) {
-        Result r = ref::result(x);
-        for (std::size_t i = 0; i < r.v.size(); ++i) r.v[i] += y.data()[i];
-        return r;
-      }, [](auto d, auto& x, const auto& y) { ops::add_(d, x, y); }, randn(s, 8), randn(s, 9));
+      return inplace<D>(
+          [](const HT<4>& x, const HT<4>& y) {
+            Result r = ref::result(x);
+            for (std::size_t i = 0; i < r.v.size(); ++i) r.v[i] += y.data()[i];
+            return r;
+          },
+          [](auto d, auto& x, const auto& y) { ops::add_(d, x, y); }, randn(s, 8), randn(s, 9));
     });
     add("scale_", ps, 2 * n * F4, n, kOther, [=] {
       return inplace<D>([](const HT<4>& x, const HT<1>& g) { return ref::map(x, [g](double v) { return v * g(0); }); },
@@ -249,20 +252,27 @@ std::vector<OpCase<D>> op_cases(Size size) {
     });
     add("concat_channels", ps + "+" + std::to_string(s[1] / 2 + 1), 2 * (n + n / 2) * F4, 0, kOther, [=] {
       const A4 s2{s[0], s[1] / 2 + 1, s[2], s[3]};
-      return functional<D>(ref::concat_channels, [](auto d, const auto& a, const auto& b) { return ops::concat_channels(d, a, b); },
-                           randn(s, 15), randn(s2, 16));
+      return functional<D>(
+          ref::concat_channels, [](auto d, const auto& a, const auto& b) { return ops::concat_channels(d, a, b); }, randn(s, 15),
+          randn(s2, 16));
     });
     add("slice_channels", ps + "[1:" + std::to_string(s[1] - 1) + "]", 2 * n * F4, 0, kOther, [=] {
       return functional<D>([=](const HT<4>& x) { return ref::slice_channels(x, 1, s[1] - 1); },
                            [=](auto d, const auto& x) { return ops::slice_channels(d, x, 1, s[1] - 1); }, randn(s, 17));
     });
     add("reshape", ps, 2 * n * F4, 0, kOther, [=] {
-      return functional<D>([=](const HT<4>& x) { return Result{{std::int64_t(s[0] * s[1]), std::int64_t(s[2]), std::int64_t(s[3])}, ref::values(x)}; },
-                           [=](auto d, const auto& x) { return ops::reshape<float, 3>(d, x, A3{s[0] * s[1], s[2], s[3]}); },
-                           randn(s, 18));
+      return functional<D>(
+          [=](const HT<4>& x) {
+            return Result{{std::int64_t(s[0] * s[1]), std::int64_t(s[2]), std::int64_t(s[3])}, ref::values(x)};
+          },
+          [=](auto d, const auto& x) {
+            return ops::reshape<float, 3>(d, x, A3{s[0] * s[1], s[2], s[3]});
+          },
+          randn(s, 18));
     });
     add("nchw_to_tokens", ps, 2 * n * F4, 0, kOther, [=] {
-      return functional<D>(ref::nchw_to_tokens, [](auto d, const auto& x) { return ops::nchw_to_tokens(d, x); }, randn(s, 19));
+      return functional<D>(
+          ref::nchw_to_tokens, [](auto d, const auto& x) { return ops::nchw_to_tokens(d, x); }, randn(s, 19));
     });
     add("tokens_to_nchw", ps, 2 * n * F4, 0, kOther, [=] {
       return functional<D>([=](const HT<3>& x) { return ref::tokens_to_nchw(x, s[2], s[3]); },
@@ -287,9 +297,10 @@ std::vector<OpCase<D>> op_cases(Size size) {
       const HT<1> none = HT<1>::from_shape({0});
       // A large common offset: a sum-of-squares variance would lose every digit here.
       add("group_norm", pg, 2 * n * F4, 0, kOther, [=] {
-        return functional<D>([=](const HT<4>& x, const HT<1>& g, const HT<1>& b) { return ref::group_norm(x, groups, g, b, 1e-5); },
-                             [=](auto d, const auto& x, const auto& g, const auto& b) { return ops::group_norm(d, x, groups, g, b, 1e-5); },
-                             randn(s, 32, 2.0f, 100.0f), gamma, beta);
+        return functional<D>(
+            [=](const HT<4>& x, const HT<1>& g, const HT<1>& b) { return ref::group_norm(x, groups, g, b, 1e-5); },
+            [=](auto d, const auto& x, const auto& g, const auto& b) { return ops::group_norm(d, x, groups, g, b, 1e-5); },
+            randn(s, 32, 2.0f, 100.0f), gamma, beta);
       });
       add("group_norm(no affine)", pg, 2 * n * F4, 0, kOther, [=] {
         return functional<D>([=](const HT<4>& x, const HT<1>& g) { return ref::group_norm(x, groups, g, g, 1e-6); },
@@ -297,39 +308,51 @@ std::vector<OpCase<D>> op_cases(Size size) {
                              randn(s, 33, 3.0f, -1.0f), none);
       });
       add("group_norm_mish_mask_", pg, 2 * n * F4, 0, kOther, [=] {
-        return inplace<D>([=](const HT<4>& x, const HT<1>& g, const HT<1>& b, const HT<4>& m) {
-          Result r = ref::group_norm(x, groups, g, b, 1e-5);
-          const std::size_t CH = x.shape(1) * x.shape(2), W = x.shape(3);
-          for (std::size_t i = 0; i < r.v.size(); ++i) r.v[i] = ref::mish(r.v[i]) * m(i / (CH * W), 0, 0, i % W);
-          return r;
-        }, [=](auto d, auto& x, const auto& g, const auto& b, const auto& m) { ops::group_norm_mish_mask_(d, x, groups, g, b, 1e-5, m); },
-        randn(s, 34, 1.5f), gamma, beta, mask);
+        return inplace<D>(
+            [=](const HT<4>& x, const HT<1>& g, const HT<1>& b, const HT<4>& m) {
+              Result r = ref::group_norm(x, groups, g, b, 1e-5);
+              const std::size_t CH = x.shape(1) * x.shape(2), W = x.shape(3);
+              for (std::size_t i = 0; i < r.v.size(); ++i) r.v[i] = ref::mish(r.v[i]) * m(i / (CH * W), 0, 0, i % W);
+              return r;
+            },
+            [=](auto d, auto& x, const auto& g, const auto& b, const auto& m) {
+              ops::group_norm_mish_mask_(d, x, groups, g, b, 1e-5, m);
+            },
+            randn(s, 34, 1.5f), gamma, beta, mask);
       });
       add("group_norm_mish_mask_bias_mask_", pg, 2 * n * F4, 0, kOther, [=] {
-        return inplace<D>([=](const HT<4>& x, const HT<1>& g, const HT<1>& b, const HT<4>& m, const HT<2>& tb) {
-          Result r = ref::group_norm(x, groups, g, b, 1e-5);
-          const std::size_t C = x.shape(1), H = x.shape(2), W = x.shape(3);
-          for (std::size_t i = 0; i < r.v.size(); ++i) {
-            const std::size_t bi = i / (C * H * W), c = i / (H * W) % C;
-            const double mk = m(bi, 0, 0, i % W);
-            r.v[i] = (ref::mish(r.v[i]) * mk + tb(bi, c)) * mk;
-          }
-          return r;
-        }, [=](auto d, auto& x, const auto& g, const auto& b, const auto& m, const auto& tb) {
-          ops::group_norm_mish_mask_bias_mask_(d, x, groups, g, b, 1e-5, m, tb);
-        }, randn(s, 35, 1.5f), gamma, beta, mask, randn(A2{s[0], s[1]}, 36));
+        return inplace<D>(
+            [=](const HT<4>& x, const HT<1>& g, const HT<1>& b, const HT<4>& m, const HT<2>& tb) {
+              Result r = ref::group_norm(x, groups, g, b, 1e-5);
+              const std::size_t C = x.shape(1), H = x.shape(2), W = x.shape(3);
+              for (std::size_t i = 0; i < r.v.size(); ++i) {
+                const std::size_t bi = i / (C * H * W), c = i / (H * W) % C;
+                const double mk = m(bi, 0, 0, i % W);
+                r.v[i] = (ref::mish(r.v[i]) * mk + tb(bi, c)) * mk;
+              }
+              return r;
+            },
+            [=](auto d, auto& x, const auto& g, const auto& b, const auto& m, const auto& tb) {
+              ops::group_norm_mish_mask_bias_mask_(d, x, groups, g, b, 1e-5, m, tb);
+            },
+            randn(s, 35, 1.5f), gamma, beta, mask, randn(A2{s[0], s[1]}, 36));
       });
       add("group_norm_silu", pg, 2 * n * F4, 0, kOther, [=] {
-        return functional<D>([=](const HT<4>& x, const HT<1>& g, const HT<1>& b) { return ref::map(ref::group_norm(x, groups, g, b, 1e-5), ref::silu); },
-                             [=](auto d, const auto& x, const auto& g, const auto& b) { return ops::group_norm_silu(d, x, groups, g, b, 1e-5); },
-                             randn(s, 37, 2.0f), gamma, beta);
+        return functional<D>(
+            [=](const HT<4>& x, const HT<1>& g, const HT<1>& b) {
+              return ref::map(ref::group_norm(x, groups, g, b, 1e-5), ref::silu);
+            },
+            [=](auto d, const auto& x, const auto& g, const auto& b) { return ops::group_norm_silu(d, x, groups, g, b, 1e-5); },
+            randn(s, 37, 2.0f), gamma, beta);
       });
       add("ada_group_norm_silu", pg, 2 * n * F4, 0, kOther, [=] {
-        return functional<D>([=](const HT<4>& x, const HT<2>& ss) {
-          const HT<1> no = HT<1>::from_shape({0});
-          return ref::map(ref::scale_shift(ref::group_norm(x, groups, no, no, 1e-5), ss), ref::silu);
-        }, [=](auto d, const auto& x, const auto& ss) { return ops::ada_group_norm_silu(d, x, groups, ss, 1e-5); },
-        randn(s, 38, 2.0f), randn(A2{s[0], 2 * s[1]}, 39, 0.3f));
+        return functional<D>(
+            [=](const HT<4>& x, const HT<2>& ss) {
+              const HT<1> no = HT<1>::from_shape({0});
+              return ref::map(ref::scale_shift(ref::group_norm(x, groups, no, no, 1e-5), ss), ref::silu);
+            },
+            [=](auto d, const auto& x, const auto& ss) { return ops::ada_group_norm_silu(d, x, groups, ss, 1e-5); },
+            randn(s, 38, 2.0f), randn(A2{s[0], 2 * s[1]}, 39, 0.3f));
       });
     }
     add("scale_shift_", ps, 2 * n * F4, 2 * n, kOther, [=] {
@@ -345,7 +368,8 @@ std::vector<OpCase<D>> op_cases(Size size) {
     const HT<4> m = frame_mask(B, W, {W, W / 2 + 1, 1});
     const std::string ps = dims({B, W});
     add("subsample_time", ps, 1.5 * B * W * F4, 0, kOther, [=] {
-      return functional<D>(ref::subsample_time, [](auto d, const auto& x) { return ops::subsample_time(d, x); }, m);
+      return functional<D>(
+          ref::subsample_time, [](auto d, const auto& x) { return ops::subsample_time(d, x); }, m);
     });
     add("frame_mask_to_tokens", ps + " H5", 6.0 * B * W * F4, 0, kOther, [=] {
       return functional<D>([](const HT<4>& x) { return ref::frame_mask_to_tokens(x, 5); },
@@ -356,7 +380,8 @@ std::vector<OpCase<D>> op_cases(Size size) {
     const double n3 = static_cast<double>(numel(s3));
     const std::string p3 = dims({s3[0], s3[1], s3[2]});
     add("mul_mask3_", p3, 2 * n3 * F4, n3, kOther, [=] {
-      return inplace<D>(ref::mul_mask3, [](auto d, auto& x, const auto& mk) { ops::mul_mask3_(d, x, mk); }, randn(s3, 50), m3);
+      return inplace<D>(
+          ref::mul_mask3, [](auto d, auto& x, const auto& mk) { ops::mul_mask3_(d, x, mk); }, randn(s3, 50), m3);
     });
     for (std::size_t frames : {W + 5, W / 2 + 1}) {
       add("resize_time", p3 + "->" + std::to_string(frames), 2 * n3 * F4, 0, kOther, [=] {
@@ -367,20 +392,27 @@ std::vector<OpCase<D>> op_cases(Size size) {
     const A4 dst{B, 5, s3[1], W};
     const std::string pd = dims({dst[0], dst[1], dst[2], dst[3]});
     add("set_channel_", pd + " c3", 2 * n3 * F4, 0, kOther, [=] {
-      return inplace<D>([](const HT<4>& x, const HT<3>& src) {
-        return ref::set_channel(x, 3, [&](std::size_t b, std::size_t h, std::size_t w) { return src(b, h, w); });
-      }, [](auto d, auto& x, const auto& src) { ops::set_channel_(d, x, 3, src); }, randn(dst, 52), randn(s3, 53));
+      return inplace<D>(
+          [](const HT<4>& x, const HT<3>& src) {
+            return ref::set_channel(x, 3, [&](std::size_t b, std::size_t h, std::size_t w) { return src(b, h, w); });
+          },
+          [](auto d, auto& x, const auto& src) { ops::set_channel_(d, x, 3, src); }, randn(dst, 52), randn(s3, 53));
     });
     add("set_channel_repeat_time_", pd + " c1", n3 * F4, 0, kOther, [=] {
-      return inplace<D>([](const HT<4>& x, const HT<2>& v) {
-        return ref::set_channel(x, 1, [&](std::size_t b, std::size_t h, std::size_t) { return v(b, h); });
-      }, [](auto d, auto& x, const auto& v) { ops::set_channel_repeat_time_(d, x, 1, v); }, randn(dst, 54), randn(A2{B, s3[1]}, 55));
+      return inplace<D>(
+          [](const HT<4>& x, const HT<2>& v) {
+            return ref::set_channel(x, 1, [&](std::size_t b, std::size_t h, std::size_t) { return v(b, h); });
+          },
+          [](auto d, auto& x, const auto& v) { ops::set_channel_repeat_time_(d, x, 1, v); }, randn(dst, 54),
+          randn(A2{B, s3[1]}, 55));
     });
     add("set_channel_repeat_freq_", pd + " c4 i2", n3 * F4, 0, kOther, [=] {
-      return inplace<D>([](const HT<4>& x, const HT<3>& src) {
-        return ref::set_channel(x, 4, [&](std::size_t b, std::size_t, std::size_t w) { return src(b, 2, w); });
-      }, [](auto d, auto& x, const auto& src) { ops::set_channel_repeat_freq_(d, x, 4, src, 2); }, randn(dst, 56),
-      randn(A3{B, 3, W}, 57));
+      return inplace<D>(
+          [](const HT<4>& x, const HT<3>& src) {
+            return ref::set_channel(x, 4, [&](std::size_t b, std::size_t, std::size_t w) { return src(b, 2, w); });
+          },
+          [](auto d, auto& x, const auto& src) { ops::set_channel_repeat_freq_(d, x, 4, src, 2); }, randn(dst, 56),
+          randn(A3{B, 3, W}, 57));
     });
     const HT<3> none = HT<3>::from_shape({0, 0, 0});
     auto step_ref = [](const HT<3>& x, const HT<3>& mu, const HT<3>& est, const HT<3>& mk, const HT<3>& nz) {
@@ -389,20 +421,19 @@ std::vector<OpCase<D>> op_cases(Size size) {
     auto step = [](auto d, auto& x, const auto& mu, const auto& est, const auto& mk, const auto& nz) {
       ops::gradtts_step_(d, x, mu, est, mk, nz, 12.5f, 0.1f);
     };
-    add("gradtts_step_ (ODE)", p3, 5 * n3 * F4, 6 * n3, kOther, [=] {
-      return inplace<D>(step_ref, step, randn(s3, 58), randn(s3, 59), randn(s3, 60), m3, none);
-    });
-    add("gradtts_step_ (SDE)", p3, 6 * n3 * F4, 8 * n3, kOther, [=] {
-      return inplace<D>(step_ref, step, randn(s3, 61), randn(s3, 62), randn(s3, 63), m3, randn(s3, 64));
-    });
+    add("gradtts_step_ (ODE)", p3, 5 * n3 * F4, 6 * n3, kOther,
+        [=] { return inplace<D>(step_ref, step, randn(s3, 58), randn(s3, 59), randn(s3, 60), m3, none); });
+    add("gradtts_step_ (SDE)", p3, 6 * n3 * F4, 8 * n3, kOther,
+        [=] { return inplace<D>(step_ref, step, randn(s3, 61), randn(s3, 62), randn(s3, 63), m3, randn(s3, 64)); });
     add("gradtts_forward_diffusion", p3, 5 * n3 * F4, 8 * n3, kOther, [=] {
       HT<1> t = HT<1>::from_shape({B});
       for (std::size_t b = 0; b < B; ++b) t(b) = 0.05f + 0.9f * static_cast<float>(b) / static_cast<float>(B);
-      return functional<D>([](const HT<3>& x0, const HT<3>& mk, const HT<3>& mu, const HT<1>& tt, const HT<3>& z) {
-        return ref::gradtts_forward_diffusion(x0, mk, mu, tt, z, 0.05f, 20.0f);
-      }, [](auto d, const auto& x0, const auto& mk, const auto& mu, const auto& tt, const auto& z) {
-        return ops::gradtts_forward_diffusion(d, x0, mk, mu, tt, z, 0.05f, 20.0f);
-      }, randn(s3, 65), m3, randn(s3, 66), t, randn(s3, 67));
+      return functional<D>([](const HT<3>& x0, const HT<3>& mk, const HT<3>& mu, const HT<1>& tt,
+                              const HT<3>& z) { return ref::gradtts_forward_diffusion(x0, mk, mu, tt, z, 0.05f, 20.0f); },
+                           [](auto d, const auto& x0, const auto& mk, const auto& mu, const auto& tt, const auto& z) {
+                             return ops::gradtts_forward_diffusion(d, x0, mk, mu, tt, z, 0.05f, 20.0f);
+                           },
+                           randn(s3, 65), m3, randn(s3, 66), t, randn(s3, 67));
     });
   }
 
@@ -412,15 +443,18 @@ std::vector<OpCase<D>> op_cases(Size size) {
     const A3 s{B, L, C};
     const double n = static_cast<double>(numel(s));
     add("prepend_mean_token", dims({B, L, C}), 2 * n * F4, n, kOther, [=] {
-      return functional<D>(ref::prepend_mean_token, [](auto d, const auto& x, const auto& pos) { return ops::prepend_mean_token(d, x, pos); },
-                           randn(s, 70), randn(A2{1, C}, 71));
+      return functional<D>(
+          ref::prepend_mean_token, [](auto d, const auto& x, const auto& pos) { return ops::prepend_mean_token(d, x, pos); },
+          randn(s, 70), randn(A2{1, C}, 71));
     });
     add("first_token", dims({B, L, C}), 2.0 * B * C * F4, 0, kOther, [=] {
-      return functional<D>(ref::first_token, [](auto d, const auto& x) { return ops::first_token(d, x); }, randn(s, 72));
+      return functional<D>(
+          ref::first_token, [](auto d, const auto& x) { return ops::first_token(d, x); }, randn(s, 72));
     });
     add("concat_cols", dims({B, C}) + "+" + std::to_string(C / 2 + 3), 4.0 * B * C * F4, 0, kOther, [=] {
-      return functional<D>(ref::concat_cols, [](auto d, const auto& a, const auto& b) { return ops::concat_cols(d, a, b); },
-                           randn(A2{B, C}, 73), randn(A2{B, C / 2 + 3}, 74));
+      return functional<D>(
+          ref::concat_cols, [](auto d, const auto& a, const auto& b) { return ops::concat_cols(d, a, b); }, randn(A2{B, C}, 73),
+          randn(A2{B, C / 2 + 3}, 74));
     });
     add("keep_mask_to_bias", dims({B, L}), 2.0 * B * L * F4, 0, kOther, [=] {
       return functional<D>([](const HT<2>& k) { return ref::map(k, [](double v) { return (1 - v) * -10000.0; }); },
@@ -430,12 +464,14 @@ std::vector<OpCase<D>> op_cases(Size size) {
     for (std::size_t Dm : perf ? std::vector<std::size_t>{128, 256} : std::vector<std::size_t>{64, 33, 320}) {
       const HT<1> g = randn(A1{Dm}, 75, 0.2f, 1.0f), b = randn(A1{Dm}, 76, 0.2f);
       add("layer_norm", dims({R, Dm}), 2.0 * R * Dm * F4, 0, kOther, [=] {
-        return functional<D>([](const HT<2>& x, const HT<1>& gg, const HT<1>& bb) { return ref::layer_norm(x, gg, bb, 1e-5); },
-                             [](auto d, const auto& x, const auto& gg, const auto& bb) { return ops::layer_norm(d, x, gg, bb, 1e-5); },
-                             randn(A2{R, Dm}, 77, 2.0f, 10.0f), g, b);
+        return functional<D>(
+            [](const HT<2>& x, const HT<1>& gg, const HT<1>& bb) { return ref::layer_norm(x, gg, bb, 1e-5); },
+            [](auto d, const auto& x, const auto& gg, const auto& bb) { return ops::layer_norm(d, x, gg, bb, 1e-5); },
+            randn(A2{R, Dm}, 77, 2.0f, 10.0f), g, b);
       });
       add("geglu", dims({R, 2 * Dm}), 3.0 * R * Dm * F4, 0, kOther, [=] {
-        return functional<D>(ref::geglu, [](auto d, const auto& x) { return ops::geglu(d, x); }, randn(A2{R, 2 * Dm}, 78, 2.0f));
+        return functional<D>(
+            ref::geglu, [](auto d, const auto& x) { return ops::geglu(d, x); }, randn(A2{R, 2 * Dm}, 78, 2.0f));
       });
     }
     add("layer_norm(no affine)", dims({R, 48}), 2.0 * R * 48 * F4, 0, kOther, [=] {
@@ -457,18 +493,23 @@ std::vector<OpCase<D>> op_cases(Size size) {
   for (std::size_t n : perf ? std::vector<std::size_t>{PB * 64 * 80 * 512} : std::vector<std::size_t>{1, 1000, 300001}) {
     const A1 s{n};
     add("find_non_finite (finite)", std::to_string(n), n * F4, 0, kOther, [=] {
-      return functional<D>(ref::find_non_finite, [](auto d, const auto& x) { return ops::find_non_finite(d, x); }, randn(s, 90));
+      return functional<D>(
+          ref::find_non_finite, [](auto d, const auto& x) { return ops::find_non_finite(d, x); }, randn(s, 90));
     });
     add("find_non_finite (NaN, Inf)", std::to_string(n), n * F4, 0, kOther, [=] {
       HT<1> x = randn(s, 91);
       x(n - 1) = INFINITY;
       x(n / 2) = std::nanf("");
       if (n > 2) x(n - 2) = -INFINITY;
-      return functional<D>(ref::find_non_finite, [](auto d, const auto& y) { return ops::find_non_finite(d, y); }, x);
+      return functional<D>(
+          ref::find_non_finite, [](auto d, const auto& y) { return ops::find_non_finite(d, y); }, x);
     });
     add("first_value", std::to_string(n), F4, 0, kOther, [=] {
-      return functional<D>([](const HT<1>& x) { return Result{{}, {double(x(0))}}; },
-                           [](auto d, const auto& x) { return ops::first_value(d, x); }, randn(s, 92));
+      return functional<D>(
+          [](const HT<1>& x) {
+            return Result{{}, {double(x(0))}};
+          },
+          [](auto d, const auto& x) { return ops::first_value(d, x); }, randn(s, 92));
     });
   }
 
@@ -479,20 +520,26 @@ std::vector<OpCase<D>> op_cases(Size size) {
     bool absolute;  // held to 1e-4 absolute, not relative
   };
   const std::size_t row_block = 16 * static_cast<std::size_t>(db::ops::cpu::packed::kPanelRows);
-  std::vector<LinearShape> linears =
-      perf ? std::vector<LinearShape>{{PB, 256, 1024, true, false}, {PB * 1280, 256, 256, false, false}, {PB * 10240, 128, 1024, true, false}}
-           : std::vector<LinearShape>{{1, 5, 3, true, false}, {7, 64, 256, false, false}, {300, 33, 65, true, false},
-                                      {row_block - 1, 19, 37, true, false}, {2 * row_block + 3, 40, 70, false, false}};
+  std::vector<LinearShape> linears = perf ? std::vector<LinearShape>{{PB, 256, 1024, true, false},
+                                                                     {PB * 1280, 256, 256, false, false},
+                                                                     {PB * 10240, 128, 1024, true, false}}
+                                          : std::vector<LinearShape>{{1, 5, 3, true, false},
+                                                                     {7, 64, 256, false, false},
+                                                                     {300, 33, 65, true, false},
+                                                                     {row_block - 1, 19, 37, true, false},
+                                                                     {2 * row_block + 3, 40, 70, false, false}};
   if (!perf)  // 37 outputs: whole packed column blocks of W^T plus a zero-padded one; 3, 64, 200 rows
     for (std::size_t rows : {std::size_t(3), std::size_t(64), std::size_t(200)})
       for (bool bias : {false, true}) linears.push_back({rows, 19, 37, bias, true});
   for (const auto& l : linears) {
-    auto& c = add("linear", dims({l.rows, l.in}) + "->" + std::to_string(l.out) + (l.bias ? "" : " nobias"),
-                  static_cast<double>(l.rows * l.in + l.in * l.out + l.rows * l.out) * F4, 2.0 * l.rows * l.in * l.out, kOther, [=] {
-                    return functional<D>(ref::linear, [](auto d, const auto& x, const auto& w, const auto& b) { return ops::linear(d, x, w, b); },
-                                         randn(A2{l.rows, l.in}, 100), randn(A2{l.out, l.in}, 101, l.absolute ? 1.0f : 0.1f),
-                                         randn(A1{l.bias ? l.out : 0}, 102));
-                  });
+    auto& c =
+        add("linear", dims({l.rows, l.in}) + "->" + std::to_string(l.out) + (l.bias ? "" : " nobias"),
+            static_cast<double>(l.rows * l.in + l.in * l.out + l.rows * l.out) * F4, 2.0 * l.rows * l.in * l.out, kOther, [=] {
+              return functional<D>(
+                  ref::linear, [](auto d, const auto& x, const auto& w, const auto& b) { return ops::linear(d, x, w, b); },
+                  randn(A2{l.rows, l.in}, 100), randn(A2{l.out, l.in}, 101, l.absolute ? 1.0f : 0.1f),
+                  randn(A1{l.bias ? l.out : 0}, 102));
+            });
     c.absolute = l.absolute;
   }
 
@@ -513,8 +560,8 @@ std::vector<OpCase<D>> op_cases(Size size) {
                                     {3, 12, 9, 11, 20, 1, 1, 0, true, true}, {2, 6, 9, 11, 5, 1, 1, 0, false, true},
                                     {1, 4, 10, 13, 6, 5, 1, 2, true, true},  {2, 5, 12, 12, 7, 3, 2, 0, false, true},
                                     {1, 2, 4, 5, 3, 3, 1, 0, true, true},    {2, 16, 12, 20, 24, 3, 1, 1, true, true},
-                                    {1, 6, 11, 14, 9, 3, 3, 1, true, true},    // stride 3: the generic strided gather
-                                    {2, 10, 9, 12, 8, 1, 2, 0, true, true}};   // 1x1 stride 2: not the pointwise path
+                                    {1, 6, 11, 14, 9, 3, 3, 1, true, true},   // stride 3: the generic strided gather
+                                    {2, 10, 9, 12, 8, 1, 2, 0, true, true}};  // 1x1 stride 2: not the pointwise path
   if (!perf)
     // 3x3 stride 1 padding 1 (the CPU's Winograd F(4x4, 3x3) from 8 channels in and out): sizes
     // not divisible by the 4x4 tile, single rows/columns, channel counts on both sides of the
@@ -523,10 +570,19 @@ std::vector<OpCase<D>> op_cases(Size size) {
     // wide (the AVX-512 input transform): 8 (groups spanning two tile rows, a half-filled last
     // group), 8 with the last tile cut by the edge, 16, 24 (groups straddling rows) and 32 with
     // per-thread bands.
-    for (const auto& w : std::vector<std::array<std::size_t, 5>>{
-             {1, 8, 8, 1, 1},    {2, 16, 24, 5, 7},  {1, 9, 12, 13, 3},   {1, 32, 16, 20, 67}, {1, 4, 8, 6, 6},
-             {2, 64, 32, 4, 4},  {1, 16, 8, 2, 130}, {2, 96, 64, 66, 50}, {1, 24, 16, 20, 32}, {2, 16, 8, 9, 29},
-             {1, 16, 16, 12, 64}, {1, 8, 8, 7, 96},  {2, 16, 16, 80, 128}})
+    for (const auto& w : std::vector<std::array<std::size_t, 5>>{{1, 8, 8, 1, 1},
+                                                                 {2, 16, 24, 5, 7},
+                                                                 {1, 9, 12, 13, 3},
+                                                                 {1, 32, 16, 20, 67},
+                                                                 {1, 4, 8, 6, 6},
+                                                                 {2, 64, 32, 4, 4},
+                                                                 {1, 16, 8, 2, 130},
+                                                                 {2, 96, 64, 66, 50},
+                                                                 {1, 24, 16, 20, 32},
+                                                                 {2, 16, 8, 9, 29},
+                                                                 {1, 16, 16, 12, 64},
+                                                                 {1, 8, 8, 7, 96},
+                                                                 {2, 16, 16, 80, 128}})
       convs.push_back({w[0], w[1], w[3], w[4], w[2], 3, 1, 1, true, false});
   for (const auto& c : convs) {
     const std::size_t Ho = (c.H + 2 * c.padding - c.k) / c.stride + 1, Wo = (c.W + 2 * c.padding - c.k) / c.stride + 1;
@@ -539,19 +595,23 @@ std::vector<OpCase<D>> op_cases(Size size) {
     const HT<1> b = randn(A1{c.bias ? c.Cout : 0}, 111);
     const int stride = c.stride, padding = c.padding;
     add("conv2d", ps, bytes, flops, kConv, [=] {
-      return functional<D>([=](const HT<4>& x, const HT<4>& ww, const HT<1>& bb) { return ref::conv2d(x, ww, bb, stride, padding); },
-                           [=](auto d, const auto& x, const auto& ww, const auto& bb) { return ops::conv2d(d, x, ww, bb, stride, padding); },
-                           randn(A4{c.B, c.Cin, c.H, c.W}, 112), w, b);
+      return functional<D>(
+          [=](const HT<4>& x, const HT<4>& ww, const HT<1>& bb) { return ref::conv2d(x, ww, bb, stride, padding); },
+          [=](auto d, const auto& x, const auto& ww, const auto& bb) { return ops::conv2d(d, x, ww, bb, stride, padding); },
+          randn(A4{c.B, c.Cin, c.H, c.W}, 112), w, b);
     }).tolerance = 1e-5;
     if (c.add)
       add("conv2d_add_", ps, bytes + static_cast<double>(c.B * c.Cout * Ho * Wo) * F4, flops, kConv, [=] {
-        return inplace<D>([=](const HT<4>& out, const HT<4>& x, const HT<4>& ww, const HT<1>& bb) {
-          Result r = ref::conv2d(x, ww, bb, stride, padding);
-          for (std::size_t i = 0; i < r.v.size(); ++i) r.v[i] += out.data()[i];
-          return r;
-        }, [=](auto d, auto& out, const auto& x, const auto& ww, const auto& bb) {
-          ops::conv2d_add_(d, x, ww, bb, stride, padding, out);
-        }, randn(A4{c.B, c.Cout, Ho, Wo}, 113), randn(A4{c.B, c.Cin, c.H, c.W}, 114), w, b);
+        return inplace<D>(
+            [=](const HT<4>& out, const HT<4>& x, const HT<4>& ww, const HT<1>& bb) {
+              Result r = ref::conv2d(x, ww, bb, stride, padding);
+              for (std::size_t i = 0; i < r.v.size(); ++i) r.v[i] += out.data()[i];
+              return r;
+            },
+            [=](auto d, auto& out, const auto& x, const auto& ww, const auto& bb) {
+              ops::conv2d_add_(d, x, ww, bb, stride, padding, out);
+            },
+            randn(A4{c.B, c.Cout, Ho, Wo}, 113), randn(A4{c.B, c.Cin, c.H, c.W}, 114), w, b);
       }).tolerance = 1e-5;
   }
   // ConvTranspose2d. CPU: one grid for all phases (k4 s2 p1 = Upsample, k6 s3 p0) is the
@@ -572,12 +632,13 @@ std::vector<OpCase<D>> op_cases(Size size) {
     add("conv_transpose2d", ps,
         static_cast<double>(c.B * c.Cin * c.H * c.W + c.Cout * c.Cin * c.k * c.k + c.B * c.Cout * Ho * Wo) * F4,
         2.0 * c.B * c.Cin * c.Cout * c.k * c.k * c.H * c.W, kConv, [=] {
-          return functional<D>([=](const HT<4>& x, const HT<4>& ww, const HT<1>& bb) { return ref::conv_transpose2d(x, ww, bb, stride, padding); },
-                               [=](auto d, const auto& x, const auto& ww, const auto& bb) {
-                                 return ops::conv_transpose2d(d, x, ww, bb, stride, padding);
-                               },
-                               randn(A4{c.B, c.Cin, c.H, c.W}, 120), randn(A4{c.Cin, c.Cout, c.k, c.k}, 121, 0.1f),
-                               randn(A1{c.bias ? c.Cout : 0}, 122));
+          return functional<D>(
+              [=](const HT<4>& x, const HT<4>& ww, const HT<1>& bb) { return ref::conv_transpose2d(x, ww, bb, stride, padding); },
+              [=](auto d, const auto& x, const auto& ww, const auto& bb) {
+                return ops::conv_transpose2d(d, x, ww, bb, stride, padding);
+              },
+              randn(A4{c.B, c.Cin, c.H, c.W}, 120), randn(A4{c.Cin, c.Cout, c.k, c.k}, 121, 0.1f),
+              randn(A1{c.bias ? c.Cout : 0}, 122));
         });
   }
 
@@ -586,20 +647,24 @@ std::vector<OpCase<D>> op_cases(Size size) {
     std::size_t B, C, H, W;
     int heads, dh;
   };
-  const std::vector<LaShape> las = perf ? std::vector<LaShape>{{PB, 64, 80, 512, 4, 32}, {PB, 256, 20, 128, 4, 32}}
-                                        : std::vector<LaShape>{{2, 16, 8, 12, 4, 32}, {1, 6, 5, 7, 2, 8}, {3, 32, 3, 1, 1, 16},
-                                                                  {2, 8, 17, 485, 2, 8}};  // last: 8245 positions, split-K with a tail
+  const std::vector<LaShape> las =
+      perf ? std::vector<LaShape>{{PB, 64, 80, 512, 4, 32}, {PB, 256, 20, 128, 4, 32}}
+           : std::vector<LaShape>{{2, 16, 8, 12, 4, 32},
+                                  {1, 6, 5, 7, 2, 8},
+                                  {3, 32, 3, 1, 1, 16},
+                                  {2, 8, 17, 485, 2, 8}};  // last: 8245 positions, split-K with a tail
   for (const auto& l : las) {
     const std::size_t hidden = static_cast<std::size_t>(l.heads) * l.dh, N = l.H * l.W;
     const double flops = 2.0 * l.B * N * (hidden * l.C /* k */ + hidden * l.C /* P */ + l.C * l.C /* Mix x */);
     const int heads = l.heads, dh = l.dh;
     add("linear_attention_block", dims({l.B, l.C, l.H, l.W}) + " heads" + std::to_string(l.heads) + " dh" + std::to_string(l.dh),
         2.0 * l.B * l.C * N * F4, flops, kOther, [=] {
-          return functional<D>([=](const HT<4>& x, const HT<4>& wqkv, const HT<4>& wout, const HT<1>& bout) {
-            return ref::linear_attention_block(x, wqkv, wout, bout, heads, dh);
-          }, [=](auto d, const auto& x, const auto& wqkv, const auto& wout, const auto& bout) {
-            return ops::linear_attention_block(d, x, wqkv, wout, bout, heads, dh);
-          }, randn(A4{l.B, l.C, l.H, l.W}, 130), randn(A4{3 * hidden, l.C, 1, 1}, 131, 0.2f),
+          return functional<D>([=](const HT<4>& x, const HT<4>& wqkv, const HT<4>& wout,
+                                   const HT<1>& bout) { return ref::linear_attention_block(x, wqkv, wout, bout, heads, dh); },
+                               [=](auto d, const auto& x, const auto& wqkv, const auto& wout, const auto& bout) {
+                                 return ops::linear_attention_block(d, x, wqkv, wout, bout, heads, dh);
+                               },
+                               randn(A4{l.B, l.C, l.H, l.W}, 130), randn(A4{3 * hidden, l.C, 1, 1}, 131, 0.2f),
                                randn(A4{l.C, hidden, 1, 1}, 132, 0.1f), randn(A1{l.C}, 133));
         });
   }
@@ -611,13 +676,14 @@ std::vector<OpCase<D>> op_cases(Size size) {
     bool bias;
   };
   const std::vector<AttnShape> attns =
-      perf ? std::vector<AttnShape>{{1, 1024, 1024, 4, 32, 32, false}, {1, 4096, 4096, 4, 64, 64, false},
-                                    {PB, 1280, 16, 4, 64, 64, true}, {1, 10240, 10240, 4, 32, 32, false}}
-           : std::vector<AttnShape>{{1, 100, 100, 4, 32, 32, false}, {2, 77, 16, 2, 16, 16, true},
-                                    {2, 33, 45, 3, 8, 8, true},      {1, 70, 1, 2, 64, 64, false},
-                                    {2, 65, 130, 2, 64, 48, true},   {1, 40, 50, 2, 80, 80, true},
-                                    {1, 64, 64, 1, 5, 7, false},     {2, 300, 200, 4, 32, 32, true},
-                                    {2, 100, 257, 3, 8, 5, true},    {1, 9, 600, 2, 8, 8, false}};  // CPU Auto: streaming
+      perf ? std::vector<AttnShape>{{1, 1024, 1024, 4, 32, 32, false},
+                                    {1, 4096, 4096, 4, 64, 64, false},
+                                    {PB, 1280, 16, 4, 64, 64, true},
+                                    {1, 10240, 10240, 4, 32, 32, false}}
+           : std::vector<AttnShape>{{1, 100, 100, 4, 32, 32, false}, {2, 77, 16, 2, 16, 16, true},   {2, 33, 45, 3, 8, 8, true},
+                                    {1, 70, 1, 2, 64, 64, false},    {2, 65, 130, 2, 64, 48, true},  {1, 40, 50, 2, 80, 80, true},
+                                    {1, 64, 64, 1, 5, 7, false},     {2, 300, 200, 4, 32, 32, true}, {2, 100, 257, 3, 8, 5, true},
+                                    {1, 9, 600, 2, 8, 8, false}};  // CPU Auto: streaming
   for (const auto& a : attns) {
     const std::string ps = dims({a.B, a.Nq, a.Nk}) + " heads" + std::to_string(a.heads) + " dh" + std::to_string(a.dh) +
                            (a.dv != a.dh ? " dv" + std::to_string(a.dv) : "") + (a.bias ? " bias" : "");
@@ -635,17 +701,23 @@ std::vector<OpCase<D>> op_cases(Size size) {
       return ref::attention(qq, kk, vv, heads, scale, bb);
     };
     add("attention", ps, bytes, flops, kAttention, [=] {
-      return functional<D>(reference, [=](auto d, const auto& qq, const auto& kk, const auto& vv, const auto& bb) {
-        return ops::attention(d, qq, kk, vv, heads, scale, bb);
-      }, q, k, v, bias);
+      return functional<D>(
+          reference,
+          [=](auto d, const auto& qq, const auto& kk, const auto& vv, const auto& bb) {
+            return ops::attention(d, qq, kk, vv, heads, scale, bb);
+          },
+          q, k, v, bias);
     });
 #if defined(DIFFBLOCKS_HAS_CUDA)
     // The CUDA register-blocked kernel, which its Auto setting reaches only for some key counts.
     if constexpr (std::is_same<D, db::Cuda>::value)
       add("attention_tiled", ps, bytes, flops, kAttention, [=] {
-        return functional<D>(reference, [=](auto d, const auto& qq, const auto& kk, const auto& vv, const auto& bb) {
-          return ops::attention_tiled(d, qq, kk, vv, heads, scale, bb);
-        }, q, k, v, bias);
+        return functional<D>(
+            reference,
+            [=](auto d, const auto& qq, const auto& kk, const auto& vv, const auto& bb) {
+              return ops::attention_tiled(d, qq, kk, vv, heads, scale, bb);
+            },
+            q, k, v, bias);
       });
 #endif
   }
@@ -662,34 +734,42 @@ std::vector<OpCase<D>> op_cases(Size size) {
     for (int dim : {64, 16})
       for (double sc : {1000.0, 1.0}) {
         auto f = [=](auto d, const auto& tt) { return ops::sinusoidal_pos_emb(d, tt, dim, sc); };
-        add("sinusoidal_pos_emb", dims({B}) + " dim" + std::to_string(dim) + " scale" + std::to_string(static_cast<int>(sc)), 0, 0,
-            kOther, [=] { return functional<D>(cpu_op(f), f, t); }).cpu_reference = true;
+        add("sinusoidal_pos_emb", dims({B}) + " dim" + std::to_string(dim) + " scale" + std::to_string(static_cast<int>(sc)), 0,
+            0, kOther, [=] { return functional<D>(cpu_op(f), f, t); })
+            .cpu_reference = true;
       }
     for (int ch : {32, 33, 320})
       for (bool flip : {true, false})
         for (float shift : {0.0f, 1.0f}) {
           auto f = [=](auto d, const auto& tt) { return ops::timestep_embedding(d, tt, ch, flip, shift, 10000.0f); };
           add("timestep_embedding",
-              dims({B}) + " ch" + std::to_string(ch) + (flip ? " flip" : "") + " shift" + std::to_string(static_cast<int>(shift)), 0, 0,
-              kOther, [=] { return functional<D>(cpu_op(f), f, steps); }).cpu_reference = true;
+              dims({B}) + " ch" + std::to_string(ch) + (flip ? " flip" : "") + " shift" + std::to_string(static_cast<int>(shift)),
+              0, 0, kOther, [=] { return functional<D>(cpu_op(f), f, steps); })
+              .cpu_reference = true;
         }
     for (const A4& s : maps) {
       const std::string ps = dims({s[0], s[1], s[2], s[3]});
       const double n = static_cast<double>(numel(s));
       add("epsilon_step (DDIM, clip)", ps, 3 * n * F4, 8 * n, kOther, [=] {
         const HT<4> none = HT<4>::from_shape({0, 0, 0, 0});
-        return functional<D>([](const HT<4>& e, const HT<4>& x, const HT<4>& nz) {
-          return ref::epsilon_step(e, x, nz, 0.8f, 0.6f, 1.0f, 0.9f, 0.0f, 0.43f, 0.0f);
-        }, [](auto d, const auto& e, const auto& x, const auto& nz) {
-          return ops::epsilon_step(d, e, x, nz, 0.8f, 0.6f, 1.0f, 0.9f, 0.0f, 0.43f, 0.0f);
-        }, randn(s, 150), randn(s, 151, 2.0f), none);
+        return functional<D>(
+            [](const HT<4>& e, const HT<4>& x, const HT<4>& nz) {
+              return ref::epsilon_step(e, x, nz, 0.8f, 0.6f, 1.0f, 0.9f, 0.0f, 0.43f, 0.0f);
+            },
+            [](auto d, const auto& e, const auto& x, const auto& nz) {
+              return ops::epsilon_step(d, e, x, nz, 0.8f, 0.6f, 1.0f, 0.9f, 0.0f, 0.43f, 0.0f);
+            },
+            randn(s, 150), randn(s, 151, 2.0f), none);
       });
       add("epsilon_step (DDPM, noise)", ps, 4 * n * F4, 10 * n, kOther, [=] {
-        return functional<D>([](const HT<4>& e, const HT<4>& x, const HT<4>& nz) {
-          return ref::epsilon_step(e, x, nz, 0.3f, 0.95f, 0.0f, 0.2f, 0.7f, 0.0f, 0.1f);
-        }, [](auto d, const auto& e, const auto& x, const auto& nz) {
-          return ops::epsilon_step(d, e, x, nz, 0.3f, 0.95f, 0.0f, 0.2f, 0.7f, 0.0f, 0.1f);
-        }, randn(s, 152), randn(s, 153, 2.0f), randn(s, 154));
+        return functional<D>(
+            [](const HT<4>& e, const HT<4>& x, const HT<4>& nz) {
+              return ref::epsilon_step(e, x, nz, 0.3f, 0.95f, 0.0f, 0.2f, 0.7f, 0.0f, 0.1f);
+            },
+            [](auto d, const auto& e, const auto& x, const auto& nz) {
+              return ops::epsilon_step(d, e, x, nz, 0.3f, 0.95f, 0.0f, 0.2f, 0.7f, 0.0f, 0.1f);
+            },
+            randn(s, 152), randn(s, 153, 2.0f), randn(s, 154));
       });
       add("euler_step", ps, 3 * n * F4, 6 * n, kOther, [=] {
         return functional<D>([](const HT<4>& e, const HT<4>& x) { return ref::euler_step(e, x, 3.2f, -0.4f); },

@@ -217,7 +217,8 @@ inline Result conv_transpose2d(const HT<4>& x, const HT<4>& w, const HT<1>& bias
   V y(std::size_t(B * Co * Ho * Wo));
   for (long b = 0; b < B; ++b)
     for (long co = 0; co < Co; ++co)
-      for (long i = 0; i < Ho * Wo; ++i) y[std::size_t((b * Co + co) * Ho * Wo + i)] = bias.size() ? double(bias(std::size_t(co))) : 0.0;
+      for (long i = 0; i < Ho * Wo; ++i)
+        y[std::size_t((b * Co + co) * Ho * Wo + i)] = bias.size() ? double(bias(std::size_t(co))) : 0.0;
   for (long b = 0; b < B; ++b)
     for (long ci = 0; ci < Ci; ++ci)
       for (long co = 0; co < Co; ++co)
@@ -264,7 +265,7 @@ inline Result attention(const HT<3>& q, const HT<3>& k, const HT<3>& v, int head
 /// softmaxed over all positions, context = k v^T per head, out = context^T q, then to_out
 /// (1x1 conv with bias). x (B, C, H, W), w_qkv (3 heads dh, C, 1, 1), w_out (Cout, heads dh, 1, 1).
 inline Result linear_attention_block(const HT<4>& x, const HT<4>& w_qkv, const HT<4>& w_out, const HT<1>& b_out, int heads,
-                                int dh) {
+                                     int dh) {
   const std::size_t B = x.shape(0), C = x.shape(1), N = x.shape(2) * x.shape(3), hidden = std::size_t(heads * dh);
   const std::size_t Co = w_out.shape(0), D = std::size_t(dh);
   V y(B * Co * N);
@@ -458,14 +459,14 @@ inline Result find_non_finite(const HT<1>& x) {
 
 /// One Grad-TTS Euler step (noise empty: the ODE): dx = 0.5 (mu - x - est) beta h, or
 /// (0.5 (mu - x) - est) beta h + noise sqrt(beta h); x - dx, masked.
-inline Result gradtts_step(const HT<3>& x, const HT<3>& mu, const HT<3>& est, const HT<3>& mask, const HT<3>& noise,
-                           double beta, double h) {
+inline Result gradtts_step(const HT<3>& x, const HT<3>& mu, const HT<3>& est, const HT<3>& mask, const HT<3>& noise, double beta,
+                           double h) {
   const std::size_t F = x.shape(1), T = x.shape(2);
   Result r = result(x);
   for (std::size_t i = 0; i < x.size(); ++i) {
     const double xv = x.data()[i], m = mu.data()[i], e = est.data()[i];
-    const double dx = noise.size() ? (0.5 * (m - xv) - e) * beta * h + noise.data()[i] * std::sqrt(beta * h)
-                                   : 0.5 * (m - xv - e) * beta * h;
+    const double dx =
+        noise.size() ? (0.5 * (m - xv) - e) * beta * h + noise.data()[i] * std::sqrt(beta * h) : 0.5 * (m - xv - e) * beta * h;
     r.v[i] = (xv - dx) * mask(i / (F * T), 0, i % T);
   }
   return r;

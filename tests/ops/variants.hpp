@@ -19,11 +19,11 @@ namespace dbops {
 
 struct Variant {
   std::string name;
-  unsigned paths = kAll;                          // the cases it runs (with the default: all)
-  std::function<std::shared_ptr<void>()> enter;   // switches it on until the handle is released
-  double tolerance = 0;  // the loosest bound it is held to, relative to max(1, max|reference|) (e.g. TF32)
-  std::function<bool()> available{};             // empty: always; else whether this machine runs it
-  bool timed = true;                              // false: tests only (bench_ops has --threads)
+  unsigned paths = kAll;                         // the cases it runs (with the default: all)
+  std::function<std::shared_ptr<void>()> enter;  // switches it on until the handle is released
+  double tolerance = 0;               // the loosest bound it is held to, relative to max(1, max|reference|) (e.g. TF32)
+  std::function<bool()> available{};  // empty: always; else whether this machine runs it
+  bool timed = true;                  // false: tests only (bench_ops has --threads)
 };
 
 /// A handle that restores `get()`'s value when released, after `set(value)`.
@@ -46,23 +46,22 @@ struct Variants;  // static std::vector<Variant> list(): D's variants, its defau
 template <>
 struct Variants<db::Cpu> {
   static std::vector<Variant> list() {
-  namespace cpu = db::ops::cpu;
-  using db::ops::AttentionAlgorithm;
-  auto threads = [](int n) {
-    return [n] { return setting<int>(db::get_num_threads, db::set_num_threads, n); };
-  };
-  return {
-      {"default", kAll, defaults},
-      {"im2col", kConv, [] { return setting(cpu::conv_algorithm, cpu::set_conv_algorithm, cpu::ConvAlgorithm::Im2col); }},
-      {"naive", kAttention,
-       [] { return setting(db::ops::attention_algorithm, db::ops::set_attention_algorithm, AttentionAlgorithm::Naive); }},
-      {"streaming", kAttention,
-       [] { return setting(db::ops::attention_algorithm, db::ops::set_attention_algorithm, AttentionAlgorithm::Streaming); }},
-      {"threads:1", kAll, threads(1), 0, {}, false},
-      {"threads:3", kAll, threads(3), 0, {}, false},
-      // An instruction set of the run-time dispatch, e.g.:
-      // {"avx2", kAll, [] { return setting(cpu::isa, cpu::set_isa, cpu::Isa::Avx2); }, 0, [] { return cpu::isa_supported(cpu::Isa::Avx2); }},
-  };
+    namespace cpu = db::ops::cpu;
+    using db::ops::AttentionAlgorithm;
+    auto threads = [](int n) { return [n] { return setting<int>(db::get_num_threads, db::set_num_threads, n); }; };
+    return {
+        {"default", kAll, defaults},
+        {"im2col", kConv, [] { return setting(cpu::conv_algorithm, cpu::set_conv_algorithm, cpu::ConvAlgorithm::Im2col); }},
+        {"naive", kAttention,
+         [] { return setting(db::ops::attention_algorithm, db::ops::set_attention_algorithm, AttentionAlgorithm::Naive); }},
+        {"streaming", kAttention,
+         [] { return setting(db::ops::attention_algorithm, db::ops::set_attention_algorithm, AttentionAlgorithm::Streaming); }},
+        {"threads:1", kAll, threads(1), 0, {}, false},
+        {"threads:3", kAll, threads(3), 0, {}, false},
+        // An instruction set of the run-time dispatch, e.g.:
+        // {"avx2", kAll, [] { return setting(cpu::isa, cpu::set_isa, cpu::Isa::Avx2); }, 0, [] { return
+        // cpu::isa_supported(cpu::Isa::Avx2); }},
+    };
   }
 };
 

@@ -75,8 +75,9 @@ TEST_CASE("ResnetBlock matches Grad-TTS ResnetBlock", DBT_DEVICE_TAG "[blocks]")
       diffblocks::ResnetBlock<float, Dev> rb(f.cfg("dim"), f.cfg("dim_out"), f.cfg("time_emb_dim"), f.cfg("groups"));
       f.load(rb);
       REQUIRE(rb.res_conv.has_value() == (f.cfg("dim") != f.cfg("dim_out")));
-      dbt::require_close(dbt::host(rb.forward(dbt::dev(f.input<4>("x")), dbt::dev(f.input<4>("mask")), dbt::dev(f.input<2>("t")))),
-                         f.output<4>(), name);
+      dbt::require_close(
+          dbt::host(rb.forward(dbt::dev(f.input<4>("x")), dbt::dev(f.input<4>("mask")), dbt::dev(f.input<2>("t")))),
+          f.output<4>(), name);
     }
   }
 }
@@ -93,7 +94,7 @@ TEST_CASE("Residual(Rezero(LinearAttention)) matches, with g != 0", DBT_DEVICE_T
   DBT_REQUIRE_DEVICE();
   dbt::BlockFixture f("residual_rezero_linear_attention");
   diffblocks::Residual<diffblocks::Rezero<diffblocks::LinearAttention<float, Dev>>> attn(f.cfg("dim"), f.cfg("heads"),
-                                                                                       f.cfg("dim_head"));
+                                                                                         f.cfg("dim_head"));
   f.load(attn);
   REQUIRE(dbt::host(attn.fn.g)(0) != 0.0f);
   dbt::require_close(dbt::host(attn.forward(dbt::dev(f.input<4>("x")))), f.output<4>(), "residual_rezero_linear_attention");
@@ -121,7 +122,8 @@ TEST_CASE("SinusoidalPosEmb matches Grad-TTS", DBT_DEVICE_TAG "[blocks][embeddin
     SECTION(name) {
       dbt::BlockFixture f(name);
       diffblocks::SinusoidalPosEmb<float, Dev> emb(f.cfg("dim"));
-      dbt::require_close(dbt::host(emb.forward(dbt::dev(f.input<1>("t")), f.config.at("scale").get<double>())), f.output<2>(), name);
+      dbt::require_close(dbt::host(emb.forward(dbt::dev(f.input<1>("t")), f.config.at("scale").get<double>())), f.output<2>(),
+                         name);
     }
   }
 }

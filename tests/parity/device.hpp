@@ -57,8 +57,8 @@ void copy_parameters(Host& m, Device& d) {
 
 }  // namespace dbt
 
-#define DBT_REQUIRE_DEVICE()           \
-  do {                                 \
+#define DBT_REQUIRE_DEVICE()            \
+  do {                                  \
     if (!::dbt::device_ready()) return; \
   } while (0)
 

@@ -29,8 +29,8 @@ struct SchedulerFixture {
   /// the step count) would be unknown scheduler keys.
   nlohmann::json scheduler_config() const {
     nlohmann::json c = config;
-    for (const char* k : {"fake_model", "fake_model_a", "fake_model_b", "noise", "noise_seed", "num_inference_steps",
-                          "recorded_steps"})
+    for (const char* k :
+         {"fake_model", "fake_model_a", "fake_model_b", "noise", "noise_seed", "num_inference_steps", "recorded_steps"})
       c.erase(k);
     return c;
   }
@@ -59,8 +59,7 @@ inline void check_scheduler(db::Scheduler<float, Dev>& s, const SchedulerFixture
     INFO("recorded step " << k);
     const double t = f.floats(p + "timestep")[0];
     REQUIRE(t == s.timesteps()[k]);
-    if (euler)
-      require_close(host(s.scale_model_input(dev(f.t4(p + "sample")), t)), f.t4(p + "scaled_input"), p + "scaled_input");
+    if (euler) require_close(host(s.scale_model_input(dev(f.t4(p + "sample")), t)), f.t4(p + "scaled_input"), p + "scaled_input");
     const db::Tensor<float, 4, Dev> noise = ddpm ? dev(f.t4(p + "variance_noise")) : db::Tensor<float, 4, Dev>{};
     require_close(host(s.step(dev(f.t4(p + "model_output")), t, dev(f.t4(p + "sample")), rng, ddpm ? &noise : nullptr)),
                   f.t4(p + "prev_sample"), p + "prev_sample");
@@ -119,17 +118,18 @@ TEST_CASE("AdaGroupNorm matches diffusers", DBT_DEVICE_TAG "[diffuser][blocks][n
   diffblocks::AdaGroupNorm<float, Dev> n(f.cfg("embedding_dim"), f.cfg("out_dim"), f.cfg("num_groups"),
                                          f.config.at("eps").get<double>());
   f.load(n);
-  dbt::require_close(dbt::host(n.forward(dbt::dev(f.input<4>("x")), dbt::dev(f.input<2>("emb")))), f.output<4>(), "ada_group_norm");
+  dbt::require_close(dbt::host(n.forward(dbt::dev(f.input<4>("x")), dbt::dev(f.input<2>("emb")))), f.output<4>(),
+                     "ada_group_norm");
 }
 
 TEST_CASE("ResnetBlock2D matches diffusers (default and ada_group)", DBT_DEVICE_TAG "[diffuser][blocks]") {
   DBT_REQUIRE_DEVICE();
-  for (const char* name : {"resnet_block2d_default", "resnet_block2d_default_same", "resnet_block2d_ada_group",
-                           "resnet_block2d_ada_group_same"}) {
+  for (const char* name :
+       {"resnet_block2d_default", "resnet_block2d_default_same", "resnet_block2d_ada_group", "resnet_block2d_ada_group_same"}) {
     SECTION(name) {
       auto f = dbt::dblock(name);
-      diffblocks::ResnetBlock2D<float, Dev> rb(f.cfg("in_channels"), f.cfg("out_channels"), f.cfg("temb_channels"), f.cfg("groups"),
-                                               f.config.at("eps").get<double>(),
+      diffblocks::ResnetBlock2D<float, Dev> rb(f.cfg("in_channels"), f.cfg("out_channels"), f.cfg("temb_channels"),
+                                               f.cfg("groups"), f.config.at("eps").get<double>(),
                                                diffblocks::parse_time_embedding_norm(f.config.at("time_embedding_norm"), name),
                                                f.config.at("output_scale_factor").get<double>());
       f.load(rb);
@@ -186,7 +186,8 @@ TEST_CASE("Attention and CrossAttention match diffusers", DBT_DEVICE_TAG "[diffu
   DBT_REQUIRE_DEVICE();
   SECTION("self-attention, 4 heads of 8") {
     auto f = dbt::dblock("attention_self");
-    diffblocks::Attention<float, Dev> a(f.cfg("query_dim"), 0, f.cfg("heads"), f.cfg("dim_head"), f.config.at("bias").get<bool>());
+    diffblocks::Attention<float, Dev> a(f.cfg("query_dim"), 0, f.cfg("heads"), f.cfg("dim_head"),
+                                        f.config.at("bias").get<bool>());
     f.load(a);
     dbt::require_close(dbt::host(a.forward(dbt::dev(f.input<3>("hidden_states")))), f.output<3>(), "attention_self");
   }
@@ -225,8 +226,9 @@ TEST_CASE("BasicTransformerBlock matches diffusers", DBT_DEVICE_TAG "[diffuser][
       diffblocks::BasicTransformerBlock<float, Dev> b(f.cfg("dim"), f.cfg("num_attention_heads"), f.cfg("attention_head_dim"),
                                                       f.cfg("cross_attention_dim"), only_cross);
       f.load(b);
-      dbt::require_close(dbt::host(b.forward(dbt::dev(f.input<3>("hidden_states")), dbt::dev(f.input<3>("encoder_hidden_states")))),
-                         f.output<3>(), name);
+      dbt::require_close(
+          dbt::host(b.forward(dbt::dev(f.input<3>("hidden_states")), dbt::dev(f.input<3>("encoder_hidden_states")))),
+          f.output<3>(), name);
     }
   }
 }
@@ -237,12 +239,13 @@ TEST_CASE("Transformer2DModel matches diffusers (conv and linear projections, 2 
   for (const char* name : {"transformer2d", "transformer2d_linear", "transformer2d_2layers"}) {
     SECTION(name) {
       auto f = dbt::dblock(name);
-      diffblocks::Transformer2DModel<float, Dev> t(f.cfg("num_attention_heads"), f.cfg("attention_head_dim"), f.cfg("in_channels"),
-                                                   f.config.value("num_layers", 1), f.cfg("cross_attention_dim"),
-                                                   f.cfg("norm_num_groups"), f.config.value("use_linear_projection", false));
+      diffblocks::Transformer2DModel<float, Dev> t(
+          f.cfg("num_attention_heads"), f.cfg("attention_head_dim"), f.cfg("in_channels"), f.config.value("num_layers", 1),
+          f.cfg("cross_attention_dim"), f.cfg("norm_num_groups"), f.config.value("use_linear_projection", false));
       f.load(t);
-      dbt::require_close(dbt::host(t.forward(dbt::dev(f.input<4>("hidden_states")), dbt::dev(f.input<3>("encoder_hidden_states")))),
-                         f.output<4>(), name);
+      dbt::require_close(
+          dbt::host(t.forward(dbt::dev(f.input<4>("hidden_states")), dbt::dev(f.input<3>("encoder_hidden_states")))),
+          f.output<4>(), name);
     }
   }
 }
@@ -275,8 +278,8 @@ TEST_CASE("Addition embeddings match diffusers (image, image_hint, text)", DBT_D
 
 TEST_CASE("Diffuser U-Net reproduces diffusers 0.25.1", DBT_DEVICE_TAG "[diffuser][unet]") {
   DBT_REQUIRE_DEVICE();
-  for (const char* name : {"unet_ada_image", "unet_default", "unet_odd_frames", "unet_image_hint", "unet_text",
-                           "unet_text_time", "unet_heads", "unet_only_cross"}) {
+  for (const char* name : {"unet_ada_image", "unet_default", "unet_odd_frames", "unet_image_hint", "unet_text", "unet_text_time",
+                           "unet_heads", "unet_only_cross"}) {
     SECTION(name) {
       const std::string dir = dbt::fixture(std::string("diffusers/") + name);
       auto model = diffblocks::load_diffuser<float, Dev>(dir);
@@ -342,7 +345,8 @@ TEST_CASE("diffusers_sample: DDIM and Euler reproduce the diffusers loop, DDPM i
   {
     diffblocks::EulerDiscreteScheduler<float, Dev> s;
     dbt::require_close(dbt::host(diffblocks::diffusers_sample(*unet, s, inputs_of(dir + "euler_inputs.safetensors"), opt)),
-                       dbt::read_tensor<4>(diffblocks::SafeTensors::load(dir + "euler_expected.safetensors"), "out"), "euler loop");
+                       dbt::read_tensor<4>(diffblocks::SafeTensors::load(dir + "euler_expected.safetensors"), "out"),
+                       "euler loop");
   }
   {
     diffblocks::DDPMScheduler<float, Dev> s1, s2;

@@ -36,10 +36,9 @@ TEST_CASE("forward_diffusion matches Grad-TTS given the same noise", DBT_DEVICE_
   const auto cfg = nlohmann::json::parse(f.metadata().at("config"));
   using dbt::dev;
   using dbt::read_tensor;
-  const auto xt = diffblocks::forward_diffusion<Dev>(dev(read_tensor<3>(f, "x0")), dev(read_tensor<3>(f, "mask")),
-                                                     dev(read_tensor<3>(f, "mu")), dev(read_tensor<1>(f, "t")),
-                                                     dev(read_tensor<3>(f, "z")), cfg.at("beta_min").get<double>(),
-                                                     cfg.at("beta_max").get<double>());
+  const auto xt = diffblocks::forward_diffusion<Dev>(
+      dev(read_tensor<3>(f, "x0")), dev(read_tensor<3>(f, "mask")), dev(read_tensor<3>(f, "mu")), dev(read_tensor<1>(f, "t")),
+      dev(read_tensor<3>(f, "z")), cfg.at("beta_min").get<double>(), cfg.at("beta_max").get<double>());
   dbt::require_close(dbt::host(xt), read_tensor<3>(f, "xt"), "forward_diffusion");
 }
 
