@@ -124,7 +124,9 @@ void register_rooflines() {
 void register_ops() {
   bench::register_op_cases<Cuda>(
       [](const std::string& name, std::function<void(benchmark::State&)> fn) { reg(name, std::move(fn))->MinTime(0.2); },
-      [](benchmark::State& s, const dbops::OpRun<Cuda>& run, double bytes, double flops) { run_timed(s, run.launch, bytes, flops); });
+      [](benchmark::State& s, const dbops::OpRun<Cuda>& run, double bytes, double flops) {
+        run_timed(s, [&] { run.launch(); }, bytes, flops);
+      });
 }
 
 // ---- blocks -------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // Origin forward at batch 1, T = 512, and the TTS Diffuser's token counts): every op under every
 // CPU variant that can change it (default = Auto: Winograd / streaming where they apply;
 // [im2col]; [naive] / [streaming] attention), each validated against its plain reference by the
-// test binary (test_variants.cpp) before it is timed here.
+// test binary (test_diffuser.cpp) before it is timed here.
 //
 //   build/bin/bench_ops [--threads=N] [--benchmark_filter='ops/conv2d']
 //

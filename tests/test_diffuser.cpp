@@ -2,10 +2,15 @@
 // against fixtures written by the real diffusers package (the shared bodies of
 // tests/parity/diffuser.hpp, which every device's test binary runs), and the CPU-only checks of
 // names, configs, inputs and the TTS helpers.
+//
+// Also compiled here, since this translation unit already instantiates most CPU ops (build
+// time): the op registry on the CPU (tests/parity/ops.hpp: every op of tests/ops/op_cases.hpp
+// under every CPU variant of tests/ops/variants.hpp against its plain reference).
 #include <fstream>
 
 #include "parity/on_cpu.hpp"
 #include "parity/diffuser.hpp"
+#include "parity/ops.hpp"
 
 using namespace dbt;
 using db::Tensor;

@@ -8,14 +8,15 @@
 //                operations, the CPU op itself: `cpu_reference`, checked on other devices only);
 //   run()        D's op, result brought to the host (shape and values);
 //   launch()     D's op alone, result left on D (the benchmarks time this; an in-place op
-//                changes its target again and again, reset() puts the inputs back).
+//                changes its target again and again, reset() puts the inputs back);
+//   both are exec(bool), one instantiation of the op per case.
 // Who uses it:
 //   check.hpp           test mode: every case's reference against D's op under every variant of
 //                       D (variants.hpp: the CPU's algorithm settings and thread counts, the
 //                       Cuda device's convolution backends and math modes, ...) that can change
 //                       the case's result (its `paths`);
 //   tests/parity/ops.hpp the Catch2 case that runs check.hpp, instantiated by the CPU test binary
-//                       (test_variants.cpp) and the CUDA test TU (tests/cuda/test_cuda.cu);
+//                       (test_diffuser.cpp) and the CUDA test TU (tests/cuda/test_cuda.cu);
 //   benchmarks/bench_ops.cpp, bench_cuda.cu  perf mode: every case x variant timed, with the
 //                       case's compulsory bytes and FLOPs as GB/s and GFLOP/s counters.
 // Two sizes:
@@ -65,9 +66,10 @@ enum Path : unsigned {
 template <class D>
 struct OpRun {
   std::function<Result()> reference;
-  std::function<Result()> run;
-  std::function<void()> launch;
-  std::function<void()> reset;  // in-place ops: launch()'s target back to its inputs (else empty)
+  std::function<Result(bool)> exec;  // D's op; true: its result brought to the host, false: left on D
+  std::function<void()> reset;       // in-place ops: launch()'s target back to its inputs (else empty)
+  Result run() const { return exec(true); }
+  void launch() const { exec(false); }
 };
 
 template <class D>
@@ -109,27 +111,34 @@ OpRun<D> functional(R ref, F f, Ts... host) {
   auto dev = std::make_shared<std::tuple<decltype(db::to_device(D{}, host))...>>(db::to_device(D{}, host)...);
   OpRun<D> r;
   r.reference = [=] { return Result(ref(host...)); };
-  r.run = [=] { return std::apply([&](const auto&... d) { return device_result<D>(f(D{}, d...)); }, *dev); };
-  r.launch = [=] { std::apply([&](const auto&... d) { (void)f(D{}, d...); }, *dev); };
+  r.exec = [=](bool result) {
+    return std::apply(
+        [&](const auto&... d) {
+          const auto y = f(D{}, d...);
+          return result ? device_result<D>(y) : Result{};
+        },
+        *dev);
+  };
   return r;
 }
 
 /// An in-place op: f(device_tag, target&, inputs...) changes target; the result is the target,
 /// ref(target, inputs...) its expected value. run() works on a copy; launch() changes D's
-/// target again and again.
+/// target again and again (reset() restores it).
 template <class D, std::size_t N, class R, class F, class... Ts>
 OpRun<D> inplace(R ref, F f, HT<N> target, Ts... host) {
-  auto dt = std::make_shared<decltype(db::to_device(D{}, target))>(db::to_device(D{}, target));
+  using Target = decltype(db::to_device(D{}, target));
+  auto dt = std::make_shared<Target>(db::to_device(D{}, target));
+  auto pristine = std::make_shared<Target>(*dt);
   auto dev = std::make_shared<std::tuple<decltype(db::to_device(D{}, host))...>>(db::to_device(D{}, host)...);
   OpRun<D> r;
   r.reference = [=] { return Result(ref(target, host...)); };
-  r.run = [=] {
-    auto y = *dt;
+  r.exec = [=](bool result) {
+    Target copy;
+    Target& y = result ? (copy = *pristine) : *dt;
     std::apply([&](const auto&... d) { f(D{}, y, d...); }, *dev);
-    return device_result<D>(y);
+    return result ? device_result<D>(y) : Result{};
   };
-  r.launch = [=] { std::apply([&](const auto&... d) { f(D{}, *dt, d...); }, *dev); };
-  auto pristine = std::make_shared<decltype(db::to_device(D{}, target))>(*dt);
   r.reset = [dt, pristine] { *dt = *pristine; };
   return r;
 }
