@@ -12,8 +12,9 @@
 //   d2d_copy/MiB:<n>                     cudaMemcpyAsync device to device: the bandwidth roofline
 //                                        (GB/s counts the bytes read plus written)
 //   sgemm/N:<n>                          cublasSgemm N x N x N: the float32 GEMM roofline
-//   ops/<op>/<shape>                     every op of the test registry (tests/cuda/op_cases.hpp)
-//                                        at Origin batch-16, T = 512 and Diffuser shapes
+//   ops/<op>[<variant>]/<shape>          every op of the test registry (tests/ops/op_cases.hpp) at
+//                                        Origin batch-16, T = 512 and Diffuser shapes, under every
+//                                        variant of tests/cuda/variants.hpp that can change it
 //   blocks/<block>/<shape>               Grad-TTS ResnetBlock and LinearAttention, diffusers
 //                                        ResnetBlock2D and Transformer2DModel
 //   attention/self/<naive|streaming|tiled>/N:<tokens>/dh:<d>    4 heads, batch 1, 64 .. 16k tokens
@@ -32,10 +33,9 @@
 #include <memory>
 #include <string>
 
-// The registry without its CPU references: this binary times the CUDA ops only (and builds faster).
-#define DBOPS_CPU_REFERENCE 0
-#include "../tests/cuda/op_cases.hpp"
+#include "../tests/cuda/variants.hpp"
 #include "bench_common.hpp"
+#include "bench_registry.hpp"
 
 namespace {
 
@@ -122,22 +122,11 @@ void register_rooflines() {
 // ---- the op registry ----------------------------------------------------------------------------
 
 void register_ops() {
-  static const std::vector<dbops::OpCase> cases = dbops::op_cases(dbops::Size::Perf);
-  for (std::size_t i = 0; i < cases.size(); ++i) {
-    if (cases[i].runnable && !cases[i].runnable()) continue;  // e.g. the cuDNN variants without cuDNN
-    reg("ops/" + cases[i].op + "/" + cases[i].params, [i](benchmark::State& s) {
-      // One case's inputs live at a time: Google Benchmark calls a case's function several
-      // times (to size the iteration count), and the next case starts with the previous freed.
-      static std::size_t current = ~std::size_t(0);
-      static std::unique_ptr<dbops::OpRun> run;
-      if (current != i) {
-        run.reset();
-        run = std::make_unique<dbops::OpRun>(cases[i].make());
-        current = i;
-      }
-      run_timed(s, run->launch, cases[i].bytes, cases[i].flops);
-    })->MinTime(0.2);
-  }
+  bench::register_op_cases<Cuda>(
+      [](const std::string& name, std::function<void(benchmark::State&)> fn) { reg(name, std::move(fn))->MinTime(0.2); },
+      [](benchmark::State& s, const dbops::OpRun<Cuda>& run, double bytes, double flops) {
+        run_timed(s, [&] { run.launch(); }, bytes, flops);
+      });
 }
 
 // ---- blocks -------------------------------------------------------------------------------------

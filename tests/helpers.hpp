@@ -87,12 +87,12 @@ struct BlockFixture {
   db::Tensor<float, N> output(const std::string& name = "output") const { return read_tensor<N>(st, name); }
   int cfg(const char* key) const { return config.at(key).get<int>(); }
 
-  /// Loads every parameter of `m`; any other key that is not an input/output fails the test,
-  /// so a block that forgets to report a parameter cannot pass.
+  /// Loads every parameter of `m` (on its own device); any other key that is not an
+  /// input/output fails the test, so a block that forgets to report a parameter cannot pass.
   template <class M>
   void load(M& m) const {
     db::StateDict sd(st);
-    db::load_state_dict<db::Cpu>(m, sd, false);
+    db::load_state_dict<typename M::device_type>(m, sd, false);
     for (const auto& k : sd.unused()) {
       INFO("fixture key not loaded by the block: " << k);
       REQUIRE((k.rfind("input.", 0) == 0 || k.rfind("output", 0) == 0));

@@ -1,8 +1,13 @@
-// The whole Origin U-Net (GradLogPEstimator2d + emotion/prosody) against PyTorch, and every
-// way a checkpoint, config or input can be wrong.
+// The whole Origin U-Net (GradLogPEstimator2d + emotion/prosody) and its Grad-TTS sampler:
+// against PyTorch (the shared bodies of tests/parity/origin.hpp and sampler.hpp, which every
+// device's test binary runs), every way a checkpoint, config or input can be wrong, and the
+// CPU's own promises (the same bits for any thread count, the noise, the progress callback).
+// One translation unit for both: they instantiate the same U-Net.
 #include <fstream>
 
-#include "helpers.hpp"
+#include "parity/on_cpu.hpp"
+#include "parity/origin.hpp"
+#include "parity/sampler.hpp"
 
 using namespace dbt;
 using db::Tensor;
@@ -15,8 +20,6 @@ OriginCase load_case(const std::string& model_path, const std::string& inputs_pa
   return load_origin_case(model_path, inputs_path);
 }
 
-Tensor<float, 3> expected(const std::string& path) { return read_tensor<3>(db::SafeTensors::load(path), "out"); }
-
 Tensor<float, 3> run(const OriginCase& c) { return c.model->forward(c.x, c.mask, c.mu, c.t, c.cond); }
 
 void write_config(const std::string& dir, const std::string& text) {
@@ -24,48 +27,6 @@ void write_config(const std::string& dir, const std::string& text) {
 }
 
 }  // namespace
-
-TEST_CASE("Origin (a): Grad-TTS estimator, 80 mels, padded batch, F16 weights", "[origin]") {
-  auto c = load_case(fixture("origin_a"), fixture("origin_a/inputs.safetensors"));
-  REQUIRE(db::parameter_count(*c.model) == 7634887);
-  auto out = run(c);
-  require_close(out, expected(fixture("origin_a/expected.safetensors")), "origin_a");
-  // Padded frames of item 1 are exactly zero.
-  for (std::size_t f = 0; f < out.shape(1); ++f)
-    for (std::size_t w = 0; w < out.shape(2); ++w)
-      if (c.mask(1, 0, w) == 0.0f) REQUIRE(out(1, f, w) == 0.0f);
-}
-
-TEST_CASE("Origin (b): speakers by id and by vector", "[origin]") {
-  const auto want = expected(fixture("origin_b/expected.safetensors"));
-  SECTION("spk_id with the spk_emb table") {
-    auto c = load_case(fixture("origin_b"), fixture("origin_b/inputs.safetensors"));
-    REQUIRE(db::parameter_count(*c.model) == 7672727);
-    REQUIRE(c.model->spk_emb.shape(0) == 4);
-    require_close(run(c), want, "origin_b ids");
-  }
-  SECTION("spk vectors") {
-    auto c = load_case(fixture("origin_b"), fixture("origin_b/inputs_vec.safetensors"));
-    require_close(run(c), want, "origin_b vectors");
-  }
-}
-
-TEST_CASE("Origin (c): speaker vector, emotion id (I32) and prosody channels", "[origin]") {
-  auto c = load_case(fixture("origin_c"), fixture("origin_c/inputs.safetensors"));
-  REQUIRE(c.model->config().in_channels() == 2 + 1 + 1 + 3);
-  require_close(run(c), expected(fixture("origin_c/expected.safetensors")), "origin_c");
-}
-
-TEST_CASE("Origin (d): small odd config (dim 32, mults (1,2), 16 mels, pe_scale 1, BF16)", "[origin]") {
-  auto c = load_case(fixture("origin_d"), fixture("origin_d/inputs.safetensors"));
-  REQUIRE(db::parameter_count(*c.model) == 532389);
-  require_close(run(c), expected(fixture("origin_d/expected.safetensors")), "origin_d");
-}
-
-TEST_CASE("Origin (e): single-file model with embedded config and decoder.estimator. prefix", "[origin][io]") {
-  auto c = load_case(fixture("origin_e.safetensors"), fixture("origin_e_inputs.safetensors"));
-  require_close(run(c), expected(fixture("origin_e_expected.safetensors")), "origin_e");
-}
 
 TEST_CASE("pad_frames makes any length usable and leaves valid frames unchanged", "[origin]") {
   auto c = load_case(fixture("origin_d"), fixture("origin_d/inputs.safetensors"));
@@ -267,4 +228,49 @@ TEST_CASE("The U-Net's attention block is a template parameter", "[origin][compo
   mask.fill(1.f);
   t.fill(0.3f);
   REQUIRE(m.forward(x, mask, x, t).shape(1) == 8);
+}
+
+// ---- the Grad-TTS sampler (the fixtures: tests/parity/sampler.hpp) -------------------------------
+
+TEST_CASE("Origin forward and sampler are bit-identical across calls and thread counts", "[sampler][threads]") {
+  // Buffers are reused between calls (caching allocator) and split differently between threads;
+  // neither may change a single bit of the result.
+  SampleCase c;
+  const int before = db::get_num_threads();
+  std::vector<Tensor<float, 3>> runs;
+  for (int threads : {1, 3, 3, 2}) {
+    db::set_num_threads(threads);
+    runs.push_back(c.sample(3, true, 7));
+  }
+  db::set_num_threads(before);
+  for (std::size_t i = 1; i < runs.size(); ++i) REQUIRE(std::equal(runs[0].begin(), runs[0].end(), runs[i].begin()));
+}
+
+TEST_CASE("the sampler noise is standard normal", "[sampler]") {
+  db::Rng rng(1);
+  double s = 0, s2 = 0;
+  const int n = 200000;
+  for (int i = 0; i < n; ++i) {
+    const double v = rng.normal();
+    s += v;
+    s2 += v * v;
+  }
+  REQUIRE(std::fabs(s / n) < 0.01);
+  REQUIRE(std::fabs(s2 / n - 1.0) < 0.02);
+}
+
+TEST_CASE("sampler progress callback and argument checks", "[sampler]") {
+  SampleCase c;
+  db::GradTTSSamplerOptions opt;
+  opt.steps = 3;
+  std::vector<int> seen;
+  opt.progress = [&](int step, int steps, double secs) {
+    REQUIRE(steps == 3);
+    REQUIRE(secs >= 0);
+    seen.push_back(step);
+  };
+  db::reverse_diffusion(*c.model, c.z, c.mask, c.mu, opt);
+  REQUIRE(seen == std::vector<int>{1, 2, 3});
+  opt.steps = 0;
+  REQUIRE_THROWS_AS(db::reverse_diffusion(*c.model, c.z, c.mask, c.mu, opt), db::InputError);
 }

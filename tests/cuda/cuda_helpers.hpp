@@ -1,8 +1,10 @@
 #pragma once
 // Shared by the CUDA test translation units (compiled by nvcc): the skip without a GPU, moving
-// tensors between devices, and comparing a device result with a host reference.
+// tensors between devices, and the Cuda device for the shared test bodies (tests/parity/*.hpp,
+// see tests/parity/device.hpp).
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,4 +43,16 @@ inline std::optional<db::Tensor<float, 2, Cuda>> up(const std::optional<db::Tens
   return db::cuda::upload(*x);
 }
 
+// ---- the device of the shared test bodies ----
+using Dev = db::Cuda;
+inline bool device_ready() { return have_gpu(); }
+/// A checkout sent to a GPU machine may leave out the 15 MB origin_a/b/c models.
+inline bool fixture_may_be_missing() { return true; }
+inline std::string device_description() {
+  return db::cuda::device_description() + "; cuDNN: " + db::cuda::cudnn::status();
+}
+
 }  // namespace dbt
+
+#define DBT_DEVICE_TAG "[cuda]"
+#include "../parity/device.hpp"

@@ -1,7 +1,10 @@
 // The Cuda device's tests, in one nvcc translation unit (each .cu file costs about a minute of
-// CI build): the runtime pieces and every op against the CPU op (the registry of op_cases.hpp),
-// then blocks, both U-Nets, the samplers and the CLI against the committed PyTorch / diffusers
-// fixtures (the ones the CPU tests use).
+// CI build). The shared test bodies of tests/parity/ run here for the Cuda device exactly as the
+// CPU test binary runs them for the CPU: every op of the registry (tests/ops/op_cases.hpp)
+// under every variant of tests/cuda/variants.hpp against its plain reference, then blocks, both
+// U-Nets, the samplers and schedulers against the committed PyTorch / diffusers fixtures. Here
+// too: the CUDA-only checks (runtime pieces, allocator, streams, CUDA graphs, bit-identity,
+// the device's InputErrors against the CPU's) and the CLI.
 //
 // Runs without a GPU: the error mapping (CudaError names the call and CUDA's string), the
 // allocator's size classes, Philox's known-answer vectors, what happens when no device is there
@@ -13,7 +16,14 @@
 
 #include "../cli_helpers.hpp"
 #include "cuda_helpers.hpp"
-#include "op_cases.hpp"
+#include "variants.hpp"
+#include "../ops/tensor_gen.hpp"
+#include "../parity/ops.hpp"
+#include "../parity/blocks.hpp"
+#include "../parity/variants.hpp"
+#include "../parity/origin.hpp"
+#include "../parity/diffuser.hpp"
+#include "../parity/sampler.hpp"
 
 using namespace dbt;
 using db::Tensor;
@@ -124,43 +134,6 @@ TEST_CASE("without a device: a CudaError naming the reason, never a crash", "[cu
 
 // ---- with a device ------------------------------------------------------------------------------
 
-TEST_CASE("every CUDA op agrees with the CPU op (registry, test shapes)", "[cuda][ops]") {
-  DBT_REQUIRE_GPU();
-  std::printf("# %s\n", db::cuda::device_description().c_str());
-  std::printf("%-34s %-44s %11s %11s\n", "op", "params", "max|err|", "max|cpu|");
-  std::printf("# cuDNN: %s\n", db::cuda::cudnn::status().c_str());
-  int failures = 0, skipped = 0;
-  const auto cases = dbops::op_cases(dbops::Size::Test);
-  for (const auto& c : cases) {
-    INFO(c.op << " " << c.params);
-    if (c.runnable && !c.runnable()) {
-      std::printf("%-34s %-44s %11s\n", c.op.c_str(), c.params.c_str(), "(skipped: cuDNN unavailable)");
-      ++skipped;
-      continue;
-    }
-    const dbops::OpRun run = c.make();
-    const dbops::Out want = run.cpu(), got = run.cuda();
-    REQUIRE(got.size() == want.size());
-    double err = 0, ref = 0;
-    bool sizes_ok = true;
-    for (std::size_t o = 0; o < want.size(); ++o) {
-      if (got[o].size() != want[o].size()) sizes_ok = false;
-      for (std::size_t i = 0; sizes_ok && i < want[o].size(); ++i) {
-        ref = std::max(ref, std::fabs(double(want[o][i])));
-        const double e = std::fabs(double(got[o][i]) - double(want[o][i]));
-        err = std::isnan(e) ? (std::isnan(want[o][i]) && std::isnan(got[o][i]) ? err : INFINITY) : std::max(err, e);
-      }
-    }
-    const bool ok = sizes_ok && err <= c.tolerance * std::max(1.0, ref);
-    std::printf("%-34s %-44s %11.3g %11.3g%s\n", c.op.c_str(), c.params.c_str(), err, ref, ok ? "" : "  FAILED");
-    if (!ok) ++failures;
-    CHECK(sizes_ok);
-    CHECK(err <= c.tolerance * std::max(1.0, ref));
-  }
-  std::printf("%zu op cases, %d failed, %d skipped\n", cases.size(), failures, skipped);
-  std::fflush(stdout);
-}
-
 TEST_CASE("randn_ on the device: standard normal, reproducible by seed", "[cuda][random]") {
   DBT_REQUIRE_GPU();
   auto x = db::ops::empty<float, 2>(Cuda{}, {1001, 999});
@@ -252,25 +225,6 @@ TEST_CASE("device errors: out of memory and a bad cuBLAS call are CudaErrors", "
                       Catch::Contains("cuBLAS error in cublasSgemm") && Catch::Contains("CUBLAS_STATUS_INVALID_VALUE"));
 }
 
-TEST_CASE("attention on the device: variants agree and follow the setting", "[cuda][attention]") {
-  DBT_REQUIRE_GPU();
-  const auto q = dbops::randn(std::array<std::size_t, 3>{2, 300, 128}, 1);
-  const auto k = dbops::randn(std::array<std::size_t, 3>{2, 200, 128}, 2);
-  const auto v = dbops::randn(std::array<std::size_t, 3>{2, 200, 128}, 3);
-  const auto bias = db::ops::keep_mask_to_bias(Cpu{}, dbops::keep_mask(2, 200, {200, 17}));
-  const auto dq = up(q), dk = up(k), dv = up(v);
-  const auto dbias = up(bias);
-  const float scale = 0.125f;
-  const auto want = db::ops::attention_naive(Cpu{}, q, k, v, 4, scale, bias);
-  require_close(down(db::ops::attention_naive(Cuda{}, dq, dk, dv, 4, scale, dbias)), want, "naive");
-  require_close(down(db::ops::attention_streaming(Cuda{}, dq, dk, dv, 4, scale, dbias)), want, "streaming");
-  for (auto a : {db::ops::AttentionAlgorithm::Naive, db::ops::AttentionAlgorithm::Streaming, db::ops::AttentionAlgorithm::Auto}) {
-    db::ops::set_attention_algorithm(a);
-    require_close(down(db::ops::attention(Cuda{}, dq, dk, dv, 4, scale, dbias)), want, "setting");
-  }
-  db::ops::set_attention_algorithm(db::ops::AttentionAlgorithm::Auto);
-}
-
 TEST_CASE("ops on two streams from two threads give the single-stream bits", "[cuda][streams]") {
   DBT_REQUIRE_GPU();
   const auto x = dbops::randn(std::array<std::size_t, 4>{2, 16, 40, 64}, 9);
@@ -296,172 +250,7 @@ TEST_CASE("ops on two streams from two threads give the single-stream bits", "[c
   for (const auto& r : results) REQUIRE(std::equal(r.begin(), r.end(), ref.begin()));
 }
 
-// ==== blocks, U-Nets, samplers, CLI ==============================================================
-
-namespace {
-
-template <class M>
-void load_cuda(const BlockFixture& f, M& m) {
-  db::StateDict sd(f.st);
-  db::load_state_dict<Cuda>(m, sd, false);
-}
-
-BlockFixture dblock(const std::string& name) { return BlockFixture(name, "diffusers/blocks"); }
-
-template <std::size_t N>
-void require_close_dev(const Tensor<float, N, Cuda>& got, const Tensor<float, N>& want, const std::string& what) {
-  require_close(down(got), want, what);
-}
-
-}  // namespace
-
-// ---- blocks ---------------------------------------------------------------------------------------
-
-TEST_CASE("Grad-TTS blocks on CUDA match PyTorch", "[cuda][blocks]") {
-  DBT_REQUIRE_GPU();
-  for (const char* name : {"conv2d_3x3", "conv2d_3x3_s2", "conv2d_1x1", "conv2d_1x1_nobias"}) {
-    BlockFixture f(name);
-    db::Conv2d<float, Cuda> conv(f.cfg("in_channels"), f.cfg("out_channels"), f.cfg("kernel_size"), f.cfg("stride"),
-                                 f.cfg("padding"), f.config.at("bias").get<bool>());
-    load_cuda(f, conv);
-    require_close_dev(conv.forward(up(f.input<4>("x"))), f.output<4>(), name);
-  }
-  {
-    BlockFixture f("conv_transpose2d");
-    db::ConvTranspose2d<float, Cuda> conv(f.cfg("in_channels"), f.cfg("out_channels"), f.cfg("kernel_size"),
-                                          f.cfg("stride"), f.cfg("padding"));
-    load_cuda(f, conv);
-    require_close_dev(conv.forward(up(f.input<4>("x"))), f.output<4>(), "conv_transpose2d");
-  }
-  for (const char* name : {"group_norm", "group_norm_4"}) {
-    BlockFixture f(name);
-    db::GroupNorm<float, Cuda> gn(f.cfg("num_groups"), f.cfg("num_channels"), f.config.at("eps").get<double>(),
-                                  f.config.at("affine").get<bool>());
-    load_cuda(f, gn);
-    require_close_dev(gn.forward(up(f.input<4>("x"))), f.output<4>(), name);
-  }
-  {
-    BlockFixture f("block");
-    db::Block<float, Cuda> block(f.cfg("dim"), f.cfg("dim_out"), f.cfg("groups"));
-    load_cuda(f, block);
-    require_close_dev(block.forward(up(f.input<4>("x")), up(f.input<4>("mask"))), f.output<4>(), "block");
-  }
-  for (const char* name : {"resnet_block", "resnet_block_same"}) {
-    BlockFixture f(name);
-    db::ResnetBlock<float, Cuda> rb(f.cfg("dim"), f.cfg("dim_out"), f.cfg("time_emb_dim"), f.cfg("groups"));
-    load_cuda(f, rb);
-    require_close_dev(rb.forward(up(f.input<4>("x")), up(f.input<4>("mask")), up(f.input<2>("t"))), f.output<4>(), name);
-  }
-  {
-    BlockFixture f("linear_attention");
-    db::LinearAttention<float, Cuda> attn(f.cfg("dim"), f.cfg("heads"), f.cfg("dim_head"));
-    load_cuda(f, attn);
-    require_close_dev(attn.forward(up(f.input<4>("x"))), f.output<4>(), "linear_attention");
-  }
-  {
-    BlockFixture f("residual_rezero_linear_attention");
-    db::Residual<db::Rezero<db::LinearAttention<float, Cuda>>> attn(f.cfg("dim"));
-    load_cuda(f, attn);
-    require_close_dev(attn.forward(up(f.input<4>("x"))), f.output<4>(), "residual_rezero_linear_attention");
-  }
-  {
-    BlockFixture f("downsample");
-    db::Downsample<float, Cuda> d(f.cfg("dim"));
-    load_cuda(f, d);
-    require_close_dev(d.forward(up(f.input<4>("x"))), f.output<4>(), "downsample");
-    BlockFixture g("upsample");
-    db::Upsample<float, Cuda> u(g.cfg("dim"));
-    load_cuda(g, u);
-    require_close_dev(u.forward(up(g.input<4>("x"))), g.output<4>(), "upsample");
-  }
-  for (const char* name : {"sinusoidal_pos_emb", "sinusoidal_pos_emb_scale1"}) {
-    BlockFixture f(name);
-    db::SinusoidalPosEmb<float, Cuda> emb(f.cfg("dim"));
-    require_close_dev(emb.forward(up(f.input<1>("t")), f.config.at("scale").get<double>()), f.output<2>(), name);
-  }
-  {
-    BlockFixture f("linear");
-    db::Linear<float, Cuda> lin(f.cfg("in_features"), f.cfg("out_features"), f.config.at("bias").get<bool>());
-    load_cuda(f, lin);
-    require_close_dev(lin.forward(up(f.input<2>("x"))), f.output<2>(), "linear");
-  }
-}
-
-TEST_CASE("diffusers blocks on CUDA match diffusers", "[cuda][blocks]") {
-  DBT_REQUIRE_GPU();
-  for (const char* name : {"resnet_block2d_default", "resnet_block2d_default_same", "resnet_block2d_ada_group",
-                           "resnet_block2d_ada_group_same"}) {
-    auto f = dblock(name);
-    db::ResnetBlock2D<float, Cuda> rb(f.cfg("in_channels"), f.cfg("out_channels"), f.cfg("temb_channels"), f.cfg("groups"),
-                                      f.config.at("eps").get<double>(),
-                                      db::parse_time_embedding_norm(f.config.at("time_embedding_norm"), name),
-                                      f.config.at("output_scale_factor").get<double>());
-    load_cuda(f, rb);
-    require_close_dev(rb.forward(up(f.input<4>("input_tensor")), up(f.input<2>("temb"))), f.output<4>(), name);
-  }
-  {
-    auto f = dblock("ada_group_norm");
-    db::AdaGroupNorm<float, Cuda> n(f.cfg("embedding_dim"), f.cfg("out_dim"), f.cfg("num_groups"), f.config.at("eps").get<double>());
-    load_cuda(f, n);
-    require_close_dev(n.forward(up(f.input<4>("x")), up(f.input<2>("emb"))), f.output<4>(), "ada_group_norm");
-  }
-  {
-    auto f = dblock("layer_norm");
-    db::LayerNorm<float, Cuda> ln(f.cfg("normalized_shape"), f.config.at("eps").get<double>());
-    load_cuda(f, ln);
-    require_close_dev(ln.forward(up(f.input<3>("x"))), f.output<3>(), "layer_norm");
-  }
-  for (const char* name : {"transformer2d", "transformer2d_linear", "transformer2d_2layers"}) {
-    auto f = dblock(name);
-    db::Transformer2DModel<float, Cuda> t(f.cfg("num_attention_heads"), f.cfg("attention_head_dim"), f.cfg("in_channels"),
-                                          f.config.value("num_layers", 1), f.cfg("cross_attention_dim"),
-                                          f.cfg("norm_num_groups"), f.config.value("use_linear_projection", false));
-    load_cuda(f, t);
-    require_close_dev(t.forward(up(f.input<4>("hidden_states")), up(f.input<3>("encoder_hidden_states"))), f.output<4>(), name);
-  }
-  {
-    auto f = dblock("attention_cross_mask");
-    db::CrossAttention<float, Cuda> a(f.cfg("query_dim"), f.cfg("cross_attention_dim"), f.cfg("heads"), f.cfg("dim_head"));
-    load_cuda(f, a);
-    require_close_dev(a.forward(up(f.input<3>("hidden_states")), up(f.input<3>("encoder_hidden_states")),
-                                up(f.input<2>("encoder_attention_mask"))),
-                      f.output<3>(), "attention_cross_mask");
-  }
-  {
-    auto f = dblock("feed_forward_geglu");
-    db::FeedForward<float, Cuda> ff(f.cfg("dim"));
-    load_cuda(f, ff);
-    require_close_dev(ff.forward(up(f.input<3>("hidden_states"))), f.output<3>(), "feed_forward_geglu");
-  }
-  for (const char* name : {"timesteps", "timesteps_odd"}) {
-    auto f = dblock(name);
-    db::Timesteps<float, Cuda> ts(f.cfg("num_channels"), f.config.at("flip_sin_to_cos").get<bool>(),
-                                  f.config.at("downscale_freq_shift").get<double>());
-    require_close_dev(ts.forward(up(f.input<1>("timesteps"))), f.output<2>(), name);
-  }
-  {
-    auto f = dblock("upsample2d_size");
-    db::Upsample2D<float, Cuda> u(f.cfg("channels"));
-    load_cuda(f, u);
-    const auto size = f.config.at("output_size");
-    require_close_dev(u.forward(up(f.input<4>("hidden_states")), size[0].get<std::size_t>(), size[1].get<std::size_t>()),
-                      f.output<4>(), "upsample2d_size");
-  }
-  {
-    auto f = dblock("image_hint_time_embedding");
-    db::ImageHintTimeEmbedding<float, Cuda> e(f.cfg("image_embed_dim"), f.cfg("time_embed_dim"));
-    load_cuda(f, e);
-    const auto [aug, hint] = e.forward(up(f.input<2>("image_embeds")), up(f.input<4>("hint")));
-    require_close_dev(aug, f.output<2>(), "image_hint aug");
-    require_close_dev(hint, f.output<4>("output.hint"), "image_hint hint");
-  }
-  {
-    auto f = dblock("text_time_embedding");
-    db::TextTimeEmbedding<float, Cuda> e(f.cfg("encoder_dim"), f.cfg("time_embed_dim"), f.cfg("num_heads"));
-    load_cuda(f, e);
-    require_close_dev(e.forward(up(f.input<3>("hidden_states"))), f.output<2>(), "text_time_embedding");
-  }
-}
+// ==== blocks, U-Nets, samplers, CLI (the fixtures: tests/parity/) ==================================
 
 TEST_CASE("blocks on CUDA reject bad inputs with the CPU's InputError", "[cuda][blocks][errors]") {
   DBT_REQUIRE_GPU();
@@ -484,49 +273,10 @@ TEST_CASE("blocks on CUDA reject bad inputs with the CPU's InputError", "[cuda][
 
 // ---- U-Nets -------------------------------------------------------------------------------------
 
-namespace {
-
-using OriginCase = dbt::OriginCase<Cuda>;
-
-OriginCase load_cuda_case(const std::string& model_path, const std::string& inputs_path) {
-  return load_origin_case<Cuda>(model_path, inputs_path);
-}
-
-Tensor<float, 3> run_origin(const OriginCase& c) {
-  return down(c.model->forward(up(c.x), up(c.mask), up(c.mu), up(c.t), db::to_device(Cuda{}, c.cond)));
-}
-
-}  // namespace
-
-TEST_CASE("Origin U-Net on CUDA reproduces PyTorch (fixtures a-e)", "[cuda][origin]") {
-  DBT_REQUIRE_GPU();
-  const std::vector<std::pair<std::string, std::string>> cases = {
-      {"origin_a", "origin_a/inputs.safetensors"},     {"origin_b", "origin_b/inputs.safetensors"},
-      {"origin_b", "origin_b/inputs_vec.safetensors"}, {"origin_c", "origin_c/inputs.safetensors"},
-      {"origin_d", "origin_d/inputs.safetensors"},     {"origin_e.safetensors", "origin_e_inputs.safetensors"}};
-  for (const auto& [model, inputs] : cases) {
-    INFO(model << " " << inputs);
-    const std::string weights = model.find(".safetensors") == std::string::npos ? model + "/model.safetensors" : model;
-    if (!std::filesystem::exists(fixture(weights))) {  // a trimmed checkout (the 15 MB origin_a/b/c models)
-      WARN("fixture " << model << " is missing: case skipped");
-      continue;
-    }
-    auto c = load_cuda_case(fixture(model), fixture(inputs));
-    const std::string expected = model == "origin_e.safetensors" ? fixture("origin_e_expected.safetensors")
-                                                                 : fixture(model + "/expected.safetensors");
-    const auto out = run_origin(c);
-    require_close(out, read_tensor<3>(db::SafeTensors::load(expected), "out"), model);
-    for (std::size_t b = 0; b < out.shape(0); ++b)
-      for (std::size_t f = 0; f < out.shape(1); ++f)
-        for (std::size_t w = 0; w < out.shape(2); ++w)
-          if (c.mask(b, 0, w) == 0.0f) REQUIRE(out(b, f, w) == 0.0f);
-  }
-}
-
-TEST_CASE("Origin on CUDA: inputs are checked as on the CPU; repeated forwards are bit-identical and allocate nothing",
+TEST_CASE("Origin on CUDA: inputs are checked as on the CPU, repeated forwards are bit-identical and allocate nothing",
           "[cuda][origin][allocator]") {
   DBT_REQUIRE_GPU();
-  auto c = load_cuda_case(fixture("origin_d"), fixture("origin_d/inputs.safetensors"));
+  auto c = load_origin_case<Cuda>(fixture("origin_d"), fixture("origin_d/inputs.safetensors"));
   const auto first = run_origin(c);
   const auto mallocs = db::cuda::memory::stats().mallocs;
   const auto second = run_origin(c);
@@ -541,55 +291,7 @@ TEST_CASE("Origin on CUDA: inputs are checked as on the CPU; repeated forwards a
   REQUIRE_THROWS_AS(c.model->forward(up(c.x), up(c.mask), up(c.mu), up(t3)), db::InputError);
 }
 
-TEST_CASE("SoftmaxSelfAttention (the Origin's alternative attention) on CUDA agrees with the CPU", "[cuda][blocks][attention]") {
-  DBT_REQUIRE_GPU();
-  db::SoftmaxSelfAttention<> cpu(16);
-  db::SoftmaxSelfAttention<float, Cuda> gpu(16);
-  db::Rng rng(3);  // the same random parameters on both devices
-  cpu.visit([&](const std::string&, auto& t) {
-    for (auto& v : t) v = static_cast<float>(0.2 * rng.normal());
-  });
-  std::vector<std::vector<float>> values;
-  cpu.visit([&](const std::string&, auto& t) { values.emplace_back(t.begin(), t.end()); });
-  std::size_t i = 0;
-  gpu.visit([&](const std::string&, auto& t) { db::assign_from_host(Cuda{}, t, values[i++].data()); });
-  const auto x = dbops::randn(std::array<std::size_t, 4>{2, 16, 4, 24}, 4);
-  const auto mask = dbops::frame_mask(2, 24, {24, 15});
-  require_close(down(gpu.forward(up(x), up(mask))), cpu.forward(x, mask), "softmax self-attention, masked");
-  require_close(down(gpu.forward(up(x))), cpu.forward(x), "softmax self-attention");
-}
-
-TEST_CASE("Diffuser U-Net on CUDA reproduces diffusers 0.25.1", "[cuda][diffuser]") {
-  DBT_REQUIRE_GPU();
-  for (const char* name : {"unet_ada_image", "unet_default", "unet_odd_frames", "unet_image_hint", "unet_text",
-                           "unet_text_time", "unet_heads", "unet_only_cross"}) {
-    INFO(name);
-    const std::string dir = fixture(std::string("diffusers/") + name);
-    auto model = db::load_diffuser<float, Cuda>(dir);
-    const auto inputs = read_diffuser_inputs(db::SafeTensors::load(dir + "/inputs.safetensors"));
-    const auto want = read_tensor<4>(db::SafeTensors::load(dir + "/expected.safetensors"), "out");
-    require_close(down(model->forward(db::to_device(Cuda{}, inputs))), want, name);
-  }
-}
-
 // ---- samplers ------------------------------------------------------------------------------------
-
-namespace {
-struct SampleCase : SampleFixture<Cuda> {
-  Tensor<float, 3> sample(int steps, bool stochastic = false, std::uint64_t seed = 0) const {
-    return down(db::reverse_diffusion(*model, up(z), up(mask), up(mu), options(steps, stochastic, seed)));
-  }
-};
-}  // namespace
-
-TEST_CASE("Grad-TTS reverse diffusion (ODE) on CUDA matches PyTorch for 1, 3 and 5 steps", "[cuda][sampler]") {
-  DBT_REQUIRE_GPU();
-  SampleCase c;
-  const auto exp = db::SafeTensors::load(fixture("sample_ode/expected.safetensors"));
-  require_close(c.sample(1), read_tensor<3>(exp, "out_steps_1"), "1 step");
-  require_close(c.sample(3), read_tensor<3>(exp, "out_steps_3"), "3 steps");
-  require_close(c.sample(5), read_tensor<3>(exp, "out"), "5 steps");
-}
 
 TEST_CASE("Grad-TTS ODE sampler on CUDA: the graph replay gives the eager loop's bits, progress and errors",
           "[cuda][sampler][graph]") {
@@ -632,102 +334,11 @@ TEST_CASE("Grad-TTS ODE sampler on CUDA: the graph replay gives the eager loop's
   REQUIRE(graph_msg == eager_msg);
 }
 
-TEST_CASE("Grad-TTS stochastic sampler on CUDA: reproducible by seed, padded frames zero", "[cuda][sampler]") {
-  DBT_REQUIRE_GPU();
-  SampleCase c;
-  check_stochastic_sampler(c);
-}
-
-TEST_CASE("a diverging sampler on CUDA stops with the CPU's error", "[cuda][sampler][errors]") {
-  DBT_REQUIRE_GPU();
-  SampleCase c;
-  for (auto& v : c.z) v *= 1000.0f;
-  db::GradTTSSamplerOptions opt;
-  opt.steps = 20;
-  REQUIRE_THROWS_WITH(db::reverse_diffusion(*c.model, up(c.z), up(c.mask), up(c.mu), opt),
-                      Catch::Contains("NaN/Inf at step") && Catch::Contains("diverges"));
-}
-
-TEST_CASE("forward_diffusion on CUDA matches Grad-TTS", "[cuda][sampler]") {
-  DBT_REQUIRE_GPU();
-  const auto f = db::SafeTensors::load(fixture("sample_ode/forward_diffusion.safetensors"));
-  const auto cfg = nlohmann::json::parse(f.metadata().at("config"));
-  const auto xt = db::forward_diffusion<Cuda>(up(read_tensor<3>(f, "x0")), up(read_tensor<3>(f, "mask")), up(read_tensor<3>(f, "mu")),
-                                        up(read_tensor<1>(f, "t")), up(read_tensor<3>(f, "z")),
-                                        cfg.at("beta_min").get<double>(), cfg.at("beta_max").get<double>());
-  require_close_dev(xt, read_tensor<3>(f, "xt"), "forward_diffusion");
-}
-
-TEST_CASE("diffusers schedulers on CUDA match diffusers' recorded steps", "[cuda][scheduler]") {
-  DBT_REQUIRE_GPU();
-  for (const char* name : {"ddpm", "ddim", "euler_discrete"}) {
-    INFO(name);
-    const auto st = db::SafeTensors::load(fixture(std::string("diffusers/schedulers/") + name + ".safetensors"));
-    const auto config = nlohmann::json::parse(st.metadata().at("config"));
-    std::unique_ptr<db::Scheduler<float, Cuda>> s;
-    const std::string n = name;
-    if (n == "ddpm") s = std::make_unique<db::DDPMScheduler<float, Cuda>>();
-    if (n == "ddim") s = std::make_unique<db::DDIMScheduler<float, Cuda>>();
-    if (n == "euler_discrete") s = std::make_unique<db::EulerDiscreteScheduler<float, Cuda>>();
-    s->set_timesteps(config.at("num_inference_steps").get<int>());
-    db::Rng rng(0);
-    for (int k : config.at("recorded_steps").get<std::vector<int>>()) {
-      const std::string p = "step" + std::to_string(k) + ".";
-      std::vector<float> tv(1);
-      st.read_numeric(st.info(p + "timestep"), tv.data());
-      const double t = tv[0];
-      if (n == "euler_discrete")
-        require_close_dev(s->scale_model_input(up(read_tensor<4>(st, p + "sample")), t), read_tensor<4>(st, p + "scaled_input"),
-                          p + "scaled_input");
-      const Tensor<float, 4, Cuda> noise = n == "ddpm" ? up(read_tensor<4>(st, p + "variance_noise")) : Tensor<float, 4, Cuda>{};
-      require_close_dev(s->step(up(read_tensor<4>(st, p + "model_output")), t, up(read_tensor<4>(st, p + "sample")), rng,
-                                n == "ddpm" ? &noise : nullptr),
-                        read_tensor<4>(st, p + "prev_sample"), p + "prev_sample");
-    }
-  }
-}
-
-TEST_CASE("diffusers_sample on CUDA: DDIM and Euler reproduce the diffusers loop, DDPM is reproducible by seed",
-          "[cuda][scheduler]") {
-  DBT_REQUIRE_GPU();
-  auto unet = db::load_diffuser<float, Cuda>(fixture("diffusers/unet_default"));
-  db::DiffusersSamplingOptions opt;
-  opt.steps = 4;
-  auto inputs_of = [](const std::string& path) {  // sampling inputs: no timestep
-    const auto in = db::SafeTensors::load(path);
-    db::DiffuserInputs<float> d;
-    d.sample = read_tensor<4>(in, "sample");
-    d.timestep = Tensor<float, 1>::from_shape({1});
-    d.encoder_hidden_states = read_tensor<3>(in, "encoder_hidden_states");
-    d.class_labels = in.read_int("class_labels");
-    return db::to_device(Cuda{}, d);
-  };
-  const std::string dir = fixture("diffusers/sampling/");
-  {
-    db::DDIMScheduler<float, Cuda> s;
-    require_close(down(db::diffusers_sample(*unet, s, inputs_of(dir + "ddim_inputs.safetensors"), opt)),
-                  read_tensor<4>(db::SafeTensors::load(dir + "ddim_expected.safetensors"), "out"), "ddim loop");
-  }
-  {
-    db::EulerDiscreteScheduler<float, Cuda> s;
-    require_close(down(db::diffusers_sample(*unet, s, inputs_of(dir + "euler_inputs.safetensors"), opt)),
-                  read_tensor<4>(db::SafeTensors::load(dir + "euler_expected.safetensors"), "out"), "euler loop");
-  }
-  {
-    db::DDPMScheduler<float, Cuda> s1, s2;
-    opt.seed = 11;
-    const auto a = down(db::diffusers_sample(*unet, s1, inputs_of(dir + "ddim_inputs.safetensors"), opt));
-    const auto b = down(db::diffusers_sample(*unet, s2, inputs_of(dir + "ddim_inputs.safetensors"), opt));
-    REQUIRE(std::equal(a.begin(), a.end(), b.begin()));
-    for (float v : a) REQUIRE(std::isfinite(v));
-  }
-}
-
 TEST_CASE("two models on two streams from two threads give the single-thread bits", "[cuda][streams][origin]") {
   DBT_REQUIRE_GPU();
   // origin_c (15 MB) may be left out of a trimmed checkout sent to a GPU machine: origin_d then.
   const std::string name = std::filesystem::exists(fixture("origin_c/model.safetensors")) ? "origin_c" : "origin_d";
-  auto c = load_cuda_case(fixture(name), fixture(name + "/inputs.safetensors"));
+  auto c = load_origin_case<Cuda>(fixture(name), fixture(name + "/inputs.safetensors"));
   const auto ref = run_origin(c);
   std::vector<Tensor<float, 3>> outs(2);
   std::vector<std::thread> threads;

@@ -1,6 +1,6 @@
 #pragma once
-// Deterministic test tensors for the CUDA tests and benchmarks: normal values with a fixed seed,
-// frame masks and keep-masks with padding.
+// Deterministic test tensors for the op registry (its tests and benchmarks, every device):
+// normal values with a fixed seed, frame masks and keep-masks with padding.
 #include <array>
 #include <cmath>
 #include <cstdint>
