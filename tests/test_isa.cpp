@@ -303,7 +303,7 @@ TEST_CASE("isa: softmax attention (naive, streaming, masked) and LinearAttention
                      [&] { return db::ops::linear_attention_block(db::Cpu{}, x, w_qkv, w_out, b_out, 2, 16); });
 }
 
-TEST_CASE("isa: norms, activations and the content hash agree on every ISA", "[isa][norm]") {
+TEST_CASE("isa: norms, activations, element-wise ops and the content hash agree on every ISA", "[isa][norm]") {
   std::uint64_t seed = 500;
   const auto x = random_tensor<float, 4>({2, 12, 5, 37}, seed++, 2.0);
   const auto gamma = random_tensor<float, 1>({12}, seed++), beta = random_tensor<float, 1>({12}, seed++);
@@ -345,6 +345,32 @@ TEST_CASE("isa: norms, activations and the content hash agree on every ISA", "[i
   }
   const auto gg = random_tensor<float, 2>({7, 2 * 19}, seed++);
   require_isas_agree("geglu", [&] { return db::ops::geglu(db::Cpu{}, gg); });
+  // The streaming ops (kernels/elementwise.inl), serial and (large) on the pool.
+  for (std::size_t w : {std::size_t(37), std::size_t(1001)}) {
+    const auto a = random_tensor<float, 4>({2, 12, 5, w}, seed++), b = random_tensor<float, 4>({2, 12, 5, w}, seed++);
+    auto m = Tensor<float, 4>::from_shape({2, 1, 1, w});
+    for (std::size_t t = 0; t < w; ++t) m(0, 0, 0, t) = 1.0f, m(1, 0, 0, t) = t % 3 ? 1.0f : 0.0f;
+    const auto ss = random_tensor<float, 2>({2, 24}, seed++);
+    const auto g = random_tensor<float, 1>({1}, seed++);
+    require_isas_agree("masked_copy", [&] { return db::ops::masked_copy(db::Cpu{}, a, m); });
+    require_isas_agree("mul_mask_, add_, add_channel_bias_, scale_, scale_shift_, affine_", [&] {
+      auto y = a;
+      db::ops::mul_mask_(db::Cpu{}, y, m);
+      db::ops::add_(db::Cpu{}, y, b);
+      db::ops::add_channel_bias_(db::Cpu{}, y, tbias);
+      db::ops::scale_(db::Cpu{}, y, g);
+      db::ops::scale_shift_(db::Cpu{}, y, ss);
+      db::ops::affine_(db::Cpu{}, y, 2.0f, -1.0f);
+      db::ops::mul_scalar_(db::Cpu{}, y, 0.5f);
+      return y;
+    });
+    require_isas_agree("nchw_to_tokens, tokens_to_nchw", [&] {
+      const auto t = db::ops::nchw_to_tokens(db::Cpu{}, a);
+      auto back = db::ops::tokens_to_nchw(db::Cpu{}, t, 5, w);
+      db::ops::add_(db::Cpu{}, back, a);  // 2a, via both layouts
+      return back;
+    });
+  }
   // The weight cache's hash is integer arithmetic: the same value on every copy.
   std::vector<float> wv(300037);
   for (std::size_t i = 0; i < wv.size(); ++i) wv[i] = float(i % 11) * 0.25f;

@@ -4,16 +4,21 @@
 # its own) and the project's bench_origin, times the Origin forward (dim 64, 80 mels, batch 1,
 # 2 threads) with both, alternating, and prints both medians and their ratio (target: <= 1.10).
 #
-#   tools/consumer_speed.sh [--frames 512] [--rounds 3] [--build-dir build]
+#   tools/consumer_speed.sh [--native] [--frames 512] [--rounds 3] [--build-dir DIR]
+#
+# The project's bench_origin comes from DIR (default build/, configured if it has no cache yet);
+# --native uses build-native/, configured with DIFFBLOCKS_NATIVE=ON (the project's programs with
+# -march=native): the consumer against a build for this very machine.
 #
 # Each round runs bench_origin (5 repetitions, median) and consumer_speed (10 runs, median);
 # each side's fastest round counts (the least disturbed by other load). Run it on an otherwise
 # idle machine. DIFFBLOCKS_CPU_ISA=generic|avx2 applies to both.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-frames=512 rounds=3 build="$root/build"
+frames=512 rounds=3 build="$root/build" native=OFF
 while (($#)); do
   case "$1" in
+    --native) native=ON build="$root/build-native" ;;
     --frames) frames=$2; shift ;;
     --rounds) rounds=$2; shift ;;
     --build-dir) build=$(realpath -m "$2"); shift ;;
@@ -23,8 +28,9 @@ while (($#)); do
 done
 threads=2 work="$build/consumer_speed"
 
-if [[ ! -f "$build/CMakeCache.txt" ]]; then
-  cmake -S "$root" -B "$build" -DDIFFBLOCKS_BUILD_TESTS=OFF -DDIFFBLOCKS_BUILD_EXAMPLES=OFF >/dev/null
+if [[ ! -f "$build/CMakeCache.txt" || $native == ON ]]; then
+  cmake -S "$root" -B "$build" -DDIFFBLOCKS_BUILD_TESTS=OFF -DDIFFBLOCKS_BUILD_EXAMPLES=OFF -DDIFFBLOCKS_CUDA=OFF \
+    -DDIFFBLOCKS_NATIVE=$native >/dev/null
 fi
 cmake --build "$build" --target bench_origin -j2 >/dev/null
 cmake -S "$root/benchmarks/consumer_speed" -B "$work" -DCMAKE_BUILD_TYPE=Release \

@@ -89,22 +89,10 @@ void mish_(Cpu, Tensor<T, N, Cpu>& x) {
 }
 
 namespace detail {
-/// dst[b, c, h, w] = src[b, c, h, w] * mask[b, 0, 0, w] over rows of W values (src may be dst);
-/// `shape` is the (B, C, H, W) of both.
+/// dst[b, c, h, w] = src[b, c, h, w] * mask[b, 0, 0, w] (src may be dst; kernels/elementwise.inl).
 template <class T, class Shape>
 void apply_frame_mask(const T* src, T* dst, const Shape& shape, const T* mask) {
-  const std::ptrdiff_t CH = static_cast<std::ptrdiff_t>(shape[1] * shape[2]), W = shape[3];
-  const std::ptrdiff_t rows = static_cast<std::ptrdiff_t>(shape[0]) * CH;
-  auto body = [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
-    for (std::ptrdiff_t r = r0; r < r1; ++r) {
-      const T* m = mask + (r / CH) * W;
-      const T* in = src + r * W;
-      T* out = dst + r * W;
-      for (std::ptrdiff_t w = 0; w < W; ++w) out[w] = in[w] * m[w];
-    }
-  };
-  if (rows * W < (1 << 15)) return body(0, rows);
-  parallel_for(rows, body);
+  DIFFBLOCKS_CPU_RETURN_KERNEL(apply_frame_mask(src, dst, shape, mask));
 }
 }  // namespace detail
 
@@ -143,30 +131,14 @@ Tensor<T, 4, Cpu> masked_copy(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4
 /// x[b, c, :, :] += bias[b, c].
 template <class T>
 void add_channel_bias_(Cpu, Tensor<T, 4, Cpu>& x, const Tensor<T, 2, Cpu>& bias) {
-  const std::ptrdiff_t BC = static_cast<std::ptrdiff_t>(x.shape(0) * x.shape(1)),
-                       HW = static_cast<std::ptrdiff_t>(x.shape(2) * x.shape(3));
-  auto body = [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
-    for (std::ptrdiff_t i = i0; i < i1; ++i) {
-      const T v = bias.data()[i];
-      T* p = x.data() + i * HW;
-      for (std::ptrdiff_t j = 0; j < HW; ++j) p[j] += v;
-    }
-  };
-  if (BC * HW < (1 << 15)) return body(0, BC);
-  parallel_for(BC, body);
+  DIFFBLOCKS_CPU_RETURN_KERNEL(add_channel_bias_(x.data(), static_cast<std::ptrdiff_t>(x.shape(0) * x.shape(1)),
+                                                 static_cast<std::ptrdiff_t>(x.shape(2) * x.shape(3)), bias.data()));
 }
 
 /// a += b (same shape).
 template <class T, std::size_t N>
 void add_(Cpu, Tensor<T, N, Cpu>& a, const Tensor<T, N, Cpu>& b) {
-  T* pa = a.data();
-  const T* pb = b.data();
-  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(a.size());
-  auto body = [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
-    for (std::ptrdiff_t i = i0; i < i1; ++i) pa[i] += pb[i];
-  };
-  if (n < (1 << 15)) return body(0, n);
-  parallel_for(n, body);
+  DIFFBLOCKS_CPU_RETURN_KERNEL(add_(a.data(), b.data(), static_cast<std::ptrdiff_t>(a.size())));
 }
 
 /// out += conv2d(x, w, bias, stride, padding), out already shaped like the convolution's result.
@@ -182,16 +154,13 @@ void conv2d_add_(Cpu, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, co
 /// x *= g[0] (a learned scalar such as Rezero's g).
 template <class T, std::size_t N>
 void scale_(Cpu, Tensor<T, N, Cpu>& x, const Tensor<T, 1, Cpu>& g) {
-  const T s = g(0);
-  T* p = x.data();  // raw pointers: xtensor's element iterators step through the shape, unvectorised
-  for (std::size_t i = 0, n = x.size(); i < n; ++i) p[i] *= s;
+  DIFFBLOCKS_CPU_RETURN_KERNEL(affine_(x.data(), static_cast<std::ptrdiff_t>(x.size()), g(0), T(0)));
 }
 
 /// x *= s.
 template <class T, std::size_t N>
 void mul_scalar_(Cpu, Tensor<T, N, Cpu>& x, T s) {
-  T* p = x.data();
-  for (std::size_t i = 0, n = x.size(); i < n; ++i) p[i] *= s;
+  DIFFBLOCKS_CPU_RETURN_KERNEL(affine_(x.data(), static_cast<std::ptrdiff_t>(x.size()), s, T(0)));
 }
 
 /// cat([a, b], dim=1).

@@ -53,22 +53,10 @@ Tensor<T, N, Cpu> layer_norm(Cpu, const Tensor<T, N, Cpu>& x, const Tensor<T, 1,
 }
 
 namespace detail {
-/// dst (cols x rows) = src (rows x cols)^T, in 32 x 32 tiles (both sides touch whole cache
-/// lines) shared out over the threads by tile rows.
+/// dst (cols x rows) = src (rows x cols)^T, in tiles, over the pool (kernels/elementwise.inl).
 template <class T>
 void transpose(const T* src, T* dst, std::ptrdiff_t rows, std::ptrdiff_t cols) {
-  constexpr std::ptrdiff_t kT = 32;
-  auto tile_rows = [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-    for (std::ptrdiff_t r0 = first * kT; r0 < std::min(rows, last * kT); r0 += kT)
-      for (std::ptrdiff_t c0 = 0; c0 < cols; c0 += kT) {
-        const std::ptrdiff_t r1 = std::min(rows, r0 + kT), c1 = std::min(cols, c0 + kT);
-        for (std::ptrdiff_t c = c0; c < c1; ++c)
-          for (std::ptrdiff_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
-      }
-  };
-  const std::ptrdiff_t tiles = (rows + kT - 1) / kT;
-  if (rows * cols < (std::ptrdiff_t{1} << 15)) return tile_rows(0, tiles);
-  parallel_for(tiles, tile_rows);
+  DIFFBLOCKS_CPU_RETURN_KERNEL(transpose(src, dst, rows, cols));
 }
 }  // namespace detail
 
@@ -145,8 +133,7 @@ Tensor<T, 2, Cpu> concat_cols(Cpu, const Tensor<T, 2, Cpu>& a, const Tensor<T, 2
 /// x = x * a + b.
 template <class T, std::size_t N>
 void affine_(Cpu, Tensor<T, N, Cpu>& x, T a, T b) {
-  T* p = x.data();
-  for (std::size_t i = 0, n = x.size(); i < n; ++i) p[i] = p[i] * a + b;
+  DIFFBLOCKS_CPU_RETURN_KERNEL(affine_(x.data(), static_cast<std::ptrdiff_t>(x.size()), a, b));
 }
 
 /// The first element, read on the host.
@@ -208,13 +195,9 @@ Tensor<T, 2, Cpu> timestep_embedding(Cpu, const Tensor<T, 1, Cpu>& t, int channe
 /// y = x * (1 + scale[b, c]) + shift[b, c], ss = (B, 2C) with scale first (AdaGroupNorm).
 template <class T>
 void scale_shift_(Cpu, Tensor<T, 4, Cpu>& x, const Tensor<T, 2, Cpu>& ss) {
-  const std::size_t B = x.shape(0), C = x.shape(1), HW = x.shape(2) * x.shape(3);
-  for (std::size_t b = 0; b < B; ++b)
-    for (std::size_t c = 0; c < C; ++c) {
-      const T sc = T(1) + ss(b, c), sh = ss(b, C + c);
-      T* p = x.data() + (b * C + c) * HW;
-      for (std::size_t i = 0; i < HW; ++i) p[i] = p[i] * sc + sh;
-    }
+  DIFFBLOCKS_CPU_RETURN_KERNEL(scale_shift_(x.data(), static_cast<std::ptrdiff_t>(x.shape(0)),
+                                            static_cast<std::ptrdiff_t>(x.shape(1)),
+                                            static_cast<std::ptrdiff_t>(x.shape(2) * x.shape(3)), ss.data()));
 }
 
 }  // namespace ops

@@ -9,6 +9,7 @@ constexpr Isa kIsa = static_cast<Isa>(DIFFBLOCKS_KERNEL_ISA);
 #include "diffblocks/ops/cpu/kernels/hash.inl"
 #include "diffblocks/ops/cpu/kernels/winograd.inl"
 #include "diffblocks/ops/cpu/kernels/conv.inl"
+#include "diffblocks/ops/cpu/kernels/elementwise.inl"
 #include "diffblocks/ops/cpu/kernels/activation.inl"
 #include "diffblocks/ops/cpu/kernels/norm.inl"
 #include "diffblocks/ops/cpu/kernels/attention.inl"
