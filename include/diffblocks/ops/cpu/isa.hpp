@@ -105,9 +105,9 @@ inline const char* isa_name(Isa isa) {
     case Isa::Avx2:
       return "avx2";
     case Isa::Generic:
-      break;
+      return "generic";
   }
-  return "generic";
+  return "unknown";
 }
 
 /// Whether this build has a copy of the kernels for `isa` (all three with dispatch, one without).
