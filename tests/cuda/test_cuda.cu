@@ -264,11 +264,8 @@ TEST_CASE("attention on the device: variants agree and follow the setting", "[cu
   const auto want = db::ops::attention_naive(Cpu{}, q, k, v, 4, scale, bias);
   require_close(down(db::ops::attention_naive(Cuda{}, dq, dk, dv, 4, scale, dbias)), want, "naive");
   require_close(down(db::ops::attention_streaming(Cuda{}, dq, dk, dv, 4, scale, dbias)), want, "streaming");
-  for (auto a : {db::ops::AttentionAlgorithm::Naive, db::ops::AttentionAlgorithm::Streaming, db::ops::AttentionAlgorithm::Auto}) {
-    db::ops::set_attention_algorithm(a);
-    require_close(down(db::ops::attention(Cuda{}, dq, dk, dv, 4, scale, dbias)), want, "setting");
-  }
-  db::ops::set_attention_algorithm(db::ops::AttentionAlgorithm::Auto);
+  for (auto a : {db::ops::AttentionAlgorithm::Naive, db::ops::AttentionAlgorithm::Streaming, db::ops::AttentionAlgorithm::Auto})
+    require_close(down(db::ops::attention(Cuda(a), dq, dk, dv, 4, scale, dbias)), want, "setting");
 }
 
 TEST_CASE("ops on two streams from two threads give the single-stream bits", "[cuda][streams]") {

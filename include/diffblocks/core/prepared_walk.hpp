@@ -30,10 +30,14 @@ struct PreparedWalk : PreparedWalkTag {
   }
 };
 
+/// Whether visitor type V is the prepared-weights walk.
+template <class V>
+struct is_prepared_walk : std::is_base_of<PreparedWalkTag, std::decay_t<V>> {};
+
 /// Called by a block that keeps prepared weights from its visit(v, ...).
 template <class V, class Block>
 void offer_prepared(V& v, Block& b) {
-  if constexpr (std::is_base_of<PreparedWalkTag, std::decay_t<V>>::value) v.block(b);
+  if constexpr (is_prepared_walk<V>::value) v.block(b);
 }
 
 template <class Module, class F>
