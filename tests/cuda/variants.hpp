@@ -26,7 +26,9 @@ struct Variants<db::Cuda> {
     auto conv = [](B b, M m) { return [b, m]() -> std::shared_ptr<void> { return std::make_shared<ConvGuards>(b, m); }; };
     auto cudnn = [] { return db::cuda::cudnn::available(); };
     auto attention = [](AttentionAlgorithm a) {
-      return [a] { return setting(db::ops::attention_algorithm, db::ops::set_attention_algorithm, a); };
+      // The Cuda device value carries its own attention choice (not the CPU's setting): the
+      // variant makes a device with it the one in effect on this thread.
+      return [a] { return std::shared_ptr<void>(std::make_shared<db::DeviceScope<db::Cuda>>(db::Cuda(a))); };
     };
     return {
         {"default", kAll, defaults, 1e-4},

@@ -49,6 +49,7 @@ struct Variants<db::Cpu> {
     namespace cpu = db::ops::cpu;
     using db::ops::AttentionAlgorithm;
     auto threads = [](int n) { return [n] { return setting<int>(db::get_num_threads, db::set_num_threads, n); }; };
+    auto isa = [](cpu::Isa i) { return [i] { return setting<cpu::Isa>(cpu::isa, cpu::set_isa, i); }; };
     return {
         {"default", kAll, defaults},
         {"im2col", kConv, [] { return setting(cpu::conv_algorithm, cpu::set_conv_algorithm, cpu::ConvAlgorithm::Im2col); }},
@@ -58,9 +59,10 @@ struct Variants<db::Cpu> {
          [] { return setting(db::ops::attention_algorithm, db::ops::set_attention_algorithm, AttentionAlgorithm::Streaming); }},
         {"threads:1", kAll, threads(1), 0, {}, false},
         {"threads:3", kAll, threads(3), 0, {}, false},
-        // An instruction set of the run-time dispatch, e.g.:
-        // {"avx2", kAll, [] { return setting(cpu::isa, cpu::set_isa, cpu::Isa::Avx2); }, 0, [] { return
-        // cpu::isa_supported(cpu::Isa::Avx2); }},
+        // The lower instruction sets of the run-time dispatch (the default runs the best one).
+        {"generic", kAll, isa(cpu::Isa::Generic), 0, [] { return cpu::best_isa() != cpu::Isa::Generic; }},
+        {"avx2", kAll, isa(cpu::Isa::Avx2), 0,
+         [] { return cpu::best_isa() != cpu::Isa::Avx2 && cpu::isa_supported(cpu::Isa::Avx2); }},
     };
   }
 };

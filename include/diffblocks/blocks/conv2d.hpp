@@ -1,5 +1,8 @@
 #pragma once
 // torch.nn.Conv2d (square kernel, zero padding, dilation 1, groups 1). Weight (out, in, k, k).
+// Keeps its weight's prepared form (Winograd-transformed or GEMM-packed, ops/cpu/prepared.hpp),
+// made at the first forward: edit `weight` afterwards and call invalidate_prepared() (or
+// db::invalidate_prepared(model)), or the old form stays in use; loading a state dict does it.
 #include "diffblocks/blocks/common.hpp"
 
 namespace diffblocks {
@@ -30,7 +33,7 @@ class Conv2d {
     if (x.shape(2) + 2 * std::size_t(padding_) < std::size_t(k_) || x.shape(3) + 2 * std::size_t(padding_) < std::size_t(k_))
       throw InputError("Conv2d: input " + shape_str(tensor_shape(x)) + " is smaller than the kernel " +
                        std::to_string(k_) + " with padding " + std::to_string(padding_));
-    return ops::conv2d(D{}, x, weight, bias, stride_, padding_);
+    return ops::conv2d(D{}, x, weight, bias, stride_, padding_, prepared_);
   }
 
   /// out += forward(x), out shaped like forward(x)'s result: a residual add fused into the
@@ -43,14 +46,21 @@ class Conv2d {
         out.shape(3) != (x.shape(3) + pad - k) / s + 1)
       throw InputError("Conv2d: cannot add the convolution of " + shape_str(tensor_shape(x)) + " into " +
                        shape_str(tensor_shape(out)));
-    ops::conv2d_add_(D{}, x, weight, bias, stride_, padding_, out);
+    ops::conv2d_add_(D{}, x, weight, bias, stride_, padding_, out, prepared_);
   }
 
   template <class V>
   void visit(V&& v, const std::string& p = "") {
+    detail::offer_prepared(v, *this);
     v(p + "weight", weight);
     if (bias.size()) v(p + "bias", bias);
   }
+
+  /// Makes the prepared form now, for the device in effect (else at the first forward).
+  void prepare() { ops::prepare_conv2d(D{}, weight, stride_, padding_, prepared_); }
+  /// Drops the prepared form: the next forward prepares from `weight` as it is then.
+  void invalidate_prepared() { prepared_.reset(); }
+  std::size_t prepared_bytes() const { return prepared_.bytes(); }
 
   int in_channels() const { return in_; }
   int out_channels() const { return out_; }
@@ -60,6 +70,7 @@ class Conv2d {
 
  private:
   int in_, out_, k_, stride_, padding_;
+  mutable ops::PreparedWeights<T, D> prepared_;
 };
 
 }  // namespace diffblocks

@@ -26,6 +26,9 @@ class LinearAttention {
 
   template <class V>
   void visit(V&& v, const std::string& p = "") {
+    // The fused op reads the two weights as they are: preparing forms for them (prepare())
+    // would hold memory nothing uses, so the prepared-weights walk skips them.
+    if constexpr (detail::is_prepared_walk<V>::value) return;
     to_qkv.visit(v, p + "to_qkv.");
     to_out.visit(v, p + "to_out.");
   }

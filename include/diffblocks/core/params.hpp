@@ -12,6 +12,7 @@
 
 #include "diffblocks/core/device.hpp"
 #include "diffblocks/core/error.hpp"
+#include "diffblocks/core/prepared_walk.hpp"
 #include "diffblocks/core/shape.hpp"
 #include "diffblocks/io/safetensors.hpp"
 
@@ -122,10 +123,12 @@ class StateDict {
   std::set<std::string> used_;
 };
 
-/// Loads every parameter a module visits; strict = unexpected keys are an error too.
+/// Loads every parameter a module visits; strict = unexpected keys are an error too. Drops the
+/// module's prepared weights (they are made again from the loaded ones at the next forward).
 template <class D, class Module>
 void load_state_dict(Module& module, StateDict& sd, bool strict = true) {
   module.visit([&](const std::string& name, auto& tensor) { sd.template load_into<D>(name, tensor); });
+  invalidate_prepared(module);  // new weights: prepared forms of the old ones must not be used
   if (strict) sd.check_all_used();
 }
 

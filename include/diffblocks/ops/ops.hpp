@@ -4,6 +4,9 @@
 // declared before any block header. So the block headers include this file, which brings the
 // CPU ops and, in a translation unit compiled by nvcc (__CUDACC__), the Cuda device's
 // (diffblocks/cuda.hpp). Define DIFFBLOCKS_NO_CUDA to keep a .cu file CPU-only.
+#include <type_traits>
+
+#include "diffblocks/ops/prepared.hpp"
 #include "diffblocks/ops/cpu/attention.hpp"
 #include "diffblocks/ops/cpu/fused.hpp"
 #include "diffblocks/ops/cpu/ops.hpp"
@@ -13,3 +16,29 @@
 #if defined(__CUDACC__) && !defined(DIFFBLOCKS_NO_CUDA)
 #include "diffblocks/cuda.hpp"
 #endif
+
+namespace diffblocks {
+namespace ops {
+// Devices that keep no prepared weights (PreparedWeights<T, D> is empty): the convolutions
+// with a slot are the plain ones. Defined after every device's ops, which they call.
+template <class D, class X, class W, class B, class T, std::enable_if_t<!std::is_same<D, Cpu>::value, int> = 0>
+auto conv2d(const D& d, const X& x, const W& w, const B& bias, int stride, int padding, PreparedWeights<T, D>&)
+    -> decltype(ops::conv2d(d, x, w, bias, stride, padding)) {
+  return ops::conv2d(d, x, w, bias, stride, padding);
+}
+template <class D, class X, class W, class B, class O, class T, std::enable_if_t<!std::is_same<D, Cpu>::value, int> = 0>
+void conv2d_add_(const D& d, const X& x, const W& w, const B& bias, int stride, int padding, O& out,
+                 PreparedWeights<T, D>&) {
+  ops::conv2d_add_(d, x, w, bias, stride, padding, out);
+}
+template <class D, class X, class W, class B, class T, std::enable_if_t<!std::is_same<D, Cpu>::value, int> = 0>
+auto conv_transpose2d(const D& d, const X& x, const W& w, const B& bias, int stride, int padding,
+                      PreparedWeights<T, D>&) -> decltype(ops::conv_transpose2d(d, x, w, bias, stride, padding)) {
+  return ops::conv_transpose2d(d, x, w, bias, stride, padding);
+}
+template <class D, class W, class T, std::enable_if_t<!std::is_same<D, Cpu>::value, int> = 0>
+void prepare_conv2d(const D&, const W&, int, int, PreparedWeights<T, D>&) {}
+template <class D, class W, class T, std::enable_if_t<!std::is_same<D, Cpu>::value, int> = 0>
+void prepare_conv_transpose2d(const D&, const W&, int, int, PreparedWeights<T, D>&) {}
+}  // namespace ops
+}  // namespace diffblocks

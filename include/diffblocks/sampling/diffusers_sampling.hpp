@@ -27,6 +27,7 @@ template <class T, class D>
 Tensor<T, 4, D> diffusers_sample(const UNet2DConditionModel<T, D>& unet, Scheduler<T, D>& scheduler,
                                  DiffuserInputs<T, D> inputs, const DiffusersSamplingOptions& opt) {
   if (opt.steps <= 0) throw InputError("diffusers_sample: steps must be positive, got " + std::to_string(opt.steps));
+  const DeviceScope<D> on(unet.device());  // the scheduler's ops run on the model's device
   const std::size_t out = std::size_t(unet.config().out_channels), C = inputs.sample.shape(1);
   if (C < out)
     throw InputError("diffusers_sample: input 'sample' has " + std::to_string(C) + " channels, fewer than the model's " +

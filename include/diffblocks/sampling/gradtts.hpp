@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 
+#include "diffblocks/core/held_device.hpp"
 #include "diffblocks/core/random.hpp"
 #include "diffblocks/sampling/gradtts_schedule.hpp"
 #include "diffblocks/unets/origin.hpp"
@@ -29,6 +30,7 @@ Tensor<T, 3, D> reverse_diffusion(const Model& model, const Tensor<T, 3, D>& z, 
                                   const Tensor<T, 3, D>& mu, const GradTTSSamplerOptions& opt,
                                   const typename Model::Conditioning& cond = {}) {
   if (opt.steps <= 0) throw InputError("reverse_diffusion: steps must be positive, got " + std::to_string(opt.steps));
+  const DeviceScope<D> on(device_of<D>(model));  // the steps' ops run on the model's device
   if (tensor_shape(z) != tensor_shape(mu))
     throw InputError("reverse_diffusion: input 'z' has shape " + shape_str(tensor_shape(z)) + ", expected " +
                      shape_str(tensor_shape(mu)) + " (like mu)");

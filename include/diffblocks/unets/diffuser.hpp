@@ -21,6 +21,7 @@
 #include "diffblocks/blocks/timesteps.hpp"
 #include "diffblocks/blocks/transformer2d.hpp"
 #include "diffblocks/blocks/upsample2d.hpp"
+#include "diffblocks/core/held_device.hpp"
 #include "diffblocks/core/params.hpp"
 #include "diffblocks/unets/diffuser_config.hpp"
 
@@ -41,7 +42,7 @@ struct DiffuserInputs {
 };
 
 template <class T = float, class D = Cpu>
-class UNet2DConditionModel {
+class UNet2DConditionModel : public DeviceHolder<D> {
  public:
   using scalar_type = T;
   using device_type = D;
@@ -152,6 +153,13 @@ class UNet2DConditionModel {
 
   const DiffuserConfig& config() const { return cfg_; }
 
+  /// Makes every block's prepared weights now, for this model's device (else at the first
+  /// forward); db::invalidate_prepared(model) drops them after an edit of the weights.
+  void prepare() {
+    const DeviceScope<D> on(this->device());
+    ::diffblocks::prepare(*this);
+  }
+
   /// Every parameter under its diffusers state_dict name, in registration order.
   template <class V>
   void visit(V&& v, const std::string& p = "") {
@@ -174,6 +182,7 @@ class UNet2DConditionModel {
 
   /// One forward pass; returns the model output (B, out_channels, H, W).
   Tensor<T, 4, D> forward(const Inputs& in) const {
+    const DeviceScope<D> on(this->device());
     check_inputs(in);
     const std::size_t B = in.sample.shape(0);
     const Tensor<T, 1, D> timesteps = in.timestep.shape(0) == B ? in.timestep : ops::full<T, 1>(D{}, {B}, ops::first_value(D{}, in.timestep));

@@ -17,6 +17,7 @@
 
 #include "diffblocks/blocks/block.hpp"
 #include "diffblocks/blocks/conv2d.hpp"
+#include "diffblocks/core/held_device.hpp"
 #include "diffblocks/blocks/downsample.hpp"
 #include "diffblocks/blocks/linear_attention.hpp"
 #include "diffblocks/blocks/mish_mlp.hpp"
@@ -54,7 +55,7 @@ struct OriginConditioning {
 
 template <class T = float, class D = Cpu, template <class, class> class Attention = LinearAttention,
           template <class, class> class Resnet = ResnetBlock>
-class GradLogPEstimator2d {
+class GradLogPEstimator2d : public DeviceHolder<D> {
  public:
   using scalar_type = T;
   using device_type = D;
@@ -116,6 +117,13 @@ class GradLogPEstimator2d {
 
   const OriginConfig& config() const { return cfg_; }
 
+  /// Makes every block's prepared weights now, for this model's device (else at the first
+  /// forward); db::invalidate_prepared(model) drops them after an edit of the weights.
+  void prepare() {
+    const DeviceScope<D> on(this->device());
+    ::diffblocks::prepare(*this);
+  }
+
   /// Every parameter under its PyTorch state_dict name, in registration order (spk_emb /
   /// emo_emb tables are not estimator parameters; see load()).
   template <class V>
@@ -156,6 +164,7 @@ class GradLogPEstimator2d {
   /// Returns the score estimate (B, n_feats, T), exactly 0 on padded frames.
   Tensor<T, 3, D> forward(const Tensor<T, 3, D>& x, const Tensor<T, 3, D>& mask, const Tensor<T, 3, D>& mu,
                           const Tensor<T, 1, D>& t, const Conditioning& cond = {}) const {
+    const DeviceScope<D> on(this->device());
     check_inputs(x, mask, mu, t, cond);
     const std::size_t B = x.shape(0), F = x.shape(1), W = x.shape(2);
 

@@ -83,12 +83,43 @@ class DeviceTensor {
 
 }  // namespace cuda
 
+namespace detail {
+/// The attention setting of the Cuda device in effect on this thread (a model's forward
+/// installs its device's; DeviceScope<Cuda>).
+inline thread_local ops::AttentionAlgorithm cuda_attention_in_effect = ops::AttentionAlgorithm::Auto;
+}  // namespace detail
+
 /// The CUDA device: tensors in device memory, kernels in ops/cuda/, GEMMs on cuBLAS, all
-/// enqueued on the calling thread's current stream (core/cuda/runtime.hpp).
+/// enqueued on the calling thread's current stream (core/cuda/runtime.hpp; the stream stays a
+/// per-thread setting, cuda::StreamGuard, rather than part of the device value: moving it into
+/// the value needs a GPU to test the graph sampler and the allocator's stream ordering with).
+/// The value carries its own attention choice, independent of the CPU's.
 struct Cuda {
   template <class T, std::size_t N>
   using tensor = cuda::DeviceTensor<T, N>;
   static constexpr const char* name = "cuda";
+
+  /// Which attention kernel ops::attention runs (Auto: the measured rule of ops/cuda/attention.cuh).
+  ops::AttentionAlgorithm attention;
+
+  /// The device in effect on this thread (outside any model: Auto attention).
+  Cuda() : attention(detail::cuda_attention_in_effect) {}
+  explicit Cuda(ops::AttentionAlgorithm a) : attention(a) {}
+};
+
+/// Makes a Cuda device value the one in effect on this thread (see DeviceScope<Cpu>).
+template <>
+class DeviceScope<Cuda> {
+ public:
+  explicit DeviceScope(const Cuda& d) : saved_(detail::cuda_attention_in_effect) {
+    detail::cuda_attention_in_effect = d.attention;
+  }
+  ~DeviceScope() { detail::cuda_attention_in_effect = saved_; }
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+
+ private:
+  ops::AttentionAlgorithm saved_;
 };
 
 /// Copies host float32 data into a device tensor whose shape is already the expected one

@@ -17,7 +17,8 @@
 //   on register-blocked kernels against K and V^T packed once per call. Agrees with the naive
 //   variant to rounding (its exp2 has a relative error below 1e-7).
 //
-// `attention` picks one by `set_attention_algorithm` (Auto: streaming from 512 keys on, where
+// `attention` picks one by its device's setting (CpuOptions::attention; set_attention_algorithm
+// sets the default context's) (Auto: streaming from 512 keys on, where
 // it is measured faster; below that the naive variant wastes less on padding short style
 // sequences to 64 keys). Both are validated against each other in the tests
 // and against a scalar double-precision reference in benchmarks/bench_attention.cpp.
@@ -29,45 +30,40 @@
 namespace diffblocks {
 namespace ops {
 
-enum class AttentionAlgorithm {
-  Auto,       ///< streaming from 512 keys on, else naive
-  Naive,      ///< full score rows per query tile (the reference)
-  Streaming,  ///< online softmax over key blocks
-};
-
-namespace detail {
-inline std::atomic<AttentionAlgorithm>& attention_algorithm_setting() {
-  static std::atomic<AttentionAlgorithm> a{AttentionAlgorithm::Auto};
-  return a;
-}
-}  // namespace detail
-
-/// Process-wide choice of attention variant (thread-safe; read at each call).
-inline void set_attention_algorithm(AttentionAlgorithm a) { detail::attention_algorithm_setting().store(a); }
-inline AttentionAlgorithm attention_algorithm() { return detail::attention_algorithm_setting().load(); }
+/// Sets the attention algorithm of the process default context (what `Cpu{}` means outside a
+/// model); a device made with `Cpu(CpuOptions{...})` keeps its own. The Cuda device has its own
+/// setting too (Cuda::attention).
+inline void set_attention_algorithm(AttentionAlgorithm a) { default_cpu_context()->set_attention_algorithm(a); }
+/// The attention algorithm of the CPU context in effect (outside any model: the process default's).
+inline AttentionAlgorithm attention_algorithm() { return current_cpu_context().attention_algorithm(); }
 
 /// The reference variant: full score rows per tile of 64 queries (kernels/attention.inl).
 template <class T>
-Tensor<T, 3, Cpu> attention_naive(Cpu, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k,
+Tensor<T, 3, Cpu> attention_naive(Cpu dev, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k,
                                   const Tensor<T, 3, Cpu>& v, int heads, T scale, const Tensor<T, 2, Cpu>& bias) {
+  const DeviceScope<Cpu> on(dev);
   DIFFBLOCKS_CPU_RETURN_KERNEL(attention_naive<T>(q, k, v, heads, scale, bias));
 }
 
 /// The streaming (flash) variant: online softmax over blocks of 64 keys (kernels/attention.inl).
 template <class T>
-Tensor<T, 3, Cpu> attention_streaming(Cpu, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k,
+Tensor<T, 3, Cpu> attention_streaming(Cpu dev, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k,
                                       const Tensor<T, 3, Cpu>& v, int heads, T scale, const Tensor<T, 2, Cpu>& bias) {
+  const DeviceScope<Cpu> on(dev);
   DIFFBLOCKS_CPU_RETURN_KERNEL(attention_streaming<T>(q, k, v, heads, scale, bias));
 }
 
-/// Softmax attention by the process-wide algorithm setting (see the file comment).
+/// Softmax attention by the device's algorithm setting (see the file comment).
 template <class T>
-Tensor<T, 3, Cpu> attention(Cpu, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k, const Tensor<T, 3, Cpu>& v,
+Tensor<T, 3, Cpu> attention(Cpu dev, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k, const Tensor<T, 3, Cpu>& v,
                             int heads, T scale, const Tensor<T, 2, Cpu>& bias) {
-  const AttentionAlgorithm a = attention_algorithm();
+  const DeviceScope<Cpu> on(dev);
+  CpuContext& c = dev.context();
+  const AttentionAlgorithm a = c.attention_algorithm();
   const bool streaming = a == AttentionAlgorithm::Streaming || (a == AttentionAlgorithm::Auto && k.shape(1) >= 512);
-  return streaming ? attention_streaming(Cpu{}, q, k, v, heads, scale, bias)
-                   : attention_naive(Cpu{}, q, k, v, heads, scale, bias);
+  ++(streaming ? c.counters().streaming_attention : c.counters().naive_attention);
+  return streaming ? attention_streaming(dev, q, k, v, heads, scale, bias)
+                   : attention_naive(dev, q, k, v, heads, scale, bias);
 }
 
 }  // namespace ops

@@ -1,35 +1,31 @@
 #pragma once
 // Convolutions on the CPU: the algorithm setting and the entry points, which run the copy of
-// the kernels (kernels/conv.inl, kernels/winograd.inl) for the instruction set in use.
+// the kernels (kernels/conv.inl, kernels/winograd.inl) for the instruction set in use. The
+// entry points without a device read the context in effect and take prepared weights from the
+// process-wide cache; the device ones with a PreparedSlot (what Conv2d and ConvTranspose2d
+// hold) follow their device's settings and use the block's own prepared form.
 #include <atomic>
+#include <memory>
 
 #include "diffblocks/core/device.hpp"
 #include "diffblocks/ops/cpu/kernels.hpp"
+#include "diffblocks/ops/cpu/prepared.hpp"
 
 namespace diffblocks {
 namespace ops {
 namespace cpu {
 
-/// How Conv2d computes 3x3 stride-1 padding-1 convolutions (every other shape uses im2col).
-enum class ConvAlgorithm {
-  Auto,    ///< Winograd F(4x4, 3x3) where it pays (>= 8 channels in and out), else im2col
-  Im2col,  ///< always tiled im2col + GEMM: the exact reference, 4x the multiplications
-};
+/// Sets the conv algorithm of the process default context (what `Cpu{}` means outside a model);
+/// a device made with `Cpu(CpuOptions{...})` keeps its own (`context().set_conv_algorithm`).
+inline void set_conv_algorithm(ConvAlgorithm a) { default_cpu_context()->set_conv_algorithm(a); }
+/// The conv algorithm of the context in effect (outside any model: the process default's).
+inline ConvAlgorithm conv_algorithm() { return current_cpu_context().conv_algorithm(); }
 
-namespace detail {
-inline std::atomic<ConvAlgorithm>& conv_algorithm_setting() {
-  static std::atomic<ConvAlgorithm> a{ConvAlgorithm::Auto};
-  return a;
+inline bool use_winograd(ConvAlgorithm a, int Cin, int Cout, int KH, int KW, int stride, int padding) {
+  return a == ConvAlgorithm::Auto && KH == 3 && KW == 3 && stride == 1 && padding == 1 && Cin >= 8 && Cout >= 8;
 }
-}  // namespace detail
-
-/// Process-wide choice of convolution algorithm (thread-safe; read at each call).
-inline void set_conv_algorithm(ConvAlgorithm a) { detail::conv_algorithm_setting().store(a); }
-inline ConvAlgorithm conv_algorithm() { return detail::conv_algorithm_setting().load(); }
-
 inline bool use_winograd(int Cin, int Cout, int KH, int KW, int stride, int padding) {
-  return conv_algorithm() == ConvAlgorithm::Auto && KH == 3 && KW == 3 && stride == 1 && padding == 1 && Cin >= 8 &&
-         Cout >= 8;
+  return use_winograd(conv_algorithm(), Cin, Cout, KH, KW, stride, padding);
 }
 
 /// Conv2d (cross-correlation, zero padding). x (B,Cin,H,W), w (Cout,Cin,k,k), bias (Cout) or empty.
@@ -38,6 +34,8 @@ Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
                          int stride, int padding) {
   const bool winograd = use_winograd(static_cast<int>(x.shape(1)), static_cast<int>(w.shape(0)),
                                      static_cast<int>(w.shape(2)), static_cast<int>(w.shape(3)), stride, padding);
+  CpuCounters& counters = current_cpu_context().counters();
+  ++(winograd ? counters.winograd_convs : counters.im2col_convs);
   DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d<T>(x, w, bias, stride, padding, winograd));
 }
 
@@ -57,6 +55,117 @@ Tensor<T, 4, Cpu> conv_transpose2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4
   DIFFBLOCKS_CPU_RETURN_KERNEL(conv_transpose2d<T>(x, w, bias, stride, padding));
 }
 
+namespace detail {
+template <class T>
+memory::WeightBuffer<T> prepare_conv2d(const T* w, int Cout, int Cin, int KH, int KW, bool winograd) {
+  DIFFBLOCKS_CPU_RETURN_KERNEL(prepare_conv2d<T>(w, Cout, Cin, KH, KW, winograd));
+}
+template <class T>
+memory::WeightBuffer<T> prepare_conv_transpose2d(const T* w, int Cin, int Cout, int KH, int KW, int s, int padding) {
+  DIFFBLOCKS_CPU_RETURN_KERNEL(prepare_conv_transpose2d<T>(w, Cin, Cout, KH, KW, s, padding));
+}
+
+/// The prepared form for `key`, from the slot (kept: WeightPreparation::Keep) or made for this
+/// call only (PerCall); counted in the context's weight_preparations when made.
+template <class T, class Make>
+std::shared_ptr<const PreparedForm<T>> prepared_form(CpuContext& c, PreparedSlot<T>& slot, PreparedKey key,
+                                                     Make&& make) {
+  if (c.weight_preparation() == WeightPreparation::PerCall) {
+    slot.reset();
+    ++c.counters().weight_preparations;
+    return std::make_shared<const PreparedForm<T>>(key, make());
+  }
+  bool made = false;
+  auto f = slot.get(key, std::forward<Make>(make), &made);
+  if (made) ++c.counters().weight_preparations;
+  return f;
+}
+}  // namespace detail
+
+/// The key of a Conv2d weight's prepared form on context c: Winograd planes or packed panels.
+inline PreparedKey conv2d_key(const CpuContext& c, int Cin, int Cout, int KH, int KW, int stride, int padding) {
+  return PreparedKey{isa(), use_winograd(c.conv_algorithm(), Cin, Cout, KH, KW, stride, padding) ? kWinogradKernels
+                                                                                                  : kPackedConv};
+}
+
+/// Makes the prepared form of a Conv2d weight in `slot` now, as the first conv2d on `d` would.
+template <class T>
+void prepare_conv2d(const Cpu& d, const Tensor<T, 4, Cpu>& w, int stride, int padding, PreparedSlot<T>& slot) {
+  const DeviceScope<Cpu> on(d);
+  CpuContext& c = d.context();
+  if (c.weight_preparation() == WeightPreparation::PerCall) return;
+  const int Cout = static_cast<int>(w.shape(0)), Cin = static_cast<int>(w.shape(1));
+  const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
+  const PreparedKey key = conv2d_key(c, Cin, Cout, KH, KW, stride, padding);
+  detail::prepared_form(c, slot, key, [&] {
+    return detail::prepare_conv2d(w.data(), Cout, Cin, KH, KW, key.kind == kWinogradKernels);
+  });
+}
+
+/// Conv2d with the weight's prepared form kept in `slot` (made at the first call, or when the
+/// algorithm or instruction set changed). Later edits of w are not seen until slot.reset().
+template <class T>
+Tensor<T, 4, Cpu> conv2d(const Cpu& d, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
+                         const Tensor<T, 1, Cpu>& bias, int stride, int padding, PreparedSlot<T>& slot) {
+  const DeviceScope<Cpu> on(d);
+  CpuContext& c = d.context();
+  const int Cout = static_cast<int>(w.shape(0)), Cin = static_cast<int>(w.shape(1));
+  const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
+  const PreparedKey key = conv2d_key(c, static_cast<int>(x.shape(1)), Cout, KH, KW, stride, padding);
+  const bool winograd = key.kind == kWinogradKernels;
+  ++(winograd ? c.counters().winograd_convs : c.counters().im2col_convs);
+  const auto form = detail::prepared_form(
+      c, slot, key, [&] { return detail::prepare_conv2d(w.data(), Cout, Cin, KH, KW, winograd); });
+  DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d<T>(x, w, bias, stride, padding, winograd, form->data.data()));
+}
+
+/// conv1x1_add_ with the packed weight kept in `slot` (see conv2d above).
+template <class T>
+void conv1x1_add_(const Cpu& d, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
+                  Tensor<T, 4, Cpu>& out, PreparedSlot<T>& slot) {
+  const DeviceScope<Cpu> on(d);
+  CpuContext& c = d.context();
+  const int Cout = static_cast<int>(w.shape(0)), Cin = static_cast<int>(w.shape(1));
+  ++c.counters().im2col_convs;
+  const auto form = detail::prepared_form(c, slot, PreparedKey{isa(), kPackedConv},
+                                          [&] { return detail::prepare_conv2d(w.data(), Cout, Cin, 1, 1, false); });
+  DIFFBLOCKS_CPU_RETURN_KERNEL(conv1x1_add_<T>(x, w, bias, out, form->data.data()));
+}
+
+/// ConvTranspose2d with the weight's prepared form (every phase packed) kept in `slot`.
+template <class T>
+Tensor<T, 4, Cpu> conv_transpose2d(const Cpu& d, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
+                                   const Tensor<T, 1, Cpu>& bias, int stride, int padding, PreparedSlot<T>& slot) {
+  const DeviceScope<Cpu> on(d);
+  CpuContext& c = d.context();
+  const int Cin = static_cast<int>(w.shape(0)), Cout = static_cast<int>(w.shape(1));
+  const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
+  const auto form = detail::prepared_form(c, slot, PreparedKey{isa(), kPackedConvTranspose}, [&] {
+    return detail::prepare_conv_transpose2d(w.data(), Cin, Cout, KH, KW, stride, padding);
+  });
+  DIFFBLOCKS_CPU_RETURN_KERNEL(conv_transpose2d<T>(x, w, bias, stride, padding, form->data.data()));
+}
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace diffblocks
+
+namespace diffblocks {
+namespace ops {
+namespace cpu {
+/// Makes the prepared form of a ConvTranspose2d weight in `slot` now.
+template <class T>
+void prepare_conv_transpose2d(const Cpu& d, const Tensor<T, 4, Cpu>& w, int stride, int padding,
+                              PreparedSlot<T>& slot) {
+  const DeviceScope<Cpu> on(d);
+  CpuContext& c = d.context();
+  if (c.weight_preparation() == WeightPreparation::PerCall) return;
+  const int Cin = static_cast<int>(w.shape(0)), Cout = static_cast<int>(w.shape(1));
+  const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
+  detail::prepared_form(c, slot, PreparedKey{isa(), kPackedConvTranspose}, [&] {
+    return detail::prepare_conv_transpose2d(w.data(), Cin, Cout, KH, KW, stride, padding);
+  });
+}
 }  // namespace cpu
 }  // namespace ops
 }  // namespace diffblocks

@@ -13,9 +13,10 @@ namespace ops {
 ///   x0 = (sample - sqrt_beta * eps) / sqrt_alpha, clamped to [-clip, clip] when clip > 0
 ///   prev = c_x0 * x0 + c_sample * sample + c_eps * eps + c_noise * noise   (noise may be empty)
 template <class T>
-Tensor<T, 4, Cpu> epsilon_step(Cpu, const Tensor<T, 4, Cpu>& eps, const Tensor<T, 4, Cpu>& sample,
+Tensor<T, 4, Cpu> epsilon_step(Cpu dev, const Tensor<T, 4, Cpu>& eps, const Tensor<T, 4, Cpu>& sample,
                                const Tensor<T, 4, Cpu>& noise, T sqrt_alpha, T sqrt_beta, T clip, T c_x0, T c_sample,
                                T c_eps, T c_noise) {
+  const DeviceScope<Cpu> on(dev);
   auto prev = Tensor<T, 4, Cpu>::from_shape(sample.shape());
   const bool has_noise = noise.size() != 0;
   for (std::size_t i = 0; i < sample.size(); ++i) {
@@ -32,7 +33,8 @@ Tensor<T, 4, Cpu> epsilon_step(Cpu, const Tensor<T, 4, Cpu>& eps, const Tensor<T
 
 /// Euler (epsilon): x0 = sample - sigma * eps; d = (sample - x0) / sigma; prev = sample + d * dt.
 template <class T>
-Tensor<T, 4, Cpu> euler_step(Cpu, const Tensor<T, 4, Cpu>& eps, const Tensor<T, 4, Cpu>& sample, T sigma, T dt) {
+Tensor<T, 4, Cpu> euler_step(Cpu dev, const Tensor<T, 4, Cpu>& eps, const Tensor<T, 4, Cpu>& sample, T sigma, T dt) {
+  const DeviceScope<Cpu> on(dev);
   auto prev = Tensor<T, 4, Cpu>::from_shape(sample.shape());
   for (std::size_t i = 0; i < sample.size(); ++i) {
     const T s = sample.data()[i];
@@ -44,7 +46,8 @@ Tensor<T, 4, Cpu> euler_step(Cpu, const Tensor<T, 4, Cpu>& eps, const Tensor<T, 
 
 /// x / d (torch divides, it does not multiply by the reciprocal).
 template <class T, std::size_t N>
-Tensor<T, N, Cpu> divide(Cpu, const Tensor<T, N, Cpu>& x, T d) {
+Tensor<T, N, Cpu> divide(Cpu dev, const Tensor<T, N, Cpu>& x, T d) {
+  const DeviceScope<Cpu> on(dev);
   auto y = Tensor<T, N, Cpu>::from_shape(x.shape());
   for (std::size_t i = 0; i < x.size(); ++i) y.data()[i] = x.data()[i] / d;
   return y;

@@ -24,7 +24,8 @@ void silu_range(T* p, std::ptrdiff_t n) {
 }
 
 template <class T, std::size_t N>
-void silu_(Cpu, Tensor<T, N, Cpu>& x) {
+void silu_(Cpu dev, Tensor<T, N, Cpu>& x) {
+  const DeviceScope<Cpu> on(dev);
   DIFFBLOCKS_CPU_RETURN_KERNEL(silu_<T, N>(x));
 }
 
@@ -35,20 +36,23 @@ void gelu_range(T* p, std::ptrdiff_t n) {
 }
 
 template <class T, std::size_t N>
-void gelu_(Cpu, Tensor<T, N, Cpu>& x) {
+void gelu_(Cpu dev, Tensor<T, N, Cpu>& x) {
+  const DeviceScope<Cpu> on(dev);
   DIFFBLOCKS_CPU_RETURN_KERNEL(gelu_<T, N>(x));
 }
 
 /// GEGLU: x (..., 2D) -> (..., D) = a * GELU(gate) with a = first half, gate = second half.
 template <class T, std::size_t N>
-Tensor<T, N, Cpu> geglu(Cpu, const Tensor<T, N, Cpu>& x) {
+Tensor<T, N, Cpu> geglu(Cpu dev, const Tensor<T, N, Cpu>& x) {
+  const DeviceScope<Cpu> on(dev);
   DIFFBLOCKS_CPU_RETURN_KERNEL(geglu<T, N>(x));
 }
 
 /// LayerNorm over the last dimension (biased variance; kernels/norm.inl).
 template <class T, std::size_t N>
-Tensor<T, N, Cpu> layer_norm(Cpu, const Tensor<T, N, Cpu>& x, const Tensor<T, 1, Cpu>& gamma,
+Tensor<T, N, Cpu> layer_norm(Cpu dev, const Tensor<T, N, Cpu>& x, const Tensor<T, 1, Cpu>& gamma,
                              const Tensor<T, 1, Cpu>& beta, double eps) {
+  const DeviceScope<Cpu> on(dev);
   DIFFBLOCKS_CPU_RETURN_KERNEL(layer_norm<T, N>(x, gamma, beta, eps));
 }
 
@@ -62,7 +66,8 @@ void transpose(const T* src, T* dst, std::ptrdiff_t rows, std::ptrdiff_t cols) {
 
 /// (B, C, H, W) -> (B, H*W, C): token n = y*W + x (mel-bin major), as diffusers permutes.
 template <class T>
-Tensor<T, 3, Cpu> nchw_to_tokens(Cpu, const Tensor<T, 4, Cpu>& x) {
+Tensor<T, 3, Cpu> nchw_to_tokens(Cpu dev, const Tensor<T, 4, Cpu>& x) {
+  const DeviceScope<Cpu> on(dev);
   const std::size_t B = x.shape(0), C = x.shape(1), N = x.shape(2) * x.shape(3);
   auto y = Tensor<T, 3, Cpu>::from_shape({B, N, C});
   for (std::size_t b = 0; b < B; ++b)
@@ -73,7 +78,8 @@ Tensor<T, 3, Cpu> nchw_to_tokens(Cpu, const Tensor<T, 4, Cpu>& x) {
 
 /// (B, H*W, C) -> (B, C, H, W).
 template <class T>
-Tensor<T, 4, Cpu> tokens_to_nchw(Cpu, const Tensor<T, 3, Cpu>& x, std::size_t H, std::size_t W) {
+Tensor<T, 4, Cpu> tokens_to_nchw(Cpu dev, const Tensor<T, 3, Cpu>& x, std::size_t H, std::size_t W) {
+  const DeviceScope<Cpu> on(dev);
   const std::size_t B = x.shape(0), N = x.shape(1), C = x.shape(2);
   auto y = Tensor<T, 4, Cpu>::from_shape({B, C, H, W});
   for (std::size_t b = 0; b < B; ++b)
@@ -85,7 +91,8 @@ Tensor<T, 4, Cpu> tokens_to_nchw(Cpu, const Tensor<T, 3, Cpu>& x, std::size_t H,
 /// Frame mask (B, 1, 1, W) -> keep-mask (B, H*W) over nchw_to_tokens' tokens: token y*W + x
 /// keeps mask[b, x] (every mel bin of a padded frame is padding).
 template <class T>
-Tensor<T, 2, Cpu> frame_mask_to_tokens(Cpu, const Tensor<T, 4, Cpu>& mask, std::size_t H) {
+Tensor<T, 2, Cpu> frame_mask_to_tokens(Cpu dev, const Tensor<T, 4, Cpu>& mask, std::size_t H) {
+  const DeviceScope<Cpu> on(dev);
   const std::size_t B = mask.shape(0), W = mask.shape(3);
   auto y = Tensor<T, 2, Cpu>::from_shape({B, H * W});
   for (std::size_t b = 0; b < B; ++b)
@@ -95,7 +102,8 @@ Tensor<T, 2, Cpu> frame_mask_to_tokens(Cpu, const Tensor<T, 4, Cpu>& mask, std::
 
 /// [mean_L(x) + pos, x] along the sequence: (B, L, C) -> (B, L+1, C) (AttentionPooling).
 template <class T>
-Tensor<T, 3, Cpu> prepend_mean_token(Cpu, const Tensor<T, 3, Cpu>& x, const Tensor<T, 2, Cpu>& pos) {
+Tensor<T, 3, Cpu> prepend_mean_token(Cpu dev, const Tensor<T, 3, Cpu>& x, const Tensor<T, 2, Cpu>& pos) {
+  const DeviceScope<Cpu> on(dev);
   const std::size_t B = x.shape(0), L = x.shape(1), C = x.shape(2);
   auto y = Tensor<T, 3, Cpu>::from_shape({B, L + 1, C});
   for (std::size_t b = 0; b < B; ++b) {
@@ -111,7 +119,8 @@ Tensor<T, 3, Cpu> prepend_mean_token(Cpu, const Tensor<T, 3, Cpu>& x, const Tens
 
 /// x[:, 0, :] -> (B, C).
 template <class T>
-Tensor<T, 2, Cpu> first_token(Cpu, const Tensor<T, 3, Cpu>& x) {
+Tensor<T, 2, Cpu> first_token(Cpu dev, const Tensor<T, 3, Cpu>& x) {
+  const DeviceScope<Cpu> on(dev);
   const std::size_t B = x.shape(0), N = x.shape(1), C = x.shape(2);
   auto y = Tensor<T, 2, Cpu>::from_shape({B, C});
   for (std::size_t b = 0; b < B; ++b) std::copy_n(x.data() + b * N * C, C, y.data() + b * C);
@@ -120,7 +129,8 @@ Tensor<T, 2, Cpu> first_token(Cpu, const Tensor<T, 3, Cpu>& x) {
 
 /// cat([a, b], dim=-1) for (B, Da) and (B, Db).
 template <class T>
-Tensor<T, 2, Cpu> concat_cols(Cpu, const Tensor<T, 2, Cpu>& a, const Tensor<T, 2, Cpu>& b) {
+Tensor<T, 2, Cpu> concat_cols(Cpu dev, const Tensor<T, 2, Cpu>& a, const Tensor<T, 2, Cpu>& b) {
+  const DeviceScope<Cpu> on(dev);
   const std::size_t B = a.shape(0), Da = a.shape(1), Db = b.shape(1);
   auto y = Tensor<T, 2, Cpu>::from_shape({B, Da + Db});
   for (std::size_t i = 0; i < B; ++i) {
@@ -132,19 +142,22 @@ Tensor<T, 2, Cpu> concat_cols(Cpu, const Tensor<T, 2, Cpu>& a, const Tensor<T, 2
 
 /// x = x * a + b.
 template <class T, std::size_t N>
-void affine_(Cpu, Tensor<T, N, Cpu>& x, T a, T b) {
+void affine_(Cpu dev, Tensor<T, N, Cpu>& x, T a, T b) {
+  const DeviceScope<Cpu> on(dev);
   DIFFBLOCKS_CPU_RETURN_KERNEL(affine_(x.data(), static_cast<std::ptrdiff_t>(x.size()), a, b));
 }
 
 /// The first element, read on the host.
 template <class T, std::size_t N>
-T first_value(Cpu, const Tensor<T, N, Cpu>& x) {
+T first_value(Cpu dev, const Tensor<T, N, Cpu>& x) {
+  const DeviceScope<Cpu> on(dev);
   return x.data()[0];
 }
 
 /// diffusers' attention-mask convention: keep-mask m (1 = attend) -> additive bias (1 - m) * -10000.
 template <class T>
-Tensor<T, 2, Cpu> keep_mask_to_bias(Cpu, const Tensor<T, 2, Cpu>& keep) {
+Tensor<T, 2, Cpu> keep_mask_to_bias(Cpu dev, const Tensor<T, 2, Cpu>& keep) {
+  const DeviceScope<Cpu> on(dev);
   auto y = Tensor<T, 2, Cpu>::from_shape(keep.shape());
   for (std::size_t i = 0; i < keep.size(); ++i) y.data()[i] = (T(1) - keep.data()[i]) * T(-10000.0);
   return y;
@@ -153,7 +166,8 @@ Tensor<T, 2, Cpu> keep_mask_to_bias(Cpu, const Tensor<T, 2, Cpu>& keep) {
 /// Nearest-neighbour resize of (B, C, H, W) to (Ho, Wo) with torch's rule
 /// src = min(floor(dst * (in / out)), in - 1), the scale computed in float32 as torch does.
 template <class T>
-Tensor<T, 4, Cpu> upsample_nearest(Cpu, const Tensor<T, 4, Cpu>& x, std::size_t Ho, std::size_t Wo) {
+Tensor<T, 4, Cpu> upsample_nearest(Cpu dev, const Tensor<T, 4, Cpu>& x, std::size_t Ho, std::size_t Wo) {
+  const DeviceScope<Cpu> on(dev);
   const std::size_t B = x.shape(0), C = x.shape(1), H = x.shape(2), W = x.shape(3);
   auto src_index = [](std::size_t out, std::size_t in) {
     std::vector<std::size_t> idx(out);
@@ -175,7 +189,8 @@ Tensor<T, 4, Cpu> upsample_nearest(Cpu, const Tensor<T, 4, Cpu>& x, std::size_t 
 
 /// diffusers get_timestep_embedding in float32 (see blocks/timesteps.hpp).
 template <class T>
-Tensor<T, 2, Cpu> timestep_embedding(Cpu, const Tensor<T, 1, Cpu>& t, int channels, bool flip, T shift, T max_period) {
+Tensor<T, 2, Cpu> timestep_embedding(Cpu dev, const Tensor<T, 1, Cpu>& t, int channels, bool flip, T shift, T max_period) {
+  const DeviceScope<Cpu> on(dev);
   const int half = channels / 2;
   const T neg_log = -std::log(max_period);
   memory::Buffer<T> freq(static_cast<std::size_t>(half));
@@ -194,7 +209,8 @@ Tensor<T, 2, Cpu> timestep_embedding(Cpu, const Tensor<T, 1, Cpu>& t, int channe
 
 /// y = x * (1 + scale[b, c]) + shift[b, c], ss = (B, 2C) with scale first (AdaGroupNorm).
 template <class T>
-void scale_shift_(Cpu, Tensor<T, 4, Cpu>& x, const Tensor<T, 2, Cpu>& ss) {
+void scale_shift_(Cpu dev, Tensor<T, 4, Cpu>& x, const Tensor<T, 2, Cpu>& ss) {
+  const DeviceScope<Cpu> on(dev);
   DIFFBLOCKS_CPU_RETURN_KERNEL(scale_shift_(x.data(), static_cast<std::ptrdiff_t>(x.shape(0)),
                                             static_cast<std::ptrdiff_t>(x.shape(1)),
                                             static_cast<std::ptrdiff_t>(x.shape(2) * x.shape(3)), ss.data()));

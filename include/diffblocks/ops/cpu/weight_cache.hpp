@@ -1,7 +1,9 @@
 #pragma once
-// Process-wide cache of data derived from weights (Winograd-transformed 3x3 kernels), so that a
-// model run many times (a sampler's steps, a server's requests) transforms each weight once
-// instead of at every forward: at T = 128 the transform alone was ~9 % of an Origin forward.
+// Process-wide cache of data derived from weights (Winograd-transformed 3x3 kernels) for the raw
+// op calls that no block stands behind (`ops::cpu::conv2d(x, w, ...)`, `ops::conv2d(device, x,
+// w, ...)` without a slot), so that such a loop transforms each weight once instead of at every
+// call (at T = 128 the transform alone was ~9 % of an Origin forward). The blocks keep their own
+// prepared form instead (prepared.hpp) and never come here.
 //
 // Weights are plain public tensors that users may overwrite in place (load_state_dict, a
 // researcher editing one kernel), so an entry is trusted only while the weights still hash the

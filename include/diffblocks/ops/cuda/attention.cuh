@@ -17,7 +17,7 @@
 // * attention_tiled (attention_tiled.cuh): a register-blocked flash kernel, 64 queries x 32 keys
 //   per step, each thread a 4 x 4 block of scores.
 //
-// `attention` follows set_attention_algorithm (ops/cpu/attention.hpp): Naive -> naive;
+// `attention` follows its device's setting (Cuda::attention, not the CPU's): Naive -> naive;
 // Streaming -> streaming when both head sizes are at most 64, else naive; Auto -> naive for
 // kFewKeys < keys <= kNaiveMaxKeys (cuBLAS's GEMMs win there), else tiled. Measured on an H200
 // (4 heads, batch 1): 1 024 keys dh 32 naive 0.129 / tiled 0.126 / streaming 0.259 ms; 4 096 dh 64
@@ -196,11 +196,11 @@ Tensor<T, 3, Cuda> attention_tiled(Cuda, const Tensor<T, 3, Cuda>& q, const Tens
                                       bias);
 }
 
-/// Softmax attention by the process-wide algorithm setting (see the file comment).
+/// Softmax attention by the device's own algorithm setting (Cuda::attention; see the file comment).
 template <class T>
-Tensor<T, 3, Cuda> attention(Cuda, const Tensor<T, 3, Cuda>& q, const Tensor<T, 3, Cuda>& k, const Tensor<T, 3, Cuda>& v,
+Tensor<T, 3, Cuda> attention(Cuda dev, const Tensor<T, 3, Cuda>& q, const Tensor<T, 3, Cuda>& k, const Tensor<T, 3, Cuda>& v,
                              int heads, T scale, const Tensor<T, 2, Cuda>& bias) {
-  const AttentionAlgorithm a = attention_algorithm();
+  const AttentionAlgorithm a = dev.attention;
   const std::size_t Nk = k.shape(1);
   if (a == AttentionAlgorithm::Naive) return attention_naive(Cuda{}, q, k, v, heads, scale, bias);
   if (a == AttentionAlgorithm::Streaming) return attention_streaming(Cuda{}, q, k, v, heads, scale, bias);

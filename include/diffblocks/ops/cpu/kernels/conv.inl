@@ -155,24 +155,37 @@ void patch_gemm(const T* x, int B, int Cin, int H, int W, const T* wmat, int Cou
   patch_gemm_packed(x, B, Cin, H, W, wpack.data(), Cout, bias, g, out, out_plane, accumulate);
 }
 
-/// A conv2d weight (Cout x K row-major: Cout, Cin, KH, KW) packed for the patch GEMM, cached
-/// per weight content like the Winograd kernels: a 128-channel 3x3 kernel is 147 K values,
-/// which one thread packed while the other waited, at every call.
+/// A conv2d weight (Cout x K row-major: Cout, Cin, KH, KW) packed for the patch GEMM.
+template <class T>
+memory::WeightBuffer<T> pack_conv_weight(const T* w, int Cout, int K) {
+  memory::WeightBuffer<T> p(static_cast<std::size_t>(packed::packed_size(Cout, K)));
+  packed::pack_a(Cout, K, w, K, p.data());
+  return p;
+}
+
+/// The prepared form of a conv2d weight w (Cout, Cin, KH, KW) that conv2d(..., prepared) takes:
+/// the 36 Winograd planes of a 3x3 kernel, or the packed GEMM panels.
+template <class T>
+memory::WeightBuffer<T> prepare_conv2d(const T* w, int Cout, int Cin, int KH, int KW, bool winograd) {
+  return winograd ? winograd::transform_weights(w, Cout, Cin) : pack_conv_weight(w, Cout, Cin * KH * KW);
+}
+
+/// The packed weight from the process-wide cache, for a call without a prepared form (a raw op
+/// on weights that no block holds): a 128-channel 3x3 kernel is 147 K values, which one thread
+/// packed while the other waited, at every call.
 template <class T>
 typename cpu::detail::WeightCache<T>::Value packed_conv_weight(const T* w, int Cout, int K) {
-  return cached_weights(w, static_cast<std::size_t>(Cout) * K, kPackedConv, Cout, K, [&] {
-    memory::WeightBuffer<T> p(static_cast<std::size_t>(packed::packed_size(Cout, K)));
-    packed::pack_a(Cout, K, w, K, p.data());
-    return p;
-  });
+  return cached_weights(w, static_cast<std::size_t>(Cout) * K, kPackedConv, Cout, K,
+                        [&] { return pack_conv_weight(w, Cout, K); });
 }
 
 /// Conv2d (cross-correlation, zero padding). x (B,Cin,H,W), w (Cout,Cin,k,k), bias (Cout) or empty.
 /// `winograd`: a 3x3 stride-1 padding-1 convolution runs as Winograd F(4x4, 3x3) (the entry point
-/// decides, by conv_algorithm()).
+/// decides, by the device's conv algorithm). `prepared`: w's prepare_conv2d form for that
+/// choice, or null to take it from the process-wide cache.
 template <class T>
 Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
-                         int stride, int padding, bool winograd) {
+                         int stride, int padding, bool winograd, const T* prepared = nullptr) {
   const int B = static_cast<int>(x.shape(0)), Cin = static_cast<int>(x.shape(1));
   const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3));
   const int Cout = static_cast<int>(w.shape(0)), KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
@@ -182,7 +195,8 @@ Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
                                                          static_cast<std::size_t>(std::max(Wo, 0))});
   if (Ho <= 0 || Wo <= 0) return out;
   if (winograd) {
-    winograd::conv3x3<T>(x.data(), B, Cin, H, W, w.data(), Cout, bias.size() ? bias.data() : nullptr, out.data());
+    winograd::conv3x3<T>(x.data(), B, Cin, H, W, w.data(), prepared, Cout, bias.size() ? bias.data() : nullptr,
+                         out.data());
     return out;
   }
   PatchGrid g;
@@ -192,8 +206,9 @@ Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
   for (int k = 0; k < KH; ++k) g.off_y.push_back(k - padding);
   for (int k = 0; k < KW; ++k) g.off_x.push_back(k - padding);
   g.row_step = Wo;
-  const auto wpack = packed_conv_weight(w.data(), Cout, Cin * KH * KW);
-  patch_gemm_packed<T>(x.data(), B, Cin, H, W, wpack->data(), Cout, bias.size() ? bias.data() : nullptr, g,
+  typename cpu::detail::WeightCache<T>::Value cached;
+  if (!prepared) prepared = (cached = packed_conv_weight(w.data(), Cout, Cin * KH * KW))->data();
+  patch_gemm_packed<T>(x.data(), B, Cin, H, W, prepared, Cout, bias.size() ? bias.data() : nullptr, g,
                        out.data(), static_cast<std::ptrdiff_t>(Ho) * Wo);
   return out;
 }
@@ -220,21 +235,69 @@ void pointwise_conv(const T* x, int B, int Cin, int H, int W, const T* w, int Co
 
 /// out += Conv2d(x) for a 1x1 stride-1 convolution, accumulated by the GEMM itself (no temporary,
 /// no separate add pass); out (B, Cout, H, W). ResnetBlock's res_conv residual.
+/// `prepared`: w's packed form (prepare_conv2d, not Winograd), or null for the cache's.
 template <class T>
 void conv1x1_add_(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
-                  Tensor<T, 4, Cpu>& out) {
+                  Tensor<T, 4, Cpu>& out, const T* prepared = nullptr) {
   const int B = static_cast<int>(x.shape(0)), Cin = static_cast<int>(x.shape(1));
   const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3)), Cout = static_cast<int>(w.shape(0));
-  const auto wpack = packed_conv_weight(w.data(), Cout, Cin);
-  patch_gemm_packed<T>(x.data(), B, Cin, H, W, wpack->data(), Cout, bias.size() ? bias.data() : nullptr,
+  typename cpu::detail::WeightCache<T>::Value cached;
+  if (!prepared) prepared = (cached = packed_conv_weight(w.data(), Cout, Cin))->data();
+  patch_gemm_packed<T>(x.data(), B, Cin, H, W, prepared, Cout, bias.size() ? bias.data() : nullptr,
                        pointwise_grid(H, W), out.data(), static_cast<std::ptrdiff_t>(H) * W, /*accumulate=*/true);
 }
 
+/// Kernel taps k of a transposed convolution's output phase r (stride s): those with
+/// (r + padding - k) divisible by s.
+inline std::vector<int> transpose_taps(int r, int K, int s, int padding) {
+  std::vector<int> ks;
+  for (int k = 0; k < K; ++k)
+    if (((r + padding - k) % s + s) % s == 0) ks.push_back(k);
+  return ks;
+}
+
+/// Offsets of every phase (ry, rx), ry and rx in [0, s), in the prepared form of a transposed
+/// convolution's weight, and its total size (the last entry).
+inline std::vector<std::ptrdiff_t> transpose_offsets(int Cin, int Cout, int KH, int KW, int s, int padding) {
+  std::vector<std::ptrdiff_t> at(static_cast<std::size_t>(s) * s + 1, 0);
+  for (int ry = 0; ry < s; ++ry)
+    for (int rx = 0; rx < s; ++rx) {
+      const int K = Cin * static_cast<int>(transpose_taps(ry, KH, s, padding).size() *
+                                           transpose_taps(rx, KW, s, padding).size());
+      at[static_cast<std::size_t>(ry) * s + rx + 1] = at[static_cast<std::size_t>(ry) * s + rx] + packed::packed_size(Cout, K);
+    }
+  return at;
+}
+
+/// The prepared form of a ConvTranspose2d weight w (Cin, Cout, KH, KW): for each phase, its
+/// weight matrix [co, (ci, ty, tx)] = w[ci, co, ky[ty], kx[tx]] packed straight from w, all
+/// phases one after another (transpose_offsets).
+template <class T>
+memory::WeightBuffer<T> prepare_conv_transpose2d(const T* w, int Cin, int Cout, int KH, int KW, int s, int padding) {
+  const auto at = transpose_offsets(Cin, Cout, KH, KW, s, padding);
+  memory::WeightBuffer<T> p(static_cast<std::size_t>(at.back()), T(0));
+  parallel_for(static_cast<std::ptrdiff_t>(s) * s * Cin, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+    for (std::ptrdiff_t job = first; job < last; ++job) {
+      const int phase = static_cast<int>(job / Cin), ci = static_cast<int>(job % Cin);
+      const auto ky = transpose_taps(phase / s, KH, s, padding), kx = transpose_taps(phase % s, KW, s, padding);
+      const int nky = static_cast<int>(ky.size()), nkx = static_cast<int>(kx.size()), K = Cin * nky * nkx;
+      for (int co = 0; co < Cout; ++co) {
+        const T* wk = w + (static_cast<std::ptrdiff_t>(ci) * Cout + co) * KH * KW;
+        for (int ty = 0; ty < nky; ++ty)
+          for (int tx = 0; tx < nkx; ++tx)
+            p[at[phase] + packed::packed_index(co, (ci * nky + ty) * nkx + tx, K)] = wk[ky[ty] * KW + kx[tx]];
+      }
+    }
+  });
+  return p;
+}
+
 /// ConvTranspose2d (no output_padding, dilation 1). x (B,Cin,H,W), w (Cin,Cout,k,k) as in PyTorch.
-/// Output (H-1)*s - 2p + k.
+/// Output (H-1)*s - 2p + k. `prepared`: w's prepare_conv_transpose2d form, or null to take it
+/// from the process-wide cache.
 template <class T>
 Tensor<T, 4, Cpu> conv_transpose2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
-                                   const Tensor<T, 1, Cpu>& bias, int stride, int padding) {
+                                   const Tensor<T, 1, Cpu>& bias, int stride, int padding, const T* prepared = nullptr) {
   const int B = static_cast<int>(x.shape(0)), Cin = static_cast<int>(x.shape(1));
   const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3));
   const int Cout = static_cast<int>(w.shape(1)), KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
@@ -249,30 +312,29 @@ Tensor<T, 4, Cpu> conv_transpose2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4
 
   // One ordinary convolution per output phase (ry, rx): its taps are the kernel rows k with
   // (r + padding - k) divisible by s, and the input row of output row r + s*j is then
-  // j + (r + padding - k)/s. Its weight matrix [co, (ci, ty, tx)] = w[ci, co, ky[ty], kx[tx]] is
-  // packed straight from w, all phases one after another in one weight-cache entry.
+  // j + (r + padding - k)/s. Its packed weight matrix is at transpose_offsets' place in the
+  // prepared form.
   struct Phase {
     PatchGrid g;
     std::vector<int> ky, kx;
     int K = 0;
-    std::ptrdiff_t at = 0;  // offset of the packed weights
     const T* wpack = nullptr;
   };
-  auto taps = [&](int r, int K) {
-    std::vector<int> ks;
-    for (int k = 0; k < K; ++k)
-      if (((r + padding - k) % s + s) % s == 0) ks.push_back(k);
-    return ks;
-  };
+  typename cpu::detail::WeightCache<T>::Value cached;
+  if (!prepared)
+    prepared = (cached = cached_weights(w.data(), w.size(), kPackedConvTranspose, Cout | KH << 16,
+                                        s | padding << 8 | KW << 16,
+                                        [&] { return prepare_conv_transpose2d(w.data(), Cin, Cout, KH, KW, s, padding); }))
+                   ->data();
+  const auto at = transpose_offsets(Cin, Cout, KH, KW, s, padding);
   const int py = std::min(s, Ho), px = std::min(s, Wo);
   std::vector<Phase> phases(static_cast<std::size_t>(py) * px);
   bool uniform = Ho % s == 0 && Wo % s == 0;  // every phase has the same Ho/s x Wo/s grid
-  std::ptrdiff_t packed_total = 0;
   for (int ry = 0; ry < py; ++ry)
     for (int rx = 0; rx < px; ++rx) {
       Phase& ph = phases[static_cast<std::size_t>(ry) * px + rx];
-      ph.ky = taps(ry, KH);
-      ph.kx = taps(rx, KW);
+      ph.ky = transpose_taps(ry, KH, s, padding);
+      ph.kx = transpose_taps(rx, KW, s, padding);
       PatchGrid& g = ph.g;
       g.out_h = (Ho - ry + s - 1) / s;
       g.out_w = (Wo - rx + s - 1) / s;
@@ -284,28 +346,8 @@ Tensor<T, 4, Cpu> conv_transpose2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4
       g.col_step = s;
       ph.K = Cin * static_cast<int>(ph.ky.size() * ph.kx.size());
       uniform = uniform && ph.K > 0;
-      ph.at = packed_total;
-      packed_total += packed::packed_size(Cout, ph.K);
+      ph.wpack = prepared + at[static_cast<std::size_t>(ry) * s + rx];
     }
-  const auto cached = cached_weights(
-      w.data(), w.size(), kPackedConvTranspose, Cout | KH << 16, s | padding << 8 | KW << 16, [&] {
-        memory::WeightBuffer<T> p(static_cast<std::size_t>(packed_total), T(0));
-        parallel_for(static_cast<std::ptrdiff_t>(phases.size()) * Cin, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-          for (std::ptrdiff_t job = first; job < last; ++job) {
-            const Phase& ph = phases[static_cast<std::size_t>(job / Cin)];
-            const int ci = static_cast<int>(job % Cin), nky = static_cast<int>(ph.ky.size());
-            const int nkx = static_cast<int>(ph.kx.size());
-            for (int co = 0; co < Cout; ++co) {
-              const T* wk = w.data() + (static_cast<std::ptrdiff_t>(ci) * Cout + co) * KH * KW;
-              for (int ty = 0; ty < nky; ++ty)
-                for (int tx = 0; tx < nkx; ++tx)
-                  p[ph.at + packed::packed_index(co, (ci * nky + ty) * nkx + tx, ph.K)] = wk[ph.ky[ty] * KW + ph.kx[tx]];
-            }
-          }
-        });
-        return p;
-      });
-  for (Phase& ph : phases) ph.wpack = cached->data() + ph.at;
 
   if (!uniform) {  // phases of different sizes (or without taps): one patch GEMM each
     for (const Phase& ph : phases) {

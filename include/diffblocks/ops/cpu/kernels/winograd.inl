@@ -305,13 +305,16 @@ std::ptrdiff_t m_plane(int Cout, std::ptrdiff_t nt) {
 ///    T = 512); there are no barriers between the steps either;
 ///  - few bands (the low levels, short mels): the threads share each step of one band (input
 ///    channels, then the 36 points, then output channels), bands of ~8 MB.
+/// `U`: w's transform_weights, prepared by the block that holds w (ops/cpu/prepared.hpp); null
+/// takes it from the process-wide cache (a raw op on weights no block holds).
 template <class T>
-void conv3x3(const T* x, int B, int Cin, int H, int W, const T* w, int Cout, const T* bias, T* out) {
+void conv3x3(const T* x, int B, int Cin, int H, int W, const T* w, const T* U, int Cout, const T* bias, T* out) {
   if (B == 0 || Cin == 0 || Cout == 0 || H == 0 || W == 0) return;
-  // Transformed once per weight content and reused by later calls (weight_cache.hpp).
-  const auto cached = cached_weights(w, static_cast<std::size_t>(Cout) * Cin * 9, kWinogradKernels, Cout, Cin,
-                                     [&] { return transform_weights(w, Cout, Cin); });
-  const memory::WeightBuffer<T>& U = *cached;
+  typename cpu::detail::WeightCache<T>::Value cached;
+  if (!U)
+    U = (cached = cached_weights(w, static_cast<std::size_t>(Cout) * Cin * 9, kWinogradKernels, Cout, Cin,
+                                 [&] { return transform_weights(w, Cout, Cin); }))
+            ->data();
   const std::ptrdiff_t u_plane = packed::packed_size(Cout, Cin);
   constexpr int NC = PackedV<T>::NC;
   const Tiling tl(H, W);
@@ -325,7 +328,7 @@ void conv3x3(const T* x, int B, int Cin, int H, int W, const T* w, int Cout, con
   };
   auto gemm_step = [&](std::ptrdiff_t nt, const PackedV<T>& pv, T* M, std::ptrdiff_t k0, std::ptrdiff_t k1) {
     for (std::ptrdiff_t k = k0; k < k1; ++k)
-      packed::gemm_packed_b<T>(Cout, static_cast<int>(nt), Cin, U.data() + k * u_plane, pv.data + k * pv.plane,
+      packed::gemm_packed_b<T>(Cout, static_cast<int>(nt), Cin, U + k * u_plane, pv.data + k * pv.plane,
                                M + k * m_plane<T>(Cout, nt), nt);
   };
   auto output_step = [&](int b, int ty0, int ty1, const T* M, std::ptrdiff_t o0, std::ptrdiff_t o1,

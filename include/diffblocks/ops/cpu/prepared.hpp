@@ -1,0 +1,104 @@
+#pragma once
+// Prepared weights kept with a block (Conv2d, ConvTranspose2d): the Winograd-transformed or
+// GEMM-packed form of its weight, made once at its first run (or by prepare()) and used by every
+// later call without looking at the weight again. Replaces the per-call content hash of the
+// process-wide cache (weight_cache.hpp) on the blocks' path.
+//
+// The form depends on the kernels' copy (panels of 8 rows on AVX-512, 6 on AVX2, 4 on the
+// baseline) and on the algorithm (Winograd or im2col), so it records both; a call that needs
+// another form makes it and replaces the old one: a block holds one form, never one per
+// algorithm (both for every 3x3 kernel would be 5x the weights).
+//
+// Thread safety: concurrent calls on the same block may both make a missing form; one wins, both
+// results are identical. A copy of a block starts without a form (its weights may then be edited
+// apart from the original's).
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+#include "diffblocks/core/allocator.hpp"
+#include "diffblocks/ops/cpu/isa.hpp"
+
+namespace diffblocks {
+namespace ops {
+namespace cpu {
+
+namespace detail {
+inline std::atomic<std::size_t>& prepared_bytes_counter() {
+  static std::atomic<std::size_t> n{0};
+  return n;
+}
+}  // namespace detail
+
+/// Bytes of prepared weights held by all blocks of the process now.
+inline std::size_t prepared_weight_bytes() { return detail::prepared_bytes_counter().load(); }
+
+/// What a prepared form is: the kernels' copy and the kind of data (weight_cache.hpp's WeightKind).
+struct PreparedKey {
+  Isa isa;
+  int kind;
+  bool operator==(const PreparedKey& o) const { return isa == o.isa && kind == o.kind; }
+};
+
+/// One prepared form; counted in prepared_weight_bytes() while it lives.
+template <class T>
+struct PreparedForm {
+  PreparedKey key;
+  memory::WeightBuffer<T> data;
+  PreparedForm(PreparedKey k, memory::WeightBuffer<T> d) : key(k), data(std::move(d)) {
+    detail::prepared_bytes_counter() += bytes();
+  }
+  ~PreparedForm() { detail::prepared_bytes_counter() -= bytes(); }
+  PreparedForm(const PreparedForm&) = delete;
+  PreparedForm& operator=(const PreparedForm&) = delete;
+  std::size_t bytes() const { return data.size() * sizeof(T); }
+};
+
+/// A block's slot for its prepared form.
+template <class T>
+class PreparedSlot {
+ public:
+  using Form = PreparedForm<T>;
+  PreparedSlot() = default;
+  PreparedSlot(const PreparedSlot&) {}
+  PreparedSlot& operator=(const PreparedSlot&) {
+    reset();
+    return *this;
+  }
+
+  /// The form for `key`, made by make() (returning a WeightBuffer<T>) when missing or of
+  /// another key. `made` is set when this call made it.
+  template <class Make>
+  std::shared_ptr<const Form> get(PreparedKey key, Make&& make, bool* made = nullptr) {
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      if (form_ && form_->key == key) return form_;
+    }
+    auto f = std::make_shared<const Form>(key, make());  // outside the lock: may be slow
+    if (made) *made = true;
+    std::lock_guard<std::mutex> lk(m_);
+    form_ = f;
+    return f;
+  }
+  /// Drops the form: the next call prepares the weights afresh.
+  void reset() {
+    std::shared_ptr<const Form> old;
+    std::lock_guard<std::mutex> lk(m_);
+    old.swap(form_);
+  }
+  /// Bytes of the form held (0 when none).
+  std::size_t bytes() const {
+    std::lock_guard<std::mutex> lk(m_);
+    return form_ ? form_->bytes() : 0;
+  }
+
+ private:
+  mutable std::mutex m_;
+  std::shared_ptr<const Form> form_;
+};
+
+}  // namespace cpu
+}  // namespace ops
+}  // namespace diffblocks
