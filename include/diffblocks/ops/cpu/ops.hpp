@@ -3,9 +3,9 @@
 // `ops::conv2d(D{}, ...)` and a CUDA device only has to add overloads for its own tag.
 // Tensors are NCHW row-major; a time mask is (B, 1, 1, W) with 1 = valid frame.
 //
-// The compute-heavy ops are entry points into the kernels (kernels/*.inl), which run the copy
-// for the instruction set in use (DIFFBLOCKS_CPU_RETURN_KERNEL, target.hpp); the ops that only
-// move or combine memory once are plain loops here.
+// The arithmetic ops are entry points into the kernels (kernels/*.inl), which run the copy for
+// the instruction set in use (DIFFBLOCKS_CPU_RETURN_KERNEL, target.hpp); copies, concatenations
+// and reshapes, which the C library's memcpy already does at full width, are plain loops here.
 #include <algorithm>
 #include <array>
 #include <cmath>
