@@ -99,7 +99,7 @@ TEST_CASE("CLI --device: cpu is the default, cuda opens the CUDA module", "[cli]
 #endif
 }
 
-TEST_CASE("CLI links neither the CUDA runtime nor cuBLAS; the CUDA module does", "[cli]") {
+TEST_CASE("CLI links neither the CUDA runtime nor cuBLAS, the CUDA module does", "[cli]") {
   const std::string cli_libs = command_output("ldd '" + std::string(DIFFBLOCKS_CLI) + "'");
   INFO(cli_libs);
   REQUIRE(cli_libs.find("libc.so") != std::string::npos);  // ldd ran and listed something
@@ -455,7 +455,7 @@ TEST_CASE("CLI hostile: --output never replaces an input, whatever the path says
   REQUIRE(leftover_temps(dir).empty());
 }
 
-TEST_CASE("CLI hostile: --output must be a regular file; long names and symlinks work", "[cli][hostile]") {
+TEST_CASE("CLI hostile: --output must be a regular file, long names and symlinks work", "[cli][hostile]") {
   const std::string dir = fresh_dir("cli_output_kinds");
   const std::string run = "run --model " + fixture("origin_d") + kRunInputs + " --output ";
   require_cli_usage_error(run + "''", "--output must not be empty");

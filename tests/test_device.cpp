@@ -62,7 +62,7 @@ bool same_bits(const Tensor<float, 3>& a, const Tensor<float, 3>& b) {
 
 }  // namespace
 
-TEST_CASE("a Cpu device value carries its own context; Cpu{} is the process default", "[device]") {
+TEST_CASE("a Cpu device value carries its own context, Cpu{} is the process default", "[device]") {
   const int before = db::get_num_threads();
   db::Cpu one(db::CpuOptions{1, db::ops::cpu::ConvAlgorithm::Im2col, db::ops::AttentionAlgorithm::Naive});
   db::Cpu two(db::CpuOptions{2, db::ops::cpu::ConvAlgorithm::Auto, db::ops::AttentionAlgorithm::Streaming});
