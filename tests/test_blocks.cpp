@@ -459,3 +459,26 @@ TEST_CASE("SIMD exp2, erf, Mish, SiLU and GELU match their definitions over a wi
     REQUIRE(v[2] == std::numeric_limits<float>::infinity());
   }
 }
+
+TEST_CASE("ResnetBlock2D divides by output_scale_factor, as diffusers does", "[blocks]") {
+  // (input + h) / 3 and (input + h) * (1 / 3) differ in the last bit for some values: the block
+  // must give exactly the division of the unscaled block's output (one pass: ops::add_div_).
+  for (int cin : {8, 16}) {  // identity shortcut, and conv_shortcut
+    db::ResnetBlock2D<> one(cin, 16, 32, 4, 1e-5, db::TimeEmbeddingNorm::Default, 1.0);
+    db::ResnetBlock2D<> third(cin, 16, 32, 4, 1e-5, db::TimeEmbeddingNorm::Default, 3.0);
+    db::init_parameters(one, 11);
+    db::init_parameters(third, 11);
+    const auto x = random4(2, std::size_t(cin), 5, 9, 3);
+    Tensor<float, 2> temb = Tensor<float, 2>::from_shape({2, 32});
+    for (std::size_t i = 0; i < temb.size(); ++i) temb.data()[i] = 0.1f * static_cast<float>(i % 7) - 0.3f;
+    const auto expected = db::ops::divide(db::Cpu{}, one.forward(x, temb), 3.0f);
+    const auto got = third.forward(x, temb);
+    REQUIRE(diff(got, expected).max_abs_err == 0.0);
+    const auto by_reciprocal = [&] {
+      auto y = one.forward(x, temb);
+      db::ops::mul_scalar_(db::Cpu{}, y, 1.0f / 3.0f);
+      return y;
+    }();
+    REQUIRE(diff(by_reciprocal, expected).max_abs_err > 0.0);  // the check above can fail
+  }
+}

@@ -9,7 +9,8 @@
 //   db::Tensor<float, 3> host = db::cuda::download(mel);
 //
 // Headers: core/cuda/ (errors, streams, the caching allocator, DeviceTensor and the Cuda policy)
-// and ops/cuda/ (the kernels, one overload per CPU op). Convolutions run on cuDNN when it can be
+// and ops/cuda/ (the primitives of the device-generic ops, map.cuh, and the Cuda device's own
+// kernels: convolutions, GEMMs, attention, fused normalisations, transposes, randn_). Convolutions run on cuDNN when it can be
 // opened at run time (core/cuda/cudnn.hpp), else on the library's own im2col + cuBLAS path.
 // The rest of the library stays CUDA-free: g++ never sees this file (diffblocks.hpp pulls it in
 // only under __CUDACC__).
@@ -24,10 +25,11 @@
 #include "diffblocks/core/cuda/tensor.hpp"
 #include "diffblocks/core/cuda/cudnn.hpp"
 #include "diffblocks/ops/cuda/common.cuh"
+#include "diffblocks/ops/cuda/map.cuh"
 #include "diffblocks/ops/cuda/elementwise.cuh"
 #include "diffblocks/ops/cuda/norm.cuh"
 #include "diffblocks/ops/cuda/gemm.cuh"
 #include "diffblocks/ops/cuda/conv.cuh"
 #include "diffblocks/ops/cuda/attention.cuh"
-#include "diffblocks/ops/cuda/diffusion.cuh"
+#include "diffblocks/ops/cuda/random.cuh"
 #include "diffblocks/sampling/gradtts_cuda_graph.cuh"

@@ -42,11 +42,11 @@ void check_registry(const std::string& device) {
   const auto cases = op_cases<D>(Size::Test);
   std::printf("# %s: %zu op cases x %zu variants (registry: tests/ops/op_cases.hpp)\n", device.c_str(), cases.size(),
               variants.size());
-  std::printf("%-34s %-40s %-10s %10s %10s %10s\n", "op", "params", "variant", "max|err|", "max|ref|", "bound");
+  std::printf("%-34s %-40s %-13s %10s %10s %10s\n", "op", "params", "variant", "max|err|", "max|ref|", "bound");
   int runs = 0, failures = 0, skipped = 0;
   for (const auto& c : cases) {
     if (c.cpu_reference && std::is_same<D, db::Cpu>::value) {
-      std::printf("%-34s %-40s %-10s (the reference itself)\n", c.op.c_str(), c.params.c_str(), "-");
+      std::printf("%-34s %-40s %-13s (the reference itself)\n", c.op.c_str(), c.params.c_str(), "-");
       continue;
     }
     const OpRun<D> run = c.make();
@@ -56,7 +56,7 @@ void check_registry(const std::string& device) {
       const Variant& v = variants[vi];
       if (vi > 0 && !(v.paths & c.paths)) continue;
       if (v.available && !v.available()) {
-        std::printf("%-34s %-40s %-10s (not available here)\n", c.op.c_str(), c.params.c_str(), v.name.c_str());
+        std::printf("%-34s %-40s %-13s (not available here)\n", c.op.c_str(), c.params.c_str(), v.name.c_str());
         ++skipped;
         continue;
       }
@@ -73,7 +73,7 @@ void check_registry(const std::string& device) {
       const double scale = std::max(1.0, cmp.ref);
       const double bound = std::max(c.tolerance * (c.absolute ? 1.0 : scale), v.tolerance * scale);
       const bool ok = cmp.same_shape && cmp.err <= bound;
-      std::printf("%-34s %-40s %-10s %10.3g %10.3g %10.3g%s\n", c.op.c_str(), c.params.c_str(), v.name.c_str(), cmp.err, cmp.ref,
+      std::printf("%-34s %-40s %-13s %10.3g %10.3g %10.3g%s\n", c.op.c_str(), c.params.c_str(), v.name.c_str(), cmp.err, cmp.ref,
                   bound,
                   ok               ? ""
                   : cmp.same_shape ? "  FAILED"

@@ -243,6 +243,15 @@ std::vector<OpCase<D>> op_cases(Size size) {
           },
           [](auto d, auto& x, const auto& y) { ops::add_(d, x, y); }, randn(s, 8), randn(s, 9));
     });
+    add("add_div_", ps, 3 * n * F4, 2 * n, kOther, [=] {
+      return inplace<D>(
+          [](const HT<4>& x, const HT<4>& y) {
+            Result r = ref::result(x);
+            for (std::size_t i = 0; i < r.v.size(); ++i) r.v[i] = (r.v[i] + y.data()[i]) / double(1.5f);
+            return r;
+          },
+          [](auto d, auto& x, const auto& y) { ops::add_div_(d, x, y, 1.5f); }, randn(s, 81), randn(s, 82));
+    });
     add("scale_", ps, 2 * n * F4, n, kOther, [=] {
       return inplace<D>([](const HT<4>& x, const HT<1>& g) { return ref::map(x, [g](double v) { return v * g(0); }); },
                         [](auto d, auto& x, const auto& g) { ops::scale_(d, x, g); }, randn(s, 10), randn(A1{1}, 11));

@@ -57,6 +57,14 @@ struct Variants<db::Cpu> {
          [] { return setting(db::ops::attention_algorithm, db::ops::set_attention_algorithm, AttentionAlgorithm::Naive); }},
         {"streaming", kAttention,
          [] { return setting(db::ops::attention_algorithm, db::ops::set_attention_algorithm, AttentionAlgorithm::Streaming); }},
+        // The device-generic implementations (ops/generic/, beside the blocks) in place of the
+        // CPU's fast paths: what a new device or dtype inherits, checked here on every case.
+        {"reference-ops", kAll,
+         [] {
+           return setting<db::CpuOps>(+[] { return db::default_cpu_context()->ops(); },
+                                      +[](db::CpuOps o) { db::default_cpu_context()->set_ops(o); }, db::CpuOps::Reference);
+         },
+         0, {}, false},
         {"threads:1", kAll, threads(1), 0, {}, false},
         {"threads:3", kAll, threads(3), 0, {}, false},
         // The lower instruction sets of the run-time dispatch (the default runs the best one).

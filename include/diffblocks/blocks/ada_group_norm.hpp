@@ -6,6 +6,21 @@
 #include "diffblocks/blocks/linear.hpp"
 
 namespace diffblocks {
+namespace ops {
+namespace generic {
+/// SiLU(AdaGroupNorm): GroupNorm without affine, then x (1 + ss[:, :C]) + ss[:, C:], then SiLU,
+/// on every device as the ops in sequence (ops/cuda/norm.cuh has a one-pass form).
+template <class D, class X, class SS, OnDevice<D, X> = 0>
+X ada_group_norm_silu(const D& d, const X& x, int groups, const SS& ss, double eps) {
+  const auto none = ops::zeros<typename X::value_type, 1>(d, {0});
+  X y = ops::group_norm(d, x, groups, none, none, eps);
+  ops::scale_shift_(d, y, ss);
+  ops::silu_(d, y);
+  return y;
+}
+}  // namespace generic
+using generic::ada_group_norm_silu;
+}  // namespace ops
 
 template <class T = float, class D = Cpu>
 class AdaGroupNorm {

@@ -12,6 +12,27 @@
 #include "diffblocks/blocks/linear.hpp"
 
 namespace diffblocks {
+namespace ops {
+namespace generic {
+namespace kernel {
+template <class T>
+struct KeepToBias {
+  const T* keep;
+  T* bias;
+  DIFFBLOCKS_HD void operator()(std::size_t i) const { bias[i] = (T(1) - keep[i]) * T(-10000.0); }
+};
+}  // namespace kernel
+
+/// diffusers' attention-mask convention: keep-mask m (1 = attend) -> additive bias (1 - m) * -10000.
+template <class D, class X, OnDevice<D, X> = 0>
+X keep_mask_to_bias(const D& d, const X& keep) {
+  auto y = X::from_shape(keep.shape());
+  for_each_index(d, keep.size(), kernel::KeepToBias<typename X::value_type>{keep.data(), y.data()});
+  return y;
+}
+}  // namespace generic
+using generic::keep_mask_to_bias;
+}  // namespace ops
 
 template <class T = float, class D = Cpu>
 class Attention {

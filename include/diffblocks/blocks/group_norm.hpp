@@ -2,9 +2,64 @@
 // torch.nn.GroupNorm: contiguous channel groups, biased variance over (C/G, H, W), eps inside
 // the square root, optional per-channel affine. Statistics include every pixel, padded frames
 // too (Grad-TTS depends on that).
+//
+// The fused ops of its forward_* methods live here too, beside the block that uses them: each is
+// written once for every device as the ops in sequence (the reference), and devices with a
+// one-pass kernel override it (the CPU's below, on kernels/norm.inl; ops/cuda/norm.cuh).
 #include "diffblocks/blocks/common.hpp"
 
 namespace diffblocks {
+namespace ops {
+namespace generic {
+
+/// x = Mish(GroupNorm(x)) * mask (mask (B, 1, 1, W)), in place: Grad-TTS Block's tail.
+template <class D, class X, class G, OnDevice<D, X> = 0>
+void group_norm_mish_mask_(const D& d, X& x, int groups, const G& gamma, const G& beta, double eps, const X& mask) {
+  x = ops::group_norm(d, x, groups, gamma, beta, eps);
+  ops::mish_(d, x);
+  ops::mul_mask_(d, x, mask);
+}
+
+/// x = (Mish(GroupNorm(x)) * mask + bias[b, c]) * mask, in place: Grad-TTS ResnetBlock's block1
+/// output plus the time bias, already masked as block2's convolution reads it.
+template <class D, class X, class G, class Bias, OnDevice<D, X> = 0>
+void group_norm_mish_mask_bias_mask_(const D& d, X& x, int groups, const G& gamma, const G& beta, double eps,
+                                     const X& mask, const Bias& bias) {
+  group_norm_mish_mask_(d, x, groups, gamma, beta, eps, mask);
+  ops::add_channel_bias_(d, x, bias);
+  ops::mul_mask_(d, x, mask);
+}
+
+/// SiLU(GroupNorm(x)): diffusers ResnetBlock2D's norm and nonlinearity.
+template <class D, class X, class G, OnDevice<D, X> = 0>
+X group_norm_silu(const D& d, const X& x, int groups, const G& gamma, const G& beta, double eps) {
+  X y = ops::group_norm(d, x, groups, gamma, beta, eps);
+  ops::silu_(d, y);
+  return y;
+}
+
+}  // namespace generic
+
+using generic::group_norm_mish_mask_;
+using generic::group_norm_mish_mask_bias_mask_;
+using generic::group_norm_silu;
+
+/// The CPU's one-pass forms (kernels/norm.inl): same results as the ops in sequence.
+template <class T>
+void group_norm_mish_mask_(const Cpu& dev, Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
+                           const Tensor<T, 1, Cpu>& beta, double eps, const Tensor<T, 4, Cpu>& mask) {
+  DIFFBLOCKS_CPU_FAST_PATH(dev, generic::group_norm_mish_mask_(dev, x, groups, gamma, beta, eps, mask));
+  DIFFBLOCKS_CPU_RETURN_KERNEL(group_norm_mish_mask_<T>(x, groups, gamma, beta, eps, mask));
+}
+template <class T>
+void group_norm_mish_mask_bias_mask_(const Cpu& dev, Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
+                                     const Tensor<T, 1, Cpu>& beta, double eps, const Tensor<T, 4, Cpu>& mask,
+                                     const Tensor<T, 2, Cpu>& bias) {
+  DIFFBLOCKS_CPU_FAST_PATH(dev, generic::group_norm_mish_mask_bias_mask_(dev, x, groups, gamma, beta, eps, mask, bias));
+  DIFFBLOCKS_CPU_RETURN_KERNEL(group_norm_mish_mask_bias_mask_<T>(x, groups, gamma, beta, eps, mask, bias));
+}
+
+}  // namespace ops
 
 template <class T = float, class D = Cpu>
 class GroupNorm {
@@ -32,7 +87,7 @@ class GroupNorm {
   }
 
   /// SiLU(GroupNorm(x)): diffusers ResnetBlock2D's norm and nonlinearity (one pass on devices
-  /// with a fused kernel; on the CPU exactly forward() then SiLU).
+  /// with a fused kernel; on the CPU forward() then SiLU).
   Tensor<T, 4, D> forward_silu(const Tensor<T, 4, D>& x) const {
     detail::check_dim("GroupNorm", "input", x, 1, std::size_t(channels_));
     return ops::group_norm_silu(D{}, x, groups_, weight, bias, eps_);

@@ -14,6 +14,27 @@
 #include "diffblocks/blocks/linear.hpp"
 
 namespace diffblocks {
+namespace ops {
+namespace generic {
+namespace kernel {
+template <class T>
+struct AddDiv {
+  T* a;
+  const T* b;
+  T s;
+  DIFFBLOCKS_HD void operator()(std::size_t i) const { a[i] = (b[i] + a[i]) / s; }
+};
+}  // namespace kernel
+
+/// a = (b + a) / s in one pass: the block's output (input_tensor + hidden_states) /
+/// output_scale_factor, a division as torch does it.
+template <class D, class X, OnDevice<D, X> = 0>
+void add_div_(const D& d, X& a, const X& b, typename X::value_type s) {
+  for_each_index(d, a.size(), kernel::AddDiv<typename X::value_type>{a.data(), b.data(), s});
+}
+}  // namespace generic
+using generic::add_div_;
+}  // namespace ops
 
 enum class TimeEmbeddingNorm { Default, AdaGroup };
 
@@ -68,11 +89,13 @@ class ResnetBlock2D {
       h = ada_norm2->forward_silu(h, temb);
     }
     h = conv2.forward(h);
-    if (conv_shortcut)
-      ops::add_(D{}, h, conv_shortcut->forward(x));
+    Tensor<T, 4, D> shortcut;
+    if (conv_shortcut) shortcut = conv_shortcut->forward(x);
+    const Tensor<T, 4, D>& input = conv_shortcut ? shortcut : x;
+    if (out_scale_ != 1.0)
+      ops::add_div_(D{}, h, input, static_cast<T>(out_scale_));
     else
-      ops::add_(D{}, h, x);
-    if (out_scale_ != 1.0) ops::mul_scalar_(D{}, h, static_cast<T>(1.0 / out_scale_));
+      ops::add_(D{}, h, input);
     return h;
   }
 

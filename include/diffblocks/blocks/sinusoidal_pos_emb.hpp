@@ -2,9 +2,42 @@
 // Grad-TTS SinusoidalPosEmb(dim): [sin(a) | cos(a)], a = scale * t * exp(-i ln(1e4)/(half-1)),
 // computed in float32 in torch's order of operations (arguments reach ~1000 with pe_scale 1000,
 // so the rounding order is visible at the accuracy contract). No parameters.
+#include <cmath>
+
 #include "diffblocks/blocks/common.hpp"
 
 namespace diffblocks {
+namespace ops {
+namespace generic {
+namespace kernel {
+template <class T>
+struct SinusoidalPosEmb {
+  const T* t;
+  T* y;
+  T scale, step;
+  std::size_t half;
+  DIFFBLOCKS_HD void operator()(std::size_t b, std::size_t i) const {
+    const T a = (scale * t[b]) * fmath::exp_rn(static_cast<T>(i) * step);
+    y[b * 2 * half + i] = fmath::sin_rn(a);
+    y[b * 2 * half + half + i] = fmath::cos_rn(a);
+  }
+};
+}  // namespace kernel
+
+/// The op, on every device: t (B,) -> (B, dim), f_i = exp(i * -(ln 1e4 / (half-1))),
+/// a = (scale * t) * f_i, [sin a | cos a].
+template <class D, class X, OnDevice<D, X> = 0>
+Tensor<typename X::value_type, 2, D> sinusoidal_pos_emb(const D& d, const X& t, int dim, double scale) {
+  using T = typename X::value_type;
+  const std::size_t half = static_cast<std::size_t>(dim / 2);
+  const T step = static_cast<T>(-(std::log(10000.0) / static_cast<double>(half - 1)));
+  auto y = Tensor<T, 2, D>::from_shape({t.shape(0), 2 * half});
+  for_each_row(d, t.shape(0), half, kernel::SinusoidalPosEmb<T>{t.data(), y.data(), static_cast<T>(scale), step, half});
+  return y;
+}
+}  // namespace generic
+using generic::sinusoidal_pos_emb;
+}  // namespace ops
 
 template <class T = float, class D = Cpu>
 class SinusoidalPosEmb {

@@ -8,6 +8,35 @@
 #include "diffblocks/blocks/linear.hpp"
 
 namespace diffblocks {
+namespace ops {
+namespace generic {
+namespace kernel {
+/// y[b, 0, c] = mean_l x[b, l, c] + pos[0, c], the sum in sequence order in float32 (torch's mean).
+template <class T>
+struct MeanToken {
+  const T *x, *pos;
+  T* y;
+  std::size_t L, C;
+  DIFFBLOCKS_HD void operator()(std::size_t b, std::size_t c) const {
+    T s = 0;
+    for (std::size_t l = 0; l < L; ++l) s += x[(b * L + l) * C + c];
+    y[b * (L + 1) * C + c] = s / static_cast<T>(L) + pos[c];
+  }
+};
+}  // namespace kernel
+
+/// [mean_L(x) + pos, x] along the sequence: (B, L, C) -> (B, L+1, C) (AttentionPooling).
+template <class D, class X, class P, OnDevice<D, X> = 0>
+X prepend_mean_token(const D& d, const X& x, const P& pos) {
+  const std::size_t B = x.shape(0), L = x.shape(1), C = x.shape(2);
+  auto y = X::from_shape({B, L + 1, C});
+  for_each_row(d, B, C, kernel::MeanToken<typename X::value_type>{x.data(), pos.data(), y.data(), L, C});
+  copy_rows(d, y.data() + C, (L + 1) * C, x.data(), L * C, L * C, B);
+  return y;
+}
+}  // namespace generic
+using generic::prepend_mean_token;
+}  // namespace ops
 
 /// diffusers AttentionPooling: a class token (mean over the sequence + positional_embedding)
 /// attends over [class token, sequence] with num_heads heads; returns the class token (B, D).

@@ -3,9 +3,50 @@
 // with torch's order of operations:
 //   freq_i = exp((-ln(max_period) * i) / (half - downscale_freq_shift)),  arg = t * freq_i
 //   emb = [sin | cos] (or [cos | sin] with flip_sin_to_cos); odd width gets a zero column.
+#include <cmath>
+
 #include "diffblocks/blocks/common.hpp"
 
 namespace diffblocks {
+namespace ops {
+namespace generic {
+namespace kernel {
+/// Row b, column i < half: the sin/cos pair of frequency i; column half: the odd width's zero.
+template <class T>
+struct TimestepEmbedding {
+  const T* t;
+  T* y;
+  T neg_log, shift;
+  std::size_t half, channels;
+  bool flip;
+  DIFFBLOCKS_HD void operator()(std::size_t b, std::size_t i) const {
+    if (i == half) {
+      if (channels % 2) y[b * channels + channels - 1] = T(0);
+      return;
+    }
+    const T freq = fmath::exp_rn((neg_log * static_cast<T>(i)) / (static_cast<T>(half) - shift));
+    const T a = t[b] * freq;
+    y[b * channels + (flip ? half + i : i)] = fmath::sin_rn(a);
+    y[b * channels + (flip ? i : half + i)] = fmath::cos_rn(a);
+  }
+};
+}  // namespace kernel
+
+/// The op, on every device: t (B,) -> (B, channels).
+template <class D, class X, OnDevice<D, X> = 0>
+Tensor<typename X::value_type, 2, D> timestep_embedding(const D& d, const X& t, int channels, bool flip,
+                                                         typename X::value_type shift,
+                                                         typename X::value_type max_period) {
+  using T = typename X::value_type;
+  const std::size_t half = static_cast<std::size_t>(channels / 2), C = static_cast<std::size_t>(channels);
+  auto y = Tensor<T, 2, D>::from_shape({t.shape(0), C});
+  for_each_row(d, t.shape(0), half + 1,
+               kernel::TimestepEmbedding<T>{t.data(), y.data(), -std::log(max_period), shift, half, C, flip});
+  return y;
+}
+}  // namespace generic
+using generic::timestep_embedding;
+}  // namespace ops
 
 template <class T = float, class D = Cpu>
 class Timesteps {

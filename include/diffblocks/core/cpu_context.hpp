@@ -44,12 +44,20 @@ enum class WeightPreparation {
   PerCall,  ///< made at every call and dropped: nothing held, weights may change freely
 };
 
+/// Which implementation runs the ops that have both.
+enum class CpuOps {
+  Fast,       ///< the CPU's own kernels (SIMD, fused) where it has them
+  Reference,  ///< the device-generic implementations (ops/generic/ and beside the blocks): what
+              ///< a new device inherits; slower, for checking them and the kernels against them
+};
+
 /// Settings of a new CPU context.
 struct CpuOptions {
   int threads = 0;  ///< pool size, the calling thread included; 0 = hardware concurrency
   ops::cpu::ConvAlgorithm conv = ops::cpu::ConvAlgorithm::Auto;
   ops::AttentionAlgorithm attention = ops::AttentionAlgorithm::Auto;
   WeightPreparation weights = WeightPreparation::Keep;
+  CpuOps ops = CpuOps::Fast;
 };
 
 /// What ran on a context, counted at the ops' entry points: proof that a setting took effect.
@@ -79,7 +87,8 @@ class CpuContext : public std::enable_shared_from_this<CpuContext> {
               [this] { detail::current_cpu_context = this; }),
         conv_(o.conv),
         attention_(o.attention),
-        weights_(o.weights) {}
+        weights_(o.weights),
+        ops_(o.ops) {}
   CpuContext(const CpuContext&) = delete;
   CpuContext& operator=(const CpuContext&) = delete;
 
@@ -98,6 +107,8 @@ class CpuContext : public std::enable_shared_from_this<CpuContext> {
   void set_attention_algorithm(ops::AttentionAlgorithm a) { attention_.store(a); }
   WeightPreparation weight_preparation() const { return weights_.load(); }
   void set_weight_preparation(WeightPreparation w) { weights_.store(w); }
+  CpuOps ops() const { return ops_.load(); }
+  void set_ops(CpuOps o) { ops_.store(o); }
 
   CpuCounters& counters() { return counters_; }
 
@@ -106,6 +117,7 @@ class CpuContext : public std::enable_shared_from_this<CpuContext> {
   std::atomic<ops::cpu::ConvAlgorithm> conv_;
   std::atomic<ops::AttentionAlgorithm> attention_;
   std::atomic<WeightPreparation> weights_;
+  std::atomic<CpuOps> ops_;
   CpuCounters counters_;
 };
 

@@ -1,18 +1,25 @@
 #pragma once
 // Every device's ops. Block, U-Net and sampler code calls `ops::name(D{}, ...)` with a qualified
-// name, which C++ looks up where the template is *defined*: each device's overloads must be
-// declared before any block header. So the block headers include this file, which brings the
-// CPU ops and, in a translation unit compiled by nvcc (__CUDACC__), the Cuda device's
-// (diffblocks/cuda.hpp). Define DIFFBLOCKS_NO_CUDA to keep a .cu file CPU-only.
+// name, which C++ looks up where the template is *defined*: every overload must be declared
+// before any block header. So the block headers include this file, which brings
+//   ops/map.hpp         the primitives each device supplies (for_each_index, for_each_row,
+//                       copy_rows, zeros): the CPU's, and the Cuda device's under nvcc;
+//   ops/generic/        the ops written once on those primitives (element-wise, layout);
+//   ops/cpu/            the CPU's own ops (convolutions, GEMMs, norms, attention) and its SIMD
+//                       fast paths overriding generic ones;
+//   diffblocks/cuda.hpp in a translation unit compiled by nvcc (__CUDACC__), the Cuda device's.
+// Model-specific ops live beside their blocks (the norm fusions in blocks/group_norm.hpp, the
+// samplers' arithmetic in sampling/*_ops.hpp, the Origin's conditioning in unets/origin_ops.hpp).
+// Define DIFFBLOCKS_NO_CUDA to keep a .cu file CPU-only.
 #include <type_traits>
 
+#include "diffblocks/ops/map.hpp"
+#include "diffblocks/ops/generic/elementwise.hpp"
+#include "diffblocks/ops/generic/layout.hpp"
 #include "diffblocks/ops/prepared.hpp"
 #include "diffblocks/ops/cpu/attention.hpp"
-#include "diffblocks/ops/cpu/fused.hpp"
 #include "diffblocks/ops/cpu/ops.hpp"
-#include "diffblocks/ops/cpu/scheduler_ops.hpp"
 #include "diffblocks/ops/cpu/sequence_ops.hpp"
-
 #if defined(__CUDACC__) && !defined(DIFFBLOCKS_NO_CUDA)
 #include "diffblocks/cuda.hpp"
 #endif

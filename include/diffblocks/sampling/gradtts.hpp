@@ -7,6 +7,7 @@
 
 #include "diffblocks/core/held_device.hpp"
 #include "diffblocks/core/random.hpp"
+#include "diffblocks/sampling/gradtts_ops.hpp"
 #include "diffblocks/sampling/gradtts_schedule.hpp"
 #include "diffblocks/unets/origin.hpp"
 

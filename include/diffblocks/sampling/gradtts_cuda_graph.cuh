@@ -27,8 +27,8 @@
 
 #include "diffblocks/core/cuda/allocator.hpp"
 #include "diffblocks/ops/cuda/common.cuh"
-#include "diffblocks/ops/cuda/diffusion.cuh"
 #include "diffblocks/ops/cuda/elementwise.cuh"
+#include "diffblocks/sampling/gradtts_ops.hpp"
 #include "diffblocks/sampling/gradtts_schedule.hpp"
 
 namespace diffblocks {

@@ -16,6 +16,7 @@
 #include "diffblocks/core/params.hpp"
 #include "diffblocks/core/random.hpp"
 #include "diffblocks/ops/ops.hpp"
+#include "diffblocks/sampling/scheduler_ops.hpp"
 
 namespace diffblocks {
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "diffblocks/blocks/attention.hpp"
 #include "diffblocks/blocks/conv2d.hpp"
 #include "diffblocks/blocks/downsample2d.hpp"
 #include "diffblocks/blocks/embedding.hpp"

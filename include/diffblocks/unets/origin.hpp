@@ -28,6 +28,7 @@
 #include "diffblocks/blocks/upsample.hpp"
 #include "diffblocks/core/params.hpp"
 #include "diffblocks/unets/origin_config.hpp"
+#include "diffblocks/unets/origin_ops.hpp"
 
 namespace diffblocks {
 

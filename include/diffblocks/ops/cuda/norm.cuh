@@ -13,7 +13,8 @@
 #include <string>
 #include <tuple>
 
-#include "diffblocks/ops/cuda/elementwise.cuh"
+#include "diffblocks/ops/cuda/common.cuh"
+#include "diffblocks/ops/generic/elementwise.hpp"
 
 namespace diffblocks {
 namespace ops {
@@ -202,7 +203,7 @@ void group_norm_mish_mask_(Cuda, Tensor<T, 4, Cuda>& x, int groups, const Tensor
   cuda_detail::group_norm_apply(x.data(), x.data(), x.shape(0), x.shape(1), x.shape(2), x.shape(3), groups,
                                 gamma.size() ? gamma.data() : nullptr, beta.size() ? beta.data() : nullptr, eps,
                                 [=] __device__(float v, cuda_detail::index_t b, cuda_detail::index_t, cuda_detail::index_t w) {
-                                  return cuda_detail::mish(v) * m[b * W + w];
+                                  return fn::Mish{}(v) * m[b * W + w];
                                 });
 }
 
@@ -218,7 +219,7 @@ void group_norm_mish_mask_bias_mask_(Cuda, Tensor<T, 4, Cuda>& x, int groups, co
                                 gamma.size() ? gamma.data() : nullptr, beta.size() ? beta.data() : nullptr, eps,
                                 [=] __device__(float v, cuda_detail::index_t b, cuda_detail::index_t c, cuda_detail::index_t w) {
                                   const float mw = m[b * W + w];
-                                  return (cuda_detail::mish(v) * mw + bv[b * C + c]) * mw;
+                                  return (fn::Mish{}(v) * mw + bv[b * C + c]) * mw;
                                 });
 }
 
@@ -230,7 +231,7 @@ Tensor<T, 4, Cuda> group_norm_silu(Cuda, const Tensor<T, 4, Cuda>& x, int groups
   cuda_detail::group_norm_apply(x.data(), y.data(), x.shape(0), x.shape(1), x.shape(2), x.shape(3), groups,
                                 gamma.size() ? gamma.data() : nullptr, beta.size() ? beta.data() : nullptr, eps,
                                 [] __device__(float v, cuda_detail::index_t, cuda_detail::index_t, cuda_detail::index_t) {
-                                  return cuda_detail::silu(v);
+                                  return fn::Silu{}(v);
                                 });
   return y;
 }
@@ -247,22 +248,9 @@ Tensor<T, 4, Cuda> ada_group_norm_silu(Cuda, const Tensor<T, 4, Cuda>& x, int gr
                                 nullptr, eps,
                                 [=] __device__(float v, cuda_detail::index_t b, cuda_detail::index_t c, cuda_detail::index_t) {
                                   const float sc = 1.0f + s[b * 2 * C + c], sh = s[b * 2 * C + C + c];
-                                  return cuda_detail::silu(v * sc + sh);
+                                  return fn::Silu{}(v * sc + sh);
                                 });
   return y;
-}
-
-/// y = x * (1 + scale[b, c]) + shift[b, c], ss = (B, 2C) with scale first (AdaGroupNorm).
-template <class T>
-void scale_shift_(Cuda, Tensor<T, 4, Cuda>& x, const Tensor<T, 2, Cuda>& ss) {
-  T* p = x.data();
-  const T* s = ss.data();
-  const cuda_detail::index_t C = x.shape(1), HW = static_cast<cuda_detail::index_t>(x.shape(2) * x.shape(3));
-  cuda_detail::for_each_plane(static_cast<cuda_detail::index_t>(x.shape(0)) * C, HW, [=] __device__(cuda_detail::index_t bc, cuda_detail::index_t j) {
-    const cuda_detail::index_t b = bc / C, c = bc % C;
-    const T sc = T(1) + s[b * 2 * C + c], sh = s[b * 2 * C + C + c];
-    p[bc * HW + j] = p[bc * HW + j] * sc + sh;
-  });
 }
 
 namespace cuda_detail {
