@@ -368,6 +368,33 @@ TEST_CASE("two models on two streams from two threads give the single-thread bit
   for (const auto& o : outs) REQUIRE(std::equal(o.begin(), o.end(), ref.begin()));
 }
 
+TEST_CASE("two models holding devices with streams of their own run concurrently with the solo bits",
+          "[cuda][streams][origin][device]") {
+  DBT_REQUIRE_GPU();
+  const std::string name = std::filesystem::exists(fixture("origin_c/model.safetensors")) ? "origin_c" : "origin_d";
+  auto a = load_origin_case<Cuda>(fixture(name), fixture(name + "/inputs.safetensors"));
+  auto b = load_origin_case<Cuda>(fixture(name), fixture(name + "/inputs.safetensors"));
+  const auto ref = run_origin(a);
+  const Cuda da = Cuda::with_own_stream(), dbb = Cuda::with_own_stream(db::ops::AttentionAlgorithm::Naive);
+  REQUIRE(da != dbb);
+  REQUIRE(Cuda(da) == da);  // copies share the stream
+  a.model->to(da);
+  b.model->to(dbb);
+  REQUIRE(a.model->device().stream->handle() != db::cuda::stream());
+  {  // while a device is in effect its stream is the thread's current one, and then no longer
+    const db::DeviceScope<Cuda> on(da);
+    REQUIRE(db::cuda::stream() == da.stream->handle());
+  }
+  REQUIRE(db::cuda::stream() != da.stream->handle());
+  // Inputs uploaded and outputs downloaded on the caller's stream: the scope joins the streams.
+  std::vector<Tensor<float, 3>> outs(2);
+  std::thread ta([&] { for (int rep = 0; rep < 3; ++rep) outs[0] = run_origin(a); });
+  std::thread tb([&] { for (int rep = 0; rep < 3; ++rep) outs[1] = run_origin(b); });
+  ta.join();
+  tb.join();
+  for (const auto& o : outs) REQUIRE(std::equal(o.begin(), o.end(), ref.begin()));
+}
+
 // ---- CLI --------------------------------------------------------------------------------------
 
 #ifdef DIFFBLOCKS_CLI

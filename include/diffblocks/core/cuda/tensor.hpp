@@ -6,6 +6,7 @@
 // copy_to_host (what checkpoint loading uses) and to_device(Cuda{} / Cpu{}, tensor).
 #include <array>
 #include <cstddef>
+#include <memory>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -89,11 +90,15 @@ namespace detail {
 inline thread_local ops::AttentionAlgorithm cuda_attention_in_effect = ops::AttentionAlgorithm::Auto;
 }  // namespace detail
 
-/// The CUDA device: tensors in device memory, kernels in ops/cuda/, GEMMs on cuBLAS, all
-/// enqueued on the calling thread's current stream (core/cuda/runtime.hpp; the stream stays a
-/// per-thread setting, cuda::StreamGuard, rather than part of the device value: moving it into
-/// the value needs a GPU to test the graph sampler and the allocator's stream ordering with).
-/// The value carries its own attention choice, independent of the CPU's.
+/// The CUDA device: tensors in device memory, kernels in ops/cuda/, GEMMs on cuBLAS. A value
+/// carries its own attention choice (independent of the CPU's) and, optionally, a stream of its
+/// own: every op of a model holding such a device is enqueued there (joined to the caller's
+/// stream on entry and exit, DeviceScope<Cuda>), so two models on two devices run concurrently
+/// from two host threads. Without one, ops go to the calling thread's current stream
+/// (core/cuda/runtime.hpp: the process default, or a cuda::StreamGuard's).
+///
+///   auto gpu = db::Cuda::with_own_stream();   // a stream of its own, shared by copies
+///   model.to(gpu);                            // the model's forwards run on it
 struct Cuda {
   template <class T, std::size_t N>
   using tensor = cuda::DeviceTensor<T, N>;
@@ -101,25 +106,67 @@ struct Cuda {
 
   /// Which attention kernel ops::attention runs (Auto: the measured rule of ops/cuda/attention.cuh).
   ops::AttentionAlgorithm attention;
+  /// The stream of this device's ops; null: the calling thread's current stream.
+  std::shared_ptr<const cuda::Stream> stream;
 
-  /// The device in effect on this thread (outside any model: Auto attention).
+  /// The device in effect on this thread (outside any model: Auto attention, current stream).
   Cuda() : attention(detail::cuda_attention_in_effect) {}
-  explicit Cuda(ops::AttentionAlgorithm a) : attention(a) {}
+  explicit Cuda(ops::AttentionAlgorithm a, std::shared_ptr<const cuda::Stream> s = nullptr)
+      : attention(a), stream(std::move(s)) {}
+  /// A device with a new stream of its own (it lives as long as any copy of the device).
+  static Cuda with_own_stream(ops::AttentionAlgorithm a = ops::AttentionAlgorithm::Auto) {
+    return Cuda(a, std::make_shared<const cuda::Stream>());
+  }
+  /// Two devices are the same when they enqueue on the same stream with the same setting.
+  bool operator==(const Cuda& o) const { return attention == o.attention && stream == o.stream; }
+  bool operator!=(const Cuda& o) const { return !(*this == o); }
 };
 
-/// Makes a Cuda device value the one in effect on this thread (see DeviceScope<Cpu>).
+/// Makes a Cuda device value the one in effect on this thread (see DeviceScope<Cpu>): its
+/// attention setting, and its stream (if it has one) as the thread's current stream. Entering
+/// and leaving a device with a stream of its own joins it to the caller's stream (an event
+/// each way), so what the caller enqueued before (uploads) is done before the device's ops
+/// start, and what the caller enqueues after (downloads, frees) waits for them: a model on its
+/// own stream is as safe to call as one on the caller's.
 template <>
 class DeviceScope<Cuda> {
  public:
-  explicit DeviceScope(const Cuda& d) : saved_(detail::cuda_attention_in_effect) {
+  explicit DeviceScope(const Cuda& d)
+      : saved_attention_(detail::cuda_attention_in_effect), saved_stream_(cuda::detail::thread_stream_override()) {
     detail::cuda_attention_in_effect = d.attention;
+    if (d.stream && d.stream->handle() != cuda::stream()) {
+      caller_ = cuda::stream();
+      ref_ = d.stream->ref();
+      join(caller_, ref_.handle);
+      cuda::detail::thread_stream_override() = &ref_;
+    }
   }
-  ~DeviceScope() { detail::cuda_attention_in_effect = saved_; }
+  ~DeviceScope() {
+    detail::cuda_attention_in_effect = saved_attention_;
+    cuda::detail::thread_stream_override() = saved_stream_;
+    if (caller_) {
+      try {
+        join(ref_.handle, caller_);
+      } catch (...) {  // a destructor must not throw: the error shows at the next synchronising call
+      }
+    }
+  }
   DeviceScope(const DeviceScope&) = delete;
   DeviceScope& operator=(const DeviceScope&) = delete;
 
  private:
-  ops::AttentionAlgorithm saved_;
+  /// Work enqueued on `to` from now on waits for what `from` holds now.
+  static void join(cudaStream_t from, cudaStream_t to) {
+    cudaEvent_t e = nullptr;
+    DIFFBLOCKS_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    const cudaError_t r = cudaEventRecord(e, from), w = r == cudaSuccess ? cudaStreamWaitEvent(to, e, 0) : r;
+    (void)cudaEventDestroy(e);  // released once the wait is satisfied
+    DIFFBLOCKS_CUDA_CHECK(w);
+  }
+  ops::AttentionAlgorithm saved_attention_;
+  cuda::StreamRef* saved_stream_;
+  cuda::StreamRef ref_;
+  cudaStream_t caller_ = nullptr;
 };
 
 /// Copies host float32 data into a device tensor whose shape is already the expected one
