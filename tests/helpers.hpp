@@ -18,6 +18,16 @@ namespace db = diffblocks;
 inline std::string fixture(const std::string& rel) { return std::string(DIFFBLOCKS_FIXTURES) + "/" + rel; }
 inline std::string tmp_path(const std::string& name) { return std::string(DIFFBLOCKS_TEST_TMP) + "/" + name; }
 
+/// A small Origin U-Net (dim 16, two levels, default groups) for the tests that build one from
+/// code: n_feats mel channels.
+inline db::OriginConfig small_origin_config(int n_feats = 16) {
+  db::OriginConfig cfg;
+  cfg.dim = 16;
+  cfg.dim_mults = {1, 2};
+  cfg.n_feats = n_feats;
+  return cfg;
+}
+
 /// A tensor of rank N from a safetensors file (REQUIREs the rank).
 template <std::size_t N>
 db::Tensor<float, N> read_tensor(const db::SafeTensors& st, const std::string& name) {

@@ -224,14 +224,6 @@ TEST_CASE("packed GEMM matches the definition at every edge shape, overwriting a
 
 namespace {
 
-db::OriginConfig small_config() {
-  db::OriginConfig cfg;
-  cfg.dim = 16;
-  cfg.dim_mults = {1, 2};
-  cfg.n_feats = 8;
-  return cfg;
-}
-
 // Records the masks the U-Net hands to its attention layers.
 std::vector<std::pair<std::size_t, double>> g_seen;  // (frames, valid frames of item 1)
 
@@ -266,7 +258,7 @@ TEST_CASE("Origin U-Net with SoftmaxSelfAttention runs and passes it the mask", 
   using Softmax = db::GradLogPEstimator2d<float, db::Cpu, db::SoftmaxSelfAttention>;
   static_assert(Softmax::attention_takes_mask, "the adapter must be handed the mask");
   static_assert(!db::GradLogPEstimator2d<>::attention_takes_mask, "Grad-TTS's LinearAttention never sees it");
-  const db::OriginConfig cfg = small_config();
+  const db::OriginConfig cfg = small_origin_config(8);
   Softmax m(cfg);
   db::init_parameters(m, 1, 0.5);
   bool has_to_q = false;
@@ -306,7 +298,7 @@ TEST_CASE("Origin U-Net with SoftmaxSelfAttention runs and passes it the mask", 
 }
 
 TEST_CASE("Swapping the attention block keeps the rest of the U-Net", "[variants][origin]") {
-  const db::OriginConfig cfg = small_config();
+  const db::OriginConfig cfg = small_origin_config(8);
   db::GradLogPEstimator2d<> linear(cfg);
   db::GradLogPEstimator2d<float, db::Cpu, db::SoftmaxSelfAttention> softmax(cfg);
   const auto a = db::parameter_list(linear), b = db::parameter_list(softmax);

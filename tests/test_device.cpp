@@ -23,14 +23,6 @@ namespace {
 
 using SoftmaxOrigin = db::GradLogPEstimator2d<float, db::Cpu, db::SoftmaxSelfAttention>;
 
-db::OriginConfig small_config() {
-  db::OriginConfig cfg;
-  cfg.dim = 16;
-  cfg.dim_mults = {1, 2};
-  cfg.n_feats = 16;
-  return cfg;
-}
-
 /// N(0, 0.1) weights (GroupNorm scales around 1, Rezero g = 0.5), the same for every seed use.
 template <class Model>
 void fill(Model& m, std::uint64_t seed = 3) {
@@ -107,7 +99,7 @@ TEST_CASE("a Cpu device value carries its own context, Cpu{} is the process defa
 }
 
 TEST_CASE("two models with different devices run concurrently and each gives its solo result", "[device]") {
-  const db::OriginConfig cfg = small_config();
+  const db::OriginConfig cfg = dbt::small_origin_config();
   SoftmaxOrigin a(cfg), b(cfg);
   fill(a);
   fill(b);
@@ -156,7 +148,7 @@ TEST_CASE("two models with different devices run concurrently and each gives its
 
 TEST_CASE("prepared weights are made once and kept with the blocks", "[device][prepared]") {
   db::Cpu dev(db::CpuOptions{2});
-  db::GradLogPEstimator2d<> m(small_config());
+  db::GradLogPEstimator2d<> m(dbt::small_origin_config());
   fill(m);
   m.to(dev);
   REQUIRE(db::prepared_bytes(m) == 0);
@@ -187,7 +179,7 @@ TEST_CASE("prepared weights are made once and kept with the blocks", "[device][p
 }
 
 TEST_CASE("an edited weight is used after invalidate_prepared, and not before", "[device][prepared]") {
-  const db::OriginConfig cfg = small_config();
+  const db::OriginConfig cfg = dbt::small_origin_config();
   db::GradLogPEstimator2d<> m(cfg), fresh(cfg);
   fill(m);
   const Inputs in(64);

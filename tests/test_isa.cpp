@@ -390,10 +390,7 @@ TEST_CASE("isa: norms, activations, element-wise ops and the content hash agree 
 TEST_CASE("isa: the Origin U-Net on every ISA, the weight cache keyed by ISA", "[isa][origin]") {
   // One model, run on each copy in turn: the derived weights (Winograd-transformed, packed) of one
   // copy's layout must never be served to another's.
-  db::OriginConfig cfg;
-  cfg.dim = 16;
-  cfg.dim_mults = {1, 2};
-  cfg.n_feats = 16;
+  db::OriginConfig cfg = small_origin_config();
   cfg.groups = 4;
   db::GradLogPEstimator2d<> net(cfg);
   db::Rng rng(7);

@@ -715,29 +715,26 @@ std::vector<OpCase<D>> op_cases(Size size) {
                               : HT<2>::from_shape({0, 0});
     const float scale = 1.0f / std::sqrt(static_cast<float>(a.dh));
     const int heads = a.heads;
-    auto reference = [=](const HT<3>& qq, const HT<3>& kk, const HT<3>& vv, const HT<2>& bb) {
-      return ref::attention(qq, kk, vv, heads, scale, bb);
+    // op(d, q, k, v, heads, scale, bias) against softmax attention written out.
+    auto add_attention = [&](const char* name, unsigned paths, auto op) {
+      add(name, ps, bytes, flops, paths, [=] {
+        return functional<D>([=](const HT<3>& qq, const HT<3>& kk, const HT<3>& vv,
+                                 const HT<2>& bb) { return ref::attention(qq, kk, vv, heads, scale, bb); },
+                             [=](auto d, const auto&... in) { return op(d, in..., heads, scale); }, q, k, v, bias);
+      });
     };
-    add("attention", ps, bytes, flops, kAttention, [=] {
-      return functional<D>(
-          reference,
-          [=](auto d, const auto& qq, const auto& kk, const auto& vv, const auto& bb) {
-            return ops::attention(d, qq, kk, vv, heads, scale, bb);
-          },
-          q, k, v, bias);
-    });
+    add_attention("attention", kAttention,
+                  [](auto d, const auto& qq, const auto& kk, const auto& vv, const auto& bb, int h, float sc) {
+                    return ops::attention(d, qq, kk, vv, h, sc, bb);
+                  });
 #if defined(DIFFBLOCKS_HAS_CUDA)
     // The CUDA register-blocked kernel, which its Auto setting reaches only for some key counts
     // (called directly: the attention setting does not change it).
     if constexpr (std::is_same<D, db::Cuda>::value)
-      add("attention_tiled", ps, bytes, flops, kOther, [=] {
-        return functional<D>(
-            reference,
-            [=](auto d, const auto& qq, const auto& kk, const auto& vv, const auto& bb) {
-              return ops::attention_tiled(d, qq, kk, vv, heads, scale, bb);
-            },
-            q, k, v, bias);
-      });
+      add_attention("attention_tiled", kOther,
+                    [](auto d, const auto& qq, const auto& kk, const auto& vv, const auto& bb, int h, float sc) {
+                      return ops::attention_tiled(d, qq, kk, vv, h, sc, bb);
+                    });
 #endif
   }
 

@@ -6,8 +6,9 @@
 #         -P run_consumer.cmake
 # FORWARDS=ON also builds the consumer's forward.cpp (the whole library, ~1 min at -O3; the
 # warning check), NATIVE=ON with -march=native.
-# find_package installs BUILD_DIR (the project's own build, with its CLI, examples and tests)
-# into WORK_DIR/prefix first and checks that only headers and the package files land there (and,
+# find_package first runs the README's install command on a fresh configure of SOURCE_DIR (no
+# build), then installs BUILD_DIR (the project's own build, with its CLI, examples and tests)
+# into WORK_DIR/prefix and checks that only headers and the package files land there (and,
 # with CUDA_MODULE, the runtime's CUDA module, which the consumer must then open).
 cmake_minimum_required(VERSION 3.16)
 
@@ -55,6 +56,16 @@ if(NATIVE)
 endif()
 
 if(MODE STREQUAL "find_package")
+  # The README's install command as written: configure and install, building nothing. With nvcc
+  # present the CUDA module's target exists but was not built; the install goes on without it.
+  run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/readme-build -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
+      -DDIFFBLOCKS_BUILD_TESTS=OFF -DDIFFBLOCKS_BUILD_EXAMPLES=OFF -DDIFFBLOCKS_BUILD_BENCHMARKS=OFF)
+  run(${CMAKE_COMMAND} --install ${WORK_DIR}/readme-build --prefix ${WORK_DIR}/readme-prefix)
+  if(NOT EXISTS ${WORK_DIR}/readme-prefix/share/cmake/diffblocks/diffblocksConfig.cmake)
+    message(FATAL_ERROR "the README's install command did not install the package files")
+  endif()
+  check_installed(${WORK_DIR}/readme-prefix "include/diffblocks/" "share/cmake/diffblocks/")
+
   set(prefix ${WORK_DIR}/prefix)
   run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
   foreach(f include/diffblocks/diffblocks.hpp include/diffblocks/version.hpp
