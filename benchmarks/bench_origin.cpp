@@ -99,7 +99,6 @@ void origin_forward(benchmark::State& state) {
   state.counters["model_MB"] = model_mb;
   state.counters["prepared_MB"] = double(db::prepared_bytes(net)) * 1e-6;
   state.counters["prepared_ratio"] = double(db::prepared_bytes(net)) * 1e-6 / model_mb;
-  state.counters["weight_cache_MB"] = double(db::ops::cpu::weight_cache_bytes()) * 1e-6;  // raw ops only
   state.counters["peak_RSS_MB"] = peak_rss_mb();
 }
 
