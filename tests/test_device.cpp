@@ -286,3 +286,28 @@ TEST_CASE("prepared_bytes counts the Linear blocks inside a model", "[device][pr
   db::invalidate_prepared(rb);
   REQUIRE(db::prepared_bytes(rb) == 0);
 }
+
+TEST_CASE("an Origin forward holds at most 8 full-resolution activations at once", "[device][memory]") {
+  // dim 16 and LinearAttention's 128 hidden channels: the whole softmaxed k alone would be 8
+  // activations (it was held, with a packed copy of x, until k~ was made in chunks); the level
+  // tensors of ResnetBlock and the scratch of the convolutions stay well below the bound too.
+  db::OriginConfig cfg;
+  cfg.dim = 16;
+  cfg.dim_mults = {1, 2};
+  cfg.n_feats = 80;
+  db::GradLogPEstimator2d<> m(cfg);
+  fill(m);
+  const std::size_t T = 512;
+  db::Rng rng(5);
+  auto x = Tensor<float, 3>::from_shape({1, 80, T}), mu = x;
+  for (auto& v : x) v = float(rng.normal());
+  for (auto& v : mu) v = float(rng.normal());
+  const auto mask = db::ops::full<float, 3>(db::Cpu{}, {1, 1, T}, 1.0f);
+  const auto t = db::ops::full<float, 1>(db::Cpu{}, {1}, 0.5f);
+  (void)m.forward(x, mask, mu, t);  // prepares the weights (held apart, not counted below)
+  const double activation = 16.0 * 80 * T * sizeof(float);
+  const db::memory::PeakMemoryProbe probe;
+  (void)m.forward(x, mask, mu, t);
+  INFO("peak " << probe.peak_bytes() << " bytes = " << double(probe.peak_bytes()) / activation << " activations");
+  REQUIRE(double(probe.peak_bytes()) <= 8 * activation);
+}
