@@ -112,7 +112,7 @@ db::Tensor<double, 4> conv3x3_direct(const Tensor<float, 4>& x, const Tensor<flo
 }
 }  // namespace
 
-TEST_CASE("Winograd weight cache follows weights changed in place, and can be turned off", "[blocks][conv]") {
+TEST_CASE("Raw Winograd conv2d follows weights changed in place and keeps nothing", "[blocks][conv]") {
   namespace cpu = db::ops::cpu;
   db::Rng rng(17);
   auto x = Tensor<float, 4>::from_shape({1, 16, 9, 10});
@@ -121,17 +121,15 @@ TEST_CASE("Winograd weight cache follows weights changed in place, and can be tu
   for (auto& v : x) v = float(rng.normal());
   for (auto& v : w) v = float(rng.normal() / 12.0);
   for (auto& v : bias) v = float(rng.normal());
+  const std::size_t held = cpu::prepared_weight_bytes();
   auto check = [&](const char* what) {
     const Diff d = diff(cpu::conv2d(x, w, bias, 1, 1), conv3x3_direct(x, w, bias));
     INFO(what << ": max|err| = " << d.max_abs_err);
     REQUIRE(d.max_abs_err <= 1e-5 * std::max(1.0, d.max_abs_ref));
+    REQUIRE(cpu::prepared_weight_bytes() == held);  // a raw call prepares for itself only
   };
-  const std::size_t limit = cpu::weight_cache_limit();
-  REQUIRE(limit > 0);
-  const std::size_t before = cpu::weight_cache_bytes();
   check("first call");
-  REQUIRE(cpu::weight_cache_bytes() > before);  // the transformed kernels were kept
-  check("cached");
+  check("second call");
   // In place, same pointer and shape: one value, then the last one, then a swap of two kernels.
   w.data()[5] += 0.25f;
   check("one weight changed");
@@ -139,12 +137,6 @@ TEST_CASE("Winograd weight cache follows weights changed in place, and can be tu
   check("last weight changed");
   std::swap_ranges(w.data(), w.data() + 9, w.data() + 9);
   check("two kernels swapped");
-  cpu::set_weight_cache_limit(0);
-  REQUIRE(cpu::weight_cache_bytes() == 0);
-  w.data()[100] *= -2.0f;
-  check("cache off");
-  REQUIRE(cpu::weight_cache_bytes() == 0);
-  cpu::set_weight_cache_limit(limit);
 }
 
 TEST_CASE("content_hash changes with any single value, its position and the length", "[blocks][conv]") {

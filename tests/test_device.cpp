@@ -223,3 +223,83 @@ TEST_CASE("loading a state dict drops the prepared weights of the old ones", "[d
   REQUIRE(db::prepared_bytes(m) == 0);
   REQUIRE(same_bits(m.forward(in.x, in.mask, in.mu, in.t), loaded->forward(in.x, in.mask, in.mu, in.t)));
 }
+
+TEST_CASE("Linear keeps its packed W^T: counted, used until invalidated, then the new weights", "[device][prepared]") {
+  db::Linear<float> lin(48, 40), fresh(48, 40);
+  db::Rng rng(21);
+  for (auto& v : lin.weight) v = float(rng.normal() * 0.2);
+  for (auto& v : lin.bias) v = float(rng.normal());
+  auto x = Tensor<float, 3>::from_shape({2, 100, 48});  // 200 token rows: the packed path
+  for (auto& v : x) v = float(rng.normal());
+  auto small = Tensor<float, 2>::from_shape({3, 48});  // 3 rows read the weight as it is
+  for (auto& v : small) v = float(rng.normal());
+
+  REQUIRE(db::prepared_bytes(lin) == 0);
+  (void)lin.forward(small);
+  REQUIRE(db::prepared_bytes(lin) == 0);  // few rows never make the form
+  db::prepare(lin);
+  const std::size_t bytes = db::prepared_bytes(lin);
+  REQUIRE(bytes >= lin.weight.size() * sizeof(float));
+  const auto y0 = lin.forward(x);
+  REQUIRE(db::prepared_bytes(lin) == bytes);
+
+  // An edit is not seen by the packed path until invalidate_prepared(), then it is, exactly.
+  for (auto& v : lin.weight) v = -2.0f * v + 0.01f;
+  const auto stale = lin.forward(x);
+  REQUIRE(std::memcmp(stale.data(), y0.data(), y0.size() * sizeof(float)) == 0);
+  db::invalidate_prepared(lin);
+  REQUIRE(db::prepared_bytes(lin) == 0);
+  std::copy(lin.weight.begin(), lin.weight.end(), fresh.weight.begin());
+  std::copy(lin.bias.begin(), lin.bias.end(), fresh.bias.begin());
+  const auto y1 = lin.forward(x), want = fresh.forward(x);
+  REQUIRE(std::memcmp(y1.data(), want.data(), want.size() * sizeof(float)) == 0);
+  REQUIRE(std::memcmp(y1.data(), y0.data(), y0.size() * sizeof(float)) != 0);
+  REQUIRE(db::prepared_bytes(lin) == bytes);  // made again at the token-wise call
+
+  // Against the definition, the kept form and the per-call packing alike.
+  double worst = 0;
+  for (std::size_t r = 0; r < 200; ++r)
+    for (std::size_t o = 0; o < 40; ++o) {
+      double s = lin.bias(o);
+      for (std::size_t i = 0; i < 48; ++i) s += double(x.data()[r * 48 + i]) * lin.weight(o, i);
+      worst = std::max(worst, std::abs(s - y1.data()[r * 40 + o]));
+    }
+  REQUIRE(worst <= 1e-5);
+}
+
+TEST_CASE("prepared_bytes counts the Linear blocks inside a model", "[device][prepared]") {
+  db::ResnetBlock<float> rb(16, 32, 24);
+  REQUIRE(db::prepared_bytes(rb) == 0);
+  db::prepare(rb);
+  const std::size_t all = db::prepared_bytes(rb);
+  REQUIRE(rb.mlp.prepared_bytes() >= rb.mlp.weight.size() * sizeof(float));
+  REQUIRE(all == rb.mlp.prepared_bytes() + rb.block1.conv.prepared_bytes() + rb.block2.conv.prepared_bytes() +
+                     rb.res_conv->prepared_bytes());
+  db::invalidate_prepared(rb);
+  REQUIRE(db::prepared_bytes(rb) == 0);
+}
+
+TEST_CASE("an Origin forward holds at most 8 full-resolution activations at once", "[device][memory]") {
+  // dim 16 and LinearAttention's 128 hidden channels: the whole softmaxed k alone would be 8
+  // activations (it was held, with a packed copy of x, until k~ was made in chunks); the level
+  // tensors of ResnetBlock and the scratch of the convolutions stay well below the bound too.
+  db::OriginConfig cfg;
+  cfg.dim = 16;
+  cfg.dim_mults = {1, 2};
+  cfg.n_feats = 80;
+  db::GradLogPEstimator2d<> m(cfg);
+  fill(m);
+  const std::size_t T = 512;
+  db::Rng rng(5);
+  auto x = Tensor<float, 3>::from_shape({1, 80, T}), mu = x;
+  for (auto& v : x) v = float(rng.normal());
+  for (auto& v : mu) v = float(rng.normal());
+  const auto mask = db::ops::full<float, 3>(db::Cpu{}, {1, 1, T}, 1.0f);
+  const auto t = db::ops::full<float, 1>(db::Cpu{}, {1}, 0.5f);
+  (void)m.forward(x, mask, mu, t);  // prepares the weights (held apart, not counted below)
+  const double activation = 16.0 * 80 * T * sizeof(float);
+  const db::memory::PeakMemoryProbe probe;
+  (void)m.forward(x, mask, mu, t);
+  INFO("peak " << probe.peak_bytes() << " bytes = " << double(probe.peak_bytes()) / activation << " activations");
+  REQUIRE(double(probe.peak_bytes()) <= 8 * activation);
+}

@@ -1,6 +1,8 @@
 #pragma once
 // Grad-TTS Block: Mish(GroupNorm(Conv3x3(x * mask))) * mask.
 // state_dict: block.0.* (conv), block.1.* (GroupNorm); Mish has no parameters.
+#include <utility>
+
 #include "diffblocks/blocks/conv2d.hpp"
 #include "diffblocks/blocks/group_norm.hpp"
 
@@ -20,6 +22,15 @@ class Block {
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x, const Tensor<T, 4, D>& mask) const {
     detail::check_mask("Block", x, mask);
     Tensor<T, 4, D> h = conv.forward(ops::masked_copy(D{}, x, mask));
+    norm.forward_mish_mask_(h, mask);
+    return h;
+  }
+  /// The same on an x the caller gives up, masked in place instead of copied.
+  Tensor<T, 4, D> forward(Tensor<T, 4, D>&& x, const Tensor<T, 4, D>& mask) const {
+    detail::check_mask("Block", x, mask);
+    Tensor<T, 4, D> xm = std::move(x);
+    ops::mul_mask_(D{}, xm, mask);
+    Tensor<T, 4, D> h = conv.forward(xm);
     norm.forward_mish_mask_(h, mask);
     return h;
   }

@@ -5,6 +5,7 @@
 //   out = h + res_conv(x * mask)     (1x1 conv when dim != dim_out, identity otherwise)
 // state_dict: mlp.1.* (Mish is mlp.0), block1.*, block2.*, res_conv.* (only when dim != dim_out).
 #include <optional>
+#include <utility>
 
 #include "diffblocks/blocks/block.hpp"
 #include "diffblocks/blocks/linear.hpp"
@@ -31,12 +32,37 @@ class ResnetBlock {
   /// of x feeds block1's conv (and res_conv); block1's GroupNorm pass also applies Mish, the
   /// mask, the time bias and block2's input mask; the residual is accumulated straight into h.
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x, const Tensor<T, 4, D>& mask, const Tensor<T, 2, D>& t_emb) const {
+    check(x, mask, t_emb);
+    return forward_masked(ops::masked_copy(D{}, x, mask), mask, t_emb);
+  }
+  /// The same on an x the caller gives up: it is masked in place and becomes the masked copy,
+  /// so a U-Net level holds one tensor of x's size fewer at once (the Origin's peak at T = 512).
+  Tensor<T, 4, D> forward(Tensor<T, 4, D>&& x, const Tensor<T, 4, D>& mask, const Tensor<T, 2, D>& t_emb) const {
+    check(x, mask, t_emb);
+    Tensor<T, 4, D> xm = std::move(x);
+    ops::mul_mask_(D{}, xm, mask);
+    return forward_masked(xm, mask, t_emb);
+  }
+
+  template <class V>
+  void visit(V&& v, const std::string& p = "") {
+    mlp.visit(v, p + "mlp.1.");
+    block1.visit(v, p + "block1.");
+    block2.visit(v, p + "block2.");
+    if (res_conv) res_conv->visit(v, p + "res_conv.");
+  }
+
+ private:
+  void check(const Tensor<T, 4, D>& x, const Tensor<T, 4, D>& mask, const Tensor<T, 2, D>& t_emb) const {
     detail::check_dim("ResnetBlock", "time embedding", t_emb, 0, x.shape(0));
     detail::check_mask("ResnetBlock", x, mask);
+  }
+  /// xm = x * mask.
+  Tensor<T, 4, D> forward_masked(const Tensor<T, 4, D>& xm, const Tensor<T, 4, D>& mask,
+                                 const Tensor<T, 2, D>& t_emb) const {
     Tensor<T, 2, D> te = t_emb;
     ops::mish_(D{}, te);
     const Tensor<T, 2, D> time_bias = mlp.forward(te);
-    const Tensor<T, 4, D> xm = ops::masked_copy(D{}, x, mask);
     Tensor<T, 4, D> h = block1.conv.forward(xm);
     block1.norm.forward_mish_mask_bias_mask_(h, mask, time_bias);  // = block2's conv input
     h = block2.conv.forward(h);
@@ -46,14 +72,6 @@ class ResnetBlock {
     else
       ops::add_(D{}, h, xm);
     return h;
-  }
-
-  template <class V>
-  void visit(V&& v, const std::string& p = "") {
-    mlp.visit(v, p + "mlp.1.");
-    block1.visit(v, p + "block1.");
-    block2.visit(v, p + "block2.");
-    if (res_conv) res_conv->visit(v, p + "res_conv.");
   }
 };
 

@@ -259,9 +259,10 @@ struct CachingAllocator : detail::AllocatorCommon<CachingAllocator> {
   }
 };
 
-/// Allocator of long-lived data derived from weights (ops/cpu/weight_cache.hpp): aligned like
-/// tensors, elements left uninitialised like scratch, but outside the caching allocator, so a
-/// PeakMemoryProbe measures activations and scratch only (weight_cache_bytes() reports these).
+/// Allocator of long-lived data derived from weights (prepared forms, ops/cpu/prepared.hpp):
+/// aligned like tensors, elements left uninitialised like scratch, but outside the caching
+/// allocator, so a PeakMemoryProbe measures activations and scratch only (prepared_bytes()
+/// reports these).
 template <class T>
 struct WeightAllocator : detail::AllocatorCommon<WeightAllocator> {
   using value_type = T;

@@ -18,6 +18,7 @@
 #include "diffblocks/ops/generic/layout.hpp"
 #include "diffblocks/ops/prepared.hpp"
 #include "diffblocks/ops/cpu/attention.hpp"
+#include "diffblocks/ops/cpu/linear.hpp"
 #include "diffblocks/ops/cpu/ops.hpp"
 #include "diffblocks/ops/cpu/sequence_ops.hpp"
 #if defined(__CUDACC__) && !defined(DIFFBLOCKS_NO_CUDA)
@@ -27,7 +28,7 @@
 namespace diffblocks {
 namespace ops {
 // Devices that keep no prepared weights (PreparedWeights<T, D> is empty): the convolutions
-// with a slot are the plain ones. Defined after every device's ops, which they call.
+// and linear layers with a slot are the plain ones. Defined after every device's ops, which they call.
 template <class D, class X, class W, class B, class T, std::enable_if_t<!std::is_same<D, Cpu>::value, int> = 0>
 auto conv2d(const D& d, const X& x, const W& w, const B& bias, int stride, int padding, PreparedWeights<T, D>&)
     -> decltype(ops::conv2d(d, x, w, bias, stride, padding)) {
@@ -47,5 +48,12 @@ template <class D, class W, class T, std::enable_if_t<!std::is_same<D, Cpu>::val
 void prepare_conv2d(const D&, const W&, int, int, PreparedWeights<T, D>&) {}
 template <class D, class W, class T, std::enable_if_t<!std::is_same<D, Cpu>::value, int> = 0>
 void prepare_conv_transpose2d(const D&, const W&, int, int, PreparedWeights<T, D>&) {}
+template <class D, class X, class W, class B, class T, std::enable_if_t<!std::is_same<D, Cpu>::value, int> = 0>
+auto linear(const D& d, const X& x, const W& w, const B& bias, PreparedWeights<T, D>&)
+    -> decltype(ops::linear(d, x, w, bias)) {
+  return ops::linear(d, x, w, bias);
+}
+template <class D, class W, class T, std::enable_if_t<!std::is_same<D, Cpu>::value, int> = 0>
+void prepare_linear(const D&, const W&, PreparedWeights<T, D>&) {}
 }  // namespace ops
 }  // namespace diffblocks

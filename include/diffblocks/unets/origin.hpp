@@ -182,32 +182,36 @@ class GradLogPEstimator2d : public DeviceHolder<D> {
     const Tensor<T, 4, D> mask4 = ops::reshape<T, 4>(D{}, mask, {B, 1, 1, W});
 
     std::vector<Tensor<T, 4, D>> hiddens, masks{mask4};
+    // h is handed on (std::move) wherever it is replaced: a Resnet that takes its input by value
+    // masks it in place instead of holding a masked copy next to it.
     for (const auto& level : downs) {
       const Tensor<T, 4, D>& m = masks.back();
-      h = level.resnet1.forward(h, m, temb);
-      h = level.resnet2.forward(h, m, temb);
+      h = level.resnet1.forward(std::move(h), m, temb);
+      h = level.resnet2.forward(std::move(h), m, temb);
       h = attend(level.attn, h, m);
-      hiddens.push_back(h);
+      // hiddens[0] is never used, as in the original: not kept (a full-resolution tensor held
+      // through the whole forward).
+      if (&level != &downs.front()) hiddens.push_back(h);
       ops::mul_mask_(D{}, h, m);  // down(x * m); the last level's Identity is masked too
       if (level.down) h = level.down->forward(h);
       masks.push_back(ops::subsample_time(D{}, m));
     }
     masks.pop_back();
-    h = mid_block1->forward(h, masks.back(), temb);
+    h = mid_block1->forward(std::move(h), masks.back(), temb);
     h = attend(*mid_attn, h, masks.back());
-    h = mid_block2->forward(h, masks.back(), temb);
-    for (const auto& level : ups) {  // hiddens[0] is never used, as in the original
+    h = mid_block2->forward(std::move(h), masks.back(), temb);
+    for (const auto& level : ups) {
       const Tensor<T, 4, D> m = masks.back();
       masks.pop_back();
       h = ops::concat_channels(D{}, h, hiddens.back());
       hiddens.pop_back();
-      h = level.resnet1.forward(h, m, temb);
-      h = level.resnet2.forward(h, m, temb);
+      h = level.resnet1.forward(std::move(h), m, temb);
+      h = level.resnet2.forward(std::move(h), m, temb);
       h = attend(level.attn, h, m);
       ops::mul_mask_(D{}, h, m);
       h = level.up.forward(h);
     }
-    h = final_block.forward(h, mask4);
+    h = final_block.forward(std::move(h), mask4);
     ops::mul_mask_(D{}, h, mask4);
     h = final_conv.forward(h);
     ops::mul_mask_(D{}, h, mask4);

@@ -1,15 +1,16 @@
 #pragma once
 // Convolutions on the CPU: the algorithm setting and the entry points, which run the copy of
 // the kernels (kernels/conv.inl, kernels/winograd.inl) for the instruction set in use. The
-// entry points without a device read the context in effect and take prepared weights from the
-// process-wide cache; the device ones with a PreparedSlot (what Conv2d and ConvTranspose2d
-// hold) follow their device's settings and use the block's own prepared form.
+// entry points without a device read the context in effect and prepare the weight for the call;
+// the device ones with a PreparedSlot (what Conv2d and ConvTranspose2d hold) follow their
+// device's settings and use the block's own prepared form.
 #include <atomic>
 #include <memory>
 
 #include "diffblocks/core/device.hpp"
 #include "diffblocks/ops/cpu/kernels.hpp"
 #include "diffblocks/ops/cpu/prepared.hpp"
+#include "diffblocks/ops/cpu/weight_cache.hpp"  // deprecated shims, for old callers
 
 namespace diffblocks {
 namespace ops {
@@ -28,33 +29,6 @@ inline bool use_winograd(int Cin, int Cout, int KH, int KW, int stride, int padd
   return use_winograd(conv_algorithm(), Cin, Cout, KH, KW, stride, padding);
 }
 
-/// Conv2d (cross-correlation, zero padding). x (B,Cin,H,W), w (Cout,Cin,k,k), bias (Cout) or empty.
-template <class T>
-Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
-                         int stride, int padding) {
-  const bool winograd = use_winograd(static_cast<int>(x.shape(1)), static_cast<int>(w.shape(0)),
-                                     static_cast<int>(w.shape(2)), static_cast<int>(w.shape(3)), stride, padding);
-  CpuCounters& counters = current_cpu_context().counters();
-  ++(winograd ? counters.winograd_convs : counters.im2col_convs);
-  DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d<T>(x, w, bias, stride, padding, winograd));
-}
-
-/// out += Conv2d(x) for a 1x1 stride-1 convolution, accumulated by the GEMM itself (no temporary,
-/// no separate add pass); out (B, Cout, H, W). ResnetBlock's res_conv residual.
-template <class T>
-void conv1x1_add_(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
-                  Tensor<T, 4, Cpu>& out) {
-  DIFFBLOCKS_CPU_RETURN_KERNEL(conv1x1_add_<T>(x, w, bias, out));
-}
-
-/// ConvTranspose2d (no output_padding, dilation 1). x (B,Cin,H,W), w (Cin,Cout,k,k) as in PyTorch.
-/// Output (H-1)*s - 2p + k.
-template <class T>
-Tensor<T, 4, Cpu> conv_transpose2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
-                                   const Tensor<T, 1, Cpu>& bias, int stride, int padding) {
-  DIFFBLOCKS_CPU_RETURN_KERNEL(conv_transpose2d<T>(x, w, bias, stride, padding));
-}
-
 namespace detail {
 template <class T>
 memory::WeightBuffer<T> prepare_conv2d(const T* w, int Cout, int Cin, int KH, int KW, bool winograd) {
@@ -65,18 +39,19 @@ memory::WeightBuffer<T> prepare_conv_transpose2d(const T* w, int Cin, int Cout, 
   DIFFBLOCKS_CPU_RETURN_KERNEL(prepare_conv_transpose2d<T>(w, Cin, Cout, KH, KW, s, padding));
 }
 
-/// The prepared form for `key`, from the slot (kept: WeightPreparation::Keep) or made for this
-/// call only (PerCall); counted in the context's weight_preparations when made.
+/// The prepared form for `key`: the slot's (made there once when missing: WeightPreparation::Keep),
+/// or made for this call only (no slot: a raw op call; or WeightPreparation::PerCall). Counted in
+/// the context's weight_preparations when made.
 template <class T, class Make>
-std::shared_ptr<const PreparedForm<T>> prepared_form(CpuContext& c, PreparedSlot<T>& slot, PreparedKey key,
+std::shared_ptr<const PreparedForm<T>> prepared_form(CpuContext& c, PreparedSlot<T>* slot, PreparedKey key,
                                                      Make&& make) {
-  if (c.weight_preparation() == WeightPreparation::PerCall) {
-    slot.reset();
+  if (!slot || c.weight_preparation() == WeightPreparation::PerCall) {
+    if (slot) slot->reset();
     ++c.counters().weight_preparations;
     return std::make_shared<const PreparedForm<T>>(key, make());
   }
   bool made = false;
-  auto f = slot.get(key, std::forward<Make>(make), &made);
+  auto f = slot->get(key, std::forward<Make>(make), &made);
   if (made) ++c.counters().weight_preparations;
   return f;
 }
@@ -88,6 +63,69 @@ inline PreparedKey conv2d_key(const CpuContext& c, int Cin, int Cout, int KH, in
                                                                                                   : kPackedConv};
 }
 
+namespace detail {
+// The convolutions on context c with the weight's prepared form from `slot`, or made for this
+// call when slot is null. A raw op call (no block, so no slot) prepares its weights every time:
+// no library code loops over raw calls, and a per-call preparation always sees the weights as
+// they are (the process-wide content-hashed cache that served such calls is gone).
+template <class T>
+Tensor<T, 4, Cpu> conv2d_on(CpuContext& c, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
+                            const Tensor<T, 1, Cpu>& bias, int stride, int padding, PreparedSlot<T>* slot) {
+  const int Cout = static_cast<int>(w.shape(0)), Cin = static_cast<int>(w.shape(1));
+  const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
+  const PreparedKey key = conv2d_key(c, static_cast<int>(x.shape(1)), Cout, KH, KW, stride, padding);
+  const bool winograd = key.kind == kWinogradKernels;
+  ++(winograd ? c.counters().winograd_convs : c.counters().im2col_convs);
+  const auto form =
+      prepared_form(c, slot, key, [&] { return prepare_conv2d(w.data(), Cout, Cin, KH, KW, winograd); });
+  DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d<T>(x, w, bias, stride, padding, winograd, form->data.data()));
+}
+template <class T>
+void conv1x1_add_on(CpuContext& c, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
+                    const Tensor<T, 1, Cpu>& bias, Tensor<T, 4, Cpu>& out, PreparedSlot<T>* slot) {
+  const int Cout = static_cast<int>(w.shape(0)), Cin = static_cast<int>(w.shape(1));
+  ++c.counters().im2col_convs;
+  const auto form = prepared_form(c, slot, PreparedKey{isa(), kPackedConv},
+                                  [&] { return prepare_conv2d(w.data(), Cout, Cin, 1, 1, false); });
+  DIFFBLOCKS_CPU_RETURN_KERNEL(conv1x1_add_<T>(x, w, bias, out, form->data.data()));
+}
+template <class T>
+Tensor<T, 4, Cpu> conv_transpose2d_on(CpuContext& c, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
+                                      const Tensor<T, 1, Cpu>& bias, int stride, int padding, PreparedSlot<T>* slot) {
+  const int Cin = static_cast<int>(w.shape(0)), Cout = static_cast<int>(w.shape(1));
+  const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
+  const auto form = prepared_form(c, slot, PreparedKey{isa(), kPackedConvTranspose}, [&] {
+    return prepare_conv_transpose2d(w.data(), Cin, Cout, KH, KW, stride, padding);
+  });
+  DIFFBLOCKS_CPU_RETURN_KERNEL(conv_transpose2d<T>(x, w, bias, stride, padding, form->data.data()));
+}
+}  // namespace detail
+
+/// Conv2d (cross-correlation, zero padding). x (B,Cin,H,W), w (Cout,Cin,k,k), bias (Cout) or empty.
+/// On the context in effect; the weight is prepared for this call only (see conv2d_on).
+template <class T>
+Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
+                         int stride, int padding) {
+  return detail::conv2d_on(current_cpu_context(), x, w, bias, stride, padding, static_cast<PreparedSlot<T>*>(nullptr));
+}
+
+/// out += Conv2d(x) for a 1x1 stride-1 convolution, accumulated by the GEMM itself (no temporary,
+/// no separate add pass); out (B, Cout, H, W). ResnetBlock's res_conv residual.
+template <class T>
+void conv1x1_add_(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
+                  Tensor<T, 4, Cpu>& out) {
+  detail::conv1x1_add_on(current_cpu_context(), x, w, bias, out, static_cast<PreparedSlot<T>*>(nullptr));
+}
+
+/// ConvTranspose2d (no output_padding, dilation 1). x (B,Cin,H,W), w (Cin,Cout,k,k) as in PyTorch.
+/// Output (H-1)*s - 2p + k.
+template <class T>
+Tensor<T, 4, Cpu> conv_transpose2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
+                                   const Tensor<T, 1, Cpu>& bias, int stride, int padding) {
+  return detail::conv_transpose2d_on(current_cpu_context(), x, w, bias, stride, padding,
+                                     static_cast<PreparedSlot<T>*>(nullptr));
+}
+
 /// Makes the prepared form of a Conv2d weight in `slot` now, as the first conv2d on `d` would.
 template <class T>
 void prepare_conv2d(const Cpu& d, const Tensor<T, 4, Cpu>& w, int stride, int padding, PreparedSlot<T>& slot) {
@@ -97,7 +135,7 @@ void prepare_conv2d(const Cpu& d, const Tensor<T, 4, Cpu>& w, int stride, int pa
   const int Cout = static_cast<int>(w.shape(0)), Cin = static_cast<int>(w.shape(1));
   const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
   const PreparedKey key = conv2d_key(c, Cin, Cout, KH, KW, stride, padding);
-  detail::prepared_form(c, slot, key, [&] {
+  detail::prepared_form(c, &slot, key, [&] {
     return detail::prepare_conv2d(w.data(), Cout, Cin, KH, KW, key.kind == kWinogradKernels);
   });
 }
@@ -108,15 +146,7 @@ template <class T>
 Tensor<T, 4, Cpu> conv2d(const Cpu& d, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
                          const Tensor<T, 1, Cpu>& bias, int stride, int padding, PreparedSlot<T>& slot) {
   const DeviceScope<Cpu> on(d);
-  CpuContext& c = d.context();
-  const int Cout = static_cast<int>(w.shape(0)), Cin = static_cast<int>(w.shape(1));
-  const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
-  const PreparedKey key = conv2d_key(c, static_cast<int>(x.shape(1)), Cout, KH, KW, stride, padding);
-  const bool winograd = key.kind == kWinogradKernels;
-  ++(winograd ? c.counters().winograd_convs : c.counters().im2col_convs);
-  const auto form = detail::prepared_form(
-      c, slot, key, [&] { return detail::prepare_conv2d(w.data(), Cout, Cin, KH, KW, winograd); });
-  DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d<T>(x, w, bias, stride, padding, winograd, form->data.data()));
+  return detail::conv2d_on(d.context(), x, w, bias, stride, padding, &slot);
 }
 
 /// conv1x1_add_ with the packed weight kept in `slot` (see conv2d above).
@@ -124,12 +154,7 @@ template <class T>
 void conv1x1_add_(const Cpu& d, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
                   Tensor<T, 4, Cpu>& out, PreparedSlot<T>& slot) {
   const DeviceScope<Cpu> on(d);
-  CpuContext& c = d.context();
-  const int Cout = static_cast<int>(w.shape(0)), Cin = static_cast<int>(w.shape(1));
-  ++c.counters().im2col_convs;
-  const auto form = detail::prepared_form(c, slot, PreparedKey{isa(), kPackedConv},
-                                          [&] { return detail::prepare_conv2d(w.data(), Cout, Cin, 1, 1, false); });
-  DIFFBLOCKS_CPU_RETURN_KERNEL(conv1x1_add_<T>(x, w, bias, out, form->data.data()));
+  detail::conv1x1_add_on(d.context(), x, w, bias, out, &slot);
 }
 
 /// ConvTranspose2d with the weight's prepared form (every phase packed) kept in `slot`.
@@ -137,13 +162,7 @@ template <class T>
 Tensor<T, 4, Cpu> conv_transpose2d(const Cpu& d, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
                                    const Tensor<T, 1, Cpu>& bias, int stride, int padding, PreparedSlot<T>& slot) {
   const DeviceScope<Cpu> on(d);
-  CpuContext& c = d.context();
-  const int Cin = static_cast<int>(w.shape(0)), Cout = static_cast<int>(w.shape(1));
-  const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
-  const auto form = detail::prepared_form(c, slot, PreparedKey{isa(), kPackedConvTranspose}, [&] {
-    return detail::prepare_conv_transpose2d(w.data(), Cin, Cout, KH, KW, stride, padding);
-  });
-  DIFFBLOCKS_CPU_RETURN_KERNEL(conv_transpose2d<T>(x, w, bias, stride, padding, form->data.data()));
+  return detail::conv_transpose2d_on(d.context(), x, w, bias, stride, padding, &slot);
 }
 
 }  // namespace cpu
@@ -162,7 +181,7 @@ void prepare_conv_transpose2d(const Cpu& d, const Tensor<T, 4, Cpu>& w, int stri
   if (c.weight_preparation() == WeightPreparation::PerCall) return;
   const int Cin = static_cast<int>(w.shape(0)), Cout = static_cast<int>(w.shape(1));
   const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
-  detail::prepared_form(c, slot, PreparedKey{isa(), kPackedConvTranspose}, [&] {
+  detail::prepared_form(c, &slot, PreparedKey{isa(), kPackedConvTranspose}, [&] {
     return detail::prepare_conv_transpose2d(w.data(), Cin, Cout, KH, KW, stride, padding);
   });
 }

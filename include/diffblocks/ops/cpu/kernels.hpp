@@ -29,7 +29,7 @@
 #include "diffblocks/core/parallel.hpp"
 #include "diffblocks/ops/cpu/isa.hpp"
 #include "diffblocks/ops/cpu/target.hpp"
-#include "diffblocks/ops/cpu/weight_cache.hpp"
+#include "diffblocks/ops/cpu/prepared.hpp"
 
 #if DIFFBLOCKS_CPU_HAS_GENERIC
 #define DIFFBLOCKS_KERNEL_ISA 0

@@ -1,8 +1,8 @@
 #pragma once
-// Prepared weights kept with a block (Conv2d, ConvTranspose2d): the Winograd-transformed or
-// GEMM-packed form of its weight, made once at its first run (or by prepare()) and used by every
-// later call without looking at the weight again. Replaces the per-call content hash of the
-// process-wide cache (weight_cache.hpp) on the blocks' path.
+// Prepared weights kept with a block (Conv2d, ConvTranspose2d, Linear): the Winograd-transformed
+// or GEMM-packed form of its weight, made once at its first run (or by prepare()) and used by
+// every later call without looking at the weight again. Raw op calls (no block, no slot) prepare
+// for the call only.
 //
 // The form depends on the kernels' copy (panels of 8 rows on AVX-512, 6 on AVX2, 4 on the
 // baseline) and on the algorithm (Winograd or im2col), so it records both; a call that needs
@@ -35,7 +35,19 @@ inline std::atomic<std::size_t>& prepared_bytes_counter() {
 /// Bytes of prepared weights held by all blocks of the process now.
 inline std::size_t prepared_weight_bytes() { return detail::prepared_bytes_counter().load(); }
 
-/// What a prepared form is: the kernels' copy and the kind of data (weight_cache.hpp's WeightKind).
+/// Kinds of prepared weights.
+enum WeightKind : int {
+  kWinogradKernels = 0,      ///< Winograd-transformed 3x3 kernels, packed (kernels/winograd.inl)
+  kPackedConv = 1,           ///< a conv2d weight packed for the patch GEMM (kernels/conv.inl)
+  kPackedConvTranspose = 2,  ///< every phase of a transposed convolution's weight, packed
+  kPackedLinear = 3,         ///< a Linear's W^T in the packed GEMM's column blocks (kernels/linear.inl)
+};
+
+/// Rows of x from which linear() multiplies by a packed W^T (kernels/linear.inl), and so from
+/// which a Linear's prepared form is used; fewer rows read the weight as it is.
+constexpr std::ptrdiff_t kLinearPackFrom = 128;
+
+/// What a prepared form is: the kernels' copy and the kind of data.
 struct PreparedKey {
   Isa isa;
   int kind;

@@ -170,22 +170,12 @@ memory::WeightBuffer<T> prepare_conv2d(const T* w, int Cout, int Cin, int KH, in
   return winograd ? winograd::transform_weights(w, Cout, Cin) : pack_conv_weight(w, Cout, Cin * KH * KW);
 }
 
-/// The packed weight from the process-wide cache, for a call without a prepared form (a raw op
-/// on weights that no block holds): a 128-channel 3x3 kernel is 147 K values, which one thread
-/// packed while the other waited, at every call.
-template <class T>
-typename cpu::detail::WeightCache<T>::Value packed_conv_weight(const T* w, int Cout, int K) {
-  return cached_weights(w, static_cast<std::size_t>(Cout) * K, kPackedConv, Cout, K,
-                        [&] { return pack_conv_weight(w, Cout, K); });
-}
-
 /// Conv2d (cross-correlation, zero padding). x (B,Cin,H,W), w (Cout,Cin,k,k), bias (Cout) or empty.
 /// `winograd`: a 3x3 stride-1 padding-1 convolution runs as Winograd F(4x4, 3x3) (the entry point
-/// decides, by the device's conv algorithm). `prepared`: w's prepare_conv2d form for that
-/// choice, or null to take it from the process-wide cache.
+/// decides, by the device's conv algorithm). `prepared`: w's prepare_conv2d form for that choice.
 template <class T>
 Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
-                         int stride, int padding, bool winograd, const T* prepared = nullptr) {
+                         int stride, int padding, bool winograd, const T* prepared) {
   const int B = static_cast<int>(x.shape(0)), Cin = static_cast<int>(x.shape(1));
   const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3));
   const int Cout = static_cast<int>(w.shape(0)), KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
@@ -195,7 +185,7 @@ Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
                                                          static_cast<std::size_t>(std::max(Wo, 0))});
   if (Ho <= 0 || Wo <= 0) return out;
   if (winograd) {
-    winograd::conv3x3<T>(x.data(), B, Cin, H, W, w.data(), prepared, Cout, bias.size() ? bias.data() : nullptr,
+    winograd::conv3x3<T>(x.data(), B, Cin, H, W, prepared, Cout, bias.size() ? bias.data() : nullptr,
                          out.data());
     return out;
   }
@@ -206,8 +196,6 @@ Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
   for (int k = 0; k < KH; ++k) g.off_y.push_back(k - padding);
   for (int k = 0; k < KW; ++k) g.off_x.push_back(k - padding);
   g.row_step = Wo;
-  typename cpu::detail::WeightCache<T>::Value cached;
-  if (!prepared) prepared = (cached = packed_conv_weight(w.data(), Cout, Cin * KH * KW))->data();
   patch_gemm_packed<T>(x.data(), B, Cin, H, W, prepared, Cout, bias.size() ? bias.data() : nullptr, g,
                        out.data(), static_cast<std::ptrdiff_t>(Ho) * Wo);
   return out;
@@ -235,14 +223,12 @@ void pointwise_conv(const T* x, int B, int Cin, int H, int W, const T* w, int Co
 
 /// out += Conv2d(x) for a 1x1 stride-1 convolution, accumulated by the GEMM itself (no temporary,
 /// no separate add pass); out (B, Cout, H, W). ResnetBlock's res_conv residual.
-/// `prepared`: w's packed form (prepare_conv2d, not Winograd), or null for the cache's.
+/// `prepared`: w's packed form (prepare_conv2d, not Winograd).
 template <class T>
 void conv1x1_add_(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
-                  Tensor<T, 4, Cpu>& out, const T* prepared = nullptr) {
+                  Tensor<T, 4, Cpu>& out, const T* prepared) {
   const int B = static_cast<int>(x.shape(0)), Cin = static_cast<int>(x.shape(1));
   const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3)), Cout = static_cast<int>(w.shape(0));
-  typename cpu::detail::WeightCache<T>::Value cached;
-  if (!prepared) prepared = (cached = packed_conv_weight(w.data(), Cout, Cin))->data();
   patch_gemm_packed<T>(x.data(), B, Cin, H, W, prepared, Cout, bias.size() ? bias.data() : nullptr,
                        pointwise_grid(H, W), out.data(), static_cast<std::ptrdiff_t>(H) * W, /*accumulate=*/true);
 }
@@ -293,11 +279,10 @@ memory::WeightBuffer<T> prepare_conv_transpose2d(const T* w, int Cin, int Cout, 
 }
 
 /// ConvTranspose2d (no output_padding, dilation 1). x (B,Cin,H,W), w (Cin,Cout,k,k) as in PyTorch.
-/// Output (H-1)*s - 2p + k. `prepared`: w's prepare_conv_transpose2d form, or null to take it
-/// from the process-wide cache.
+/// Output (H-1)*s - 2p + k. `prepared`: w's prepare_conv_transpose2d form.
 template <class T>
 Tensor<T, 4, Cpu> conv_transpose2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
-                                   const Tensor<T, 1, Cpu>& bias, int stride, int padding, const T* prepared = nullptr) {
+                                   const Tensor<T, 1, Cpu>& bias, int stride, int padding, const T* prepared) {
   const int B = static_cast<int>(x.shape(0)), Cin = static_cast<int>(x.shape(1));
   const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3));
   const int Cout = static_cast<int>(w.shape(1)), KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
@@ -320,12 +305,6 @@ Tensor<T, 4, Cpu> conv_transpose2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4
     int K = 0;
     const T* wpack = nullptr;
   };
-  typename cpu::detail::WeightCache<T>::Value cached;
-  if (!prepared)
-    prepared = (cached = cached_weights(w.data(), w.size(), kPackedConvTranspose, Cout | KH << 16,
-                                        s | padding << 8 | KW << 16,
-                                        [&] { return prepare_conv_transpose2d(w.data(), Cin, Cout, KH, KW, s, padding); }))
-                   ->data();
   const auto at = transpose_offsets(Cin, Cout, KH, KW, s, padding);
   const int py = std::min(s, Ho), px = std::min(s, Wo);
   std::vector<Phase> phases(static_cast<std::size_t>(py) * px);

@@ -1,8 +1,8 @@
 // Kernel source, compiled once per instruction set (see simd.inl's header).
 //
-// The content hash of weights that the weight cache (weight_cache.hpp) checks an entry against
-// at every lookup: 64 interleaved 32-bit FNV-1a lanes folded by a bijective 64-bit mix, so a
-// change confined to one lane (any change of a single value, in particular) always changes it.
+// A content hash (ops::cpu::content_hash, e.g. to tell whether weights changed): 64 interleaved
+// 32-bit FNV-1a lanes folded by a bijective 64-bit mix, so a change confined to one lane (any
+// change of a single value, in particular) always changes it.
 // Integer arithmetic only: every copy computes the same value.
 namespace hash {
 
@@ -32,8 +32,7 @@ inline std::uint64_t lane_hash(const unsigned char* p, std::size_t bytes) {
 /// 64-bit content hash of `bytes` bytes. From 1 MiB on, the bytes are cut into 16 runs (a fixed
 /// cut, so the hash does not depend on the thread count) hashed on the pool and folded in order
 /// by the same bijective step: a change inside one run changes that run's hash, and so the
-/// result. (The weights are hashed at every lookup; serially, that was ~2 % of an Origin forward
-/// at T = 128, with the other thread idle.)
+/// result, and large inputs do not leave the other threads idle.
 inline std::uint64_t content_hash(const void* data, std::size_t bytes) {
   const unsigned char* p = static_cast<const unsigned char*>(data);
   constexpr std::size_t kParallelFrom = std::size_t{1} << 20;
@@ -48,13 +47,4 @@ inline std::uint64_t content_hash(const void* data, std::size_t bytes) {
   std::uint64_t f = 0x9e3779b97f4a7c15ull ^ bytes;
   for (int r = 0; r < kRuns; ++r) f = hash::fold(f, h[r]);
   return f;
-}
-
-/// The derived data of weights w (n values) for this copy's kernels, from the process-wide
-/// weight cache (made by make() when missing or stale).
-template <class T, class Make>
-typename cpu::detail::WeightCache<T>::Value cached_weights(const T* w, std::size_t n, int kind, int shape_a,
-                                                           int shape_b, Make&& make) {
-  return cpu::detail::WeightCache<T>::instance().get(kIsa, w, n, kind, shape_a, shape_b, content_hash,
-                                                     std::forward<Make>(make));
 }

@@ -101,30 +101,40 @@ Tensor<T, 4, Cpu> linear_attention_block(const Tensor<T, 4, Cpu>& x, const Tenso
   const T* wq = w_qkv.data();
   const T* wk = wq + static_cast<std::ptrdiff_t>(hidden) * C;
   const T* wv = wk + static_cast<std::ptrdiff_t>(hidden) * C;
-  memory::Buffer<T> ksm(static_cast<std::size_t>(hidden) * N), P(static_cast<std::size_t>(hidden) * C),
-      mix(static_cast<std::size_t>(Cout) * C), ctx(static_cast<std::size_t>(dim_head) * dim_head),
-      g(static_cast<std::size_t>(dim_head) * C),
-      xt(static_cast<std::size_t>(packed::packed_b_size<T>(static_cast<int>(N), C)));
+  // k~ is made and used in chunks of kc rows (one packed column block), so neither the whole
+  // k~ (hidden x N: twice x at Grad-TTS's 128 hidden channels over 64) nor a packed x^T is ever
+  // held: at T = 512 they were 30 of the 50 MiB an Origin forward held at its peak, here.
+  const int kc = std::min(hidden, packed::block_cols<T>());
+  memory::Buffer<T> ksm(static_cast<std::size_t>(kc) * N), P(static_cast<std::size_t>(hidden) * C),
+      PT(static_cast<std::size_t>(C) * hidden), mix(static_cast<std::size_t>(Cout) * C),
+      ctx(static_cast<std::size_t>(dim_head) * dim_head), g(static_cast<std::size_t>(dim_head) * C),
+      kt(static_cast<std::size_t>(packed::packed_b_size<T>(static_cast<int>(N), kc)));
+  constexpr int R = packed::kPanelRows;
   for (int b = 0; b < B; ++b) {
     const T* xb = x.data() + static_cast<std::ptrdiff_t>(b) * C * N;
-    // k = W_k x, then softmax over the positions of every row, in place (as linear_attention).
-    pointwise_conv<T>(xb, 1, C, H, W, wk, hidden, nullptr, ksm.data(), false);
-    parallel_for(hidden, [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
-      for (std::ptrdiff_t r = r0; r < r1; ++r) detail::softmax_positions(ksm.data() + r * N, ksm.data() + r * N, N);
-    });
-    // P = k~ x^T (hidden x C), the positions the long reduction, on the packed kernel: x^T is
-    // packed once (threads take runs of positions), then each thread multiplies its own panels
-    // of k~'s rows, read in place, into it.
-    parallel_for((N + 255) / 256, [&](std::ptrdiff_t c0, std::ptrdiff_t c1) {
-      packed::pack_b_transposed<T>(static_cast<int>(N), C, xb, N, static_cast<int>(c0 * 256),
-                                         static_cast<int>(std::min(N, c1 * 256)), xt.data());
-    });
-    constexpr int R = packed::kPanelRows;
-    parallel_for((hidden + R - 1) / R, [&](std::ptrdiff_t p0, std::ptrdiff_t p1) {
-      const int m0 = static_cast<int>(p0) * R, m1 = std::min(hidden, static_cast<int>(p1) * R);
-      packed::gemm_rows_packed_b<T>(m1 - m0, C, static_cast<int>(N), ksm.data() + m0 * N, N, xt.data(),
-                                         P.data() + static_cast<std::ptrdiff_t>(m0) * C, C);
-    });
+    for (int r0 = 0; r0 < hidden; r0 += kc) {
+      const int nr = std::min(kc, hidden - r0);
+      // k = W_k x for rows [r0, r0 + nr), then softmax over the positions of every row, in place.
+      pointwise_conv<T>(xb, 1, C, H, W, wk + static_cast<std::ptrdiff_t>(r0) * C, nr, nullptr, ksm.data(), false);
+      parallel_for(nr, [&](std::ptrdiff_t q0, std::ptrdiff_t q1) {
+        for (std::ptrdiff_t r = q0; r < q1; ++r) detail::softmax_positions(ksm.data() + r * N, ksm.data() + r * N, N);
+      });
+      // P^T[:, r0 : r0 + nr] = x k~^T (C x nr), the positions the long reduction, on the packed
+      // kernel: k~^T packed (threads take runs of positions), then each thread multiplies its
+      // own panels of x's rows, read in place, into it. Each element sums its N products in the
+      // same order as k~ x^T would: the result is P's, bit for bit.
+      parallel_for((N + 255) / 256, [&](std::ptrdiff_t c0, std::ptrdiff_t c1) {
+        packed::pack_b_transposed<T>(static_cast<int>(N), nr, ksm.data(), N, static_cast<int>(c0 * 256),
+                                     static_cast<int>(std::min(N, c1 * 256)), kt.data());
+      });
+      parallel_for((C + R - 1) / R, [&](std::ptrdiff_t p0, std::ptrdiff_t p1) {
+        const int m0 = static_cast<int>(p0) * R, m1 = std::min(C, static_cast<int>(p1) * R);
+        packed::gemm_rows_packed_b<T>(m1 - m0, nr, static_cast<int>(N), xb + static_cast<std::ptrdiff_t>(m0) * N, N,
+                                      kt.data(), PT.data() + static_cast<std::ptrdiff_t>(m0) * hidden + r0, hidden);
+      });
+    }
+    for (int h = 0; h < hidden; ++h)
+      for (int c = 0; c < C; ++c) P[static_cast<std::size_t>(h) * C + c] = PT[static_cast<std::size_t>(c) * hidden + h];
     // Mix = sum_h W_out,h context_h^T W_q,h (C_out x C: small products, serial).
     std::fill(mix.begin(), mix.end(), T(0));
     for (int h = 0; h < heads; ++h) {

@@ -305,16 +305,11 @@ std::ptrdiff_t m_plane(int Cout, std::ptrdiff_t nt) {
 ///    T = 512); there are no barriers between the steps either;
 ///  - few bands (the low levels, short mels): the threads share each step of one band (input
 ///    channels, then the 36 points, then output channels), bands of ~8 MB.
-/// `U`: w's transform_weights, prepared by the block that holds w (ops/cpu/prepared.hpp); null
-/// takes it from the process-wide cache (a raw op on weights no block holds).
+/// `U`: the weights' transform_weights (kept by the block that holds them, or made for this
+/// call; ops/cpu/conv.hpp).
 template <class T>
-void conv3x3(const T* x, int B, int Cin, int H, int W, const T* w, const T* U, int Cout, const T* bias, T* out) {
+void conv3x3(const T* x, int B, int Cin, int H, int W, const T* U, int Cout, const T* bias, T* out) {
   if (B == 0 || Cin == 0 || Cout == 0 || H == 0 || W == 0) return;
-  typename cpu::detail::WeightCache<T>::Value cached;
-  if (!U)
-    U = (cached = cached_weights(w, static_cast<std::size_t>(Cout) * Cin * 9, kWinogradKernels, Cout, Cin,
-                                 [&] { return transform_weights(w, Cout, Cin); }))
-            ->data();
   const std::ptrdiff_t u_plane = packed::packed_size(Cout, Cin);
   constexpr int NC = PackedV<T>::NC;
   const Tiling tl(H, W);
