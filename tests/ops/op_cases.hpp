@@ -23,7 +23,7 @@
 //   Size::Test  small, odd shapes that take every path of every device: tails of SIMD vectors,
 //               tiles and GEMM blocks, both sides of the thresholds that pick a kernel (Winograd:
 //               3x3 stride 1 pad 1 with >= 8 channels in and out; linear's packed path from
-//               16 x kPanelRows rows; serial element-wise below 2^14 / 2^15 values; CPU attention
+//               kLinearPackFrom rows; serial element-wise below 2^14 / 2^15 values; CPU attention
 //               streams from 512 keys, CUDA's Auto picks tiled <= 64 or > 6144 keys), padded
 //               masks, strides, reductions over several chunks;
 //   Size::Perf  an Origin forward at T = 512 (level 0 (80, 512) at 64 channels for the
@@ -531,13 +531,13 @@ std::vector<OpCase<D>> op_cases(Size size) {
     });
   }
 
-  // ---- linear: Eigen below 16 x kPanelRows rows, packed row blocks from there (CPU) ----
+  // ---- linear: one serial GEMM below kLinearPackFrom rows, packed row blocks from there (CPU) ----
   struct LinearShape {
     std::size_t rows, in, out;
     bool bias;
     bool absolute;  // held to 1e-4 absolute, not relative
   };
-  const std::size_t row_block = 16 * static_cast<std::size_t>(db::ops::cpu::packed::kPanelRows);
+  const std::size_t row_block = static_cast<std::size_t>(db::ops::cpu::kLinearPackFrom);
   std::vector<LinearShape> linears = perf ? std::vector<LinearShape>{{PB, 256, 1024, true, false},
                                                                      {PB * 1280, 256, 256, false, false},
                                                                      {PB * 10240, 128, 1024, true, false}}
