@@ -2,6 +2,7 @@
 // The diffusers schedulers' tensor arithmetic (schedulers.hpp), written once for every device
 // (ops/map.hpp), in torch's float32 order of operations.
 #include <cstddef>
+#include <type_traits>
 
 #include "diffblocks/ops/generic/tensor_traits.hpp"
 #include "diffblocks/ops/map.hpp"
@@ -10,21 +11,23 @@ namespace diffblocks {
 namespace ops {
 namespace generic {
 namespace kernel {
-template <class T>
+/// The three invariant choices are template arguments, so that each loop is branch-free and
+/// vectorises (the CPU's each_index) as the scheduler's plain loop did.
+template <class T, bool Clip, bool Eps, bool Noise>
 struct EpsilonStep {
-  const T *eps, *sample, *noise;  // noise null: none
+  const T *eps, *sample, *noise;
   T* prev;
   T sqrt_alpha, sqrt_beta, clip, c_x0, c_sample, c_eps, c_noise;
   DIFFBLOCKS_HD void operator()(std::size_t i) const {
     const T s = sample[i], e = eps[i];
     T x0 = (s - sqrt_beta * e) / sqrt_alpha;
-    if (clip > 0) {  // std::min(std::max(x0, -clip), clip): NaN passes through
+    if (Clip) {  // std::min(std::max(x0, -clip), clip): NaN passes through
       x0 = x0 < -clip ? -clip : x0;
       x0 = clip < x0 ? clip : x0;
     }
     T p = c_x0 * x0 + c_sample * s;
-    if (c_eps != T(0)) p = p + c_eps * e;
-    if (noise) p = p + c_noise * noise[i];
+    if (Eps) p = p + c_eps * e;
+    if (Noise) p = p + c_noise * noise[i];
     prev[i] = p;
   }
 };
@@ -48,12 +51,24 @@ template <class D, class X, OnDevice<D, X> = 0>
 X epsilon_step(const D& d, const X& eps, const X& sample, const X& noise, typename X::value_type sqrt_alpha,
                typename X::value_type sqrt_beta, typename X::value_type clip, typename X::value_type c_x0,
                typename X::value_type c_sample, typename X::value_type c_eps, typename X::value_type c_noise) {
+  using T = typename X::value_type;
   auto prev = X::from_shape(sample.shape());
-  for_each_index(d, sample.size(),
-                 kernel::EpsilonStep<typename X::value_type>{eps.data(), sample.data(),
-                                                             noise.size() ? noise.data() : nullptr, prev.data(),
-                                                             sqrt_alpha, sqrt_beta, clip, c_x0, c_sample, c_eps,
-                                                             c_noise});
+  const auto run = [&](auto clip_on, auto eps_on, auto noise_on) {
+    for_each_index(d, sample.size(),
+                   kernel::EpsilonStep<T, decltype(clip_on)::value, decltype(eps_on)::value, decltype(noise_on)::value>{
+                       eps.data(), sample.data(), noise.size() ? noise.data() : nullptr, prev.data(), sqrt_alpha,
+                       sqrt_beta, clip, c_x0, c_sample, c_eps, c_noise});
+  };
+  using On = std::true_type;
+  using Off = std::false_type;
+  const bool has_clip = clip > 0, has_eps = c_eps != T(0), has_noise = noise.size() != 0;
+  if (has_clip) {
+    if (has_eps) has_noise ? run(On{}, On{}, On{}) : run(On{}, On{}, Off{});
+    else has_noise ? run(On{}, Off{}, On{}) : run(On{}, Off{}, Off{});
+  } else {
+    if (has_eps) has_noise ? run(Off{}, On{}, On{}) : run(Off{}, On{}, Off{});
+    else has_noise ? run(Off{}, Off{}, On{}) : run(Off{}, Off{}, Off{});
+  }
   return prev;
 }
 

@@ -86,3 +86,15 @@ void transpose(const T* src, T* dst, std::ptrdiff_t rows, std::ptrdiff_t cols) {
   if (rows * cols < (std::ptrdiff_t{1} << 15)) return tile_rows(0, tiles);
   parallel_for(tiles, tile_rows);
 }
+
+/// The loops of the CPU's device-generic ops (ops/cpu/map.hpp), in each copy so that the op's
+/// functor, inlined here, is vectorised at the copy's width (baseline SSE2 would not use AVX).
+template <class F>
+void each_index(std::size_t first, std::size_t last, const F& f) {
+  for (std::size_t i = first; i < last; ++i) f(i);
+}
+template <class F>
+void each_row(std::size_t first, std::size_t last, std::size_t cols, const F& f) {
+  for (std::size_t r = first; r < last; ++r)
+    for (std::size_t c = 0; c < cols; ++c) f(r, c);
+}
