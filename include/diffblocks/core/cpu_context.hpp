@@ -42,6 +42,10 @@ enum class WeightPreparation {
   Keep,     ///< made at a block's first run (or by prepare()), kept with the block until
             ///< invalidate_prepared() or a state-dict load
   PerCall,  ///< made at every call and dropped: nothing held, weights may change freely
+  Auto,     ///< the default: Keep, except the Winograd forms of large 3x3 kernels (4 MiB and
+            ///< more, ops::cpu::kRemakeWinogradFrom), which are made at every call like PerCall
+            ///< (they are 4x their weight and hold most of the bytes; remade they cost ~1 % of
+            ///< a forward). Weights edited in place still need invalidate_prepared()
 };
 
 /// Which implementation runs the ops that have both.
@@ -56,7 +60,7 @@ struct CpuOptions {
   int threads = 0;  ///< pool size, the calling thread included; 0 = hardware concurrency
   ops::cpu::ConvAlgorithm conv = ops::cpu::ConvAlgorithm::Auto;
   ops::AttentionAlgorithm attention = ops::AttentionAlgorithm::Auto;
-  WeightPreparation weights = WeightPreparation::Keep;
+  WeightPreparation weights = WeightPreparation::Auto;
   CpuOps ops = CpuOps::Fast;
 };
 
@@ -121,7 +125,7 @@ class CpuContext : public std::enable_shared_from_this<CpuContext> {
   CpuCounters counters_;
 };
 
-/// The process default context (hardware-concurrency threads, Auto algorithms, Keep): what
+/// The process default context (hardware-concurrency threads, Auto algorithms and weights): what
 /// `Cpu{}` is outside any model, and what the old global setters change. Immortal, like the
 /// allocator's cache: tensors and pools in other static objects may outlive any static here.
 inline const std::shared_ptr<CpuContext>& default_cpu_context() {

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "diffblocks/core/allocator.hpp"
+#include "diffblocks/core/cpu_context.hpp"
 #include "diffblocks/ops/cpu/isa.hpp"
 
 namespace diffblocks {
@@ -47,12 +48,31 @@ enum WeightKind : int {
 /// which a Linear's prepared form is used; fewer rows read the weight as it is.
 constexpr std::ptrdiff_t kLinearPackFrom = 128;
 
+/// Bytes from which WeightPreparation::Auto remakes a Winograd form at every call instead of
+/// keeping it (4 MiB: 3x3 kernels of about 180 x 180 channels and more; the Origin U-Net's
+/// 256-channel kernels at its lowest level and middle, ~3/4 of its Winograd bytes).
+constexpr std::size_t kRemakeWinogradFrom = std::size_t{4} << 20;
+
 /// What a prepared form is: the kernels' copy and the kind of data.
 struct PreparedKey {
   Isa isa;
   int kind;
   bool operator==(const PreparedKey& o) const { return isa == o.isa && kind == o.kind; }
 };
+
+/// Whether a block keeps its prepared form of kind `key` (`bytes` large) under policy `p`, or
+/// makes it for each call (in scratch that the next call reuses).
+inline bool keeps_prepared(WeightPreparation p, PreparedKey key, std::size_t bytes) {
+  switch (p) {
+    case WeightPreparation::Keep:
+      return true;
+    case WeightPreparation::PerCall:
+      return false;
+    case WeightPreparation::Auto:
+      break;
+  }
+  return key.kind != kWinogradKernels || bytes < kRemakeWinogradFrom;
+}
 
 /// One prepared form; counted in prepared_weight_bytes() while it lives.
 template <class T>
@@ -66,6 +86,16 @@ struct PreparedForm {
   PreparedForm(const PreparedForm&) = delete;
   PreparedForm& operator=(const PreparedForm&) = delete;
   std::size_t bytes() const { return data.size() * sizeof(T); }
+};
+
+/// The prepared form one call uses: a slot's kept form, or one made for this call alone in
+/// scratch from the caching allocator (its block is reused by the next call's form or by
+/// activations, so a per-call form costs neither fresh pages nor memory held between calls).
+template <class T>
+struct PreparedUse {
+  std::shared_ptr<const PreparedForm<T>> kept;
+  memory::Buffer<T> own;
+  const T* data() const { return kept ? kept->data.data() : own.data(); }
 };
 
 /// A block's slot for its prepared form.

@@ -62,7 +62,12 @@ inline void output_rows(std::ptrdiff_t n, const T* __restrict m0, const T* __res
 /// kPanelRows output channels, kRunCin input channels), so every step is a contiguous,
 /// vectorisable loop and the 36 planes are written in runs, not scattered.
 template <class T>
-memory::WeightBuffer<T> transform_weights(const T* w, int Cout, int Cin) {
+std::ptrdiff_t transformed_size(int Cout, int Cin) {
+  return kPoints * packed::packed_size(Cout, Cin);
+}
+/// transform_weights written to U (transformed_size(Cout, Cin) values).
+template <class T>
+void transform_weights_into(const T* w, int Cout, int Cin, T* U) {
   constexpr int R = packed::kPanelRows, kRunCin = 8, kRun = R * kRunCin;
   static const T G[6][3] = {{T(1) / 4, 0, 0},
                             {T(-1) / 6, T(-1) / 6, T(-1) / 6},
@@ -71,29 +76,51 @@ memory::WeightBuffer<T> transform_weights(const T* w, int Cout, int Cin) {
                             {T(1) / 24, T(-1) / 12, T(1) / 6},
                             {0, 0, 1}};
   const std::ptrdiff_t packed = packed::packed_size(Cout, Cin);
-  memory::WeightBuffer<T> U(kPoints * packed);
   const int panels = (Cout + R - 1) / R, cin_runs = (Cin + kRunCin - 1) / kRunCin;
   parallel_for(static_cast<std::ptrdiff_t>(panels) * cin_runs, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
     T g[9][kRun], gg[6][3][kRun];
     for (std::ptrdiff_t run = first; run < last; ++run) {
       const int p = static_cast<int>(run / cin_runs), ci0 = static_cast<int>(run % cin_runs) * kRunCin;
       const int n = std::min(kRunCin, Cin - ci0) * R;  // element j: ci = ci0 + j / R, co = p*R + j % R
-      for (int j = 0; j < n; ++j) {
-        const int co = p * R + j % R, ci = ci0 + j / R;
-        for (int tap = 0; tap < 9; ++tap)  // rows past Cout (last panel) are zero
-          g[tap][j] = co < Cout ? w[(static_cast<std::ptrdiff_t>(co) * Cin + ci) * 9 + tap] : T(0);
+      bool gathered = false;
+#if DIFFBLOCKS_KERNEL_ISA == 2
+      if constexpr (std::is_same_v<T, float> && R == 8) {
+        // A whole run: 16 kernels (two input channels of the panel's 8 rows) per tap in one
+        // gather; the scalar copy below was ~40 % of the transform (a per-call form's cost).
+        if (n == kRun && (p + 1) * R <= Cout) {
+          const int cs = Cin * 9;
+          const __m512i idx = _mm512_setr_epi32(0, cs, 2 * cs, 3 * cs, 4 * cs, 5 * cs, 6 * cs, 7 * cs, 9, cs + 9,
+                                                2 * cs + 9, 3 * cs + 9, 4 * cs + 9, 5 * cs + 9, 6 * cs + 9, 7 * cs + 9);
+          const float* base = w + (static_cast<std::ptrdiff_t>(p) * R * Cin + ci0) * 9;
+          for (int q = 0; q < kRun / 16; ++q)
+            for (int tap = 0; tap < 9; ++tap)
+              _mm512_storeu_ps(&g[tap][16 * q], _mm512_i32gather_ps(idx, base + 18 * q + tap, 4));
+          gathered = true;
+        }
       }
+#endif
+      if (!gathered)
+        for (int j = 0; j < n; ++j) {
+          const int co = p * R + j % R, ci = ci0 + j / R;
+          for (int tap = 0; tap < 9; ++tap)  // rows past Cout (last panel) are zero
+            g[tap][j] = co < Cout ? w[(static_cast<std::ptrdiff_t>(co) * Cin + ci) * 9 + tap] : T(0);
+        }
       for (int i = 0; i < 6; ++i)  // G g: combine kernel rows
         for (int c = 0; c < 3; ++c)
           for (int j = 0; j < n; ++j) gg[i][c][j] = G[i][0] * g[c][j] + G[i][1] * g[3 + c][j] + G[i][2] * g[6 + c][j];
       const std::ptrdiff_t at = (static_cast<std::ptrdiff_t>(p) * Cin + ci0) * R;  // = packed_index(p*R, ci0)
       for (int i = 0; i < 6; ++i)  // (G g) G^T: combine columns
         for (int k = 0; k < 6; ++k) {
-          T* dst = U.data() + (i * 6 + k) * packed + at;
+          T* dst = U + (i * 6 + k) * packed + at;
           for (int j = 0; j < n; ++j) dst[j] = gg[i][0][j] * G[k][0] + gg[i][1][j] * G[k][1] + gg[i][2][j] * G[k][2];
         }
     }
   });
+}
+template <class T>
+memory::WeightBuffer<T> transform_weights(const T* w, int Cout, int Cin) {
+  memory::WeightBuffer<T> U(static_cast<std::size_t>(transformed_size<T>(Cout, Cin)));
+  transform_weights_into(w, Cout, Cin, U.data());
   return U;
 }
 
