@@ -39,6 +39,27 @@ void prepare_conv2d_into(const T* w, int Cout, int Cin, int KH, int KW, bool win
   DIFFBLOCKS_CPU_RETURN_KERNEL(prepare_conv2d_into<T>(w, Cout, Cin, KH, KW, winograd, p));
 }
 template <class T>
+std::ptrdiff_t winograd_taps_size(int Cout, int Cin) {
+  DIFFBLOCKS_CPU_RETURN_KERNEL(winograd::taps_size<T>(Cout, Cin));
+}
+template <class T>
+void pack_winograd_taps(const T* w, int Cout, int Cin, T* taps) {
+  DIFFBLOCKS_CPU_RETURN_KERNEL(winograd::pack_taps_into<T>(w, Cout, Cin, taps));
+}
+/// The size of, and the maker of, the prepared form of kind `kind` of a conv2d weight.
+template <class T>
+std::ptrdiff_t conv2d_form_size(int kind, int Cout, int Cin, int KH, int KW) {
+  return kind == kWinogradTaps ? winograd_taps_size<T>(Cout, Cin)
+                               : prepared_conv2d_size<T>(Cout, Cin, KH, KW, kind == kWinogradKernels);
+}
+template <class T>
+void make_conv2d_form(int kind, const T* w, int Cout, int Cin, int KH, int KW, T* p) {
+  if (kind == kWinogradTaps)
+    pack_winograd_taps(w, Cout, Cin, p);
+  else
+    prepare_conv2d_into(w, Cout, Cin, KH, KW, kind == kWinogradKernels, p);
+}
+template <class T>
 std::ptrdiff_t prepared_conv_transpose2d_size(int Cin, int Cout, int KH, int KW, int s, int padding) {
   DIFFBLOCKS_CPU_RETURN_KERNEL(prepared_conv_transpose2d_size<T>(Cin, Cout, KH, KW, s, padding));
 }
@@ -48,13 +69,13 @@ void prepare_conv_transpose2d_into(const T* w, int Cin, int Cout, int KH, int KW
 }
 
 /// The prepared form for `key` (`n` values, written by fill(T*)): the slot's (made there once
-/// when missing and keeps_prepared() says to keep it), or made for this call only in scratch
-/// from the caching allocator (no slot: a raw op call; WeightPreparation::PerCall; a form that
-/// WeightPreparation::Auto remakes). Counted in the context's weight_preparations when made.
+/// when missing: WeightPreparation::Keep and Auto), or made for this call only in scratch from
+/// the caching allocator (no slot: a raw op call; or WeightPreparation::PerCall). Counted in the
+/// context's weight_preparations when made.
 template <class T, class Fill>
 PreparedUse<T> prepared_form(CpuContext& c, PreparedSlot<T>* slot, PreparedKey key, std::ptrdiff_t n, Fill&& fill) {
   PreparedUse<T> use;
-  if (!slot || !keeps_prepared(c.weight_preparation(), key, static_cast<std::size_t>(n) * sizeof(T))) {
+  if (!slot || !keeps_prepared(c.weight_preparation())) {
     if (slot) slot->reset();
     ++c.counters().weight_preparations;
     use.own.resize(static_cast<std::size_t>(n));
@@ -75,10 +96,16 @@ PreparedUse<T> prepared_form(CpuContext& c, PreparedSlot<T>* slot, PreparedKey k
 }
 }  // namespace detail
 
-/// The key of a Conv2d weight's prepared form on context c: Winograd planes or packed panels.
-inline PreparedKey conv2d_key(const CpuContext& c, int Cin, int Cout, int KH, int KW, int stride, int padding) {
-  return PreparedKey{isa(), use_winograd(c.conv_algorithm(), Cin, Cout, KH, KW, stride, padding) ? kWinogradKernels
-                                                                                                  : kPackedConv};
+/// The key of a Conv2d weight's prepared form on context c: Winograd planes (or, under
+/// WeightPreparation::Auto, for kWinogradTapsFrom bytes of planes and more, the taps they are
+/// made from at each call) or packed panels.
+template <class T = float>
+PreparedKey conv2d_key(const CpuContext& c, int Cin, int Cout, int KH, int KW, int stride, int padding) {
+  if (!use_winograd(c.conv_algorithm(), Cin, Cout, KH, KW, stride, padding)) return PreparedKey{isa(), kPackedConv};
+  const bool taps = c.weight_preparation() == WeightPreparation::Auto &&
+                    std::size_t{36} * static_cast<std::size_t>(Cout) * static_cast<std::size_t>(Cin) * sizeof(T) >=
+                        kWinogradTapsFrom;
+  return PreparedKey{isa(), taps ? kWinogradTaps : kWinogradKernels};
 }
 
 namespace detail {
@@ -91,12 +118,18 @@ Tensor<T, 4, Cpu> conv2d_on(CpuContext& c, const Tensor<T, 4, Cpu>& x, const Ten
                             const Tensor<T, 1, Cpu>& bias, int stride, int padding, PreparedSlot<T>* slot) {
   const int Cout = static_cast<int>(w.shape(0)), Cin = static_cast<int>(w.shape(1));
   const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
-  const PreparedKey key = conv2d_key(c, static_cast<int>(x.shape(1)), Cout, KH, KW, stride, padding);
-  const bool winograd = key.kind == kWinogradKernels;
+  const PreparedKey key = conv2d_key<T>(c, static_cast<int>(x.shape(1)), Cout, KH, KW, stride, padding);
+  const bool winograd = key.kind == kWinogradKernels || key.kind == kWinogradTaps;
   ++(winograd ? c.counters().winograd_convs : c.counters().im2col_convs);
-  const auto form = prepared_form(c, slot, key, prepared_conv2d_size<T>(Cout, Cin, KH, KW, winograd),
-                                  [&](T* p) { prepare_conv2d_into(w.data(), Cout, Cin, KH, KW, winograd, p); });
-  DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d<T>(x, w, bias, stride, padding, winograd, form.data()));
+  if (winograd && (!slot || !keeps_prepared(c.weight_preparation()))) {
+    // Made by the kernel for this call (winograd::conv3x3), a row of points at a time where it can.
+    if (slot) slot->reset();
+    ++c.counters().weight_preparations;
+    DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d<T>(x, w, bias, stride, padding, true, static_cast<const T*>(nullptr)));
+  }
+  const auto form = prepared_form(c, slot, key, conv2d_form_size<T>(key.kind, Cout, Cin, KH, KW),
+                                  [&](T* p) { make_conv2d_form(key.kind, w.data(), Cout, Cin, KH, KW, p); });
+  DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d<T>(x, w, bias, stride, padding, winograd, form.data(), key.kind == kWinogradTaps));
 }
 template <class T>
 void conv1x1_add_on(CpuContext& c, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
@@ -152,12 +185,10 @@ void prepare_conv2d(const Cpu& d, const Tensor<T, 4, Cpu>& w, int stride, int pa
   CpuContext& c = d.context();
   const int Cout = static_cast<int>(w.shape(0)), Cin = static_cast<int>(w.shape(1));
   const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
-  const PreparedKey key = conv2d_key(c, Cin, Cout, KH, KW, stride, padding);
-  const bool winograd = key.kind == kWinogradKernels;
-  const std::ptrdiff_t n = detail::prepared_conv2d_size<T>(Cout, Cin, KH, KW, winograd);
-  if (!keeps_prepared(c.weight_preparation(), key, static_cast<std::size_t>(n) * sizeof(T))) return;
-  detail::prepared_form(c, &slot, key, n,
-                        [&](T* p) { detail::prepare_conv2d_into(w.data(), Cout, Cin, KH, KW, winograd, p); });
+  const PreparedKey key = conv2d_key<T>(c, Cin, Cout, KH, KW, stride, padding);
+  if (!keeps_prepared(c.weight_preparation())) return;
+  detail::prepared_form(c, &slot, key, detail::conv2d_form_size<T>(key.kind, Cout, Cin, KH, KW),
+                        [&](T* p) { detail::make_conv2d_form(key.kind, w.data(), Cout, Cin, KH, KW, p); });
 }
 
 /// Conv2d with the weight's prepared form kept in `slot` (made at the first call, or when the
@@ -202,7 +233,7 @@ void prepare_conv_transpose2d(const Cpu& d, const Tensor<T, 4, Cpu>& w, int stri
   const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
   const PreparedKey key{isa(), kPackedConvTranspose};
   const std::ptrdiff_t n = detail::prepared_conv_transpose2d_size<T>(Cin, Cout, KH, KW, stride, padding);
-  if (!keeps_prepared(c.weight_preparation(), key, static_cast<std::size_t>(n) * sizeof(T))) return;
+  if (!keeps_prepared(c.weight_preparation())) return;
   detail::prepared_form(c, &slot, key, n, [&](T* p) {
     detail::prepare_conv_transpose2d_into(w.data(), Cin, Cout, KH, KW, stride, padding, p);
   });

@@ -42,16 +42,19 @@ enum WeightKind : int {
   kPackedConv = 1,           ///< a conv2d weight packed for the patch GEMM (kernels/conv.inl)
   kPackedConvTranspose = 2,  ///< every phase of a transposed convolution's weight, packed
   kPackedLinear = 3,         ///< a Linear's W^T in the packed GEMM's column blocks (kernels/linear.inl)
+  kWinogradTaps = 4,         ///< a 3x3 weight's 9 taps in the Winograd planes' packed layout (the
+                             ///< weight's size), from which each call makes the planes (WeightPreparation::Auto)
 };
 
 /// Rows of x from which linear() multiplies by a packed W^T (kernels/linear.inl), and so from
 /// which a Linear's prepared form is used; fewer rows read the weight as it is.
 constexpr std::ptrdiff_t kLinearPackFrom = 128;
 
-/// Bytes from which WeightPreparation::Auto remakes a Winograd form at every call instead of
-/// keeping it (4 MiB: 3x3 kernels of about 180 x 180 channels and more; the Origin U-Net's
-/// 256-channel kernels at its lowest level and middle, ~3/4 of its Winograd bytes).
-constexpr std::size_t kRemakeWinogradFrom = std::size_t{4} << 20;
+/// Bytes of Winograd planes (36 per 3x3 kernel, 4x the weight) from which WeightPreparation::Auto
+/// keeps a convolution's taps form instead (kWinogradTaps: the weight's size) and makes the
+/// planes at every call: 4 MiB, 3x3 kernels of about 170 x 170 channels and more (the Origin
+/// U-Net's 256-channel convolutions at its lowest level and middle, 3/4 of its Winograd bytes).
+constexpr std::size_t kWinogradTapsFrom = std::size_t{4} << 20;
 
 /// What a prepared form is: the kernels' copy and the kind of data.
 struct PreparedKey {
@@ -60,19 +63,9 @@ struct PreparedKey {
   bool operator==(const PreparedKey& o) const { return isa == o.isa && kind == o.kind; }
 };
 
-/// Whether a block keeps its prepared form of kind `key` (`bytes` large) under policy `p`, or
-/// makes it for each call (in scratch that the next call reuses).
-inline bool keeps_prepared(WeightPreparation p, PreparedKey key, std::size_t bytes) {
-  switch (p) {
-    case WeightPreparation::Keep:
-      return true;
-    case WeightPreparation::PerCall:
-      return false;
-    case WeightPreparation::Auto:
-      break;
-  }
-  return key.kind != kWinogradKernels || bytes < kRemakeWinogradFrom;
-}
+/// Whether a block keeps its prepared form under policy `p` (Keep and Auto), or makes it for
+/// each call (PerCall).
+inline bool keeps_prepared(WeightPreparation p) { return p != WeightPreparation::PerCall; }
 
 /// One prepared form; counted in prepared_weight_bytes() while it lives.
 template <class T>

@@ -185,10 +185,12 @@ void prepare_conv2d_into(const T* w, int Cout, int Cin, int KH, int KW, bool win
 
 /// Conv2d (cross-correlation, zero padding). x (B,Cin,H,W), w (Cout,Cin,k,k), bias (Cout) or empty.
 /// `winograd`: a 3x3 stride-1 padding-1 convolution runs as Winograd F(4x4, 3x3) (the entry point
-/// decides, by the device's conv algorithm). `prepared`: w's prepare_conv2d form for that choice.
+/// decides, by the device's conv algorithm). `prepared`: w's prepare_conv2d form for that choice
+/// (for Winograd it may be null: then the transform is made from w for this call; or, with
+/// `taps`, the weight's winograd::pack_taps_into form, from which the planes are made).
 template <class T>
 Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
-                         int stride, int padding, bool winograd, const T* prepared) {
+                         int stride, int padding, bool winograd, const T* prepared, bool taps = false) {
   const int B = static_cast<int>(x.shape(0)), Cin = static_cast<int>(x.shape(1));
   const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3));
   const int Cout = static_cast<int>(w.shape(0)), KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
@@ -198,8 +200,8 @@ Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
                                                          static_cast<std::size_t>(std::max(Wo, 0))});
   if (Ho <= 0 || Wo <= 0) return out;
   if (winograd) {
-    winograd::conv3x3<T>(x.data(), B, Cin, H, W, prepared, Cout, bias.size() ? bias.data() : nullptr,
-                         out.data());
+    winograd::conv3x3<T>(x.data(), B, Cin, H, W, taps ? nullptr : prepared, Cout, bias.size() ? bias.data() : nullptr,
+                         out.data(), w.data(), taps ? prepared : nullptr);
     return out;
   }
   PatchGrid g;
