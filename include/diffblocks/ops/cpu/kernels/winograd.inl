@@ -155,7 +155,7 @@ template <class T>
 void transform_taps_into(const T* taps, int Cout, int Cin, T* U) {
   using WT = WeightTransform<T>;
   const std::ptrdiff_t packed = packed::packed_size(Cout, Cin);
-  WT::for_runs(Cout, Cin, [&](int p, int ci0, std::ptrdiff_t at) {
+  WT::for_runs(Cout, Cin, [&](int, int ci0, std::ptrdiff_t at) {
     T gg[6][3][WT::kRun];
     const int n = std::min(WT::kRunCin, Cin - ci0) * WT::R;
     for (int i = 0; i < 6; ++i) WT::rows(i, n, taps + at, packed, gg[i][0], gg[i][1], gg[i][2]);
@@ -465,16 +465,16 @@ void conv3x3(const T* x, int B, int Cin, int H, int W, const T* U, int Cout, con
       });
       if (fused)
         parallel_for(kPoints, [&](std::ptrdiff_t k0, std::ptrdiff_t k1) {
-          memory::Buffer<T> gg(static_cast<std::size_t>(4 * u_plane));  // a row of G g, then a plane
-          T* const plane = gg.data() + 3 * u_plane;
+          // A row of G g (3 planes), then a plane of U; a cache line apart (see v_plane).
+          const std::ptrdiff_t gs = u_plane + 64 / static_cast<std::ptrdiff_t>(sizeof(T));
+          memory::Buffer<T> gg(static_cast<std::size_t>(4 * gs));
+          T *const g0 = gg.data(), *const g1 = g0 + gs, *const g2 = g1 + gs, *const plane = g2 + gs;
           int row = -1;
           for (std::ptrdiff_t k = k0; k < k1; ++k) {
             const int i = static_cast<int>(k) / kAlpha;
             if (i != row)  // the taps' layout is U's: one pass over whole planes
-              WeightTransform<T>::rows(row = i, u_plane, taps, u_plane, gg.data(), gg.data() + u_plane,
-                                       gg.data() + 2 * u_plane);
-            WeightTransform<T>::cols(static_cast<int>(k) % kAlpha, u_plane, gg.data(), gg.data() + u_plane,
-                                     gg.data() + 2 * u_plane, plane);
+              WeightTransform<T>::rows(row = i, u_plane, taps, u_plane, g0, g1, g2);
+            WeightTransform<T>::cols(static_cast<int>(k) % kAlpha, u_plane, g0, g1, g2, plane);
             packed::gemm_packed_b<T>(Cout, static_cast<int>(nt), Cin, plane, pv.data + k * pv.plane,
                                      M.data() + k * m_plane<T>(Cout, nt), nt);
           }
