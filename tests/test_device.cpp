@@ -178,7 +178,7 @@ TEST_CASE("prepared weights are made once and kept with the blocks", "[device][p
   REQUIRE(same_bits(y2, y1));
 }
 
-TEST_CASE("Auto keeps a large 3x3 kernel as its taps and makes the Winograd planes per call, same bits",
+TEST_CASE("Auto keeps a large 3x3 kernel as its taps and makes the Winograd planes per call (same bits)",
           "[device][prepared]") {
   // 36 * 192 * 192 * 4 bytes = 5.3 MB of planes: past kWinogradTapsFrom, so Auto keeps the taps.
   db::Conv2d<float> conv(192, 192, 3, 1, 1);

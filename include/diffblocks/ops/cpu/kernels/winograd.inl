@@ -110,6 +110,15 @@ struct WeightTransform {
     const T a = G[k][0], b = G[k][1], c = G[k][2];
     for (std::ptrdiff_t j = 0; j < n; ++j) dst[j] = gg0[j] * a + gg1[j] * b + gg2[j] * c;
   }
+  /// cols() for points k and k + 1 in one pass over gg (each value as cols() makes it).
+  static void cols2(int k, std::ptrdiff_t n, const T* __restrict gg0, const T* __restrict gg1,
+                    const T* __restrict gg2, T* __restrict dst, T* __restrict dst1) {
+    const T a = G[k][0], b = G[k][1], c = G[k][2], a1 = G[k + 1][0], b1 = G[k + 1][1], c1 = G[k + 1][2];
+    for (std::ptrdiff_t j = 0; j < n; ++j) {
+      dst[j] = gg0[j] * a + gg1[j] * b + gg2[j] * c;
+      dst1[j] = gg0[j] * a1 + gg1[j] * b1 + gg2[j] * c1;
+    }
+  }
   template <class F>
   static void for_runs(int Cout, int Cin, F&& f) {  // f(p, ci0, at): every run, threads taking runs
     const int panels = (Cout + R - 1) / R, cin_runs = (Cin + kRunCin - 1) / kRunCin;
@@ -376,7 +385,7 @@ std::ptrdiff_t m_plane(int Cout, std::ptrdiff_t nt) {
 /// null: then made here for this call from `taps` (pack_taps_into, kept by the block) or else
 /// from `w` (Cout, Cin, 3, 3). With one shared band (the low levels: the largest kernels, fewest
 /// tiles) each thread makes the planes of its own points one row of G g at a time, next to their
-/// GEMMs, in 4 planes of its own scratch: the 36 planes (4x the weight) are never written out
+/// GEMMs, in 5 planes of its own scratch: the 36 planes (4x the weight) are never written out
 /// whole, and a GEMM reads its plane from L2. Otherwise U is made whole, into scratch.
 template <class T>
 void conv3x3(const T* x, int B, int Cin, int H, int W, const T* U, int Cout, const T* bias, T* out,
@@ -465,18 +474,23 @@ void conv3x3(const T* x, int B, int Cin, int H, int W, const T* U, int Cout, con
       });
       if (fused)
         parallel_for(kPoints, [&](std::ptrdiff_t k0, std::ptrdiff_t k1) {
-          // A row of G g (3 planes), then a plane of U; a cache line apart (see v_plane).
+          // A row of G g (3 planes), then two planes of U; a cache line apart (see v_plane).
           const std::ptrdiff_t gs = u_plane + 64 / static_cast<std::ptrdiff_t>(sizeof(T));
-          memory::Buffer<T> gg(static_cast<std::size_t>(4 * gs));
-          T *const g0 = gg.data(), *const g1 = g0 + gs, *const g2 = g1 + gs, *const plane = g2 + gs;
+          memory::Buffer<T> gg(static_cast<std::size_t>(5 * gs));
+          T *const g0 = gg.data(), *const g1 = g0 + gs, *const g2 = g1 + gs, *const u0 = g2 + gs, *const u1 = u0 + gs;
           int row = -1;
-          for (std::ptrdiff_t k = k0; k < k1; ++k) {
-            const int i = static_cast<int>(k) / kAlpha;
+          for (std::ptrdiff_t k = k0; k < k1;) {
+            const int i = static_cast<int>(k) / kAlpha, kk = static_cast<int>(k) % kAlpha;
             if (i != row)  // the taps' layout is U's: one pass over whole planes
               WeightTransform<T>::rows(row = i, u_plane, taps, u_plane, g0, g1, g2);
-            WeightTransform<T>::cols(static_cast<int>(k) % kAlpha, u_plane, g0, g1, g2, plane);
-            packed::gemm_packed_b<T>(Cout, static_cast<int>(nt), Cin, plane, pv.data + k * pv.plane,
-                                     M.data() + k * m_plane<T>(Cout, nt), nt);
+            const bool two = kk + 1 < kAlpha && k + 1 < k1;  // two points of the row per pass over gg
+            if (two)
+              WeightTransform<T>::cols2(kk, u_plane, g0, g1, g2, u0, u1);
+            else
+              WeightTransform<T>::cols(kk, u_plane, g0, g1, g2, u0);
+            for (int q = 0; q <= int(two); ++q, ++k)
+              packed::gemm_packed_b<T>(Cout, static_cast<int>(nt), Cin, q ? u1 : u0, pv.data + k * pv.plane,
+                                       M.data() + k * m_plane<T>(Cout, nt), nt);
           }
         });
       else
