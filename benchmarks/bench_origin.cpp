@@ -112,19 +112,24 @@ void origin_forward_im2col(benchmark::State& state) {
   db::ops::cpu::set_conv_algorithm(db::ops::cpu::ConvAlgorithm::Auto);
 }
 
-/// The same forward on a device that keeps no prepared weights (WeightPreparation::PerCall:
-/// every convolution transforms or packs its weight at each call): the low-memory mode.
-void origin_forward_per_call(benchmark::State& state) {
+/// The same forward on a device with another WeightPreparation (the default is Auto).
+void origin_forward_with(benchmark::State& state, db::WeightPreparation w) {
   auto& net = model();
   const db::Cpu saved = net.device();
   db::CpuOptions o;
   o.threads = db::get_num_threads();
-  o.weights = db::WeightPreparation::PerCall;
+  o.weights = w;
   net.to(db::Cpu(o));
   db::invalidate_prepared(net);
   origin_forward(state);
+  db::invalidate_prepared(net);
   net.to(saved);
 }
+/// No prepared weights kept (WeightPreparation::PerCall: every convolution transforms or packs
+/// its weight at each call): the low-memory mode.
+void origin_forward_per_call(benchmark::State& state) { origin_forward_with(state, db::WeightPreparation::PerCall); }
+/// Every prepared form kept (WeightPreparation::Keep: all 36 Winograd planes of every 3x3 kernel).
+void origin_forward_keep(benchmark::State& state) { origin_forward_with(state, db::WeightPreparation::Keep); }
 
 /// One Euler step of Grad-TTS reverse diffusion (ODE): a forward pass plus the update of x_t.
 void sampler_step(benchmark::State& state) {
@@ -227,6 +232,7 @@ void register_all() {
   for (auto [name, fn] : {std::pair{"diffblocks/origin_forward", &origin_forward},
                           std::pair{"diffblocks/origin_forward_im2col", &origin_forward_im2col},
                           std::pair{"diffblocks/origin_forward_per_call", &origin_forward_per_call},
+                          std::pair{"diffblocks/origin_forward_keep", &origin_forward_keep},
                           std::pair{"diffblocks/sampler_step", &sampler_step}}) {
     benchmark::RegisterBenchmark(name, fn)
         ->ArgName("T")

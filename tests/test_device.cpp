@@ -178,6 +178,44 @@ TEST_CASE("prepared weights are made once and kept with the blocks", "[device][p
   REQUIRE(same_bits(y2, y1));
 }
 
+TEST_CASE("Auto keeps a large 3x3 kernel as its taps and makes the Winograd planes per call (same bits)",
+          "[device][prepared]") {
+  // 36 * 192 * 192 * 4 bytes = 5.3 MB of planes: past kWinogradTapsFrom, so Auto keeps the taps.
+  db::Conv2d<float> conv(192, 192, 3, 1, 1);
+  db::Rng rng(7);
+  for (auto& v : conv.weight) v = float(rng.normal() * 0.05);
+  for (auto& v : conv.bias) v = float(rng.normal());
+  const std::size_t weight_bytes = conv.weight.size() * sizeof(float);
+  // One batch item: one shared band, the planes made next to their GEMMs; two: made whole.
+  for (std::size_t batch : {1, 2}) {
+    auto x = Tensor<float, 4>::from_shape({batch, 192, 8, 20});
+    for (auto& v : x) v = float(rng.normal());
+    auto run = [&](db::WeightPreparation w, std::size_t* held) {
+      db::CpuOptions o;
+      o.threads = 2;
+      o.weights = w;
+      const db::Cpu dev(o);
+      const db::DeviceScope<db::Cpu> on(dev);
+      db::invalidate_prepared(conv);
+      const auto y = conv.forward(x);  // makes the form, then uses it
+      const auto again = conv.forward(x);
+      REQUIRE(std::memcmp(y.data(), again.data(), y.size() * sizeof(float)) == 0);
+      *held = db::prepared_bytes(conv);
+      REQUIRE(dev.context().counters().winograd_convs.load() == 2);
+      return y;
+    };
+    std::size_t keep_bytes = 0, auto_bytes = 0, per_call_bytes = 0;
+    const auto keep = run(db::WeightPreparation::Keep, &keep_bytes);
+    const auto autom = run(db::WeightPreparation::Auto, &auto_bytes);
+    const auto per_call = run(db::WeightPreparation::PerCall, &per_call_bytes);
+    REQUIRE(keep_bytes == 4 * weight_bytes);  // 36 planes for 9 taps; 192 rows: whole panels on every instruction set
+    REQUIRE(auto_bytes == weight_bytes);
+    REQUIRE(per_call_bytes == 0);
+    REQUIRE(std::memcmp(autom.data(), keep.data(), keep.size() * sizeof(float)) == 0);
+    REQUIRE(std::memcmp(per_call.data(), keep.data(), keep.size() * sizeof(float)) == 0);
+  }
+}
+
 TEST_CASE("an edited weight is used after invalidate_prepared, and not before", "[device][prepared]") {
   const db::OriginConfig cfg = dbt::small_origin_config();
   db::GradLogPEstimator2d<> m(cfg), fresh(cfg);

@@ -31,36 +31,81 @@ inline bool use_winograd(int Cin, int Cout, int KH, int KW, int stride, int padd
 
 namespace detail {
 template <class T>
-memory::WeightBuffer<T> prepare_conv2d(const T* w, int Cout, int Cin, int KH, int KW, bool winograd) {
-  DIFFBLOCKS_CPU_RETURN_KERNEL(prepare_conv2d<T>(w, Cout, Cin, KH, KW, winograd));
+std::ptrdiff_t prepared_conv2d_size(int Cout, int Cin, int KH, int KW, bool winograd) {
+  DIFFBLOCKS_CPU_RETURN_KERNEL(prepared_conv2d_size<T>(Cout, Cin, KH, KW, winograd));
 }
 template <class T>
-memory::WeightBuffer<T> prepare_conv_transpose2d(const T* w, int Cin, int Cout, int KH, int KW, int s, int padding) {
-  DIFFBLOCKS_CPU_RETURN_KERNEL(prepare_conv_transpose2d<T>(w, Cin, Cout, KH, KW, s, padding));
+void prepare_conv2d_into(const T* w, int Cout, int Cin, int KH, int KW, bool winograd, T* p) {
+  DIFFBLOCKS_CPU_RETURN_KERNEL(prepare_conv2d_into<T>(w, Cout, Cin, KH, KW, winograd, p));
+}
+template <class T>
+std::ptrdiff_t winograd_taps_size(int Cout, int Cin) {
+  DIFFBLOCKS_CPU_RETURN_KERNEL(winograd::taps_size<T>(Cout, Cin));
+}
+template <class T>
+void pack_winograd_taps(const T* w, int Cout, int Cin, T* taps) {
+  DIFFBLOCKS_CPU_RETURN_KERNEL(winograd::pack_taps_into<T>(w, Cout, Cin, taps));
+}
+/// The size of, and the maker of, the prepared form of kind `kind` of a conv2d weight.
+template <class T>
+std::ptrdiff_t conv2d_form_size(int kind, int Cout, int Cin, int KH, int KW) {
+  return kind == kWinogradTaps ? winograd_taps_size<T>(Cout, Cin)
+                               : prepared_conv2d_size<T>(Cout, Cin, KH, KW, kind == kWinogradKernels);
+}
+template <class T>
+void make_conv2d_form(int kind, const T* w, int Cout, int Cin, int KH, int KW, T* p) {
+  if (kind == kWinogradTaps)
+    pack_winograd_taps(w, Cout, Cin, p);
+  else
+    prepare_conv2d_into(w, Cout, Cin, KH, KW, kind == kWinogradKernels, p);
+}
+template <class T>
+std::ptrdiff_t prepared_conv_transpose2d_size(int Cin, int Cout, int KH, int KW, int s, int padding) {
+  DIFFBLOCKS_CPU_RETURN_KERNEL(prepared_conv_transpose2d_size<T>(Cin, Cout, KH, KW, s, padding));
+}
+template <class T>
+void prepare_conv_transpose2d_into(const T* w, int Cin, int Cout, int KH, int KW, int s, int padding, T* p) {
+  DIFFBLOCKS_CPU_RETURN_KERNEL(prepare_conv_transpose2d_into<T>(w, Cin, Cout, KH, KW, s, padding, p));
 }
 
-/// The prepared form for `key`: the slot's (made there once when missing: WeightPreparation::Keep),
-/// or made for this call only (no slot: a raw op call; or WeightPreparation::PerCall). Counted in
-/// the context's weight_preparations when made.
-template <class T, class Make>
-std::shared_ptr<const PreparedForm<T>> prepared_form(CpuContext& c, PreparedSlot<T>* slot, PreparedKey key,
-                                                     Make&& make) {
-  if (!slot || c.weight_preparation() == WeightPreparation::PerCall) {
+/// The prepared form for `key` (`n` values, written by fill(T*)): the slot's (made there once
+/// when missing: WeightPreparation::Keep and Auto), or made for this call only in scratch from
+/// the caching allocator (no slot: a raw op call; or WeightPreparation::PerCall). Counted in the
+/// context's weight_preparations when made.
+template <class T, class Fill>
+PreparedUse<T> prepared_form(CpuContext& c, PreparedSlot<T>* slot, PreparedKey key, std::ptrdiff_t n, Fill&& fill) {
+  PreparedUse<T> use;
+  if (!slot || !keeps_prepared(c.weight_preparation())) {
     if (slot) slot->reset();
     ++c.counters().weight_preparations;
-    return std::make_shared<const PreparedForm<T>>(key, make());
+    use.own.resize(static_cast<std::size_t>(n));
+    fill(use.own.data());
+    return use;
   }
   bool made = false;
-  auto f = slot->get(key, std::forward<Make>(make), &made);
+  use.kept = slot->get(
+      key,
+      [&] {
+        memory::WeightBuffer<T> b(static_cast<std::size_t>(n));
+        fill(b.data());
+        return b;
+      },
+      &made);
   if (made) ++c.counters().weight_preparations;
-  return f;
+  return use;
 }
 }  // namespace detail
 
-/// The key of a Conv2d weight's prepared form on context c: Winograd planes or packed panels.
-inline PreparedKey conv2d_key(const CpuContext& c, int Cin, int Cout, int KH, int KW, int stride, int padding) {
-  return PreparedKey{isa(), use_winograd(c.conv_algorithm(), Cin, Cout, KH, KW, stride, padding) ? kWinogradKernels
-                                                                                                  : kPackedConv};
+/// The key of a Conv2d weight's prepared form on context c: Winograd planes (or, under
+/// WeightPreparation::Auto, for kWinogradTapsFrom bytes of planes and more, the taps they are
+/// made from at each call) or packed panels.
+template <class T = float>
+PreparedKey conv2d_key(const CpuContext& c, int Cin, int Cout, int KH, int KW, int stride, int padding) {
+  if (!use_winograd(c.conv_algorithm(), Cin, Cout, KH, KW, stride, padding)) return PreparedKey{isa(), kPackedConv};
+  const bool taps = c.weight_preparation() == WeightPreparation::Auto &&
+                    std::size_t{36} * static_cast<std::size_t>(Cout) * static_cast<std::size_t>(Cin) * sizeof(T) >=
+                        kWinogradTapsFrom;
+  return PreparedKey{isa(), taps ? kWinogradTaps : kWinogradKernels};
 }
 
 namespace detail {
@@ -73,31 +118,38 @@ Tensor<T, 4, Cpu> conv2d_on(CpuContext& c, const Tensor<T, 4, Cpu>& x, const Ten
                             const Tensor<T, 1, Cpu>& bias, int stride, int padding, PreparedSlot<T>* slot) {
   const int Cout = static_cast<int>(w.shape(0)), Cin = static_cast<int>(w.shape(1));
   const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
-  const PreparedKey key = conv2d_key(c, static_cast<int>(x.shape(1)), Cout, KH, KW, stride, padding);
-  const bool winograd = key.kind == kWinogradKernels;
+  const PreparedKey key = conv2d_key<T>(c, static_cast<int>(x.shape(1)), Cout, KH, KW, stride, padding);
+  const bool winograd = key.kind == kWinogradKernels || key.kind == kWinogradTaps;
   ++(winograd ? c.counters().winograd_convs : c.counters().im2col_convs);
-  const auto form =
-      prepared_form(c, slot, key, [&] { return prepare_conv2d(w.data(), Cout, Cin, KH, KW, winograd); });
-  DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d<T>(x, w, bias, stride, padding, winograd, form->data.data()));
+  if (winograd && (!slot || !keeps_prepared(c.weight_preparation()))) {
+    // Made by the kernel for this call (winograd::conv3x3), a row of points at a time where it can.
+    if (slot) slot->reset();
+    ++c.counters().weight_preparations;
+    DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d<T>(x, w, bias, stride, padding, true, static_cast<const T*>(nullptr)));
+  }
+  const auto form = prepared_form(c, slot, key, conv2d_form_size<T>(key.kind, Cout, Cin, KH, KW),
+                                  [&](T* p) { make_conv2d_form(key.kind, w.data(), Cout, Cin, KH, KW, p); });
+  DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d<T>(x, w, bias, stride, padding, winograd, form.data(), key.kind == kWinogradTaps));
 }
 template <class T>
 void conv1x1_add_on(CpuContext& c, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
                     const Tensor<T, 1, Cpu>& bias, Tensor<T, 4, Cpu>& out, PreparedSlot<T>* slot) {
   const int Cout = static_cast<int>(w.shape(0)), Cin = static_cast<int>(w.shape(1));
   ++c.counters().im2col_convs;
-  const auto form = prepared_form(c, slot, PreparedKey{isa(), kPackedConv},
-                                  [&] { return prepare_conv2d(w.data(), Cout, Cin, 1, 1, false); });
-  DIFFBLOCKS_CPU_RETURN_KERNEL(conv1x1_add_<T>(x, w, bias, out, form->data.data()));
+  const auto form = prepared_form(c, slot, PreparedKey{isa(), kPackedConv}, prepared_conv2d_size<T>(Cout, Cin, 1, 1, false),
+                                  [&](T* p) { prepare_conv2d_into(w.data(), Cout, Cin, 1, 1, false, p); });
+  DIFFBLOCKS_CPU_RETURN_KERNEL(conv1x1_add_<T>(x, w, bias, out, form.data()));
 }
 template <class T>
 Tensor<T, 4, Cpu> conv_transpose2d_on(CpuContext& c, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
                                       const Tensor<T, 1, Cpu>& bias, int stride, int padding, PreparedSlot<T>* slot) {
   const int Cin = static_cast<int>(w.shape(0)), Cout = static_cast<int>(w.shape(1));
   const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
-  const auto form = prepared_form(c, slot, PreparedKey{isa(), kPackedConvTranspose}, [&] {
-    return prepare_conv_transpose2d(w.data(), Cin, Cout, KH, KW, stride, padding);
-  });
-  DIFFBLOCKS_CPU_RETURN_KERNEL(conv_transpose2d<T>(x, w, bias, stride, padding, form->data.data()));
+  const auto form = prepared_form(c, slot, PreparedKey{isa(), kPackedConvTranspose},
+                                  prepared_conv_transpose2d_size<T>(Cin, Cout, KH, KW, stride, padding), [&](T* p) {
+                                    prepare_conv_transpose2d_into(w.data(), Cin, Cout, KH, KW, stride, padding, p);
+                                  });
+  DIFFBLOCKS_CPU_RETURN_KERNEL(conv_transpose2d<T>(x, w, bias, stride, padding, form.data()));
 }
 }  // namespace detail
 
@@ -131,13 +183,12 @@ template <class T>
 void prepare_conv2d(const Cpu& d, const Tensor<T, 4, Cpu>& w, int stride, int padding, PreparedSlot<T>& slot) {
   const DeviceScope<Cpu> on(d);
   CpuContext& c = d.context();
-  if (c.weight_preparation() == WeightPreparation::PerCall) return;
   const int Cout = static_cast<int>(w.shape(0)), Cin = static_cast<int>(w.shape(1));
   const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
-  const PreparedKey key = conv2d_key(c, Cin, Cout, KH, KW, stride, padding);
-  detail::prepared_form(c, &slot, key, [&] {
-    return detail::prepare_conv2d(w.data(), Cout, Cin, KH, KW, key.kind == kWinogradKernels);
-  });
+  const PreparedKey key = conv2d_key<T>(c, Cin, Cout, KH, KW, stride, padding);
+  if (!keeps_prepared(c.weight_preparation())) return;
+  detail::prepared_form(c, &slot, key, detail::conv2d_form_size<T>(key.kind, Cout, Cin, KH, KW),
+                        [&](T* p) { detail::make_conv2d_form(key.kind, w.data(), Cout, Cin, KH, KW, p); });
 }
 
 /// Conv2d with the weight's prepared form kept in `slot` (made at the first call, or when the
@@ -178,11 +229,13 @@ void prepare_conv_transpose2d(const Cpu& d, const Tensor<T, 4, Cpu>& w, int stri
                               PreparedSlot<T>& slot) {
   const DeviceScope<Cpu> on(d);
   CpuContext& c = d.context();
-  if (c.weight_preparation() == WeightPreparation::PerCall) return;
   const int Cin = static_cast<int>(w.shape(0)), Cout = static_cast<int>(w.shape(1));
   const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
-  detail::prepared_form(c, &slot, PreparedKey{isa(), kPackedConvTranspose}, [&] {
-    return detail::prepare_conv_transpose2d(w.data(), Cin, Cout, KH, KW, stride, padding);
+  const PreparedKey key{isa(), kPackedConvTranspose};
+  const std::ptrdiff_t n = detail::prepared_conv_transpose2d_size<T>(Cin, Cout, KH, KW, stride, padding);
+  if (!keeps_prepared(c.weight_preparation())) return;
+  detail::prepared_form(c, &slot, key, n, [&](T* p) {
+    detail::prepare_conv_transpose2d_into(w.data(), Cin, Cout, KH, KW, stride, padding, p);
   });
 }
 }  // namespace cpu

@@ -16,13 +16,18 @@ namespace cpu {
 
 namespace detail {
 template <class T>
-memory::WeightBuffer<T> prepare_linear(const T* w, int out, int in) {
-  DIFFBLOCKS_CPU_RETURN_KERNEL(prepare_linear<T>(w, out, in));
+std::ptrdiff_t prepared_linear_size(int out, int in) {
+  DIFFBLOCKS_CPU_RETURN_KERNEL(prepared_linear_size<T>(out, in));
 }
 template <class T>
-std::shared_ptr<const PreparedForm<T>> linear_form(CpuContext& c, const Tensor<T, 2, Cpu>& w, PreparedSlot<T>* slot) {
+void pack_linear_weight(const T* w, int out, int in, T* wt) {
+  DIFFBLOCKS_CPU_RETURN_KERNEL(pack_linear_weight<T>(w, out, in, wt));
+}
+template <class T>
+PreparedUse<T> linear_form(CpuContext& c, const Tensor<T, 2, Cpu>& w, PreparedSlot<T>* slot) {
   const int out = static_cast<int>(w.shape(0)), in = static_cast<int>(w.shape(1));
-  return prepared_form(c, slot, PreparedKey{isa(), kPackedLinear}, [&] { return prepare_linear(w.data(), out, in); });
+  return prepared_form(c, slot, PreparedKey{isa(), kPackedLinear}, prepared_linear_size<T>(out, in),
+                       [&](T* p) { pack_linear_weight(w.data(), out, in, p); });
 }
 }  // namespace detail
 
@@ -37,7 +42,7 @@ Tensor<T, N, Cpu> linear(const Cpu& d, const Tensor<T, N, Cpu>& x, const Tensor<
     DIFFBLOCKS_CPU_RETURN_KERNEL(linear<T, N>(x, w, bias, static_cast<const T*>(nullptr)));
   }
   const auto form = detail::linear_form(d.context(), w, &slot);
-  DIFFBLOCKS_CPU_RETURN_KERNEL(linear<T, N>(x, w, bias, form->data.data()));
+  DIFFBLOCKS_CPU_RETURN_KERNEL(linear<T, N>(x, w, bias, form.data()));
 }
 
 /// Makes the prepared form of a Linear weight in `slot` now (nothing under PerCall).

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "diffblocks/core/allocator.hpp"
+#include "diffblocks/core/cpu_context.hpp"
 #include "diffblocks/ops/cpu/isa.hpp"
 
 namespace diffblocks {
@@ -41,11 +42,19 @@ enum WeightKind : int {
   kPackedConv = 1,           ///< a conv2d weight packed for the patch GEMM (kernels/conv.inl)
   kPackedConvTranspose = 2,  ///< every phase of a transposed convolution's weight, packed
   kPackedLinear = 3,         ///< a Linear's W^T in the packed GEMM's column blocks (kernels/linear.inl)
+  kWinogradTaps = 4,         ///< a 3x3 weight's 9 taps in the Winograd planes' packed layout (the
+                             ///< weight's size), from which each call makes the planes (WeightPreparation::Auto)
 };
 
 /// Rows of x from which linear() multiplies by a packed W^T (kernels/linear.inl), and so from
 /// which a Linear's prepared form is used; fewer rows read the weight as it is.
 constexpr std::ptrdiff_t kLinearPackFrom = 128;
+
+/// Bytes of Winograd planes (36 per 3x3 kernel, 4x the weight) from which WeightPreparation::Auto
+/// keeps a convolution's taps form instead (kWinogradTaps: the weight's size) and makes the
+/// planes at every call: 4 MiB, 3x3 kernels of about 170 x 170 channels and more (the Origin
+/// U-Net's 256-channel convolutions at its lowest level and middle, 3/4 of its Winograd bytes).
+constexpr std::size_t kWinogradTapsFrom = std::size_t{4} << 20;
 
 /// What a prepared form is: the kernels' copy and the kind of data.
 struct PreparedKey {
@@ -53,6 +62,10 @@ struct PreparedKey {
   int kind;
   bool operator==(const PreparedKey& o) const { return isa == o.isa && kind == o.kind; }
 };
+
+/// Whether a block keeps its prepared form under policy `p` (Keep and Auto), or makes it for
+/// each call (PerCall).
+inline bool keeps_prepared(WeightPreparation p) { return p != WeightPreparation::PerCall; }
 
 /// One prepared form; counted in prepared_weight_bytes() while it lives.
 template <class T>
@@ -66,6 +79,16 @@ struct PreparedForm {
   PreparedForm(const PreparedForm&) = delete;
   PreparedForm& operator=(const PreparedForm&) = delete;
   std::size_t bytes() const { return data.size() * sizeof(T); }
+};
+
+/// The prepared form one call uses: a slot's kept form, or one made for this call alone in
+/// scratch from the caching allocator (its block is reused by the next call's form or by
+/// activations, so a per-call form costs neither fresh pages nor memory held between calls).
+template <class T>
+struct PreparedUse {
+  std::shared_ptr<const PreparedForm<T>> kept;
+  memory::Buffer<T> own;
+  const T* data() const { return kept ? kept->data.data() : own.data(); }
 };
 
 /// A block's slot for its prepared form.

@@ -169,13 +169,28 @@ template <class T>
 memory::WeightBuffer<T> prepare_conv2d(const T* w, int Cout, int Cin, int KH, int KW, bool winograd) {
   return winograd ? winograd::transform_weights(w, Cout, Cin) : pack_conv_weight(w, Cout, Cin * KH * KW);
 }
+/// Values of prepare_conv2d's form.
+template <class T>
+std::ptrdiff_t prepared_conv2d_size(int Cout, int Cin, int KH, int KW, bool winograd) {
+  return winograd ? winograd::transformed_size<T>(Cout, Cin) : packed::packed_size(Cout, Cin * KH * KW);
+}
+/// prepare_conv2d's form written to p (prepared_conv2d_size values): for a call's own scratch.
+template <class T>
+void prepare_conv2d_into(const T* w, int Cout, int Cin, int KH, int KW, bool winograd, T* p) {
+  if (winograd)
+    winograd::transform_weights_into(w, Cout, Cin, p);
+  else
+    packed::pack_a(Cout, Cin * KH * KW, w, Cin * KH * KW, p);
+}
 
 /// Conv2d (cross-correlation, zero padding). x (B,Cin,H,W), w (Cout,Cin,k,k), bias (Cout) or empty.
 /// `winograd`: a 3x3 stride-1 padding-1 convolution runs as Winograd F(4x4, 3x3) (the entry point
-/// decides, by the device's conv algorithm). `prepared`: w's prepare_conv2d form for that choice.
+/// decides, by the device's conv algorithm). `prepared`: w's prepare_conv2d form for that choice
+/// (for Winograd it may be null: then the transform is made from w for this call; or, with
+/// `taps`, the weight's winograd::pack_taps_into form, from which the planes are made).
 template <class T>
 Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
-                         int stride, int padding, bool winograd, const T* prepared) {
+                         int stride, int padding, bool winograd, const T* prepared, bool taps = false) {
   const int B = static_cast<int>(x.shape(0)), Cin = static_cast<int>(x.shape(1));
   const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3));
   const int Cout = static_cast<int>(w.shape(0)), KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
@@ -185,8 +200,8 @@ Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
                                                          static_cast<std::size_t>(std::max(Wo, 0))});
   if (Ho <= 0 || Wo <= 0) return out;
   if (winograd) {
-    winograd::conv3x3<T>(x.data(), B, Cin, H, W, prepared, Cout, bias.size() ? bias.data() : nullptr,
-                         out.data());
+    winograd::conv3x3<T>(x.data(), B, Cin, H, W, taps ? nullptr : prepared, Cout, bias.size() ? bias.data() : nullptr,
+                         out.data(), w.data(), taps ? prepared : nullptr);
     return out;
   }
   PatchGrid g;
@@ -259,9 +274,14 @@ inline std::vector<std::ptrdiff_t> transpose_offsets(int Cin, int Cout, int KH, 
 /// weight matrix [co, (ci, ty, tx)] = w[ci, co, ky[ty], kx[tx]] packed straight from w, all
 /// phases one after another (transpose_offsets).
 template <class T>
-memory::WeightBuffer<T> prepare_conv_transpose2d(const T* w, int Cin, int Cout, int KH, int KW, int s, int padding) {
+std::ptrdiff_t prepared_conv_transpose2d_size(int Cin, int Cout, int KH, int KW, int s, int padding) {
+  return transpose_offsets(Cin, Cout, KH, KW, s, padding).back();
+}
+/// prepare_conv_transpose2d's form written to p (prepared_conv_transpose2d_size values).
+template <class T>
+void prepare_conv_transpose2d_into(const T* w, int Cin, int Cout, int KH, int KW, int s, int padding, T* p) {
   const auto at = transpose_offsets(Cin, Cout, KH, KW, s, padding);
-  memory::WeightBuffer<T> p(static_cast<std::size_t>(at.back()), T(0));
+  std::fill(p, p + at.back(), T(0));
   parallel_for(static_cast<std::ptrdiff_t>(s) * s * Cin, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
     for (std::ptrdiff_t job = first; job < last; ++job) {
       const int phase = static_cast<int>(job / Cin), ci = static_cast<int>(job % Cin);
@@ -275,6 +295,11 @@ memory::WeightBuffer<T> prepare_conv_transpose2d(const T* w, int Cin, int Cout, 
       }
     }
   });
+}
+template <class T>
+memory::WeightBuffer<T> prepare_conv_transpose2d(const T* w, int Cin, int Cout, int KH, int KW, int s, int padding) {
+  memory::WeightBuffer<T> p(static_cast<std::size_t>(prepared_conv_transpose2d_size<T>(Cin, Cout, KH, KW, s, padding)));
+  prepare_conv_transpose2d_into(w, Cin, Cout, KH, KW, s, padding, p.data());
   return p;
 }
 

@@ -12,6 +12,12 @@ void pack_linear_weight(const T* w, int out, int in, T* wt) {
   });
 }
 
+/// Values of prepare_linear's form.
+template <class T>
+std::ptrdiff_t prepared_linear_size(int out, int in) {
+  return packed::packed_b_size<T>(in, out);
+}
+
 /// The prepared form of a Linear weight (out, in): its packed W^T, what linear() takes.
 template <class T>
 memory::WeightBuffer<T> prepare_linear(const T* w, int out, int in) {

@@ -62,39 +62,115 @@ inline void output_rows(std::ptrdiff_t n, const T* __restrict m0, const T* __res
 /// kPanelRows output channels, kRunCin input channels), so every step is a contiguous,
 /// vectorisable loop and the 36 planes are written in runs, not scattered.
 template <class T>
-memory::WeightBuffer<T> transform_weights(const T* w, int Cout, int Cin) {
-  constexpr int R = packed::kPanelRows, kRunCin = 8, kRun = R * kRunCin;
-  static const T G[6][3] = {{T(1) / 4, 0, 0},
-                            {T(-1) / 6, T(-1) / 6, T(-1) / 6},
-                            {T(-1) / 6, T(1) / 6, T(-1) / 6},
-                            {T(1) / 24, T(1) / 12, T(1) / 6},
-                            {T(1) / 24, T(-1) / 12, T(1) / 6},
-                            {0, 0, 1}};
-  const std::ptrdiff_t packed = packed::packed_size(Cout, Cin);
-  memory::WeightBuffer<T> U(kPoints * packed);
-  const int panels = (Cout + R - 1) / R, cin_runs = (Cin + kRunCin - 1) / kRunCin;
-  parallel_for(static_cast<std::ptrdiff_t>(panels) * cin_runs, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-    T g[9][kRun], gg[6][3][kRun];
-    for (std::ptrdiff_t run = first; run < last; ++run) {
-      const int p = static_cast<int>(run / cin_runs), ci0 = static_cast<int>(run % cin_runs) * kRunCin;
-      const int n = std::min(kRunCin, Cin - ci0) * R;  // element j: ci = ci0 + j / R, co = p*R + j % R
-      for (int j = 0; j < n; ++j) {
-        const int co = p * R + j % R, ci = ci0 + j / R;
-        for (int tap = 0; tap < 9; ++tap)  // rows past Cout (last panel) are zero
-          g[tap][j] = co < Cout ? w[(static_cast<std::ptrdiff_t>(co) * Cin + ci) * 9 + tap] : T(0);
-      }
-      for (int i = 0; i < 6; ++i)  // G g: combine kernel rows
-        for (int c = 0; c < 3; ++c)
-          for (int j = 0; j < n; ++j) gg[i][c][j] = G[i][0] * g[c][j] + G[i][1] * g[3 + c][j] + G[i][2] * g[6 + c][j];
-      const std::ptrdiff_t at = (static_cast<std::ptrdiff_t>(p) * Cin + ci0) * R;  // = packed_index(p*R, ci0)
-      for (int i = 0; i < 6; ++i)  // (G g) G^T: combine columns
-        for (int k = 0; k < 6; ++k) {
-          T* dst = U.data() + (i * 6 + k) * packed + at;
-          for (int j = 0; j < n; ++j) dst[j] = gg[i][0][j] * G[k][0] + gg[i][1][j] * G[k][1] + gg[i][2][j] * G[k][2];
-        }
+std::ptrdiff_t transformed_size(int Cout, int Cin) {
+  return kPoints * packed::packed_size(Cout, Cin);
+}
+/// The 9 taps of every kernel as 9 planes in the same packed layout (tap t at t * packed_size):
+/// the weight itself, reordered, from which the planes of U are made without gathering.
+template <class T>
+std::ptrdiff_t taps_size(int Cout, int Cin) {
+  return 9 * packed::packed_size(Cout, Cin);
+}
+
+/// The steps of the weight transform, on runs of kernels that are contiguous in the packed
+/// layout (one panel of R output channels, kRunCin input channels). rows() and cols() are the
+/// only arithmetic, shared by every way of making U (whole, kept; a row of points at a time, per
+/// call), so that all give the same values.
+template <class T>
+struct WeightTransform {
+  static constexpr int R = packed::kPanelRows, kRunCin = 8, kRun = R * kRunCin;
+  static constexpr T G[6][3] = {{T(1) / 4, 0, 0},
+                                {T(-1) / 6, T(-1) / 6, T(-1) / 6},
+                                {T(-1) / 6, T(1) / 6, T(-1) / 6},
+                                {T(1) / 24, T(1) / 12, T(1) / 6},
+                                {T(1) / 24, T(-1) / 12, T(1) / 6},
+                                {0, 0, 1}};
+  /// g[tap * gs + j] = the 9 taps of the run's kernels (element j: ci = ci0 + j / R, co = p*R +
+  /// j % R; zero for rows past Cout); returns the run's length n.
+  static int gather(const T* w, int Cout, int Cin, int p, int ci0, T* g, std::ptrdiff_t gs) {
+    const int n = std::min(kRunCin, Cin - ci0) * R;
+    for (int j = 0; j < n; ++j) {
+      const int co = p * R + j % R, ci = ci0 + j / R;
+      for (int tap = 0; tap < 9; ++tap)  // rows past Cout (last panel) are zero
+        g[tap * gs + j] = co < Cout ? w[(static_cast<std::ptrdiff_t>(co) * Cin + ci) * 9 + tap] : T(0);
     }
+    return n;
+  }
+  /// gg_c = (G g)[i][c] for the n kernels whose taps are g[tap * gs + j].
+  static void rows(int i, std::ptrdiff_t n, const T* __restrict g, std::ptrdiff_t gs, T* __restrict gg0,
+                   T* __restrict gg1, T* __restrict gg2) {
+    const T a = G[i][0], b = G[i][1], c = G[i][2];
+    for (std::ptrdiff_t j = 0; j < n; ++j) gg0[j] = a * g[j] + b * g[3 * gs + j] + c * g[6 * gs + j];
+    for (std::ptrdiff_t j = 0; j < n; ++j) gg1[j] = a * g[gs + j] + b * g[4 * gs + j] + c * g[7 * gs + j];
+    for (std::ptrdiff_t j = 0; j < n; ++j) gg2[j] = a * g[2 * gs + j] + b * g[5 * gs + j] + c * g[8 * gs + j];
+  }
+  /// U[i * 6 + k] = sum_c gg_c G[k][c].
+  static void cols(int k, std::ptrdiff_t n, const T* __restrict gg0, const T* __restrict gg1,
+                   const T* __restrict gg2, T* __restrict dst) {
+    const T a = G[k][0], b = G[k][1], c = G[k][2];
+    for (std::ptrdiff_t j = 0; j < n; ++j) dst[j] = gg0[j] * a + gg1[j] * b + gg2[j] * c;
+  }
+  /// cols() for points k and k + 1 in one pass over gg (each value as cols() makes it).
+  static void cols2(int k, std::ptrdiff_t n, const T* __restrict gg0, const T* __restrict gg1,
+                    const T* __restrict gg2, T* __restrict dst, T* __restrict dst1) {
+    const T a = G[k][0], b = G[k][1], c = G[k][2], a1 = G[k + 1][0], b1 = G[k + 1][1], c1 = G[k + 1][2];
+    for (std::ptrdiff_t j = 0; j < n; ++j) {
+      dst[j] = gg0[j] * a + gg1[j] * b + gg2[j] * c;
+      dst1[j] = gg0[j] * a1 + gg1[j] * b1 + gg2[j] * c1;
+    }
+  }
+  template <class F>
+  static void for_runs(int Cout, int Cin, F&& f) {  // f(p, ci0, at): every run, threads taking runs
+    const int panels = (Cout + R - 1) / R, cin_runs = (Cin + kRunCin - 1) / kRunCin;
+    parallel_for(static_cast<std::ptrdiff_t>(panels) * cin_runs, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+      for (std::ptrdiff_t run = first; run < last; ++run) {
+        const int p = static_cast<int>(run / cin_runs), ci0 = static_cast<int>(run % cin_runs) * kRunCin;
+        f(p, ci0, (static_cast<std::ptrdiff_t>(p) * Cin + ci0) * R);  // at = packed_index(p*R, ci0)
+      }
+    });
+  }
+};
+
+/// transform_weights written to U (transformed_size(Cout, Cin) values).
+template <class T>
+void transform_weights_into(const T* w, int Cout, int Cin, T* U) {
+  using WT = WeightTransform<T>;
+  const std::ptrdiff_t packed = packed::packed_size(Cout, Cin);
+  WT::for_runs(Cout, Cin, [&](int p, int ci0, std::ptrdiff_t at) {
+    T g[9 * WT::kRun], gg[6][3][WT::kRun];
+    const int n = WT::gather(w, Cout, Cin, p, ci0, g, WT::kRun);
+    for (int i = 0; i < 6; ++i) WT::rows(i, n, g, WT::kRun, gg[i][0], gg[i][1], gg[i][2]);  // G g: kernel rows
+    for (int i = 0; i < 6; ++i)  // (G g) G^T: combine columns
+      for (int k = 0; k < 6; ++k) WT::cols(k, n, gg[i][0], gg[i][1], gg[i][2], U + (i * 6 + k) * packed + at);
   });
+}
+template <class T>
+memory::WeightBuffer<T> transform_weights(const T* w, int Cout, int Cin) {
+  memory::WeightBuffer<T> U(static_cast<std::size_t>(transformed_size<T>(Cout, Cin)));
+  transform_weights_into(w, Cout, Cin, U.data());
   return U;
+}
+
+/// The taps form (taps_size(Cout, Cin) values) of w, written to `taps`.
+template <class T>
+void pack_taps_into(const T* w, int Cout, int Cin, T* taps) {
+  using WT = WeightTransform<T>;
+  const std::ptrdiff_t packed = packed::packed_size(Cout, Cin);
+  WT::for_runs(Cout, Cin, [&](int p, int ci0, std::ptrdiff_t at) { WT::gather(w, Cout, Cin, p, ci0, taps + at, packed); });
+}
+
+/// U from the taps form (what transform_weights_into makes from w, the same values).
+template <class T>
+void transform_taps_into(const T* taps, int Cout, int Cin, T* U) {
+  using WT = WeightTransform<T>;
+  const std::ptrdiff_t packed = packed::packed_size(Cout, Cin);
+  WT::for_runs(Cout, Cin, [&](int, int ci0, std::ptrdiff_t at) {
+    T gg[6][3][WT::kRun];
+    const int n = std::min(WT::kRunCin, Cin - ci0) * WT::R;
+    for (int i = 0; i < 6; ++i) WT::rows(i, n, taps + at, packed, gg[i][0], gg[i][1], gg[i][2]);
+    for (int i = 0; i < 6; ++i)
+      for (int k = 0; k < 6; ++k) WT::cols(k, n, gg[i][0], gg[i][1], gg[i][2], U + (i * 6 + k) * packed + at);
+  });
 }
 
 /// Geometry of the tiling of one H x W plane.
@@ -305,10 +381,15 @@ std::ptrdiff_t m_plane(int Cout, std::ptrdiff_t nt) {
 ///    T = 512); there are no barriers between the steps either;
 ///  - few bands (the low levels, short mels): the threads share each step of one band (input
 ///    channels, then the 36 points, then output channels), bands of ~8 MB.
-/// `U`: the weights' transform_weights (kept by the block that holds them, or made for this
-/// call; ops/cpu/conv.hpp).
+/// `U`: the weights' transform_weights (kept by the block that holds them; ops/cpu/conv.hpp), or
+/// null: then made here for this call from `taps` (pack_taps_into, kept by the block) or else
+/// from `w` (Cout, Cin, 3, 3). With one shared band (the low levels: the largest kernels, fewest
+/// tiles) each thread makes the planes of its own points one row of G g at a time, next to their
+/// GEMMs, in 5 planes of its own scratch: the 36 planes (4x the weight) are never written out
+/// whole, and a GEMM reads its plane from L2. Otherwise U is made whole, into scratch.
 template <class T>
-void conv3x3(const T* x, int B, int Cin, int H, int W, const T* U, int Cout, const T* bias, T* out) {
+void conv3x3(const T* x, int B, int Cin, int H, int W, const T* U, int Cout, const T* bias, T* out,
+             const T* w = nullptr, const T* taps = nullptr) {
   if (B == 0 || Cin == 0 || Cout == 0 || H == 0 || W == 0) return;
   const std::ptrdiff_t u_plane = packed::packed_size(Cout, Cin);
   constexpr int NC = PackedV<T>::NC;
@@ -342,7 +423,25 @@ void conv3x3(const T* x, int B, int Cin, int H, int W, const T* U, int Cout, con
   int own = band_rows(per_tile, std::ptrdiff_t{1} << 20);
   while (own < tl.tiles_y && static_cast<std::ptrdiff_t>(own) * tl.tiles_x < NC) ++own;
   const int own_bands = (tl.tiles_y + own - 1) / own;
-  if (B * own_bands >= 4 * get_num_threads() && get_num_threads() > 1) {
+  const bool own_schedule = B * own_bands >= 4 * get_num_threads() && get_num_threads() > 1;
+  // Shared bands: the transformed input of a band (36 x Cin x tiles) stays around 8 MB
+  // (L3-resident) however long the mel is, so memory does not grow with T.
+  const int band = band_rows(static_cast<std::ptrdiff_t>(kPoints) * sizeof(T) * Cin, std::ptrdiff_t{8} << 20);
+  const bool fused = !U && !own_schedule && B == 1 && band >= tl.tiles_y;
+  memory::Buffer<T> made;
+  if (!U && !fused) {  // the whole U for this call
+    made.resize(static_cast<std::size_t>(kPoints * u_plane));
+    if (taps)
+      transform_taps_into(taps, Cout, Cin, made.data());
+    else
+      transform_weights_into(w, Cout, Cin, made.data());
+    U = made.data();
+  } else if (fused && !taps) {  // the taps for this call (the weight's size), then U a row at a time
+    made.resize(static_cast<std::size_t>(9 * u_plane));
+    pack_taps_into(w, Cout, Cin, made.data());
+    taps = made.data();
+  }
+  if (own_schedule) {
     const std::ptrdiff_t max_tiles = static_cast<std::ptrdiff_t>(own) * tl.tiles_x;
     parallel_for(static_cast<std::ptrdiff_t>(B) * own_bands, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
       memory::Buffer<T> V(static_cast<std::size_t>(kPoints * v_plane<T>(Cin, max_tiles)));
@@ -361,9 +460,6 @@ void conv3x3(const T* x, int B, int Cin, int H, int W, const T* U, int Cout, con
     return;
   }
 
-  // Shared bands: the transformed input of a band (36 x Cin x tiles) stays around 8 MB
-  // (L3-resident) however long the mel is, so memory does not grow with T.
-  const int band = band_rows(static_cast<std::ptrdiff_t>(kPoints) * sizeof(T) * Cin, std::ptrdiff_t{8} << 20);
   const std::ptrdiff_t max_tiles = static_cast<std::ptrdiff_t>(band) * tl.tiles_x;
   memory::Buffer<T> V(static_cast<std::size_t>(kPoints * v_plane<T>(Cin, max_tiles)));
   memory::Buffer<T> M(static_cast<std::size_t>(kPoints * m_plane<T>(Cout, max_tiles)));
@@ -376,7 +472,29 @@ void conv3x3(const T* x, int B, int Cin, int H, int W, const T* U, int Cout, con
         InputScratch<T> sc(tl);
         input_step(b, ty0, ty1, pv, c0, c1, sc);
       });
-      parallel_for(kPoints, [&](std::ptrdiff_t k0, std::ptrdiff_t k1) { gemm_step(nt, pv, M.data(), k0, k1); });
+      if (fused)
+        parallel_for(kPoints, [&](std::ptrdiff_t k0, std::ptrdiff_t k1) {
+          // A row of G g (3 planes), then two planes of U; a cache line apart (see v_plane).
+          const std::ptrdiff_t gs = u_plane + 64 / static_cast<std::ptrdiff_t>(sizeof(T));
+          memory::Buffer<T> gg(static_cast<std::size_t>(5 * gs));
+          T *const g0 = gg.data(), *const g1 = g0 + gs, *const g2 = g1 + gs, *const u0 = g2 + gs, *const u1 = u0 + gs;
+          int row = -1;
+          for (std::ptrdiff_t k = k0; k < k1;) {
+            const int i = static_cast<int>(k) / kAlpha, kk = static_cast<int>(k) % kAlpha;
+            if (i != row)  // the taps' layout is U's: one pass over whole planes
+              WeightTransform<T>::rows(row = i, u_plane, taps, u_plane, g0, g1, g2);
+            const bool two = kk + 1 < kAlpha && k + 1 < k1;  // two points of the row per pass over gg
+            if (two)
+              WeightTransform<T>::cols2(kk, u_plane, g0, g1, g2, u0, u1);
+            else
+              WeightTransform<T>::cols(kk, u_plane, g0, g1, g2, u0);
+            for (int q = 0; q <= int(two); ++q, ++k)
+              packed::gemm_packed_b<T>(Cout, static_cast<int>(nt), Cin, q ? u1 : u0, pv.data + k * pv.plane,
+                                       M.data() + k * m_plane<T>(Cout, nt), nt);
+          }
+        });
+      else
+        parallel_for(kPoints, [&](std::ptrdiff_t k0, std::ptrdiff_t k1) { gemm_step(nt, pv, M.data(), k0, k1); });
       parallel_for(Cout, [&](std::ptrdiff_t c0, std::ptrdiff_t c1) {
         memory::Buffer<T> s, y;
         output_step(b, ty0, ty1, M.data(), c0, c1, s, y);
