@@ -270,7 +270,7 @@ struct WeightAllocator : detail::AllocatorCommon<WeightAllocator> {
   template <class U>
   WeightAllocator(const WeightAllocator<U>&) noexcept {}
   T* allocate(std::size_t n) {
-    return static_cast<T*>(detail::aligned_new(detail::checked_bytes(n, sizeof(T), "weight cache"), "weight cache"));
+    return static_cast<T*>(detail::aligned_new(detail::checked_bytes(n, sizeof(T), "prepared weights"), "prepared weights"));
   }
   void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{detail::kAlignment}); }
 };
