@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "diffblocks/core/half.hpp"
 #include "diffblocks/core/error.hpp"
 #include "diffblocks/core/json.hpp"
 #include "diffblocks/core/shape.hpp"
@@ -70,37 +71,6 @@ inline bool dtype_from_name(const std::string& s, DType& out) {
 }
 
 namespace detail {
-
-inline float half_to_float(std::uint16_t h) {
-  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
-  std::uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
-  if (exp == 0) {
-    if (man == 0) {
-      bits = sign;
-    } else {  // subnormal half: renormalise
-      exp = 127 - 15 + 1;
-      while (!(man & 0x400u)) {
-        man <<= 1;
-        --exp;
-      }
-      bits = sign | (exp << 23) | ((man & 0x3ffu) << 13);
-    }
-  } else if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (man << 13);
-  } else {
-    bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-inline float bf16_to_float(std::uint16_t h) {
-  const std::uint32_t bits = static_cast<std::uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
 
 template <class T>
 T load_le(const unsigned char* p) {
@@ -185,9 +155,9 @@ class SafeTensors {
           if (t.dtype == DType::F64)
             for (std::uint64_t i = 0; i < count; ++i) o[i] = static_cast<float>(detail::load_le<double>(p + 8 * i));
           else if (t.dtype == DType::F16)
-            for (std::uint64_t i = 0; i < count; ++i) o[i] = detail::half_to_float(detail::load_le<std::uint16_t>(p + 2 * i));
+            for (std::uint64_t i = 0; i < count; ++i) o[i] = f16_bits_to_float(detail::load_le<std::uint16_t>(p + 2 * i));
           else
-            for (std::uint64_t i = 0; i < count; ++i) o[i] = detail::bf16_to_float(detail::load_le<std::uint16_t>(p + 2 * i));
+            for (std::uint64_t i = 0; i < count; ++i) o[i] = bf16_bits_to_float(detail::load_le<std::uint16_t>(p + 2 * i));
         });
         return;
       default:

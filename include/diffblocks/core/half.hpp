@@ -1,0 +1,110 @@
+#pragma once
+// The half-precision storage types: bf16 (bfloat16: the top half of a float32, 8-bit exponent,
+// 7-bit mantissa) and f16 (IEEE 754 binary16: 5-bit exponent, 10-bit mantissa, subnormals).
+// Both convert from float32 by rounding to nearest, ties to even (what torch's .to(bfloat16 /
+// float16) and the hardware instructions do: vcvtneps2bf16, vcvtps2ph with RNE, CUDA's
+// __float2bfloat16_rn / __float2half_rn); to float32 exactly. NaN stays NaN (made quiet), and
+// f16 overflows to infinity from 65520 on, as IEEE rounding says. Arithmetic goes through float:
+// these are what a tensor stores, the kernels compute in float32.
+#include <cstdint>
+#include <cstring>
+
+namespace diffblocks {
+
+namespace half_detail {
+inline std::uint32_t float_bits(float f) {
+  std::uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
+}
+inline float bits_float(std::uint32_t b) {
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+}  // namespace half_detail
+
+/// bfloat16 bits -> float32 (exact).
+inline float bf16_bits_to_float(std::uint16_t h) { return half_detail::bits_float(static_cast<std::uint32_t>(h) << 16); }
+
+/// float32 -> bfloat16 bits, round to nearest even; NaN -> a quiet NaN of the same sign.
+inline std::uint16_t float_to_bf16_bits(float f) {
+  const std::uint32_t b = half_detail::float_bits(f);
+  if ((b & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((b >> 16) | 0x0040u);
+  return static_cast<std::uint16_t>((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+}
+
+/// IEEE binary16 bits -> float32 (exact; subnormals renormalised).
+inline float f16_bits_to_float(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  std::uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
+  if (exp == 0) {
+    if (man == 0) {
+      bits = sign;
+    } else {  // subnormal: renormalise
+      exp = 127 - 15 + 1;
+      while (!(man & 0x400u)) {
+        man <<= 1;
+        --exp;
+      }
+      bits = sign | (exp << 23) | ((man & 0x3ffu) << 13);
+    }
+  } else if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (man << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+  }
+  return half_detail::bits_float(bits);
+}
+
+/// float32 -> IEEE binary16 bits, round to nearest even (subnormals included; from 65520 on,
+/// infinity); NaN -> a quiet NaN of the same sign.
+inline std::uint16_t float_to_f16_bits(float f) {
+  const std::uint32_t b = half_detail::float_bits(f);
+  const std::uint16_t sign = static_cast<std::uint16_t>((b >> 16) & 0x8000u);
+  const std::uint32_t a = b & 0x7fffffffu;
+  if (a > 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7e00u | ((a >> 13) & 0x3ffu));  // NaN
+  if (a >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // >= 65520: rounds to inf
+  const int e = static_cast<int>(a >> 23) - 127;  // unbiased exponent
+  if (e >= -14) {  // normal half: drop 13 mantissa bits, rounding to nearest even
+    const std::uint32_t r = a + 0xfffu + ((a >> 13) & 1u) - ((127u - 15u) << 23);
+    return static_cast<std::uint16_t>(sign | (r >> 13));
+  }
+  if (e < -25) return sign;  // below half the smallest subnormal (2^-25): zero
+  // Subnormal half: the value is m * 2^-24 with m = mantissa (with its leading 1) >> shift.
+  const std::uint32_t m = (a & 0x7fffffu) | 0x800000u;
+  const int shift = -e - 1;  // 14..24: m * 2^(e - 23) = (m >> (shift + ... )) in units of 2^-24
+  const std::uint32_t q = m >> shift, rest = m & ((1u << shift) - 1u), half = 1u << (shift - 1);
+  const std::uint32_t rounded = q + (rest > half || (rest == half && (q & 1u)) ? 1u : 0u);
+  return static_cast<std::uint16_t>(sign | rounded);
+}
+
+/// bfloat16 storage: converts to and from float (see the file comment).
+struct bf16 {
+  std::uint16_t bits = 0;
+  bf16() = default;
+  bf16(float f) : bits(float_to_bf16_bits(f)) {}  // NOLINT: implicit, like float -> double
+  operator float() const { return bf16_bits_to_float(bits); }
+  static bf16 from_bits(std::uint16_t b) {
+    bf16 h;
+    h.bits = b;
+    return h;
+  }
+};
+
+/// IEEE binary16 storage: converts to and from float (see the file comment).
+struct f16 {
+  std::uint16_t bits = 0;
+  f16() = default;
+  f16(float f) : bits(float_to_f16_bits(f)) {}  // NOLINT
+  operator float() const { return f16_bits_to_float(bits); }
+  static f16 from_bits(std::uint16_t b) {
+    f16 h;
+    h.bits = b;
+    return h;
+  }
+};
+
+static_assert(sizeof(bf16) == 2 && sizeof(f16) == 2, "half types are two bytes, as stored in files");
+
+}  // namespace diffblocks
