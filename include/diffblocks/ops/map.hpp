@@ -38,7 +38,6 @@ namespace fmath {
 DIFFBLOCKS_HD inline float exp(float x) { return ::expf(x); }
 DIFFBLOCKS_HD inline float erf(float x) { return ::erff(x); }
 DIFFBLOCKS_HD inline float sqrt(float x) { return ::sqrtf(x); }
-DIFFBLOCKS_HD inline float tanh(float x) { return ::tanhf(x); }
 DIFFBLOCKS_HD inline float floor(float x) { return ::floorf(x); }
 DIFFBLOCKS_HD inline float exp_rn(float x) { return static_cast<float>(::exp(static_cast<double>(x))); }
 DIFFBLOCKS_HD inline float sin_rn(float x) { return static_cast<float>(::sin(static_cast<double>(x))); }
@@ -46,7 +45,6 @@ DIFFBLOCKS_HD inline float cos_rn(float x) { return static_cast<float>(::cos(sta
 DIFFBLOCKS_HD inline double exp(double x) { return ::exp(x); }
 DIFFBLOCKS_HD inline double erf(double x) { return ::erf(x); }
 DIFFBLOCKS_HD inline double sqrt(double x) { return ::sqrt(x); }
-DIFFBLOCKS_HD inline double tanh(double x) { return ::tanh(x); }
 DIFFBLOCKS_HD inline double floor(double x) { return ::floor(x); }
 DIFFBLOCKS_HD inline double exp_rn(double x) { return ::exp(x); }
 DIFFBLOCKS_HD inline double sin_rn(double x) { return ::sin(x); }
@@ -55,7 +53,6 @@ DIFFBLOCKS_HD inline double cos_rn(double x) { return ::cos(x); }
 template <class T> DIFFBLOCKS_HD inline T exp(T x) { return std::exp(x); }
 template <class T> DIFFBLOCKS_HD inline T erf(T x) { return std::erf(x); }
 template <class T> DIFFBLOCKS_HD inline T sqrt(T x) { return std::sqrt(x); }
-template <class T> DIFFBLOCKS_HD inline T tanh(T x) { return std::tanh(x); }
 template <class T> DIFFBLOCKS_HD inline T floor(T x) { return std::floor(x); }
 template <class T> DIFFBLOCKS_HD inline T exp_rn(T x) { return std::exp(x); }
 template <class T> DIFFBLOCKS_HD inline T sin_rn(T x) { return std::sin(x); }

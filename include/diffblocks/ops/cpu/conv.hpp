@@ -183,10 +183,10 @@ template <class T>
 void prepare_conv2d(const Cpu& d, const Tensor<T, 4, Cpu>& w, int stride, int padding, PreparedSlot<T>& slot) {
   const DeviceScope<Cpu> on(d);
   CpuContext& c = d.context();
+  if (!keeps_prepared(c.weight_preparation())) return;
   const int Cout = static_cast<int>(w.shape(0)), Cin = static_cast<int>(w.shape(1));
   const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
   const PreparedKey key = conv2d_key<T>(c, Cin, Cout, KH, KW, stride, padding);
-  if (!keeps_prepared(c.weight_preparation())) return;
   detail::prepared_form(c, &slot, key, detail::conv2d_form_size<T>(key.kind, Cout, Cin, KH, KW),
                         [&](T* p) { detail::make_conv2d_form(key.kind, w.data(), Cout, Cin, KH, KW, p); });
 }
@@ -229,12 +229,11 @@ void prepare_conv_transpose2d(const Cpu& d, const Tensor<T, 4, Cpu>& w, int stri
                               PreparedSlot<T>& slot) {
   const DeviceScope<Cpu> on(d);
   CpuContext& c = d.context();
+  if (!keeps_prepared(c.weight_preparation())) return;
   const int Cin = static_cast<int>(w.shape(0)), Cout = static_cast<int>(w.shape(1));
   const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
-  const PreparedKey key{isa(), kPackedConvTranspose};
   const std::ptrdiff_t n = detail::prepared_conv_transpose2d_size<T>(Cin, Cout, KH, KW, stride, padding);
-  if (!keeps_prepared(c.weight_preparation())) return;
-  detail::prepared_form(c, &slot, key, n, [&](T* p) {
+  detail::prepared_form(c, &slot, PreparedKey{isa(), kPackedConvTranspose}, n, [&](T* p) {
     detail::prepare_conv_transpose2d_into(w.data(), Cin, Cout, KH, KW, stride, padding, p);
   });
 }

@@ -38,7 +38,7 @@ Tensor<T, N, Cpu> linear(const Cpu& d, const Tensor<T, N, Cpu>& x, const Tensor<
                          const Tensor<T, 1, Cpu>& bias, PreparedSlot<T>& slot) {
   const DeviceScope<Cpu> on(d);
   if (leading_rows(x.shape()) < static_cast<std::size_t>(kLinearPackFrom) || x.shape(N - 1) == 0 || w.shape(0) == 0) {
-    if (d.context().weight_preparation() == WeightPreparation::PerCall) slot.reset();  // PerCall keeps nothing
+    if (!keeps_prepared(d.context().weight_preparation())) slot.reset();  // PerCall keeps nothing
     DIFFBLOCKS_CPU_RETURN_KERNEL(linear<T, N>(x, w, bias, static_cast<const T*>(nullptr)));
   }
   const auto form = detail::linear_form(d.context(), w, &slot);
@@ -50,7 +50,7 @@ template <class T>
 void prepare_linear(const Cpu& d, const Tensor<T, 2, Cpu>& w, PreparedSlot<T>& slot) {
   const DeviceScope<Cpu> on(d);
   CpuContext& c = d.context();
-  if (c.weight_preparation() == WeightPreparation::PerCall || w.size() == 0) return;
+  if (!keeps_prepared(c.weight_preparation()) || w.size() == 0) return;
   detail::linear_form(c, w, &slot);
 }
 
