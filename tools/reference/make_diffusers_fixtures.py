@@ -478,6 +478,21 @@ def scheduler_fixtures(fx: R.Fixtures):
 # --------------------------------------------------------------------------------------------
 
 SAMPLING_STEPS = 4
+SAMPLERS = (("ddim", DDIMScheduler), ("euler", EulerDiscreteScheduler))
+
+
+@torch.no_grad()
+def sampling_loop(model, scheduler_cls, sample, encoder_hidden_states, class_labels):
+    """The loop above with a fresh scheduler_cls() over SAMPLING_STEPS steps."""
+    sched = scheduler_cls()
+    sched.set_timesteps(SAMPLING_STEPS)
+    x = sample[:, :1] * sched.init_noise_sigma
+    cond = sample[:, 1:]
+    for t in sched.timesteps:
+        model_in = torch.cat([sched.scale_model_input(x, t), cond], dim=1)
+        eps = model(model_in, t, encoder_hidden_states, class_labels=class_labels).sample
+        x = sched.step(eps, t, x).prev_sample
+    return x
 
 
 def sampling_fixtures(fx: R.Fixtures):
@@ -488,17 +503,8 @@ def sampling_fixtures(fx: R.Fixtures):
     gen = torch.Generator().manual_seed(701)
     inputs = {"sample": normal(gen, (B, 2, 16, 24)), "encoder_hidden_states": normal(gen, (B, 7, 24)),
               "class_labels": torch.tensor([3, 1], dtype=torch.int64)}
-    for name, cls in (("ddim", DDIMScheduler), ("euler", EulerDiscreteScheduler)):
-        sched = cls()
-        sched.set_timesteps(SAMPLING_STEPS)
-        with torch.no_grad():
-            x = inputs["sample"][:, :1] * sched.init_noise_sigma
-            cond = inputs["sample"][:, 1:]
-            for t in sched.timesteps:
-                model_in = torch.cat([sched.scale_model_input(x, t), cond], dim=1)
-                eps = model(model_in, t, inputs["encoder_hidden_states"],
-                            class_labels=inputs["class_labels"]).sample
-                x = sched.step(eps, t, x).prev_sample
+    for name, cls in SAMPLERS:
+        x = sampling_loop(model, cls, **inputs)
         cfg = {"model": "unet_default", "scheduler": name, "steps": SAMPLING_STEPS}
         fx.tensors(f"sampling/{name}_inputs.safetensors", inputs)
         fx.tensors(f"sampling/{name}_expected.safetensors", {"out": x},
@@ -510,23 +516,33 @@ def sampling_fixtures(fx: R.Fixtures):
 # Re-reading what was written, the way the C++ tests will
 # --------------------------------------------------------------------------------------------
 
+def load_block(path: Path):
+    """Rebuild a block fixture from its file alone (BLOCKS must be filled, i.e. block_fixtures
+    has run): (module, run, inputs, {output name: tensor}), where run(inputs) returns
+    {output name: tensor} in eval mode."""
+    build, call, out_names = BLOCKS[path.stem]
+    config = json.loads(R.read_metadata(path)["config"])
+    t = R.read_tensors(path)
+    inputs = {k[len("input."):]: v for k, v in t.items() if k.startswith("input.")}
+    state = {k: v for k, v in t.items() if not k.startswith("input.") and k not in out_names}
+    m = build(config)
+    m.load_state_dict(state, strict=True)
+    m.eval()
+
+    def run(inp):
+        got = call(m, config, **inp)
+        return dict(zip(out_names, got if isinstance(got, tuple) else (got,)))
+    return m, run, inputs, {name: t[name] for name in out_names}
+
+
 def verify_written(out_dir: Path):
     """Rebuild every module from the files alone (config + weights) and recompute."""
     with torch.no_grad():
         for path in sorted((out_dir / "blocks").glob("*.safetensors")):
-            build, call, out_names = BLOCKS[path.stem]
-            config = json.loads(R.read_metadata(path)["config"])
-            t = R.read_tensors(path)
-            inputs = {k[len("input."):]: v for k, v in t.items() if k.startswith("input.")}
-            state = {k: v for k, v in t.items()
-                     if not k.startswith("input.") and k not in out_names}
-            m = build(config)
-            m.load_state_dict(state, strict=True)
-            m.eval()
-            got = call(m, config, **inputs)
-            got = got if isinstance(got, tuple) else (got,)
-            for name, g in zip(out_names, got):
-                assert torch.equal(g, t[name]), f"blocks/{path.stem}:{name}"
+            _, run, inputs, want = load_block(path)
+            got = run(inputs)
+            for name in want:
+                assert torch.equal(got[name], want[name]), f"blocks/{path.stem}:{name}"
 
         for d in sorted(p for p in out_dir.glob("unet_*") if p.is_dir()):
             model = UNet2DConditionModel.from_pretrained(str(d)).float().eval()

@@ -411,6 +411,10 @@ def origin_fixtures(fx: Fixtures):
 # Sampler fixtures: tests/fixtures/sample_ode/
 # --------------------------------------------------------------------------------------------
 
+# (steps, key in expected.safetensors) of the ODE sampler runs.
+SAMPLE_STEPS = ((5, "out"), (1, "out_steps_1"), (3, "out_steps_3"))
+
+
 def sampler_fixtures(fx: Fixtures):
     config = origin_config(dim=32, dim_mults=[1, 2], n_feats=16, pe_scale=1, n_spks=1)
     gen = torch.Generator().manual_seed(301)
@@ -435,7 +439,7 @@ def sampler_fixtures(fx: Fixtures):
     z = mu + 0.1 * _normal(gen, (b, f, n_frames))
 
     expected = {}
-    for steps, name in ((5, "out"), (1, "out_steps_1"), (3, "out_steps_3")):
+    for steps, name in SAMPLE_STEPS:
         out = diff.reverse_diffusion(z, mask, mu, steps, stoc=False)
         out64 = diff64.reverse_diffusion(z.double(), mask.double(), mu.double(), steps)
         fx.note(f"sample_ode/{name}", out, out64)
@@ -476,6 +480,46 @@ def _read(path: Path) -> Dict[str, torch.Tensor]:
         return {k: f.get_tensor(k).clone() for k in f.keys()}
 
 
+# Block fixture name prefix -> constructor from the file's config (SinusoidalPosEmb, which takes
+# `scale` in forward, is handled in load_block).
+BLOCK_BUILDERS = {
+    "conv2d": lambda c: nn.Conv2d(**c), "conv_transpose2d": lambda c: nn.ConvTranspose2d(**c),
+    "linear": lambda c: nn.Linear(**c), "group_norm": lambda c: nn.GroupNorm(**c),
+    "mish": lambda c: ref.Mish(), "block": lambda c: ref.Block(**c),
+    "resnet_block": lambda c: ref.ResnetBlock(**c),
+    "linear_attention": lambda c: ref.LinearAttention(**c),
+    "residual_rezero_linear_attention":
+        lambda c: ref.Residual(ref.Rezero(ref.LinearAttention(**c))),
+    "downsample": lambda c: ref.Downsample(**c), "upsample": lambda c: ref.Upsample(**c),
+}
+
+
+def load_block(path: Path):
+    """Rebuild a block fixture from its file alone: (module, run, inputs, output), where
+    run(inputs) is the module's forward on the inputs dict (forward order x, mask, t)."""
+    with safe_open(str(path), framework="pt") as f:
+        config = json.loads(f.metadata()["config"])
+    t = _read(path)
+    # Files list tensors alphabetically; the forward order is (x, mask, t).
+    inputs = {k: t[f"input.{k}"] for k in ("x", "mask", "t") if f"input.{k}" in t}
+    state = {k: v for k, v in t.items() if not k.startswith("input.") and k != "output"}
+    name = path.stem
+    if name.startswith("sinusoidal_pos_emb"):
+        m = ref.SinusoidalPosEmb(config["dim"])
+        return m, lambda inp: m(inp["t"], scale=config["scale"]), inputs, t["output"]
+    key = next(k for k in sorted(BLOCK_BUILDERS, key=len, reverse=True) if name.startswith(k))
+    m = BLOCK_BUILDERS[key](config)
+    m.load_state_dict(state, strict=True)
+    return m, lambda inp: m(*inp.values()), inputs, t["output"]
+
+
+def load_diffusion(model_dir: Path) -> ref.Diffusion:
+    """The sampler of a model directory (sample_ode): estimator and beta range from its files."""
+    model, _, config = ref.load_origin(str(model_dir))
+    return ref.Diffusion(config["n_feats"], config["dim"], beta_min=config["beta_min"],
+                         beta_max=config["beta_max"], estimator=model)
+
+
 def verify_written(out_dir: Path):
     """Load every written model through ref.load_origin (prefix stripping, dtype upcast, strict
     key check, id lookup) and recompute: the files alone must reproduce the expected outputs."""
@@ -492,42 +536,17 @@ def verify_written(out_dir: Path):
         got = model(**ref.resolve_inputs(_read(out_dir / "origin_e_inputs.safetensors"), tables))
         assert torch.equal(got, _read(out_dir / "origin_e_expected.safetensors")["out"]), "origin_e"
 
-        model, _, config = ref.load_origin(str(out_dir / "sample_ode"))
-        diff = ref.Diffusion(config["n_feats"], config["dim"], beta_min=config["beta_min"],
-                             beta_max=config["beta_max"], estimator=model)
+        diff = load_diffusion(out_dir / "sample_ode")
         inp = _read(out_dir / "sample_ode" / "inputs.safetensors")
         exp = _read(out_dir / "sample_ode" / "expected.safetensors")
-        for steps, name in ((5, "out"), (1, "out_steps_1"), (3, "out_steps_3")):
+        for steps, name in SAMPLE_STEPS:
             got = diff.reverse_diffusion(inp["z"], inp["mask"], inp["mu"], steps)
             assert torch.equal(got, exp[name]), f"sample_ode/{name}"
 
         # Blocks: rebuild from the config, load the file's own state_dict, recompute.
-        builders = {
-            "conv2d": lambda c: nn.Conv2d(**c), "conv_transpose2d": lambda c: nn.ConvTranspose2d(**c),
-            "linear": lambda c: nn.Linear(**c), "group_norm": lambda c: nn.GroupNorm(**c),
-            "mish": lambda c: ref.Mish(), "block": lambda c: ref.Block(**c),
-            "resnet_block": lambda c: ref.ResnetBlock(**c),
-            "linear_attention": lambda c: ref.LinearAttention(**c),
-            "residual_rezero_linear_attention":
-                lambda c: ref.Residual(ref.Rezero(ref.LinearAttention(**c))),
-            "downsample": lambda c: ref.Downsample(**c), "upsample": lambda c: ref.Upsample(**c),
-        }
         for path in sorted((out_dir / "blocks").glob("*.safetensors")):
-            with safe_open(str(path), framework="pt") as f:
-                config = json.loads(f.metadata()["config"])
-            t = _read(path)
-            # Files list tensors alphabetically; the forward order is (x, mask, t).
-            inputs = {k: t[f"input.{k}"] for k in ("x", "mask", "t") if f"input.{k}" in t}
-            state = {k: v for k, v in t.items() if not k.startswith("input.") and k != "output"}
-            name = path.stem
-            if name.startswith("sinusoidal_pos_emb"):
-                got = ref.SinusoidalPosEmb(config["dim"])(inputs["t"], scale=config["scale"])
-            else:
-                key = next(k for k in sorted(builders, key=len, reverse=True) if name.startswith(k))
-                m = builders[key](config)
-                m.load_state_dict(state, strict=True)
-                got = m(*inputs.values())
-            assert torch.equal(got, t["output"]), name
+            _, run, inputs, want = load_block(path)
+            assert torch.equal(run(inputs), want), path.stem
     print("verified: every written fixture reproduces its expected output when re-loaded")
 
 
