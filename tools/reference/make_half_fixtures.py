@@ -54,8 +54,14 @@ def _errors(y: torch.Tensor, want: torch.Tensor):
     return d.abs().max().item(), (d.norm() / want.double().norm()).item()
 
 
+# Times stay float32 in diffblocks' half models (and in autocast): the sinusoidal embeddings
+# magnify a rounded time (pe_scale 1000, timesteps up to 1000) into radians of error.
+TIME_KEYS = {"t", "timestep", "timesteps", "time_ids"}
+
+
 def _rounded(inputs: dict, dt: torch.dtype) -> dict:
-    return {k: v.to(dt).float() if v.is_floating_point() else v for k, v in inputs.items()}
+    return {k: v.to(dt).float() if v.is_floating_point() and k not in TIME_KEYS else v
+            for k, v in inputs.items()}
 
 
 class Peer:
