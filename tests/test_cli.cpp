@@ -132,6 +132,45 @@ TEST_CASE("CLI info prints config, parameter count and tensors", "[cli]") {
   REQUIRE(r.out.find("GradLogPEstimator2d") != std::string::npos);
   REQUIRE(r.out.find("parameters: 532389") != std::string::npos);
   REQUIRE(r.out.find("final_conv.weight\tBF16\t[1, 32, 1, 1]") != std::string::npos);
+  REQUIRE(r.out.find("stored dtype: BF16 (") != std::string::npos);
+}
+
+TEST_CASE("CLI --dtype runs the model in bf16 / f16: the library's half model, bit for bit", "[cli][half]") {
+  const std::string out = tmp_path("cli_dtype.safetensors");
+  const std::string base = "run --model " + fixture("origin_d") + " --inputs " + fixture("origin_d/inputs.safetensors") +
+                           " --output " + out;
+  const auto in = db::SafeTensors::load(fixture("origin_d/inputs.safetensors"));
+  const auto x = read_tensor<3>(in, "x"), mask = read_tensor<3>(in, "mask"), mu = read_tensor<3>(in, "mu");
+  const auto t = read_tensor<1>(in, "t");
+  auto expect = [&](auto tag) {
+    using H = decltype(tag);
+    auto m = db::load_origin<H>(fixture("origin_d"));
+    const db::Cpu d;
+    return db::ops::cast<float>(d, m->forward(db::ops::cast<H>(d, x), db::ops::cast<H>(d, mask), db::ops::cast<H>(d, mu), t));
+  };
+  for (const char* dtype : {"bf16", "f16"}) {
+    SECTION(dtype) {
+      const auto r = cli(base + " --dtype " + dtype);
+      INFO(r.err);
+      REQUIRE(r.status == 0);
+      const auto got = read_tensor<3>(db::SafeTensors::load(out), "out");
+      const auto want = std::string(dtype) == "bf16" ? expect(db::bf16{}) : expect(db::f16{});
+      REQUIRE(std::equal(got.begin(), got.end(), want.begin()));
+      // ... which is not the float32 result.
+      const auto f32 = read_tensor<3>(db::SafeTensors::load(fixture("origin_d/expected.safetensors")), "out");
+      REQUIRE(diff(got, f32).max_abs_err > 1e-4);
+    }
+  }
+  SECTION("f32 is the default and sample takes --dtype too") {
+    REQUIRE(cli(base + " --dtype f32").status == 0);
+    const std::string s = "sample --model " + fixture("sample_ode") + " --inputs " + fixture("sample_ode/inputs.safetensors") +
+                          " --steps 2 --output " + out;
+    const auto r = cli(s + " --dtype bf16");
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+  }
+  require_cli_usage_error(base + " --dtype f64", "--dtype must be f32, bf16 or f16, got 'f64'", out);
+  require_cli_usage_error("info --model " + fixture("origin_d") + " --dtype bf16", "option --dtype does not apply to info");
 }
 
 TEST_CASE("CLI errors: one line, exit 1 (2 for usage), no output file", "[cli][errors]") {

@@ -52,10 +52,10 @@ namespace {
 const char* kUsage =
     "usage:\n"
     "  diffblocks run    --model PATH --inputs IN.safetensors --output OUT.safetensors [--threads N]\n"
-    "                    [--device cpu|cuda]\n"
+    "                    [--device cpu|cuda] [--dtype f32|bf16|f16]\n"
     "  diffblocks sample --model PATH --inputs IN.safetensors --output OUT.safetensors --steps N\n"
     "                    [--stochastic] [--scheduler ddim|ddpm|euler] [--scheduler-config FILE]\n"
-    "                    [--seed S] [--threads N] [--device cpu|cuda]\n"
+    "                    [--seed S] [--threads N] [--device cpu|cuda] [--dtype f32|bf16|f16]\n"
     "  diffblocks info   --model PATH\n"
     "  diffblocks --version\n"
     "  diffblocks similarity --reference R.safetensors --candidates A.safetensors,B.safetensors,...\n"
@@ -76,6 +76,9 @@ const char* kUsage =
     "  text file of integers, summing to T; --phonemes: space-separated symbols, one per\n"
     "  duration; --labels default to the candidate file names; metric cosine (of the segments'\n"
     "  mean spectra) by default.\n"
+    "--dtype: the model's type (default f32): bf16 / f16 store weights and activations in half\n"
+    "  precision (float32 accumulation; times and the sampler's state stay float32). Weights stored\n"
+    "  in another type are rounded at load. The CPU runs all three; cuda f32 only, for now.\n"
     "--threads N: 1 to 4 x the hardware threads, at most 256.\n"
     "Exit status: 0 on success, 1 on an error, 2 on a usage error (bad, unknown, repeated or\n"
     "  conflicting option, missing value). Errors are one line on stderr.\n";
@@ -136,7 +139,7 @@ Args parse_args(int argc, char** argv) {
   static const std::set<std::string> with_value{
       "model",     "inputs",     "output",    "threads",  "steps",    "seed",   "scheduler", "scheduler-config",
       "reference", "candidates", "durations", "phonemes", "labels",   "title",  "subtitle",  "metric",
-      "key",       "device"};
+      "key",       "device",     "dtype"};
   static const std::set<std::string> flags{"stochastic"};
   for (int i = 2; i < argc; ++i) {
     std::string s = argv[i];
@@ -182,6 +185,16 @@ void only_options(const Args& a, const std::set<std::string>& values, const std:
     if (!values.count(kv.first)) throw UsageError("option --" + kv.first + " does not apply to " + a.command);
   for (const auto& f : a.flags)
     if (!flags.count(f)) throw UsageError("option --" + f + " does not apply to " + a.command);
+}
+
+/// --dtype's value (f32 when absent), checked before anything is opened.
+std::string dtype_option(const Args& a) {
+  if (!a.has("dtype")) return "f32";
+  const std::string& d = a.get("dtype");
+  const auto& names = rt::dtype_names();
+  if (std::find(names.begin(), names.end(), d) == names.end())
+    throw UsageError("--dtype must be f32, bf16 or f16, got '" + db::escape_for_message(d) + "'");
+  return d;
 }
 
 void set_threads(const Args& a) {
@@ -262,7 +275,7 @@ void open_inputs(const Args& a, std::optional<rt::SafeTensorsSource>& in) {
 }
 
 int cmd_run(const Args& a) {
-  only_options(a, {"model", "inputs", "output", "threads", "device"});
+  only_options(a, {"model", "inputs", "output", "threads", "device", "dtype"});
   set_threads(a);
   const rt::Device device = open_device(a);
   const std::string output = a.get("output");
@@ -271,6 +284,7 @@ int cmd_run(const Args& a) {
   check_output(output, paths);
   std::optional<rt::SafeTensorsSource> in;
   rt::LoadOptions load;
+  load.dtype = dtype_option(a);
   load.on_config = [&](rt::ModelKind) { open_inputs(a, in); };
   g_stage = "loading the model " + a.get("model");
   const rt::Model model = rt::Model::load(a.get("model"), device, load);
@@ -308,7 +322,8 @@ SchedulerChoice scheduler_choice(const Args& a) {
 }
 
 int cmd_sample(const Args& a) {
-  only_options(a, {"model", "inputs", "output", "threads", "device", "steps", "seed", "scheduler", "scheduler-config"},
+  only_options(a, {"model", "inputs", "output", "threads", "device", "dtype", "steps", "seed", "scheduler",
+                   "scheduler-config"},
                {"stochastic"});
   set_threads(a);
   const rt::Device device = open_device(a);
@@ -322,6 +337,7 @@ int cmd_sample(const Args& a) {
   const bool stochastic = a.flags.count("stochastic") != 0;
   std::optional<rt::SafeTensorsSource> in;
   rt::LoadOptions load;
+  load.dtype = dtype_option(a);
   load.on_config = [&](rt::ModelKind kind) {  // options that do not fit the model: before its weights are read
     const bool origin = kind == rt::ModelKind::Origin;
     if (origin && (a.has("scheduler") || a.has("scheduler-config")))
@@ -370,6 +386,15 @@ int cmd_info(const Args& a) {
             << "class: " << info.class_name << "\n"
             << "config: " << db::escape_for_message(db::json_brief(info.config, 1 << 16, db::kMaxJsonDepth)) << "\n"
             << "parameters: " << info.parameters << "\n";
+  // The stored type(s) of the weights, most common first: what --dtype reads without rounding.
+  std::map<std::string, std::size_t> by_type;
+  for (const auto& t : info.weights) ++by_type[t.dtype];
+  std::vector<std::pair<std::string, std::size_t>> types(by_type.begin(), by_type.end());
+  std::stable_sort(types.begin(), types.end(), [](const auto& x, const auto& y) { return x.second > y.second; });
+  std::cout << "stored dtype:";
+  for (std::size_t i = 0; i < types.size(); ++i)
+    std::cout << (i ? ", " : " ") << types[i].first << " (" << types[i].second << " tensors)";
+  std::cout << "\n";
   std::cout << "tensors (" << info.weights.size() << "):\n";
   for (const auto& t : info.weights)
     std::cout << "  " << db::escape_for_message(t.name) << "\t" << t.dtype << "\t" << db::shape_str(t.shape) << "\n";

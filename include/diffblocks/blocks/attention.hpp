@@ -65,7 +65,7 @@ class Attention {
       throw InputError("Attention: mask has shape " + shape_str(tensor_shape(*mask_bias)) + ", expected [" +
                        std::to_string(ctx.shape(0)) + ", " + std::to_string(ctx.shape(1)) + "]");
     const Tensor<T, 2, D> none = ops::zeros<T, 2>(D{}, {0, 0});
-    const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(dim_head_)));
+    const compute_t<T> scale = static_cast<compute_t<T>>(1.0 / std::sqrt(static_cast<double>(dim_head_)));
     return to_out.forward(ops::attention(D{}, to_q.forward(x), to_k.forward(ctx), to_v.forward(ctx), heads_, scale,
                                          mask_bias ? *mask_bias : none));
   }

@@ -45,13 +45,13 @@ using generic::group_norm_mish_mask_bias_mask_;
 using generic::group_norm_silu;
 
 /// The CPU's one-pass forms (kernels/norm.inl): same results as the ops in sequence.
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 void group_norm_mish_mask_(const Cpu& dev, Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
                            const Tensor<T, 1, Cpu>& beta, double eps, const Tensor<T, 4, Cpu>& mask) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::group_norm_mish_mask_(dev, x, groups, gamma, beta, eps, mask));
   DIFFBLOCKS_CPU_RETURN_KERNEL(group_norm_mish_mask_<T>(x, groups, gamma, beta, eps, mask));
 }
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 void group_norm_mish_mask_bias_mask_(const Cpu& dev, Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
                                      const Tensor<T, 1, Cpu>& beta, double eps, const Tensor<T, 4, Cpu>& mask,
                                      const Tensor<T, 2, Cpu>& bias) {

@@ -10,29 +10,33 @@ namespace diffblocks {
 namespace ops {
 namespace generic {
 namespace kernel {
-template <class T>
+/// T: the time's type (float32 for a half model too); Out: the embedding's.
+template <class T, class Out>
 struct SinusoidalPosEmb {
   const T* t;
-  T* y;
+  Out* y;
   T scale, step;
   std::size_t half;
   DIFFBLOCKS_HD void operator()(std::size_t b, std::size_t i) const {
     const T a = (scale * t[b]) * fmath::exp_rn(static_cast<T>(i) * step);
-    y[b * 2 * half + i] = fmath::sin_rn(a);
-    y[b * 2 * half + half + i] = fmath::cos_rn(a);
+    y[b * 2 * half + i] = Out(fmath::sin_rn(a));
+    y[b * 2 * half + half + i] = Out(fmath::cos_rn(a));
   }
 };
 }  // namespace kernel
 
 /// The op, on every device: t (B,) -> (B, dim), f_i = exp(i * -(ln 1e4 / (half-1))),
-/// a = (scale * t) * f_i, [sin a | cos a].
-template <class D, class X, OnDevice<D, X> = 0>
-Tensor<typename X::value_type, 2, D> sinusoidal_pos_emb(const D& d, const X& t, int dim, double scale) {
+/// a = (scale * t) * f_i, [sin a | cos a], computed in t's type and stored as Out (a half
+/// model's embedding is rounded once; its time never is: with pe_scale 1000 a bf16 t would move
+/// the argument by up to ~2 rad).
+template <class Out = void, class D, class X, OnDevice<D, X> = 0>
+auto sinusoidal_pos_emb(const D& d, const X& t, int dim, double scale) {
   using T = typename X::value_type;
+  using O = std::conditional_t<std::is_void<Out>::value, T, Out>;
   const std::size_t half = static_cast<std::size_t>(dim / 2);
   const T step = static_cast<T>(-(std::log(10000.0) / static_cast<double>(half - 1)));
-  auto y = Tensor<T, 2, D>::from_shape({t.shape(0), 2 * half});
-  for_each_row(d, t.shape(0), half, kernel::SinusoidalPosEmb<T>{t.data(), y.data(), static_cast<T>(scale), step, half});
+  auto y = Tensor<O, 2, D>::from_shape({t.shape(0), 2 * half});
+  for_each_row(d, t.shape(0), half, kernel::SinusoidalPosEmb<T, O>{t.data(), y.data(), static_cast<T>(scale), step, half});
   return y;
 }
 }  // namespace generic
@@ -50,9 +54,9 @@ class SinusoidalPosEmb {
       throw ConfigError("SinusoidalPosEmb: dim must be even and >= 4, got " + std::to_string(dim));
   }
 
-  /// t (B,) -> (B, dim)
-  Tensor<T, 2, D> forward(const Tensor<T, 1, D>& t, double scale = 1000.0) const {
-    return ops::sinusoidal_pos_emb(D{}, t, dim_, scale);
+  /// t (B,) -> (B, dim); t in float32 for a half model (compute_t<T>).
+  Tensor<T, 2, D> forward(const Tensor<compute_t<T>, 1, D>& t, double scale = 1000.0) const {
+    return ops::sinusoidal_pos_emb<T>(D{}, t, dim_, scale);
   }
 
   template <class V>

@@ -61,7 +61,7 @@ class AttentionPooling {
     const std::size_t B = x.shape(0), L = x.shape(1), C = x.shape(2);
     Tensor<T, 3, D> seq = ops::prepend_mean_token(D{}, x, positional_embedding);  // (B, L+1, C)
     const Tensor<T, 3, D> cls = ops::reshape<T, 3>(D{}, ops::first_token(D{}, seq), {B, 1, C});
-    const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(dim_ / heads_)));
+    const compute_t<T> scale = static_cast<compute_t<T>>(1.0 / std::sqrt(static_cast<double>(dim_ / heads_)));
     const Tensor<T, 2, D> none = ops::zeros<T, 2>(D{}, {0, 0});
     const Tensor<T, 3, D> a = ops::attention(D{}, q_proj.forward(cls), k_proj.forward(seq), v_proj.forward(seq), heads_, scale, none);
     (void)L;

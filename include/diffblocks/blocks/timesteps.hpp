@@ -12,36 +12,39 @@ namespace ops {
 namespace generic {
 namespace kernel {
 /// Row b, column i < half: the sin/cos pair of frequency i; column half: the odd width's zero.
-template <class T>
+/// T: the timesteps' type (float32 for a half model too); Out: the embedding's.
+template <class T, class Out>
 struct TimestepEmbedding {
   const T* t;
-  T* y;
+  Out* y;
   T neg_log, shift;
   std::size_t half, channels;
   bool flip;
   DIFFBLOCKS_HD void operator()(std::size_t b, std::size_t i) const {
     if (i == half) {
-      if (channels % 2) y[b * channels + channels - 1] = T(0);
+      if (channels % 2) y[b * channels + channels - 1] = Out(0.0f);
       return;
     }
     const T freq = fmath::exp_rn((neg_log * static_cast<T>(i)) / (static_cast<T>(half) - shift));
     const T a = t[b] * freq;
-    y[b * channels + (flip ? half + i : i)] = fmath::sin_rn(a);
-    y[b * channels + (flip ? i : half + i)] = fmath::cos_rn(a);
+    y[b * channels + (flip ? half + i : i)] = Out(fmath::sin_rn(a));
+    y[b * channels + (flip ? i : half + i)] = Out(fmath::cos_rn(a));
   }
 };
 }  // namespace kernel
 
 /// The op, on every device: t (B,) -> (B, channels).
-template <class D, class X, OnDevice<D, X> = 0>
-Tensor<typename X::value_type, 2, D> timestep_embedding(const D& d, const X& t, int channels, bool flip,
-                                                         typename X::value_type shift,
-                                                         typename X::value_type max_period) {
+/// Computed in t's type, stored as Out (see sinusoidal_pos_emb: timesteps reach 1000, which a
+/// half type cannot hold to the step).
+template <class Out = void, class D, class X, OnDevice<D, X> = 0>
+auto timestep_embedding(const D& d, const X& t, int channels, bool flip, typename X::value_type shift,
+                        typename X::value_type max_period) {
   using T = typename X::value_type;
+  using O = std::conditional_t<std::is_void<Out>::value, T, Out>;
   const std::size_t half = static_cast<std::size_t>(channels / 2), C = static_cast<std::size_t>(channels);
-  auto y = Tensor<T, 2, D>::from_shape({t.shape(0), C});
+  auto y = Tensor<O, 2, D>::from_shape({t.shape(0), C});
   for_each_row(d, t.shape(0), half + 1,
-               kernel::TimestepEmbedding<T>{t.data(), y.data(), -std::log(max_period), shift, half, C, flip});
+               kernel::TimestepEmbedding<T, O>{t.data(), y.data(), -std::log(max_period), shift, half, C, flip});
   return y;
 }
 }  // namespace generic
@@ -61,9 +64,10 @@ class Timesteps {
       throw ConfigError("Timesteps: num_channels / 2 - downscale_freq_shift must not be 0");
   }
 
-  /// t (B,) -> (B, num_channels)
-  Tensor<T, 2, D> forward(const Tensor<T, 1, D>& t) const {
-    return ops::timestep_embedding(D{}, t, channels_, flip_, static_cast<T>(shift_), static_cast<T>(max_period_));
+  /// t (B,) -> (B, num_channels); t in float32 for a half model (compute_t<T>).
+  Tensor<T, 2, D> forward(const Tensor<compute_t<T>, 1, D>& t) const {
+    using C = compute_t<T>;
+    return ops::timestep_embedding<T>(D{}, t, channels_, flip_, static_cast<C>(shift_), static_cast<C>(max_period_));
   }
 
   template <class V>

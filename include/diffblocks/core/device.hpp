@@ -13,6 +13,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include "diffblocks/core/allocator.hpp"
+#include "diffblocks/core/half.hpp"
 #include "diffblocks/core/cpu_context.hpp"
 // The shape-only device: its ops::zeros/full/empty must be declared before any block template
 // (blocks call ops:: by qualified name), so it comes with every device.

@@ -8,6 +8,7 @@
 // these are what a tensor stores, the kernels compute in float32.
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace diffblocks {
 
@@ -90,6 +91,11 @@ struct bf16 {
     h.bits = b;
     return h;
   }
+  // Compound assignment computes in float and rounds once (a += b is a = float(a) + float(b)).
+  bf16& operator+=(float v) { return *this = float(*this) + v; }
+  bf16& operator-=(float v) { return *this = float(*this) - v; }
+  bf16& operator*=(float v) { return *this = float(*this) * v; }
+  bf16& operator/=(float v) { return *this = float(*this) / v; }
 };
 
 /// IEEE binary16 storage: converts to and from float (see the file comment).
@@ -103,7 +109,30 @@ struct f16 {
     h.bits = b;
     return h;
   }
+  // Compound assignment computes in float and rounds once (a += b is a = float(a) + float(b)).
+  f16& operator+=(float v) { return *this = float(*this) + v; }
+  f16& operator-=(float v) { return *this = float(*this) - v; }
+  f16& operator*=(float v) { return *this = float(*this) * v; }
+  f16& operator/=(float v) { return *this = float(*this) / v; }
 };
+
+/// Whether T is one of the half-precision storage types.
+template <class T>
+struct is_half : std::bool_constant<std::is_same<T, bf16>::value || std::is_same<T, f16>::value> {};
+template <class T>
+constexpr bool is_half_v = is_half<T>::value;
+
+/// The type a kernel computes a T in: float for the half types (f32 accumulation, statistics and
+/// activations; one rounding when the result is stored), T itself otherwise.
+template <class T>
+using compute_t = std::conditional_t<is_half_v<T>, float, T>;
+
+/// Template-parameter constraints: ops whose kernels compute in T itself (float, double), and
+/// their half-precision counterparts (which widen to float; ops/cpu/half_ops.hpp).
+template <class T>
+using IfKernelScalar = std::enable_if_t<!is_half_v<T>, int>;
+template <class T>
+using IfHalf = std::enable_if_t<is_half_v<T>, int>;
 
 static_assert(sizeof(bf16) == 2 && sizeof(f16) == 2, "half types are two bytes, as stored in files");
 

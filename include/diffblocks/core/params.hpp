@@ -85,6 +85,31 @@ class StateDict {
       // Straight into the parameter: loading needs the parameters' memory and nothing more.
       file_->read_float(*t, dst.data());
       check_finite(dst.data(), dst.size());
+    } else if constexpr (std::is_same_v<D, Cpu> && is_half_v<T>) {
+      if (t->dtype == SafeTensors::half_dtype<T>()) {
+        // Stored in the model's own type: the bits straight into the parameter.
+        file_->read_same_half(*t, dst.data());
+        for (std::size_t i = 0; i < dst.size(); ++i)
+          if (!std::isfinite(float(dst.data()[i])))
+            throw LoadError(file_->origin() + ": key '" + name + "' holds " +
+                            (std::isnan(float(dst.data()[i])) ? "NaN" : "Inf") + " at flat index " +
+                            std::to_string(i) + " (shape " + shape_str(t->shape) + ")");
+      } else {
+        // Another dtype (F32 above all): read as float32 one tensor at a time, round to nearest
+        // even, and refuse a value the half type cannot hold (f16 overflows from 65520 on).
+        const std::uint64_t n = t->numel();
+        auto host = naming_allocation("reading weight '" + name + "' of " + file_->origin(), n * 4,
+                                      [&] { return std::vector<float>(n); });
+        file_->read_float(*t, host.data());
+        check_finite(host.data(), host.size());
+        for (std::size_t i = 0; i < n; ++i) {
+          dst.data()[i] = T(host[i]);
+          if (!std::isfinite(float(dst.data()[i])))
+            throw LoadError(file_->origin() + ": key '" + name + "' holds " + std::to_string(host[i]) +
+                            " at flat index " + std::to_string(i) + ", beyond the range of " +
+                            (std::is_same_v<T, bf16> ? "bf16" : "f16 (largest finite 65504)"));
+        }
+      }
     } else {
       const std::uint64_t n = t->numel();
       auto host = naming_allocation("reading weight '" + name + "' of " + file_->origin(), n * 4,

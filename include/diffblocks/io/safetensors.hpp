@@ -166,6 +166,26 @@ class SafeTensors {
     }
   }
 
+  /// A floating tensor stored in half type H's own dtype (BF16 for db::bf16, F16 for db::f16):
+  /// its bits straight into `out` (numel entries), no float32 copy. Other dtypes: read_float
+  /// and round (the caller's job: it knows what overflow means for the tensor).
+  template <class H>
+  void read_same_half(const TensorInfo& t, H* out) const {
+    static_assert(is_half_v<H>, "read_same_half reads BF16 / F16");
+    if (t.dtype != half_dtype<H>())
+      throw IoError(origin_ + ": tensor '" + t.name + "' has dtype " + dtype_name(t.dtype) + ", expected " +
+                    dtype_name(half_dtype<H>()));
+    for_chunks(t, [&](const unsigned char* p, std::uint64_t first, std::uint64_t count) {
+      for (std::uint64_t i = 0; i < count; ++i) out[first + i] = H::from_bits(detail::load_le<std::uint16_t>(p + 2 * i));
+    });
+  }
+
+  /// The safetensors dtype of half type H.
+  template <class H>
+  static constexpr DType half_dtype() {
+    return std::is_same<H, bf16>::value ? DType::BF16 : DType::F16;
+  }
+
   std::vector<float> read_float(const std::string& name) const {
     const auto& t = info(name);
     auto v = naming_allocation("tensor '" + name + "' of " + origin_, t.numel() * 4,

@@ -6,7 +6,8 @@
 //                       copy_rows, zeros): the CPU's, and the Cuda device's under nvcc;
 //   ops/generic/        the ops written once on those primitives (element-wise, layout);
 //   ops/cpu/            the CPU's own ops (convolutions, GEMMs, norms, attention) and its SIMD
-//                       fast paths overriding generic ones;
+//                       fast paths overriding generic ones; half_ops.hpp: the same ops on
+//                       bf16 / f16 tensors (float32 kernels behind a conversion);
 //   diffblocks/cuda.hpp in a translation unit compiled by nvcc (__CUDACC__), the Cuda device's.
 // Model-specific ops live beside their blocks (the norm fusions in blocks/group_norm.hpp, the
 // samplers' arithmetic in sampling/*_ops.hpp, the Origin's conditioning in unets/origin_ops.hpp).
@@ -21,6 +22,7 @@
 #include "diffblocks/ops/cpu/linear.hpp"
 #include "diffblocks/ops/cpu/ops.hpp"
 #include "diffblocks/ops/cpu/sequence_ops.hpp"
+#include "diffblocks/ops/cpu/half_ops.hpp"
 #if defined(__CUDACC__) && !defined(DIFFBLOCKS_NO_CUDA)
 #include "diffblocks/cuda.hpp"
 #endif

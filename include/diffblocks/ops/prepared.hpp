@@ -18,8 +18,10 @@ struct PreparedWeights {
   std::size_t bytes() const { return 0; }
 };
 
+/// The CPU keeps the float32 prepared form for the half types too: their products run on the
+/// float32 kernels (ops/cpu/half_ops.hpp).
 template <class T>
-struct PreparedWeights<T, Cpu> : cpu::PreparedSlot<T> {};
+struct PreparedWeights<T, Cpu> : cpu::PreparedSlot<compute_t<T>> {};
 
 }  // namespace ops
 }  // namespace diffblocks

@@ -22,7 +22,7 @@
 extern "C" {
 #endif
 
-#define DIFFBLOCKS_BACKEND_ABI 1
+#define DIFFBLOCKS_BACKEND_ABI 2
 #define DIFFBLOCKS_BACKEND_ABI_SYMBOL "diffblocks_backend_abi"
 #define DIFFBLOCKS_BACKEND_GET_SYMBOL "diffblocks_backend_get"
 
@@ -47,6 +47,10 @@ enum diffblocks_dtype { DIFFBLOCKS_F32 = 0, DIFFBLOCKS_I64 = 1 };
 
 /* The U-Net a model file's config names. */
 enum diffblocks_model_kind { DIFFBLOCKS_ORIGIN = 0, DIFFBLOCKS_DIFFUSER = 1 };
+
+/* The scalar type a model is loaded as (parameters and activations; times and sampler state
+ * stay float32 in every type). */
+enum diffblocks_model_dtype { DIFFBLOCKS_MODEL_F32 = 0, DIFFBLOCKS_MODEL_BF16 = 1, DIFFBLOCKS_MODEL_F16 = 2 };
 
 /* What host->text receives. */
 enum diffblocks_text { DIFFBLOCKS_TEXT_DEVICE = 0, DIFFBLOCKS_TEXT_CLASS = 1, DIFFBLOCKS_TEXT_CONFIG = 2 };
@@ -99,8 +103,9 @@ typedef struct diffblocks_backend {
   int32_t (*open)(const diffblocks_host* host);
   /* host->text(DIFFBLOCKS_TEXT_DEVICE): "2 threads", "cuda: NVIDIA H200, 132 SMs, ...". */
   int32_t (*describe_device)(const diffblocks_host* host);
-  /* A model file (DESIGN.md, Model files): *model and *kind on success. Calls host->config_read. */
-  int32_t (*load)(const char* path, const diffblocks_host* host, void** model, int32_t* kind);
+  /* A model file (DESIGN.md, Model files) as a model of scalar type `dtype` (DIFFBLOCKS_DTYPE_*):
+   * *model and *kind on success. Calls host->config_read. */
+  int32_t (*load)(const char* path, int32_t dtype, const diffblocks_host* host, void** model, int32_t* kind);
   void (*release)(void* model);
   /* host->text(CLASS), host->text(CONFIG: the config as JSON), host->weight per checkpoint tensor. */
   int32_t (*describe)(void* model, const diffblocks_host* host, uint64_t* parameters);

@@ -37,6 +37,9 @@ struct DeviceTraits;
 
 template <>
 struct DeviceTraits<Cpu> {
+  /// The model scalar types the device runs (DIFFBLOCKS_MODEL_*).
+  static constexpr bool halves = true;  // bf16 / f16 models
+  static bool runs(std::int32_t dtype) { return dtype >= DIFFBLOCKS_MODEL_F32 && dtype <= DIFFBLOCKS_MODEL_F16; }
   static void require() {}
   static std::string description() { return std::to_string(get_num_threads()) + " threads"; }
 };
@@ -44,6 +47,8 @@ struct DeviceTraits<Cpu> {
 #ifdef DIFFBLOCKS_HAS_CUDA  // diffblocks/cuda.hpp was included (nvcc)
 template <>
 struct DeviceTraits<Cuda> {
+  static constexpr bool halves = false;  // half kernels: to come
+  static bool runs(std::int32_t dtype) { return dtype == DIFFBLOCKS_MODEL_F32; }
   static void require() { cuda::require_device(); }  // CudaError "no CUDA device: <driver's reason>"
   static std::string description() { return "cuda: " + cuda::device_description(); }
 };
@@ -64,6 +69,15 @@ template <class D, class X>
 auto to_host(X&& t) {
   if constexpr (std::is_same_v<D, Cpu>) return std::decay_t<X>(std::move(t));
   else return to_device(Cpu{}, t);
+}
+
+inline const char* model_dtype_name(std::int32_t dtype) {
+  switch (dtype) {
+    case DIFFBLOCKS_MODEL_F32: return "f32";
+    case DIFFBLOCKS_MODEL_BF16: return "bf16";
+    case DIFFBLOCKS_MODEL_F16: return "f16";
+    default: return "(unknown)";
+  }
 }
 
 inline double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -126,10 +140,39 @@ std::int32_t guarded(const diffblocks_host* host, F&& f) noexcept {
 /// The backend table of device D.
 template <class D>
 struct DeviceBackend {
+  /// One U-Net in scalar type T.
+  template <class T>
+  struct Typed {
+    std::unique_ptr<GradLogPEstimator2d<T, D>> origin;
+    std::unique_ptr<UNet2DConditionModel<T, D>> diffuser;
+  };
+  /// The half types' slots exist only where the device runs them (never instantiated else).
+  struct NoModel {};
+  template <class T>
+  using Slot = std::conditional_t<DeviceTraits<D>::halves, Typed<T>, NoModel>;
   struct Model {
     ModelFile file;  // kept for describe (config, the checkpoint's tensor list)
-    std::unique_ptr<GradLogPEstimator2d<float, D>> origin;
-    std::unique_ptr<UNet2DConditionModel<float, D>> diffuser;
+    std::int32_t dtype = DIFFBLOCKS_MODEL_F32;  // one that DeviceTraits<D>::runs
+    Typed<float> f32;
+    Slot<bf16> b16;
+    Slot<f16> h16;
+    /// f(typed) on the type the model was loaded as.
+    template <class F>
+    decltype(auto) visit(F&& f) const {
+      if constexpr (DeviceTraits<D>::halves) {
+        if (dtype == DIFFBLOCKS_MODEL_BF16) return f(b16);
+        if (dtype == DIFFBLOCKS_MODEL_F16) return f(h16);
+      }
+      return f(f32);
+    }
+    template <class F>
+    decltype(auto) visit(F&& f) {
+      if constexpr (DeviceTraits<D>::halves) {
+        if (dtype == DIFFBLOCKS_MODEL_BF16) return f(b16);
+        if (dtype == DIFFBLOCKS_MODEL_F16) return f(h16);
+      }
+      return f(f32);
+    }
   };
 
   static const diffblocks_backend* table() {
@@ -149,14 +192,22 @@ struct DeviceBackend {
     });
   }
 
-  static std::int32_t load(const char* path, const diffblocks_host* host, void** out, std::int32_t* kind) {
+  static std::int32_t load(const char* path, std::int32_t dtype, const diffblocks_host* host, void** out,
+                           std::int32_t* kind) {
     return detail::guarded(host, [&] {
+      if (!DeviceTraits<D>::runs(dtype))
+        throw InputError(std::string("model type ") + detail::model_dtype_name(dtype) + " is not supported on device " +
+                         D::name + (DeviceTraits<Cpu>::runs(dtype) ? " yet (the CPU runs it)" : ""));
       auto m = std::make_unique<Model>();
+      m->dtype = dtype;
       m->file = load_model_file(path);
       *kind = detail::model_kind(m->file);
       if (host->config_read && host->config_read(host->ctx, *kind)) throw HostAborted{};
-      if (*kind == DIFFBLOCKS_ORIGIN) m->origin = load_origin<float, D>(m->file);
-      else m->diffuser = load_diffuser<float, D>(m->file);
+      m->visit([&](auto& typed) {
+        using T = typename std::decay_t<decltype(*typed.origin)>::scalar_type;
+        if (*kind == DIFFBLOCKS_ORIGIN) typed.origin = load_origin<T, D>(m->file);
+        else typed.diffuser = load_diffuser<T, D>(m->file);
+      });
       *out = m.release();
     });
   }
@@ -167,8 +218,12 @@ struct DeviceBackend {
     return detail::guarded(host, [&] {
       auto& m = *static_cast<Model*>(model);
       const std::string cls = m.file.class_name();
-      const std::string config = m.origin ? m.origin->config().to_json().dump() : m.file.config.dump();
-      *parameters = m.origin ? parameter_count(*m.origin) : parameter_count(*m.diffuser);
+      m.visit([&](auto& typed) {
+        *parameters = typed.origin ? parameter_count(*typed.origin) : parameter_count(*typed.diffuser);
+      });
+      const std::string config = m.visit([&](auto& typed) {
+        return typed.origin ? typed.origin->config().to_json().dump() : m.file.config.dump();
+      });
       if (host->text) {
         host->text(host->ctx, DIFFBLOCKS_TEXT_CLASS, cls.data(), cls.size());
         host->text(host->ctx, DIFFBLOCKS_TEXT_CONFIG, config.data(), config.size());
@@ -185,25 +240,33 @@ struct DeviceBackend {
     return detail::guarded(host, [&] {
       const auto& m = *static_cast<const Model*>(model);
       detail::Views v(inputs, n);
-      if (m.origin) {
-        auto x = v.floats<3>("x"), mask = v.floats<3>("mask"), mu = v.floats<3>("mu");
-        auto t = v.floats<1>("t");
-        auto cond = detail::origin_conditioning(v);
-        v.check_all_taken();
-        const auto start = std::chrono::steady_clock::now();  // inputs to the device .. result on the host
-        auto out = detail::to_host<D>(m.origin->forward(detail::to_dev<D>(std::move(x)), detail::to_dev<D>(std::move(mask)),
-                                                     detail::to_dev<D>(std::move(mu)), detail::to_dev<D>(std::move(t)),
-                                                     detail::to_dev<D>(std::move(cond))));
-        *seconds = detail::seconds_since(start);
-        detail::emit(host, out);
-      } else {
-        auto in = detail::diffuser_inputs(v, true);
-        v.check_all_taken();
-        const auto start = std::chrono::steady_clock::now();
-        auto out = detail::to_host<D>(m.diffuser->forward(detail::to_dev<D>(std::move(in))));
-        *seconds = detail::seconds_since(start);
-        detail::emit(host, out);
-      }
+      m.visit([&](const auto& typed) {
+        using T = typename std::decay_t<decltype(*typed.origin)>::scalar_type;
+        if (typed.origin) {
+          auto x = v.floats<3>("x"), mask = v.floats<3>("mask"), mu = v.floats<3>("mu");
+          auto t = v.floats<1>("t");
+          auto cond = detail::origin_conditioning(v);
+          v.check_all_taken();
+          const auto start = std::chrono::steady_clock::now();  // inputs to the device .. result on the host
+          const D d{};
+          auto out = detail::to_host<D>(ops::to_type<float>(
+              d, typed.origin->forward(ops::to_type<T>(d, detail::to_dev<D>(std::move(x))),
+                                       ops::to_type<T>(d, detail::to_dev<D>(std::move(mask))),
+                                       ops::to_type<T>(d, detail::to_dev<D>(std::move(mu))), detail::to_dev<D>(std::move(t)),
+                                       cast_inputs<T>(d, detail::to_dev<D>(std::move(cond))))));
+          *seconds = detail::seconds_since(start);
+          detail::emit(host, out);
+        } else {
+          auto in = detail::diffuser_inputs(v, true);
+          v.check_all_taken();
+          const auto start = std::chrono::steady_clock::now();
+          const D d{};
+          auto out = detail::to_host<D>(
+              ops::to_type<float>(d, typed.diffuser->forward(cast_inputs<T>(d, detail::to_dev<D>(std::move(in))))));
+          *seconds = detail::seconds_since(start);
+          detail::emit(host, out);
+        }
+      });
     });
   }
 
@@ -215,29 +278,34 @@ struct DeviceBackend {
       auto progress = [host](int step, int steps, double s) {
         if (host->progress && host->progress(host->ctx, step, steps, s)) throw HostAborted{};
       };
-      if (m.origin) {
-        auto z = v.floats<3>("z"), mask = v.floats<3>("mask"), mu = v.floats<3>("mu");
-        auto cond = detail::origin_conditioning(v);
-        v.check_all_taken();
-        GradTTSSamplerOptions opt;
-        opt.steps = o->steps;
-        opt.stochastic = o->stochastic != 0;
-        opt.seed = o->seed;
-        opt.progress = progress;
-        detail::emit(host, detail::to_host<D>(reverse_diffusion(
-                               *m.origin, detail::to_dev<D>(std::move(z)), detail::to_dev<D>(std::move(mask)),
-                               detail::to_dev<D>(std::move(mu)), opt, detail::to_dev<D>(std::move(cond)))));
-      } else {
-        auto in = detail::diffuser_inputs(v, false);
-        v.check_all_taken();
-        auto scheduler = detail::make_scheduler<D>(*o);
-        DiffusersSamplingOptions opt;
-        opt.steps = o->steps;
-        opt.seed = o->seed;
-        opt.progress = progress;
-        detail::emit(host, detail::to_host<D>(diffusers_sample(*m.diffuser, *scheduler,
-                                                            detail::to_dev<D>(std::move(in)), opt)));
-      }
+      m.visit([&](const auto& typed) {
+        using T = typename std::decay_t<decltype(*typed.origin)>::scalar_type;
+        const D d{};
+        if (typed.origin) {
+          // The sampler's state (z, mask, mu and the result) is float32 in every model type.
+          auto z = v.floats<3>("z"), mask = v.floats<3>("mask"), mu = v.floats<3>("mu");
+          auto cond = detail::origin_conditioning(v);
+          v.check_all_taken();
+          GradTTSSamplerOptions opt;
+          opt.steps = o->steps;
+          opt.stochastic = o->stochastic != 0;
+          opt.seed = o->seed;
+          opt.progress = progress;
+          detail::emit(host, detail::to_host<D>(reverse_diffusion(
+                                 *typed.origin, detail::to_dev<D>(std::move(z)), detail::to_dev<D>(std::move(mask)),
+                                 detail::to_dev<D>(std::move(mu)), opt, cast_inputs<T>(d, detail::to_dev<D>(std::move(cond))))));
+        } else {
+          auto in = detail::diffuser_inputs(v, false);
+          v.check_all_taken();
+          auto scheduler = detail::make_scheduler<D>(*o);
+          DiffusersSamplingOptions opt;
+          opt.steps = o->steps;
+          opt.seed = o->seed;
+          opt.progress = progress;
+          detail::emit(host, detail::to_host<D>(diffusers_sample(*typed.diffuser, *scheduler,
+                                                              cast_inputs<T>(d, detail::to_dev<D>(std::move(in))), opt)));
+        }
+      });
     });
   }
 };

@@ -44,7 +44,24 @@ inline bool is_device_name(const std::string& name) {
   return false;
 }
 
+/// The model types Model::load accepts ("f32", "bf16", "f16"): parameters and activations in
+/// that type, float32 accumulation, times and sampler state float32 (core/half.hpp).
+inline const std::vector<std::string>& dtype_names() {
+  static const std::vector<std::string> names{"f32", "bf16", "f16"};
+  return names;
+}
+
+/// DIFFBLOCKS_MODEL_* for a name of dtype_names(); InputError naming the choices otherwise.
+inline std::int32_t model_dtype(const std::string& name) {
+  for (std::size_t i = 0; i < dtype_names().size(); ++i)
+    if (dtype_names()[i] == name) return static_cast<std::int32_t>(i);
+  throw InputError("unknown model type '" + name + "' (f32, bf16 or f16)");
+}
+
 struct LoadOptions {
+  /// The model's scalar type (dtype_names()). Weights stored in another type are converted at
+  /// load (round to nearest even); stored in this one they are read as they are.
+  std::string dtype = "f32";
   /// Called once the config names the U-Net, before any weight is read; what it throws ends the
   /// load and reaches the caller (e.g. a command refusing options that do not fit the model).
   std::function<void(ModelKind)> on_config;
@@ -122,11 +139,12 @@ class Device {
 class Model {
  public:
   static Model load(const std::string& path, const Device& device, const LoadOptions& options = {}) {
+    const std::int32_t dtype = model_dtype(options.dtype);
     detail::HostCall call;
     call.on_config = options.on_config;
     void* handle = nullptr;
     std::int32_t kind = 0;
-    call.check(device.backend().load(path.c_str(), call.host(), &handle, &kind));
+    call.check(device.backend().load(path.c_str(), dtype, call.host(), &handle, &kind));
     return Model(device, std::make_shared<Handle>(device.backend(), handle),
                  kind == DIFFBLOCKS_ORIGIN ? ModelKind::Origin : ModelKind::Diffuser);
   }

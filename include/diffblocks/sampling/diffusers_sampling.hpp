@@ -23,9 +23,11 @@ struct DiffusersSamplingOptions {
 };
 
 /// `inputs.sample`: (B, C, H, W) noise + conditioning channels; `inputs.timestep` is ignored.
-template <class T, class D>
-Tensor<T, 4, D> diffusers_sample(const UNet2DConditionModel<T, D>& unet, Scheduler<T, D>& scheduler,
-                                 DiffuserInputs<T, D> inputs, const DiffusersSamplingOptions& opt) {
+/// The latents and the scheduler are float32 whatever the model's type M (a half model gets
+/// its input rounded at each step and its output widened back, as under PyTorch's autocast).
+template <class M, class D, class T = compute_t<M>>
+Tensor<T, 4, D> diffusers_sample(const UNet2DConditionModel<M, D>& unet, Scheduler<T, D>& scheduler,
+                                 DiffuserInputs<M, D> inputs, const DiffusersSamplingOptions& opt) {
   if (opt.steps <= 0) throw InputError("diffusers_sample: steps must be positive, got " + std::to_string(opt.steps));
   const DeviceScope<D> on(unet.device());  // the scheduler's ops run on the model's device
   const std::size_t out = std::size_t(unet.config().out_channels), C = inputs.sample.shape(1);
@@ -34,18 +36,19 @@ Tensor<T, 4, D> diffusers_sample(const UNet2DConditionModel<T, D>& unet, Schedul
                      std::to_string(out) + " output channels");
   scheduler.set_timesteps(opt.steps);
   Rng rng(opt.seed);
-  Tensor<T, 4, D> latents = ops::slice_channels(D{}, inputs.sample, 0, out);
-  const std::optional<Tensor<T, 4, D>> cond =
-      C > out ? std::optional<Tensor<T, 4, D>>(ops::slice_channels(D{}, inputs.sample, out, C)) : std::nullopt;
+  Tensor<T, 4, D> latents = ops::to_type<T>(D{}, ops::slice_channels(D{}, inputs.sample, 0, out));
+  const std::optional<Tensor<M, 4, D>> cond =
+      C > out ? std::optional<Tensor<M, 4, D>>(ops::slice_channels(D{}, inputs.sample, out, C)) : std::nullopt;
   ops::mul_scalar_(D{}, latents, scheduler.init_noise_sigma());
   const std::size_t B = latents.shape(0);
   const auto& ts = scheduler.timesteps();
   for (std::size_t i = 0; i < ts.size(); ++i) {
     const auto start = std::chrono::steady_clock::now();
-    inputs.sample = scheduler.scale_model_input(latents, ts[i]);
+    inputs.sample = ops::to_type<M>(D{}, scheduler.scale_model_input(latents, ts[i]));
     if (cond) inputs.sample = ops::concat_channels(D{}, inputs.sample, *cond);
     inputs.timestep = ops::full<T, 1>(D{}, {B}, static_cast<T>(ts[i]));
-    const Tensor<T, 4, D> eps = unet.forward(inputs);
+    const Tensor<M, 4, D> out_m = unet.forward(inputs);
+    const auto& eps = ops::in_type<T>(D{}, out_m);
     latents = scheduler.step(eps, ts[i], latents, rng);
     if (ops::find_non_finite(D{}, latents) >= 0)
       throw Error("diffusers_sample: the sample became NaN/Inf at step " + std::to_string(i + 1) + "/" +

@@ -26,22 +26,30 @@ struct GradTTSSamplerOptions {
 
 /// Grad-TTS Diffusion.reverse_diffusion: xt = z * mask; for i in 0..N-1 at the midpoint
 /// t_i = 1 - (i + 0.5)/N: xt = (xt - dx) * mask (see ops::gradtts_step_). Returns x_0 (B, F, T).
-template <class Model, class T = typename Model::scalar_type, class D = typename Model::device_type>
+///
+/// The sampler's state is float32 whatever the model's type (T = compute_t of it): a half model
+/// gets xt, mask and mu rounded to its type at each call and its score widened back, as under
+/// PyTorch's autocast, where the update arithmetic stays float32. Ten steps of 0.1 h changes
+/// to a state kept in bf16 (8 bits) would lose most of each update.
+template <class Model, class T = compute_t<typename Model::scalar_type>, class D = typename Model::device_type>
 Tensor<T, 3, D> reverse_diffusion(const Model& model, const Tensor<T, 3, D>& z, const Tensor<T, 3, D>& mask,
                                   const Tensor<T, 3, D>& mu, const GradTTSSamplerOptions& opt,
                                   const typename Model::Conditioning& cond = {}) {
+  using M = typename Model::scalar_type;
   if (opt.steps <= 0) throw InputError("reverse_diffusion: steps must be positive, got " + std::to_string(opt.steps));
   const DeviceScope<D> on(device_of<D>(model));  // the steps' ops run on the model's device
   if (tensor_shape(z) != tensor_shape(mu))
     throw InputError("reverse_diffusion: input 'z' has shape " + shape_str(tensor_shape(z)) + ", expected " +
                      shape_str(tensor_shape(mu)) + " (like mu)");
-  if constexpr (has_graph_sampler<D>::value)
+  if constexpr (has_graph_sampler<D>::value && std::is_same<M, T>::value)
     if (!opt.stochastic && opt.graph) return reverse_diffusion_graph(D{}, model, z, mask, mu, opt, cond);
   const auto& cfg = model.config();
   const std::size_t B = z.shape(0);
   const T h = static_cast<T>(1.0 / opt.steps);
   Tensor<T, 3, D> xt = z;
   ops::mul_mask3_(D{}, xt, mask);
+  const auto& mask_m = ops::in_type<M>(D{}, mask);  // the model's copies (the same tensors for float32)
+  const auto& mu_m = ops::in_type<M>(D{}, mu);
   Rng rng(opt.seed);
   Tensor<T, 3, D> noise = ops::zeros<T, 3>(D{}, {0, 0, 0});
   Tensor<T, 1, D> t = ops::zeros<T, 1>(D{}, {B});
@@ -49,7 +57,8 @@ Tensor<T, 3, D> reverse_diffusion(const Model& model, const Tensor<T, 3, D>& z, 
     const auto start = std::chrono::steady_clock::now();
     const auto [ti, beta] = detail::gradtts_step_at<T>(i, opt.steps, cfg.beta_min, cfg.beta_max);
     t = ops::full<T, 1>(D{}, {B}, ti);
-    const Tensor<T, 3, D> est = model.forward(xt, mask, mu, t, cond);
+    const Tensor<M, 3, D> score = model.forward(ops::in_type<M>(D{}, xt), mask_m, mu_m, t, cond);
+    const auto& est = ops::in_type<T>(D{}, score);
     if (opt.stochastic) {
       if (noise.size() != xt.size()) noise = ops::empty<T, 3>(D{}, {xt.shape(0), xt.shape(1), xt.shape(2)});
       ops::randn_(D{}, noise, rng);

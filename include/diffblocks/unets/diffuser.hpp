@@ -32,14 +32,14 @@ namespace diffblocks {
 template <class T = float, class D = Cpu>
 struct DiffuserInputs {
   Tensor<T, 4, D> sample;                              // (B, C, H, W)
-  Tensor<T, 1, D> timestep;                            // (B,) or (1,) broadcast to B
+  Tensor<compute_t<T>, 1, D> timestep;                 // (B,) or (1,) broadcast to B; float32 for half models
   std::optional<Tensor<T, 3, D>> encoder_hidden_states;  // (B, S, style_dim)
   std::optional<Tensor<T, 2, D>> encoder_attention_mask; // (B, S), 1 = keep
   std::vector<std::int64_t> class_labels;              // (B,)
   std::optional<Tensor<T, 2, D>> image_embeds;         // "image" / "image_hint"
   std::optional<Tensor<T, 4, D>> hint;                 // "image_hint": (B, 3, 8H, 8W)
   std::optional<Tensor<T, 2, D>> text_embeds;          // "text_time"
-  std::optional<Tensor<T, 2, D>> time_ids;             // "text_time"
+  std::optional<Tensor<compute_t<T>, 2, D>> time_ids;  // "text_time"; float32 for half models (sinusoids)
 };
 
 template <class T = float, class D = Cpu>
@@ -186,7 +186,8 @@ class UNet2DConditionModel : public DeviceHolder<D> {
     const DeviceScope<D> on(this->device());
     check_inputs(in);
     const std::size_t B = in.sample.shape(0);
-    const Tensor<T, 1, D> timesteps = in.timestep.shape(0) == B ? in.timestep : ops::full<T, 1>(D{}, {B}, ops::first_value(D{}, in.timestep));
+    using C = compute_t<T>;
+    const Tensor<C, 1, D> timesteps = in.timestep.shape(0) == B ? in.timestep : ops::full<C, 1>(D{}, {B}, ops::first_value(D{}, in.timestep));
 
     // Time, class and addition embeddings.
     Tensor<T, 2, D> emb = time_embedding.forward(time_proj.forward(timesteps));
@@ -201,7 +202,7 @@ class UNet2DConditionModel : public DeviceHolder<D> {
     }
     if (add_embedding_text) ops::add_(D{}, emb, add_embedding_text->forward(*in.encoder_hidden_states));
     if (add_embedding_text_time) {
-      const Tensor<T, 1, D> ids = ops::reshape<T, 1>(D{}, *in.time_ids, {in.time_ids->size()});
+      const Tensor<compute_t<T>, 1, D> ids = ops::reshape<compute_t<T>, 1>(D{}, *in.time_ids, {in.time_ids->size()});
       const Tensor<T, 2, D> te = add_time_proj->forward(ids);
       const Tensor<T, 2, D> te_flat = ops::reshape<T, 2>(D{}, te, {B, te.size() / B});
       ops::add_(D{}, emb, add_embedding_text_time->forward(ops::concat_cols(D{}, *in.text_embeds, te_flat)));
@@ -321,7 +322,8 @@ class UNet2DConditionModel : public DeviceHolder<D> {
     }
   }
 
-  void check_vec(const std::optional<Tensor<T, 2, D>>& v, const std::string& name, bool wanted, std::size_t width,
+  template <class S>
+  void check_vec(const std::optional<Tensor<S, 2, D>>& v, const std::string& name, bool wanted, std::size_t width,
                  std::size_t B) const {
     if (!wanted) {
       if (v) throw InputError("UNet2DConditionModel: input '" + name + "' given but the config's addition_embed_type (\"" +
@@ -336,8 +338,8 @@ class UNet2DConditionModel : public DeviceHolder<D> {
     check_finite(*v, name);
   }
 
-  template <std::size_t N>
-  static void check_finite(const Tensor<T, N, D>& v, const std::string& name) {
+  template <class S, std::size_t N>
+  static void check_finite(const Tensor<S, N, D>& v, const std::string& name) {
     const std::ptrdiff_t i = ops::find_non_finite(D{}, v);
     if (i >= 0)
       throw InputError("UNet2DConditionModel: input '" + name + "' holds NaN or Inf at flat index " + std::to_string(i) +

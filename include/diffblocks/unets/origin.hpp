@@ -161,10 +161,11 @@ class GradLogPEstimator2d : public DeviceHolder<D> {
     load_state_dict<D>(*this, sd, true);
   }
 
-  /// x, mu (B, n_feats, T); mask (B, 1, T) with 1 = valid; t (B,) diffusion time in (0, 1).
+  /// x, mu (B, n_feats, T); mask (B, 1, T) with 1 = valid; t (B,) diffusion time in (0, 1),
+  /// float32 for a half model too (compute_t<T>: the time embedding is computed in float32).
   /// Returns the score estimate (B, n_feats, T), exactly 0 on padded frames.
   Tensor<T, 3, D> forward(const Tensor<T, 3, D>& x, const Tensor<T, 3, D>& mask, const Tensor<T, 3, D>& mu,
-                          const Tensor<T, 1, D>& t, const Conditioning& cond = {}) const {
+                          const Tensor<compute_t<T>, 1, D>& t, const Conditioning& cond = {}) const {
     const DeviceScope<D> on(this->device());
     check_inputs(x, mask, mu, t, cond);
     const std::size_t B = x.shape(0), F = x.shape(1), W = x.shape(2);
@@ -246,7 +247,7 @@ class GradLogPEstimator2d : public DeviceHolder<D> {
   }
 
   void check_inputs(const Tensor<T, 3, D>& x, const Tensor<T, 3, D>& mask, const Tensor<T, 3, D>& mu,
-                    const Tensor<T, 1, D>& t, const Conditioning& cond) const {
+                    const Tensor<compute_t<T>, 1, D>& t, const Conditioning& cond) const {
     const std::string who = "GradLogPEstimator2d";
     const std::size_t B = x.shape(0), F = x.shape(1), W = x.shape(2);
     auto bad = [&](const std::string& name, const Shape& got, const std::string& want) {
@@ -309,8 +310,8 @@ class GradLogPEstimator2d : public DeviceHolder<D> {
                          std::to_string(rows) + ")");
   }
 
-  template <std::size_t N>
-  static void check_finite(const Tensor<T, N, D>& v, const std::string& name) {
+  template <class S, std::size_t N>
+  static void check_finite(const Tensor<S, N, D>& v, const std::string& name) {
     const std::ptrdiff_t i = ops::find_non_finite(D{}, v);
     if (i >= 0)
       throw InputError("GradLogPEstimator2d: input '" + name + "' holds NaN or Inf at flat index " + std::to_string(i) +

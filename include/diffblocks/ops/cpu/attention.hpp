@@ -38,7 +38,7 @@ inline void set_attention_algorithm(AttentionAlgorithm a) { default_cpu_context(
 inline AttentionAlgorithm attention_algorithm() { return current_cpu_context().attention_algorithm(); }
 
 /// The reference variant: full score rows per tile of 64 queries (kernels/attention.inl).
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 Tensor<T, 3, Cpu> attention_naive(Cpu dev, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k,
                                   const Tensor<T, 3, Cpu>& v, int heads, T scale, const Tensor<T, 2, Cpu>& bias) {
   const DeviceScope<Cpu> on(dev);
@@ -46,7 +46,7 @@ Tensor<T, 3, Cpu> attention_naive(Cpu dev, const Tensor<T, 3, Cpu>& q, const Ten
 }
 
 /// The streaming (flash) variant: online softmax over blocks of 64 keys (kernels/attention.inl).
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 Tensor<T, 3, Cpu> attention_streaming(Cpu dev, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k,
                                       const Tensor<T, 3, Cpu>& v, int heads, T scale, const Tensor<T, 2, Cpu>& bias) {
   const DeviceScope<Cpu> on(dev);
@@ -54,7 +54,7 @@ Tensor<T, 3, Cpu> attention_streaming(Cpu dev, const Tensor<T, 3, Cpu>& q, const
 }
 
 /// Softmax attention by the device's algorithm setting (see the file comment).
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 Tensor<T, 3, Cpu> attention(Cpu dev, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k, const Tensor<T, 3, Cpu>& v,
                             int heads, T scale, const Tensor<T, 2, Cpu>& bias) {
   const DeviceScope<Cpu> on(dev);

@@ -57,12 +57,12 @@ void prepare_linear(const Cpu& d, const Tensor<T, 2, Cpu>& w, PreparedSlot<T>& s
 }  // namespace cpu
 
 /// Linear on the weight's prepared form kept in `prepared` (what the Linear block holds).
-template <class T, std::size_t N>
+template <class T, std::size_t N, IfKernelScalar<T> = 0>
 Tensor<T, N, Cpu> linear(const Cpu& dev, const Tensor<T, N, Cpu>& x, const Tensor<T, 2, Cpu>& w,
                          const Tensor<T, 1, Cpu>& bias, PreparedWeights<T, Cpu>& prepared) {
   return cpu::linear(dev, x, w, bias, prepared);
 }
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 void prepare_linear(const Cpu& dev, const Tensor<T, 2, Cpu>& w, PreparedWeights<T, Cpu>& prepared) {
   cpu::prepare_linear(dev, w, prepared);
 }

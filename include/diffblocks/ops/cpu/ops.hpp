@@ -32,14 +32,14 @@ namespace ops {
 
 // ---- convolutions and linear layers --------------------------------------------------------
 
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 Tensor<T, 4, Cpu> conv2d(Cpu dev, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
                          int stride, int padding) {
   const DeviceScope<Cpu> on(dev);
   return cpu::conv2d(x, w, bias, stride, padding);
 }
 
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 Tensor<T, 4, Cpu> conv_transpose2d(Cpu dev, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
                                    const Tensor<T, 1, Cpu>& bias, int stride, int padding) {
   const DeviceScope<Cpu> on(dev);
@@ -48,12 +48,12 @@ Tensor<T, 4, Cpu> conv_transpose2d(Cpu dev, const Tensor<T, 4, Cpu>& x, const Te
 
 /// Conv2d / ConvTranspose2d on the weight's prepared form kept in `prepared` (what the blocks
 /// hold; ops/cpu/prepared.hpp): made at the first call, used as it is by every later one.
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 Tensor<T, 4, Cpu> conv2d(const Cpu& dev, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
                          const Tensor<T, 1, Cpu>& bias, int stride, int padding, PreparedWeights<T, Cpu>& prepared) {
   return cpu::conv2d(dev, x, w, bias, stride, padding, prepared);
 }
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 Tensor<T, 4, Cpu> conv_transpose2d(const Cpu& dev, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
                                    const Tensor<T, 1, Cpu>& bias, int stride, int padding,
                                    PreparedWeights<T, Cpu>& prepared) {
@@ -61,7 +61,7 @@ Tensor<T, 4, Cpu> conv_transpose2d(const Cpu& dev, const Tensor<T, 4, Cpu>& x, c
 }
 
 /// y (..., out) = x (..., in) W^T + b, W (out, in), over every row of x (kernels/linear.inl).
-template <class T, std::size_t N>
+template <class T, std::size_t N, IfKernelScalar<T> = 0>
 Tensor<T, N, Cpu> linear(Cpu dev, const Tensor<T, N, Cpu>& x, const Tensor<T, 2, Cpu>& w, const Tensor<T, 1, Cpu>& bias) {
   const DeviceScope<Cpu> on(dev);
   DIFFBLOCKS_CPU_RETURN_KERNEL(linear<T, N>(x, w, bias));
@@ -71,7 +71,7 @@ Tensor<T, N, Cpu> linear(Cpu dev, const Tensor<T, N, Cpu>& x, const Tensor<T, 2,
 
 /// torch.nn.functional.group_norm: G contiguous channel groups, biased variance over
 /// (C/G, H, W), optional per-channel affine.
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 Tensor<T, 4, Cpu> group_norm(Cpu dev, const Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
                              const Tensor<T, 1, Cpu>& beta, double eps) {
   const DeviceScope<Cpu> on(dev);
@@ -86,7 +86,7 @@ void mish_range(T* p, std::ptrdiff_t n) {
   DIFFBLOCKS_CPU_RETURN_KERNEL(mish_range<T>(p, n));
 }
 
-template <class T, std::size_t N>
+template <class T, std::size_t N, IfKernelScalar<T> = 0>
 void mish_(const Cpu& dev, Tensor<T, N, Cpu>& x) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::mish_(dev, x));
   DIFFBLOCKS_CPU_RETURN_KERNEL(mish_<T, N>(x));
@@ -101,14 +101,14 @@ void apply_frame_mask(const T* src, T* dst, const Shape& shape, const T* mask) {
 }  // namespace detail
 
 /// x[b, c, h, w] *= mask[b, 0, 0, w].
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 void mul_mask_(const Cpu& dev, Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& mask) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::mul_mask_(dev, x, mask));
   detail::apply_frame_mask(x.data(), x.data(), x.shape(), mask.data());
 }
 
 /// y = x * mask[b, 0, 0, w] as a new tensor (one pass, instead of a copy and an in-place mask).
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 Tensor<T, 4, Cpu> masked_copy(const Cpu& dev, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& mask) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::masked_copy(dev, x, mask));
   auto y = Tensor<T, 4, Cpu>::from_shape(x.shape());
@@ -117,7 +117,7 @@ Tensor<T, 4, Cpu> masked_copy(const Cpu& dev, const Tensor<T, 4, Cpu>& x, const 
 }
 
 /// x[b, c, :, :] += bias[b, c].
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 void add_channel_bias_(const Cpu& dev, Tensor<T, 4, Cpu>& x, const Tensor<T, 2, Cpu>& bias) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::add_channel_bias_(dev, x, bias));
   DIFFBLOCKS_CPU_RETURN_KERNEL(add_channel_bias_(x.data(), static_cast<std::ptrdiff_t>(x.shape(0) * x.shape(1)),
@@ -125,7 +125,7 @@ void add_channel_bias_(const Cpu& dev, Tensor<T, 4, Cpu>& x, const Tensor<T, 2, 
 }
 
 /// a += b (same shape).
-template <class T, std::size_t N>
+template <class T, std::size_t N, IfKernelScalar<T> = 0>
 void add_(const Cpu& dev, Tensor<T, N, Cpu>& a, const Tensor<T, N, Cpu>& b) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::add_(dev, a, b));
   DIFFBLOCKS_CPU_RETURN_KERNEL(add_(a.data(), b.data(), static_cast<std::ptrdiff_t>(a.size())));
@@ -133,7 +133,7 @@ void add_(const Cpu& dev, Tensor<T, N, Cpu>& a, const Tensor<T, N, Cpu>& b) {
 
 /// out += conv2d(x, w, bias, stride, padding), out already shaped like the convolution's result.
 /// 1x1 stride-1 convolutions accumulate inside the GEMM (conv1x1_add_); others add a temporary.
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 void conv2d_add_(Cpu dev, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias, int stride,
                  int padding, Tensor<T, 4, Cpu>& out) {
   const DeviceScope<Cpu> on(dev);
@@ -144,19 +144,19 @@ void conv2d_add_(Cpu dev, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w
 
 /// Makes the prepared form of a Conv2d / ConvTranspose2d weight in `prepared` now, as the first
 /// call on `dev` would (nothing under WeightPreparation::PerCall).
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 void prepare_conv2d(const Cpu& dev, const Tensor<T, 4, Cpu>& w, int stride, int padding,
                     PreparedWeights<T, Cpu>& prepared) {
   cpu::prepare_conv2d(dev, w, stride, padding, prepared);
 }
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 void prepare_conv_transpose2d(const Cpu& dev, const Tensor<T, 4, Cpu>& w, int stride, int padding,
                               PreparedWeights<T, Cpu>& prepared) {
   cpu::prepare_conv_transpose2d(dev, w, stride, padding, prepared);
 }
 
 /// conv2d_add_ on the weight's prepared form kept in `prepared` (see conv2d above).
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 void conv2d_add_(const Cpu& dev, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
                  int stride, int padding, Tensor<T, 4, Cpu>& out, PreparedWeights<T, Cpu>& prepared) {
   const DeviceScope<Cpu> on(dev);
@@ -167,14 +167,14 @@ void conv2d_add_(const Cpu& dev, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, 
 }
 
 /// x *= g[0] (a learned scalar such as Rezero's g).
-template <class T, std::size_t N>
+template <class T, std::size_t N, IfKernelScalar<T> = 0>
 void scale_(const Cpu& dev, Tensor<T, N, Cpu>& x, const Tensor<T, 1, Cpu>& g) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::scale_(dev, x, g));
   DIFFBLOCKS_CPU_RETURN_KERNEL(affine_(x.data(), static_cast<std::ptrdiff_t>(x.size()), g(0), T(0)));
 }
 
 /// x *= s.
-template <class T, std::size_t N>
+template <class T, std::size_t N, IfKernelScalar<T> = 0>
 void mul_scalar_(const Cpu& dev, Tensor<T, N, Cpu>& x, T s) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::mul_scalar_(dev, x, s));
   DIFFBLOCKS_CPU_RETURN_KERNEL(affine_(x.data(), static_cast<std::ptrdiff_t>(x.size()), s, T(0)));
@@ -206,7 +206,7 @@ std::ptrdiff_t find_non_finite(Cpu dev, const Tensor<T, N, Cpu>& x) {
 /// channel = which*heads*dh + head*dh + c. k is softmaxed over all H*W positions; context = k v^T
 /// (dh x dh); out = context^T q. Returns (B, heads*dh, H, W). No mask and no 1/sqrt(d) scale, as
 /// in the original.
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 Tensor<T, 4, Cpu> linear_attention(Cpu dev, const Tensor<T, 4, Cpu>& qkv, int heads, int dim_head) {
   const DeviceScope<Cpu> on(dev);
   DIFFBLOCKS_CPU_RETURN_KERNEL(linear_attention<T>(qkv, heads, dim_head));
@@ -215,7 +215,7 @@ Tensor<T, 4, Cpu> linear_attention(Cpu dev, const Tensor<T, 4, Cpu>& qkv, int he
 /// The whole Grad-TTS LinearAttention block, to_out(linear_attention(to_qkv(x))), computed with
 /// the same mathematics in fewer operations (see kernels/linear_attention.inl). x (B, C, H, W);
 /// w_qkv (3*heads*dh, C, 1, 1); w_out (C_out, heads*dh, 1, 1); b_out (C_out) or empty.
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 Tensor<T, 4, Cpu> linear_attention_block(Cpu dev, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w_qkv,
                                          const Tensor<T, 4, Cpu>& w_out, const Tensor<T, 1, Cpu>& b_out, int heads,
                                          int dim_head) {

@@ -23,7 +23,7 @@ void silu_range(T* p, std::ptrdiff_t n) {
   DIFFBLOCKS_CPU_RETURN_KERNEL(silu_range<T>(p, n));
 }
 
-template <class T, std::size_t N>
+template <class T, std::size_t N, IfKernelScalar<T> = 0>
 void silu_(const Cpu& dev, Tensor<T, N, Cpu>& x) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::silu_(dev, x));
   DIFFBLOCKS_CPU_RETURN_KERNEL(silu_<T, N>(x));
@@ -35,21 +35,21 @@ void gelu_range(T* p, std::ptrdiff_t n) {
   DIFFBLOCKS_CPU_RETURN_KERNEL(gelu_range<T>(p, n));
 }
 
-template <class T, std::size_t N>
+template <class T, std::size_t N, IfKernelScalar<T> = 0>
 void gelu_(const Cpu& dev, Tensor<T, N, Cpu>& x) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::gelu_(dev, x));
   DIFFBLOCKS_CPU_RETURN_KERNEL(gelu_<T, N>(x));
 }
 
 /// GEGLU: x (..., 2D) -> (..., D) = a * GELU(gate) with a = first half, gate = second half.
-template <class T, std::size_t N>
+template <class T, std::size_t N, IfKernelScalar<T> = 0>
 Tensor<T, N, Cpu> geglu(const Cpu& dev, const Tensor<T, N, Cpu>& x) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::geglu(dev, x));
   DIFFBLOCKS_CPU_RETURN_KERNEL(geglu<T, N>(x));
 }
 
 /// LayerNorm over the last dimension (biased variance; kernels/norm.inl).
-template <class T, std::size_t N>
+template <class T, std::size_t N, IfKernelScalar<T> = 0>
 Tensor<T, N, Cpu> layer_norm(Cpu dev, const Tensor<T, N, Cpu>& x, const Tensor<T, 1, Cpu>& gamma,
                              const Tensor<T, 1, Cpu>& beta, double eps) {
   const DeviceScope<Cpu> on(dev);
@@ -89,7 +89,7 @@ Tensor<T, 4, Cpu> tokens_to_nchw(Cpu dev, const Tensor<T, 3, Cpu>& x, std::size_
 }
 
 /// x = x * a + b.
-template <class T, std::size_t N>
+template <class T, std::size_t N, IfKernelScalar<T> = 0>
 void affine_(const Cpu& dev, Tensor<T, N, Cpu>& x, T a, T b) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::affine_(dev, x, a, b));
   DIFFBLOCKS_CPU_RETURN_KERNEL(affine_(x.data(), static_cast<std::ptrdiff_t>(x.size()), a, b));
@@ -103,7 +103,7 @@ T first_value(Cpu dev, const Tensor<T, N, Cpu>& x) {
 }
 
 /// y = x * (1 + scale[b, c]) + shift[b, c], ss = (B, 2C) with scale first (AdaGroupNorm).
-template <class T>
+template <class T, IfKernelScalar<T> = 0>
 void scale_shift_(const Cpu& dev, Tensor<T, 4, Cpu>& x, const Tensor<T, 2, Cpu>& ss) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::scale_shift_(dev, x, ss));
   DIFFBLOCKS_CPU_RETURN_KERNEL(scale_shift_(x.data(), static_cast<std::ptrdiff_t>(x.shape(0)),

@@ -9,6 +9,7 @@
 // like add_div_ in blocks/resnet_block2d.hpp), and one case in tests/ops/op_cases.hpp: every
 // device runs it, the tests check it on each, the benchmarks time it.
 #include <cstddef>
+#include <type_traits>
 
 #include "diffblocks/ops/generic/tensor_traits.hpp"
 #include "diffblocks/ops/map.hpp"
@@ -59,7 +60,8 @@ struct Geglu {
   T* o;
   std::size_t H;
   DIFFBLOCKS_HD void operator()(std::size_t r, std::size_t j) const {
-    o[r * H + j] = s[r * 2 * H + j] * fn::Gelu{}(s[r * 2 * H + H + j]);
+    using C = compute_t<T>;
+    o[r * H + j] = T(C(s[r * 2 * H + j]) * fn::Gelu{}(C(s[r * 2 * H + H + j])));
   }
 };
 
@@ -73,14 +75,14 @@ struct Add {
 template <class T>
 struct Affine {
   T* p;
-  T a, b;
+  compute_t<T> a, b;
   DIFFBLOCKS_HD void operator()(std::size_t i) const { p[i] = p[i] * a + b; }
 };
 
 template <class T>
 struct Mul {
   T* p;
-  T s;
+  compute_t<T> s;
   DIFFBLOCKS_HD void operator()(std::size_t i) const { p[i] *= s; }
 };
 
@@ -95,7 +97,7 @@ template <class T>
 struct Div {
   const T* s;
   T* o;
-  T v;
+  compute_t<T> v;
   DIFFBLOCKS_HD void operator()(std::size_t i) const { o[i] = s[i] / v; }
 };
 
@@ -114,17 +116,26 @@ struct ScaleShift {
   std::size_t C, HW;
   DIFFBLOCKS_HD void operator()(std::size_t bc, std::size_t j) const {
     const std::size_t b = bc / C, c = bc % C;
-    p[bc * HW + j] = p[bc * HW + j] * (T(1) + ss[b * 2 * C + c]) + ss[b * 2 * C + C + c];
+    using A = compute_t<T>;
+    p[bc * HW + j] = T(A(p[bc * HW + j]) * (A(1) + A(ss[b * 2 * C + c])) + A(ss[b * 2 * C + C + c]));
   }
 };
 }  // namespace kernel
 
-/// p[i] = f(p[i]).
+/// p[i] = f(p[i]), computed in compute_t<T> (float for the half types: one rounding).
 template <class T, class F>
 struct Apply {
   T* p;
   F f;
-  DIFFBLOCKS_HD void operator()(std::size_t i) const { p[i] = f(p[i]); }
+  DIFFBLOCKS_HD void operator()(std::size_t i) const { p[i] = T(f(static_cast<compute_t<T>>(p[i]))); }
+};
+
+/// o[i] = To(s[i]): a conversion between scalar types (round to nearest even into a half type).
+template <class From, class To>
+struct Cast {
+  const From* s;
+  To* o;
+  DIFFBLOCKS_HD void operator()(std::size_t i) const { o[i] = To(static_cast<compute_t<From>>(s[i])); }
 };
 
 /// x = f(x) element by element, f a DIFFBLOCKS_HD functor (fn::Mish, ...).
@@ -172,14 +183,14 @@ void add_(const D& d, X& a, const X& b) {
 
 /// x = x * a + b.
 template <class D, class X, OnDevice<D, X> = 0>
-void affine_(const D& d, X& x, typename X::value_type a, typename X::value_type b) {
+void affine_(const D& d, X& x, compute_t<typename X::value_type> a, compute_t<typename X::value_type> b) {
   using T = typename X::value_type;
   for_each_index(d, x.size(), kernel::Affine<T>{x.data(), a, b});
 }
 
 /// x *= s.
 template <class D, class X, OnDevice<D, X> = 0>
-void mul_scalar_(const D& d, X& x, typename X::value_type s) {
+void mul_scalar_(const D& d, X& x, compute_t<typename X::value_type> s) {
   using T = typename X::value_type;
   for_each_index(d, x.size(), kernel::Mul<T>{x.data(), s});
 }
@@ -194,7 +205,7 @@ void scale_(const D& d, X& x, const G& g) {
 
 /// x / d (a division, as torch: not a multiplication by the reciprocal).
 template <class D, class X, OnDevice<D, X> = 0>
-X divide(const D& d, const X& x, typename X::value_type v) {
+X divide(const D& d, const X& x, compute_t<typename X::value_type> v) {
   using T = typename X::value_type;
   auto y = X::from_shape(x.shape());
   for_each_index(d, x.size(), kernel::Div<T>{x.data(), y.data(), v});
@@ -251,9 +262,42 @@ void scale_shift_(const D& d, X& x, const SS& ss) {
   for_each_row(d, x.shape(0) * x.shape(1), HW, kernel::ScaleShift<T>{x.data(), ss.data(), x.shape(1), HW});
 }
 
+/// x converted to scalar type To (same device and shape).
+template <class To, class D, class X, OnDevice<D, X> = 0>
+auto cast(const D& d, const X& x) {
+  using From = typename X::value_type;
+  auto y = Tensor<To, rank_of<X>(), D>::from_shape(x.shape());
+  for_each_index(d, x.size(), Cast<From, To>{x.data(), y.data()});
+  return y;
+}
+
+/// x itself (a reference) when its scalar type is To already, else cast<To>(d, x): for code
+/// that hands a float32 state to a model of any type (`const auto& xm = in_type<T>(d, xt);`,
+/// which a float32 model reads without a copy).
+template <class To, class D, class X, OnDevice<D, X> = 0>
+decltype(auto) in_type(const D& d, const X& x) {
+  if constexpr (std::is_same<typename X::value_type, To>::value)
+    return (x);
+  else
+    return cast<To>(d, x);
+}
+
+/// x as a tensor of scalar type To, by value: a temporary of type To already is moved, not
+/// copied (`latents = to_type<float>(d, model.forward(...))`).
+template <class To, class D, class X, OnDevice<D, X> = 0>
+auto to_type(const D& d, X x) {
+  if constexpr (std::is_same<typename X::value_type, To>::value)
+    return x;
+  else
+    return cast<To>(d, x);
+}
+
 }  // namespace generic
 
 using generic::add_;
+using generic::to_type;
+using generic::in_type;
+using generic::cast;
 using generic::add_channel_bias_;
 using generic::affine_;
 using generic::divide;

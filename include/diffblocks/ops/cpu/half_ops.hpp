@@ -1,0 +1,192 @@
+#pragma once
+// The CPU's ops on half-precision tensors (db::bf16, db::f16) that have no half kernel yet:
+// each widens its operands to float32, runs the float32 kernel and rounds the result once to
+// the half type. That is the contract of the half types (core/half.hpp): storage in half,
+// arithmetic, accumulation and statistics in float32, one rounding per stored result, which is
+// also what PyTorch's autocast does around a convolution or a matrix product. It is the path on
+// every x86-64 CPU; an instruction set with half arithmetic (AVX512-BF16, AMX) overrides the
+// products with kernels that read the half operands directly.
+//
+// Fused ops (GroupNorm + Mish + mask, AdaGroupNorm's norm + SiLU, ...) widen once and round once,
+// so they cost the half model no extra rounding against the same ops in float32.
+//
+// Element-wise and layout ops need nothing here: the generic ones (ops/generic/) compute each
+// element in compute_t<T> = float and store it once (the CPU's SIMD overrides are float-only).
+//
+// Prepared weights: a half block's slot (PreparedWeights<bf16, Cpu>) holds the float32 prepared
+// form the float32 kernels use (Winograd planes, packed panels), made from the widened weight
+// once and kept like a float32 block's.
+#include <cstddef>
+
+#include "diffblocks/core/device.hpp"
+#include "diffblocks/ops/cpu/attention.hpp"
+#include "diffblocks/ops/cpu/linear.hpp"
+#include "diffblocks/ops/cpu/ops.hpp"
+#include "diffblocks/ops/cpu/sequence_ops.hpp"
+#include "diffblocks/ops/generic/elementwise.hpp"
+#include "diffblocks/ops/prepared.hpp"
+
+namespace diffblocks {
+namespace ops {
+
+namespace half_detail {
+template <class H, std::size_t N>
+Tensor<float, N, Cpu> widen(const Tensor<H, N, Cpu>& x) {
+  return generic::cast<float>(Cpu{}, x);
+}
+template <class H, std::size_t N>
+Tensor<H, N, Cpu> narrow(const Tensor<float, N, Cpu>& x) {
+  return generic::cast<H>(Cpu{}, x);
+}
+/// y (half) = x (float32), in place of y's values (same shape).
+template <class H, std::size_t N>
+void narrow_into(const Tensor<float, N, Cpu>& x, Tensor<H, N, Cpu>& y) {
+  for_each_index(Cpu{}, x.size(), generic::Cast<float, H>{x.data(), y.data()});
+}
+}  // namespace half_detail
+
+// ---- convolutions and linear layers ----------------------------------------------------------
+
+template <class H, IfHalf<H> = 0>
+Tensor<H, 4, Cpu> conv2d(Cpu dev, const Tensor<H, 4, Cpu>& x, const Tensor<H, 4, Cpu>& w, const Tensor<H, 1, Cpu>& bias,
+                         int stride, int padding) {
+  const DeviceScope<Cpu> on(dev);
+  using namespace half_detail;
+  return narrow<H>(cpu::conv2d(widen(x), widen(w), widen(bias), stride, padding));
+}
+template <class H, IfHalf<H> = 0>
+Tensor<H, 4, Cpu> conv2d(const Cpu& dev, const Tensor<H, 4, Cpu>& x, const Tensor<H, 4, Cpu>& w,
+                         const Tensor<H, 1, Cpu>& bias, int stride, int padding, PreparedWeights<H, Cpu>& prepared) {
+  const DeviceScope<Cpu> on(dev);
+  using namespace half_detail;
+  return narrow<H>(cpu::conv2d(dev, widen(x), widen(w), widen(bias), stride, padding, prepared));
+}
+template <class H, IfHalf<H> = 0>
+Tensor<H, 4, Cpu> conv_transpose2d(Cpu dev, const Tensor<H, 4, Cpu>& x, const Tensor<H, 4, Cpu>& w,
+                                   const Tensor<H, 1, Cpu>& bias, int stride, int padding) {
+  const DeviceScope<Cpu> on(dev);
+  using namespace half_detail;
+  return narrow<H>(cpu::conv_transpose2d(widen(x), widen(w), widen(bias), stride, padding));
+}
+template <class H, IfHalf<H> = 0>
+Tensor<H, 4, Cpu> conv_transpose2d(const Cpu& dev, const Tensor<H, 4, Cpu>& x, const Tensor<H, 4, Cpu>& w,
+                                   const Tensor<H, 1, Cpu>& bias, int stride, int padding,
+                                   PreparedWeights<H, Cpu>& prepared) {
+  const DeviceScope<Cpu> on(dev);
+  using namespace half_detail;
+  return narrow<H>(cpu::conv_transpose2d(dev, widen(x), widen(w), widen(bias), stride, padding, prepared));
+}
+/// out += conv2d(x): the sum formed in float32 and rounded once.
+template <class H, IfHalf<H> = 0>
+void conv2d_add_(Cpu dev, const Tensor<H, 4, Cpu>& x, const Tensor<H, 4, Cpu>& w, const Tensor<H, 1, Cpu>& bias,
+                 int stride, int padding, Tensor<H, 4, Cpu>& out) {
+  const DeviceScope<Cpu> on(dev);
+  using namespace half_detail;
+  auto acc = widen(out);
+  ops::conv2d_add_(dev, widen(x), widen(w), widen(bias), stride, padding, acc);
+  narrow_into(acc, out);
+}
+template <class H, IfHalf<H> = 0>
+void conv2d_add_(const Cpu& dev, const Tensor<H, 4, Cpu>& x, const Tensor<H, 4, Cpu>& w, const Tensor<H, 1, Cpu>& bias,
+                 int stride, int padding, Tensor<H, 4, Cpu>& out, PreparedWeights<H, Cpu>& prepared) {
+  const DeviceScope<Cpu> on(dev);
+  using namespace half_detail;
+  auto acc = widen(out);
+  const auto xf = widen(x), wf = widen(w), bf = widen(bias);
+  if (w.shape(2) == 1 && w.shape(3) == 1 && stride == 1 && padding == 0)
+    cpu::conv1x1_add_(dev, xf, wf, bf, acc, prepared);
+  else
+    ops::add_(dev, acc, cpu::conv2d(dev, xf, wf, bf, stride, padding, prepared));
+  narrow_into(acc, out);
+}
+template <class H, IfHalf<H> = 0>
+void prepare_conv2d(const Cpu& dev, const Tensor<H, 4, Cpu>& w, int stride, int padding,
+                    PreparedWeights<H, Cpu>& prepared) {
+  cpu::prepare_conv2d(dev, half_detail::widen(w), stride, padding, prepared);
+}
+template <class H, IfHalf<H> = 0>
+void prepare_conv_transpose2d(const Cpu& dev, const Tensor<H, 4, Cpu>& w, int stride, int padding,
+                              PreparedWeights<H, Cpu>& prepared) {
+  cpu::prepare_conv_transpose2d(dev, half_detail::widen(w), stride, padding, prepared);
+}
+
+template <class H, std::size_t N, IfHalf<H> = 0>
+Tensor<H, N, Cpu> linear(Cpu dev, const Tensor<H, N, Cpu>& x, const Tensor<H, 2, Cpu>& w, const Tensor<H, 1, Cpu>& bias) {
+  const DeviceScope<Cpu> on(dev);
+  using namespace half_detail;
+  return narrow<H>(ops::linear(dev, widen(x), widen(w), widen(bias)));
+}
+template <class H, std::size_t N, IfHalf<H> = 0>
+Tensor<H, N, Cpu> linear(const Cpu& dev, const Tensor<H, N, Cpu>& x, const Tensor<H, 2, Cpu>& w,
+                         const Tensor<H, 1, Cpu>& bias, PreparedWeights<H, Cpu>& prepared) {
+  const DeviceScope<Cpu> on(dev);
+  using namespace half_detail;
+  return narrow<H>(cpu::linear(dev, widen(x), widen(w), widen(bias), prepared));
+}
+template <class H, IfHalf<H> = 0>
+void prepare_linear(const Cpu& dev, const Tensor<H, 2, Cpu>& w, PreparedWeights<H, Cpu>& prepared) {
+  cpu::prepare_linear(dev, half_detail::widen(w), prepared);
+}
+
+// ---- normalisations and their fusions ----------------------------------------------------------
+
+template <class H, IfHalf<H> = 0>
+Tensor<H, 4, Cpu> group_norm(Cpu dev, const Tensor<H, 4, Cpu>& x, int groups, const Tensor<H, 1, Cpu>& gamma,
+                             const Tensor<H, 1, Cpu>& beta, double eps) {
+  const DeviceScope<Cpu> on(dev);
+  using namespace half_detail;
+  return narrow<H>(ops::group_norm(dev, widen(x), groups, widen(gamma), widen(beta), eps));
+}
+template <class H, std::size_t N, IfHalf<H> = 0>
+Tensor<H, N, Cpu> layer_norm(Cpu dev, const Tensor<H, N, Cpu>& x, const Tensor<H, 1, Cpu>& gamma,
+                             const Tensor<H, 1, Cpu>& beta, double eps) {
+  const DeviceScope<Cpu> on(dev);
+  using namespace half_detail;
+  return narrow<H>(ops::layer_norm(dev, widen(x), widen(gamma), widen(beta), eps));
+}
+
+// ---- attention ---------------------------------------------------------------------------------
+
+template <class H, IfHalf<H> = 0>
+Tensor<H, 4, Cpu> linear_attention(Cpu dev, const Tensor<H, 4, Cpu>& qkv, int heads, int dim_head) {
+  const DeviceScope<Cpu> on(dev);
+  using namespace half_detail;
+  return narrow<H>(ops::linear_attention(dev, widen(qkv), heads, dim_head));
+}
+/// The whole block in float32 from the half input and weights: its inner products (q, k, v,
+/// the softmax and the context) never round to half, as in autocast only the block's output does.
+template <class H, IfHalf<H> = 0>
+Tensor<H, 4, Cpu> linear_attention_block(Cpu dev, const Tensor<H, 4, Cpu>& x, const Tensor<H, 4, Cpu>& w_qkv,
+                                         const Tensor<H, 4, Cpu>& w_out, const Tensor<H, 1, Cpu>& b_out, int heads,
+                                         int dim_head) {
+  const DeviceScope<Cpu> on(dev);
+  using namespace half_detail;
+  return narrow<H>(ops::linear_attention_block(dev, widen(x), widen(w_qkv), widen(w_out), widen(b_out), heads, dim_head));
+}
+
+template <class H, IfHalf<H> = 0>
+Tensor<H, 3, Cpu> attention_naive(Cpu dev, const Tensor<H, 3, Cpu>& q, const Tensor<H, 3, Cpu>& k,
+                                  const Tensor<H, 3, Cpu>& v, int heads, float scale, const Tensor<H, 2, Cpu>& bias) {
+  const DeviceScope<Cpu> on(dev);
+  using namespace half_detail;
+  return narrow<H>(ops::attention_naive(dev, widen(q), widen(k), widen(v), heads, scale, widen(bias)));
+}
+template <class H, IfHalf<H> = 0>
+Tensor<H, 3, Cpu> attention_streaming(Cpu dev, const Tensor<H, 3, Cpu>& q, const Tensor<H, 3, Cpu>& k,
+                                      const Tensor<H, 3, Cpu>& v, int heads, float scale, const Tensor<H, 2, Cpu>& bias) {
+  const DeviceScope<Cpu> on(dev);
+  using namespace half_detail;
+  return narrow<H>(ops::attention_streaming(dev, widen(q), widen(k), widen(v), heads, scale, widen(bias)));
+}
+/// Softmax attention by the device's algorithm setting; the scores, the softmax and the
+/// weighted sum in float32, the output rounded once.
+template <class H, IfHalf<H> = 0>
+Tensor<H, 3, Cpu> attention(Cpu dev, const Tensor<H, 3, Cpu>& q, const Tensor<H, 3, Cpu>& k, const Tensor<H, 3, Cpu>& v,
+                            int heads, float scale, const Tensor<H, 2, Cpu>& bias) {
+  const DeviceScope<Cpu> on(dev);
+  using namespace half_detail;
+  return narrow<H>(ops::attention(dev, widen(q), widen(k), widen(v), heads, scale, widen(bias)));
+}
+
+}  // namespace ops
+}  // namespace diffblocks
