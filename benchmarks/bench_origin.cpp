@@ -20,33 +20,45 @@ namespace {
 
 namespace db = diffblocks;
 
-/// The benchmarked model, built once: construction and the random fill of its 7.6 M
-/// parameters (30.5 MB) are not what we time.
-db::GradLogPEstimator2d<>& model() {
-  static const std::unique_ptr<db::GradLogPEstimator2d<>> m = [] {
+/// The benchmarked model in type T (float, db::bf16, db::f16: the same random values, rounded),
+/// built once: construction and the random fill of its 7.6 M parameters (30.5 MB in float32)
+/// are not what we time.
+template <class T = float>
+db::GradLogPEstimator2d<T>& model() {
+  static const std::unique_ptr<db::GradLogPEstimator2d<T>> m = [] {
     db::OriginConfig cfg;
     cfg.dim = 64;
     cfg.dim_mults = {1, 2, 4};
     cfg.n_feats = 80;
-    auto p = std::make_unique<db::GradLogPEstimator2d<>>(cfg);
+    auto p = std::make_unique<db::GradLogPEstimator2d<T>>(cfg);
     bench::randomize(*p);
     return p;
   }();
   return *m;
 }
 
-/// O(1) inputs for T frames: x, mu ~ N(0, 1), mask all ones, t = 0.5.
+/// The kernels a model of type T runs on, for the benchmark's label (the dtype axis).
+template <class T>
+std::string dtype_label() {
+  if constexpr (std::is_same<T, float>::value) return "f32";
+  else return std::string(std::is_same<T, db::bf16>::value ? "bf16" : "f16") + ": float32 kernels (" +
+              db::ops::cpu::isa_name() + ") behind a conversion";
+}
+
+/// O(1) inputs for T frames in the model's type T: x, mu ~ N(0, 1), mask all ones, t = 0.5
+/// (float32 in every type).
+template <class T = float>
 struct Inputs {
-  db::Tensor<float, 3> x, mask, mu;
+  db::Tensor<T, 3> x, mask, mu;
   db::Tensor<float, 1> t;
   explicit Inputs(std::size_t frames)
-      : x(db::ops::empty<float, 3>(db::Cpu{}, {1, 80, frames})),
-        mask(db::ops::full<float, 3>(db::Cpu{}, {1, 1, frames}, 1.0f)),
-        mu(db::ops::empty<float, 3>(db::Cpu{}, {1, 80, frames})),
-        t(db::ops::full<float, 1>(db::Cpu{}, {1}, 0.5f)) {
+      : mask(db::ops::full<T, 3>(db::Cpu{}, {1, 1, frames}, T(1.0f))), t(db::ops::full<float, 1>(db::Cpu{}, {1}, 0.5f)) {
     db::Rng rng(11);
-    bench::fill_normal(x, rng, 1.0);
-    bench::fill_normal(mu, rng, 1.0);
+    auto xf = db::ops::empty<float, 3>(db::Cpu{}, {1, 80, frames}), muf = xf;
+    bench::fill_normal(xf, rng, 1.0);
+    bench::fill_normal(muf, rng, 1.0);
+    x = db::ops::to_type<T>(db::Cpu{}, std::move(xf));
+    mu = db::ops::to_type<T>(db::Cpu{}, std::move(muf));
   }
 };
 
@@ -70,10 +82,11 @@ double peak_rss_mb() {
   return double(u.ru_maxrss) * 1e-3;
 }
 
-/// One forward pass of the score estimator.
+/// One forward pass of the score estimator in type T.
+template <class T = float>
 void origin_forward(benchmark::State& state) {
-  auto& net = model();
-  const Inputs in(std::size_t(state.range(0)));
+  auto& net = model<T>();
+  const Inputs<T> in(std::size_t(state.range(0)));
   // Untimed warm-up (first-touch page faults of the activation buffers, like the PyTorch
   // script's warm-up runs), which also measures the memory one forward needs: the peak of large
   // (>= 64 KiB) buffers it holds at once, its output included.
@@ -95,33 +108,34 @@ void origin_forward(benchmark::State& state) {
   state.counters["live_activations_MB"] = origin_live_activations_mb(double(state.range(0)));
   // Held apart from activations: the blocks' prepared weights (Winograd-transformed or packed;
   // ops/cpu/prepared.hpp), against the model's own bytes (the bar: at most 5x).
-  const double model_mb = double(db::parameter_count(net) * sizeof(float)) * 1e-6;
+  const double model_mb = double(db::parameter_count(net) * sizeof(T)) * 1e-6;
   state.counters["model_MB"] = model_mb;
   state.counters["prepared_MB"] = double(db::prepared_bytes(net)) * 1e-6;
   state.counters["prepared_ratio"] = double(db::prepared_bytes(net)) * 1e-6 / model_mb;
   // Freed blocks the caching allocator keeps for the next forward (part of the RSS).
   state.counters["cached_MB"] = double(db::memory::cached_bytes()) * 1e-6;
   state.counters["peak_RSS_MB"] = peak_rss_mb();
+  state.SetLabel(dtype_label<T>());
 }
 
 /// The same forward with every convolution on im2col + GEMM (no Winograd): the baseline the
 /// Winograd path is measured against in the same run.
 void origin_forward_im2col(benchmark::State& state) {
   db::ops::cpu::set_conv_algorithm(db::ops::cpu::ConvAlgorithm::Im2col);
-  origin_forward(state);
+  origin_forward<float>(state);
   db::ops::cpu::set_conv_algorithm(db::ops::cpu::ConvAlgorithm::Auto);
 }
 
 /// The same forward on a device with another WeightPreparation (the default is Auto).
 void origin_forward_with(benchmark::State& state, db::WeightPreparation w) {
-  auto& net = model();
+  auto& net = model<float>();
   const db::Cpu saved = net.device();
   db::CpuOptions o;
   o.threads = db::get_num_threads();
   o.weights = w;
   net.to(db::Cpu(o));
   db::invalidate_prepared(net);
-  origin_forward(state);
+  origin_forward<float>(state);
   db::invalidate_prepared(net);
   net.to(saved);
 }
@@ -131,10 +145,12 @@ void origin_forward_per_call(benchmark::State& state) { origin_forward_with(stat
 /// Every prepared form kept (WeightPreparation::Keep: all 36 Winograd planes of every 3x3 kernel).
 void origin_forward_keep(benchmark::State& state) { origin_forward_with(state, db::WeightPreparation::Keep); }
 
-/// One Euler step of Grad-TTS reverse diffusion (ODE): a forward pass plus the update of x_t.
+/// One Euler step of Grad-TTS reverse diffusion (ODE): a forward pass plus the update of x_t
+/// (the state float32, the estimator in type T).
+template <class T = float>
 void sampler_step(benchmark::State& state) {
-  const auto& net = model();
-  const Inputs in(std::size_t(state.range(0)));
+  const auto& net = model<T>();
+  const Inputs<float> in(std::size_t(state.range(0)));
   db::GradTTSSamplerOptions opt;
   opt.steps = 1;
   benchmark::DoNotOptimize(db::reverse_diffusion(net, in.x, in.mask, in.mu, opt).data());
@@ -143,6 +159,7 @@ void sampler_step(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   }
   set_counters(state, state.range(0));
+  state.SetLabel(dtype_label<T>());
 }
 
 /// Square SGEMM (N x N x N, row-major, ops::cpu::gemm: A packed per call, then the packed
@@ -171,10 +188,11 @@ void sgemm(benchmark::State& state) {
 }
 
 
-/// One forward of that Diffuser at batch 1, 80 mels x T frames (sample = mel + speaker plane).
+/// One forward of that Diffuser in type T at batch 1, 80 mels x T frames (sample = mel + speaker plane).
+template <class T = float>
 void diffuser_forward(benchmark::State& state) {
-  static const std::unique_ptr<db::UNet2DConditionModel<>> net = [] {
-    auto p = std::make_unique<db::UNet2DConditionModel<>>(db::DiffuserConfig::from_json(bench::diffuser_config()));
+  static const std::unique_ptr<db::UNet2DConditionModel<T>> net = [] {
+    auto p = std::make_unique<db::UNet2DConditionModel<T>>(db::DiffuserConfig::from_json(bench::diffuser_config()));
     bench::randomize_diffuser(*p);
     return p;
   }();
@@ -189,14 +207,16 @@ void diffuser_forward(benchmark::State& state) {
   in.class_labels = {2};
   in.image_embeds = db::ops::empty<float, 2>(db::Cpu{}, {1, 64});
   bench::fill_normal(*in.image_embeds, rng, 1.0);
-  benchmark::DoNotOptimize(net->forward(in).data());
+  const auto inputs = db::cast_inputs<T>(db::Cpu{}, in);
+  benchmark::DoNotOptimize(net->forward(inputs).data());
   const bench::CpuTimer cpu;
   for (auto _ : state) {
-    auto y = net->forward(in);
+    auto y = net->forward(inputs);
     benchmark::DoNotOptimize(y.data());
   }
   cpu.report(state);
   bench::set_items(state, double(frames));
+  state.SetLabel(dtype_label<T>());
 }
 
 /// One diffusers scheduler step (DDPM with drawn noise, DDIM, Euler) on a (1, 1, 80, T) latent:
@@ -227,13 +247,21 @@ void register_all() {
                           std::pair{"diffblocks/ddim_step", &scheduler_step<db::DDIMScheduler<>>},
                           std::pair{"diffblocks/euler_step", &scheduler_step<db::EulerDiscreteScheduler<>>}})
     benchmark::RegisterBenchmark(name, fn)->ArgName("T")->Arg(512)->Unit(benchmark::kMicrosecond)->UseRealTime();
-  benchmark::RegisterBenchmark("diffblocks/diffuser_forward", diffuser_forward)->ArgName("T")->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+  // The dtype axis: diffblocks/<case> is float32, <case>_bf16 / _f16 the same model in half
+  // (tools/bench_torch.py --dtypes names PyTorch's autocast runs <case>_bf16_autocast).
+  for (auto [name, fn] : {std::pair{"diffblocks/diffuser_forward", &diffuser_forward<float>},
+                          std::pair{"diffblocks/diffuser_forward_bf16", &diffuser_forward<db::bf16>},
+                          std::pair{"diffblocks/diffuser_forward_f16", &diffuser_forward<db::f16>}})
+    benchmark::RegisterBenchmark(name, fn)->ArgName("T")->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::RegisterBenchmark("diffblocks/sgemm", sgemm)->ArgName("N")->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
-  for (auto [name, fn] : {std::pair{"diffblocks/origin_forward", &origin_forward},
+  for (auto [name, fn] : {std::pair{"diffblocks/origin_forward", &origin_forward<float>},
+                          std::pair{"diffblocks/origin_forward_bf16", &origin_forward<db::bf16>},
+                          std::pair{"diffblocks/origin_forward_f16", &origin_forward<db::f16>},
                           std::pair{"diffblocks/origin_forward_im2col", &origin_forward_im2col},
                           std::pair{"diffblocks/origin_forward_per_call", &origin_forward_per_call},
                           std::pair{"diffblocks/origin_forward_keep", &origin_forward_keep},
-                          std::pair{"diffblocks/sampler_step", &sampler_step}}) {
+                          std::pair{"diffblocks/sampler_step", &sampler_step<float>},
+                          std::pair{"diffblocks/sampler_step_bf16", &sampler_step<db::bf16>}}) {
     benchmark::RegisterBenchmark(name, fn)
         ->ArgName("T")
         ->Arg(128)

@@ -82,19 +82,39 @@ void require_close(const A& got, const B& want, const std::string& what) {
   REQUIRE(d.within_contract());
 }
 
+/// A float32 reference output that knows which fixture case it is ("blocks/linear/output",
+/// "origin_a/out"): the key of its peer error for the half-precision contract
+/// (tests/parity/device.hpp's require_close).
+template <std::size_t N>
+struct Reference : db::Tensor<float, N> {
+  std::string key;
+  Reference(db::Tensor<float, N> t, std::string k) : db::Tensor<float, N>(std::move(t)), key(std::move(k)) {}
+};
+
+/// Tensor `name` of fixture file `file` (relative to tests/fixtures) as the reference output of
+/// case `case_key` (tools/reference/make_half_fixtures.py's names: "origin_a", "sample_ode").
+template <std::size_t N>
+Reference<N> reference(const std::string& file, const std::string& name, const std::string& case_key) {
+  return Reference<N>(read_tensor<N>(db::SafeTensors::load(fixture(file)), name), case_key + "/" + name);
+}
+
 /// A block fixture: the block's state_dict, `input.*` tensors and `output`, config in metadata.
 struct BlockFixture {
   db::SafeTensors st;
   nlohmann::json config;
 
+  std::string case_key;  // "blocks/<name>", "diffusers/blocks/<name>"
+
   explicit BlockFixture(const std::string& name, const std::string& dir = "blocks")
-      : st(db::SafeTensors::load(fixture(dir + "/" + name + ".safetensors"))) {
+      : st(db::SafeTensors::load(fixture(dir + "/" + name + ".safetensors"))), case_key(dir + "/" + name) {
     config = nlohmann::json::parse(st.metadata().at("config"));
   }
   template <std::size_t N>
   db::Tensor<float, N> input(const std::string& n) const { return read_tensor<N>(st, "input." + n); }
   template <std::size_t N>
-  db::Tensor<float, N> output(const std::string& name = "output") const { return read_tensor<N>(st, name); }
+  Reference<N> output(const std::string& name = "output") const {
+    return Reference<N>(read_tensor<N>(st, name), case_key + "/" + name);
+  }
   int cfg(const char* key) const { return config.at(key).get<int>(); }
 
   /// Loads every parameter of `m` (on its own device); any other key that is not an
@@ -126,19 +146,20 @@ inline db::DiffuserInputs<float> read_diffuser_inputs(const db::SafeTensors& in)
   return d;
 }
 
-/// An Origin fixture: the model (loaded on device D) and the host inputs of its inputs file.
-template <class D = db::Cpu>
+/// An Origin fixture: the model (loaded on device D in type T) and the host float32 inputs of
+/// its inputs file.
+template <class D = db::Cpu, class T = float>
 struct OriginCase {
-  std::unique_ptr<db::GradLogPEstimator2d<float, D>> model;
+  std::unique_ptr<db::GradLogPEstimator2d<T, D>> model;
   db::Tensor<float, 3> x, mask, mu;
   db::Tensor<float, 1> t;
   db::OriginConditioning<float> cond;
 };
 
-template <class D = db::Cpu>
-OriginCase<D> load_origin_case(const std::string& model_path, const std::string& inputs_path) {
-  OriginCase<D> c;
-  c.model = db::load_origin<float, D>(model_path);
+template <class D = db::Cpu, class T = float>
+OriginCase<D, T> load_origin_case(const std::string& model_path, const std::string& inputs_path) {
+  OriginCase<D, T> c;
+  c.model = db::load_origin<T, D>(model_path);
   const auto in = db::SafeTensors::load(inputs_path);
   c.x = read_tensor<3>(in, "x");
   c.mask = read_tensor<3>(in, "mask");
@@ -152,13 +173,14 @@ OriginCase<D> load_origin_case(const std::string& model_path, const std::string&
   return c;
 }
 
-/// The sample_ode fixture: the model on device D and the host inputs z, mask, mu.
-template <class D = db::Cpu>
+/// The sample_ode fixture: the model on device D in type T and the host inputs z, mask, mu
+/// (float32: the sampler's state in every model type).
+template <class D = db::Cpu, class T = float>
 struct SampleFixture {
-  std::unique_ptr<db::GradLogPEstimator2d<float, D>> model;
+  std::unique_ptr<db::GradLogPEstimator2d<T, D>> model;
   db::Tensor<float, 3> z, mask, mu;
   SampleFixture() {
-    model = db::load_origin<float, D>(fixture("sample_ode"));
+    model = db::load_origin<T, D>(fixture("sample_ode"));
     const auto in = db::SafeTensors::load(fixture("sample_ode/inputs.safetensors"));
     z = read_tensor<3>(in, "z");
     mask = read_tensor<3>(in, "mask");

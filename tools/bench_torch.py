@@ -163,11 +163,30 @@ def import_diffusers():
     return diffusers
 
 
-def diffuser_entries(frames_list, warmup, repeats, seed):
+AUTOCAST = {"bf16": torch.bfloat16, "f16": torch.float16}
+
+
+def autocast_name(base: str, dtype: str) -> str:
+    """torch/origin_forward/T:512 in f32; torch/origin_forward_bf16_autocast/T:512 under autocast."""
+    return base if dtype == "f32" else f"{base}_{dtype}_autocast"
+
+
+def under(dtype: str, fn):
+    """fn as users run the model in `dtype`: the float32 model under torch.autocast("cpu", dtype)."""
+    if dtype == "f32":
+        return fn
+
+    def run():
+        with torch.autocast("cpu", dtype=AUTOCAST[dtype]):
+            return fn()
+    return run
+
+
+def diffuser_entries(frames_list, warmup, repeats, seed, dtypes=("f32",)):
     diffusers = import_diffusers()
     model, label = diffuser_model(diffusers, seed)
     out = []
-    for i, frames in enumerate(frames_list):
+    for i, (frames, dtype) in enumerate((f, d) for f in frames_list for d in dtypes):
         gen = torch.Generator().manual_seed(seed + 1)
         sample = torch.randn(1, 2, 80, frames, generator=gen)
         style = torch.randn(1, 16, 64, generator=gen)
@@ -175,7 +194,8 @@ def diffuser_entries(frames_list, warmup, repeats, seed):
         labels = torch.tensor([2])
         fn = lambda: model(sample, 500, encoder_hidden_states=style, class_labels=labels,  # noqa: E731
                            added_cond_kwargs={"image_embeds": image})
-        e = entry(f"torch/diffuser_forward/T:{frames}", i, timed(fn, warmup, repeats), 0.0)
+        e = entry(f"{autocast_name('torch/diffuser_forward', dtype)}/T:{frames}", i,
+                  timed(under(dtype, fn), warmup, repeats), 0.0)
         e["items_per_second"] = frames / (e["real_time"] / 1e3)  # mel frames per second
         e["label"] = label
         out.append(e)
@@ -409,19 +429,19 @@ def cuda_entries(args) -> list:
     return out
 
 
-def time_forward(model, frames: int, warmup: int, repeats: int, seed: int):
+def time_forward(model, frames: int, warmup: int, repeats: int, seed: int, dtype: str = "f32"):
     """Per-run (wall seconds, this thread's CPU seconds) of `repeats` timed forwards."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(1, 80, frames, generator=gen)
     mu = torch.randn(1, 80, frames, generator=gen)
     mask = torch.ones(1, 1, frames)
     t = torch.full((1,), 0.5)
-    return timed(lambda: model(x, mask, mu, t), warmup, repeats)
+    return timed(under(dtype, lambda: model(x, mask, mu, t)), warmup, repeats)
 
 
-def benchmark_entry(index: int, frames: int, runs) -> dict:
+def benchmark_entry(index: int, frames: int, runs, dtype: str = "f32") -> dict:
     """One Origin result in Google Benchmark's JSON schema (times in ms, like bench_origin)."""
-    e = entry(f"torch/origin_forward/T:{frames}", index, runs, 2 * origin_macs(frames))
+    e = entry(f"{autocast_name('torch/origin_forward', dtype)}/T:{frames}", index, runs, 2 * origin_macs(frames))
     e["items_per_second"] = frames / (e["real_time"] / 1e3)  # mel frames per second
     return e
 
@@ -486,6 +506,8 @@ def main() -> int:
     ap.add_argument("--compare", type=Path, help="bench_origin JSON output to compare with")
     ap.add_argument("--suite", nargs="+", default=["origin"], choices=["origin", "diffuser", "sgemm", "attention"])
     ap.add_argument("--diffuser-frames", type=int, nargs="+", default=[512])
+    ap.add_argument("--dtypes", nargs="+", default=["f32"], choices=["f32", "bf16", "f16"],
+                    help="origin / diffuser suites: f32, and the f32 model under torch.autocast('cpu', dtype)")
     ap.add_argument("--max-tokens", type=int, default=16384, help="longest attention sequence")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="cuda: the GPU suite of benchmarks/bench_cuda.cu instead of --suite")
@@ -516,8 +538,9 @@ def main() -> int:
         model = GradLogPEstimator2d(64, dim_mults=(1, 2, 4), n_spks=1, n_feats=80).eval()
         randomize_(model, args.seed)
         print(f"{'benchmark':<30} {'median ms':>10} {'min ms':>10} {'GFLOP':>8} {'GFLOP/s':>8}")
-        for i, frames in enumerate(args.frames):
-            e = benchmark_entry(i, frames, time_forward(model, frames, args.warmup, args.repeats, args.seed + 1))
+        for i, (frames, dtype) in enumerate((f, d) for f in args.frames for d in args.dtypes):
+            e = benchmark_entry(i, frames, time_forward(model, frames, args.warmup, args.repeats, args.seed + 1, dtype),
+                                dtype)
             entries.append(e)
             print(f"{e['name']:<30} {e['real_time']:>10.1f} {e['min_real_time']:>10.1f} "
                   f"{e['GFLOP']:>8.2f} {e['GFLOP/s']:>8.1f}", flush=True)
@@ -526,7 +549,7 @@ def main() -> int:
             entries.append(e)
             print(f"{e['name']:<30} {e['real_time']:>10.1f} ms {e['GFLOP/s']:>8.1f} GFLOP/s", flush=True)
     if "diffuser" in args.suite:
-        for e in diffuser_entries(args.diffuser_frames, args.warmup, args.repeats, args.seed):
+        for e in diffuser_entries(args.diffuser_frames, args.warmup, args.repeats, args.seed, args.dtypes):
             entries.append(e)
             print(f"{e['name']:<30} {e['real_time']:>10.1f} ms  ({e['label']})", flush=True)
     if "attention" in args.suite:

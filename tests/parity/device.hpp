@@ -10,6 +10,17 @@
 //   DBT_DEVICE_TAG              a Catch2 tag every shared case gets ("" or "[cuda]")
 // Inputs and outputs move with dev(x) (host -> Dev) and host(y) (Dev -> host); on the CPU both
 // are copies, so the CPU runs exactly the code the other devices run.
+//
+// The model type under test is dbt::Scalar (DBT_SCALAR: float unless the including header says
+// bf16 / f16, as tests/test_half_*.cpp do): blocks and U-Nets are built as <Scalar, Dev>, dev(x)
+// rounds a float32 host input to it, host(y) widens the result, and times and sampler states go
+// through dev_f32(x) (float32 in every model type). require_close against a dbt::Reference (a
+// fixture output that knows its case) checks the float32 contract, or, for a half Scalar, the
+// half-precision one (within 2x PyTorch autocast's error, tests/fixtures/half_peer.safetensors).
+// DBT_NAME_PREFIX starts every shared case's name ("" or "bf16: "); DBT_SCALAR_NS names the
+// inline namespace of the type's helpers.
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <string>
 
@@ -19,18 +30,83 @@
 #error "include tests/parity/on_cpu.hpp or tests/cuda/cuda_helpers.hpp, not tests/parity/device.hpp"
 #endif
 
-namespace dbt {
+#ifndef DBT_SCALAR
+#define DBT_SCALAR float
+#endif
+#ifndef DBT_NAME_PREFIX
+#define DBT_NAME_PREFIX ""
+#endif
+// The shared bodies' helpers depend on the model type, so each type's copies live in their own
+// inline namespace: without it the float32 and bf16 test files would both define dbt::dev<X>
+// (same name, different bodies) and the linker would keep one for both (heap corruption).
+#ifndef DBT_SCALAR_NS
+#define DBT_SCALAR_NS scalar_f32
+#endif
 
-/// x (a host tensor, OriginConditioning or DiffuserInputs) on the device under test.
+namespace dbt {
+inline namespace DBT_SCALAR_NS {
+
+using Scalar = DBT_SCALAR;
+/// Whether the model type under test is a half type (the half-precision contract applies).
+constexpr bool half_mode = db::is_half_v<Scalar>;
+
+/// x (a host float32 tensor, OriginConditioning or DiffuserInputs) on the device under test, in
+/// the model type (times inside DiffuserInputs stay float32).
 template <class X>
 auto dev(const X& x) {
+  if constexpr (!half_mode) return db::to_device(Dev{}, x);
+  else if constexpr (db::ops::is_tensor_on<db::Cpu, X>::value) return db::ops::cast<Scalar>(Dev{}, db::to_device(Dev{}, x));
+  else return db::cast_inputs<Scalar>(Dev{}, db::to_device(Dev{}, x));
+}
+
+/// x (a host float32 tensor) on the device under test in float32: times, sampler states.
+template <class X>
+auto dev_f32(const X& x) {
   return db::to_device(Dev{}, x);
 }
 
-/// y (a device tensor) on the host.
+/// y (a device tensor of any type) on the host, in float32.
 template <class X>
 auto host(const X& y) {
-  return db::to_device(db::Cpu{}, y);
+  auto h = db::to_device(db::Cpu{}, y);
+  if constexpr (std::is_same<typename decltype(h)::value_type, float>::value) return h;
+  else return db::ops::cast<float>(db::Cpu{}, h);
+}
+
+/// The accuracy contract of the model type under test: float32's (helpers.hpp), or for a half
+/// type, within 2x the error PyTorch's autocast makes on the same case (the peer; the larger of
+/// autocast's and the half-storage peer's, see tools/reference/make_half_fixtures.py), in max
+/// |error| and in relative L2 error.
+using ::dbt::require_close;  // the float32 contract (helpers.hpp), beside the overload below
+
+template <class A, std::size_t N>
+void require_close(const A& got, const Reference<N>& want, const std::string& what) {
+  if constexpr (!half_mode) {
+    require_close(got, static_cast<const db::Tensor<float, N>&>(want), what);
+  } else {
+    REQUIRE(db::tensor_shape(got) == db::tensor_shape(want));
+    static const db::SafeTensors peers = db::SafeTensors::load(fixture("half_peer.safetensors"));
+    const std::string key = want.key + "/" + (std::is_same<Scalar, db::bf16>::value ? "bf16" : "f16");
+    INFO(what << ": peer error " << key);
+    REQUIRE(peers.contains(key));
+    const auto peer = peers.read_float(key);  // autocast max abs, rel L2; storage peer max abs, rel L2
+    REQUIRE(peer.size() == 4);
+    REQUIRE(peer[2] > 0.0f);  // the storage peer always rounds: a zero means a broken fixture
+    const double peer_max = std::max(peer[0], peer[2]), peer_rel = std::max(peer[1], peer[3]);
+    double max_abs = 0, se = 0, sr = 0;
+    auto g = got.begin();
+    for (auto w = want.begin(); w != want.end(); ++w, ++g) {
+      const double d = double(*g) - double(*w);
+      max_abs = std::isnan(d) ? INFINITY : std::max(max_abs, std::fabs(d));
+      se += d * d;
+      sr += double(*w) * double(*w);
+    }
+    const double rel = sr > 0 ? std::sqrt(se / sr) : std::sqrt(se);
+    INFO(key << ": max|err| " << max_abs << " (peer " << peer_max << "), rel L2 " << rel << " (peer " << peer_rel << ")");
+    CHECK(max_abs <= 2.0 * peer_max);
+    CHECK(rel <= 2.0 * peer_rel);
+    CHECK(rel > 1e-5);  // a half-precision result, not the float32 one (which would pass trivially)
+  }
 }
 
 /// False (the case is skipped, with a WARN) when `path` is missing and this device's checkout
@@ -55,6 +131,7 @@ void copy_parameters(Host& m, Device& d) {
   REQUIRE(i == values.size());
 }
 
+}  // namespace DBT_SCALAR_NS
 }  // namespace dbt
 
 #define DBT_REQUIRE_DEVICE()            \
@@ -62,7 +139,8 @@ void copy_parameters(Host& m, Device& d) {
     if (!::dbt::device_ready()) return; \
   } while (0)
 
-// Every shared header brings the device under test into its own scope.
+// Every shared header brings the device and the model type under test into its own scope.
 namespace {
 using dbt::Dev;
+using dbt::Scalar;
 }  // namespace

@@ -11,5 +11,7 @@ inline bool fixture_may_be_missing() { return false; }
 inline std::string device_description() { return "CPU, " + std::to_string(db::get_num_threads()) + " threads"; }
 }  // namespace dbt
 
+#ifndef DBT_DEVICE_TAG
 #define DBT_DEVICE_TAG ""
+#endif
 #include "device.hpp"

@@ -5,7 +5,7 @@
 #include "../ops/check.hpp"
 #include "device.hpp"
 
-TEST_CASE("every op and variant matches its reference (op registry)", DBT_DEVICE_TAG "[ops]") {
+TEST_CASE(DBT_NAME_PREFIX "every op and variant matches its reference (op registry)", DBT_DEVICE_TAG "[ops]") {
   DBT_REQUIRE_DEVICE();
   dbops::check_registry<Dev>(dbt::device_description());
 }

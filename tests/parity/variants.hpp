@@ -7,6 +7,7 @@
 #include "device.hpp"
 
 namespace dbt {
+inline namespace DBT_SCALAR_NS {
 
 inline db::Tensor<float, 4> random4(std::size_t B, std::size_t C, std::size_t H, std::size_t W, std::uint64_t seed) {
   db::Rng rng(seed);
@@ -71,9 +72,10 @@ inline db::Tensor<float, 4> softmax_self_attention_reference(db::SoftmaxSelfAtte
   return y;
 }
 
+}  // namespace DBT_SCALAR_NS
 }  // namespace dbt
 
-TEST_CASE("SoftmaxSelfAttention equals softmax attention written out", DBT_DEVICE_TAG "[variants]") {
+TEST_CASE(DBT_NAME_PREFIX "SoftmaxSelfAttention equals softmax attention written out", DBT_DEVICE_TAG "[variants]") {
   DBT_REQUIRE_DEVICE();
   // The reference reads the weights of a CPU twin; the device's module gets the same values.
   struct Shape {

@@ -107,6 +107,19 @@ std::unique_ptr<Scheduler<float, D>> make_scheduler(const diffblocks_sample_opti
   throw ConfigError("unknown scheduler '" + kind + "' (ddim, ddpm or euler)");
 }
 
+/// An f16 model's forward output with NaN/Inf: f16 overflowed (inputs and weights were checked
+/// finite when read, and the same model in float32 / bf16 has float32's range).
+template <class T, std::size_t N>
+void check_f16_output(const Tensor<float, N>& out) {
+  if constexpr (std::is_same<T, f16>::value) {
+    const float* p = out.data();
+    for (std::size_t i = 0; i < out.size(); ++i)
+      if (!std::isfinite(p[i]))
+        throw Error("the f16 model's output holds NaN/Inf at flat index " + std::to_string(i) +
+                    ": an activation went beyond f16's largest value (65504); run the model in bf16 or f32");
+  }
+}
+
 /// Copies `t` into the buffer the host gives for it.
 template <std::size_t N>
 void emit(const diffblocks_host* host, const Tensor<float, N>& t) {
@@ -255,6 +268,7 @@ struct DeviceBackend {
                                        ops::to_type<T>(d, detail::to_dev<D>(std::move(mu))), detail::to_dev<D>(std::move(t)),
                                        cast_inputs<T>(d, detail::to_dev<D>(std::move(cond))))));
           *seconds = detail::seconds_since(start);
+          detail::check_f16_output<T>(out);
           detail::emit(host, out);
         } else {
           auto in = detail::diffuser_inputs(v, true);
@@ -264,6 +278,7 @@ struct DeviceBackend {
           auto out = detail::to_host<D>(
               ops::to_type<float>(d, typed.diffuser->forward(cast_inputs<T>(d, detail::to_dev<D>(std::move(in))))));
           *seconds = detail::seconds_since(start);
+          detail::check_f16_output<T>(out);
           detail::emit(host, out);
         }
       });

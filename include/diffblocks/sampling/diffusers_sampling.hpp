@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 
+#include "diffblocks/sampling/gradtts_schedule.hpp"  // detail::f16_overflow
 #include "diffblocks/sampling/schedulers.hpp"
 #include "diffblocks/unets/diffuser.hpp"
 
@@ -48,6 +49,9 @@ Tensor<T, 4, D> diffusers_sample(const UNet2DConditionModel<M, D>& unet, Schedul
     if (cond) inputs.sample = ops::concat_channels(D{}, inputs.sample, *cond);
     inputs.timestep = ops::full<T, 1>(D{}, {B}, static_cast<T>(ts[i]));
     const Tensor<M, 4, D> out_m = unet.forward(inputs);
+    if constexpr (std::is_same<M, f16>::value)
+      if (ops::find_non_finite(D{}, out_m) >= 0)
+        throw detail::f16_overflow("diffusers_sample", static_cast<int>(i + 1), static_cast<int>(ts.size()), ts[i]);
     const auto& eps = ops::in_type<T>(D{}, out_m);
     latents = scheduler.step(eps, ts[i], latents, rng);
     if (ops::find_non_finite(D{}, latents) >= 0)

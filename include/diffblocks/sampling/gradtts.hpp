@@ -58,6 +58,8 @@ Tensor<T, 3, D> reverse_diffusion(const Model& model, const Tensor<T, 3, D>& z, 
     const auto [ti, beta] = detail::gradtts_step_at<T>(i, opt.steps, cfg.beta_min, cfg.beta_max);
     t = ops::full<T, 1>(D{}, {B}, ti);
     const Tensor<M, 3, D> score = model.forward(ops::in_type<M>(D{}, xt), mask_m, mu_m, t, cond);
+    if constexpr (std::is_same<M, f16>::value)
+      if (ops::find_non_finite(D{}, score) >= 0) throw detail::f16_overflow("reverse_diffusion", i + 1, opt.steps, ti);
     const auto& est = ops::in_type<T>(D{}, score);
     if (opt.stochastic) {
       if (noise.size() != xt.size()) noise = ops::empty<T, 3>(D{}, {xt.shape(0), xt.shape(1), xt.shape(2)});

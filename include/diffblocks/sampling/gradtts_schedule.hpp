@@ -28,5 +28,13 @@ inline Error gradtts_diverged(int step, int n, double t) {
                std::to_string(n) + " (t = " + std::to_string(t) + "); the estimator diverges on this input");
 }
 
+/// An f16 model's output with Inf/NaN where its float32 twin would be finite: f16 tops out at
+/// 65504, and a model whose activations go beyond that overflows. Named as such, with the way out.
+inline Error f16_overflow(const std::string& who, int step, int n, double t) {
+  return Error(who + ": the f16 estimator's output holds NaN/Inf at step " + std::to_string(step) + "/" +
+               std::to_string(n) + " (t = " + std::to_string(t) +
+               "): an activation went beyond f16's largest value (65504); run the model in bf16 or f32");
+}
+
 }  // namespace detail
 }  // namespace diffblocks
