@@ -8,7 +8,8 @@
 //   Isa::Avx2     AVX2 + FMA + F16C (+ BMI1/2): Haswell, Zen 1 and later
 //   Isa::Avx512   AVX-512 F, BW, DQ, VL (+ the above): Skylake-SP, Ice Lake, Sapphire Rapids, Zen 4
 //
-// cpu_features() also reports AVX512-BF16, AVX512-FP16 and AMX, which no kernel uses yet.
+// cpu_features() also reports AVX512-BF16 (the bf16 GEMM's vdpbf16ps kernel runs where the avx512
+// copy does and the CPU has it: avx512_bf16_supported), AVX512-FP16 and AMX (unused yet).
 #include <atomic>
 #include <cctype>
 #include <cstdint>
@@ -134,6 +135,15 @@ inline bool isa_supported(Isa isa) {
       return true;
   }
   return false;
+}
+
+/// Whether the kernels of the avx512bf16 region (target.hpp: the avx512 copy's features plus
+/// AVX512-BF16) can run here: compiled, the avx512 copy can run and the CPU has AVX512-BF16 (a
+/// one-copy build compiled them only if its flags enabled the feature). Callers also ask that
+/// isa() is Isa::Avx512, so that DIFFBLOCKS_CPU_ISA and set_isa() turn them off with the copy.
+inline bool avx512_bf16_supported() {
+  if (!DIFFBLOCKS_CPU_HAS_AVX512_BF16 || !isa_supported(Isa::Avx512)) return false;
+  return !DIFFBLOCKS_CPU_DISPATCH || cpu_features().avx512_bf16;
 }
 
 /// The fastest instruction set that can run here.

@@ -13,6 +13,10 @@
 // units with -mavx512f: an std::vector<float> member compiled there could be the one the linker
 // keeps, and crash a CPU without AVX-512.
 //
+// One more region, outside the three copies: ops::cpu::avx512_bf16 (the avx512 features plus
+// AVX512-BF16), for the bf16 GEMM's vdpbf16ps kernel alone (ops/cpu/gemm_half.hpp); it is called
+// only when the avx512 copy is the one in use and the CPU has the feature.
+//
 // DIFFBLOCKS_CPU_DISPATCH = 0 (define it before including diffblocks), and every other
 // architecture: one copy, compiled for whatever the compiler targets (-march=...), in the
 // namespace of the instruction set that is (avx512, avx2 or generic). Faster to compile, for
@@ -59,10 +63,28 @@
 #define DIFFBLOCKS_CPU_HAS_AVX512 0
 #endif
 
+// DIFFBLOCKS_CPU_HAS_AVX512_BF16: whether this translation unit compiles the kernels of the
+// avx512bf16 region (namespace ops::cpu::avx512_bf16: the bf16 GEMM on vdpbf16ps,
+// ops/cpu/gemm_half.hpp), which run only where the avx512 copy does and the CPU has AVX512-BF16
+// (isa.hpp, avx512_bf16_supported). With dispatch: when the compiler knows the feature (GCC 10,
+// clang 9); a one-copy build: when its flags enable it (-march=cooperlake, znver4, native...).
+#if DIFFBLOCKS_CPU_DISPATCH
+#if (defined(__clang__) && __clang_major__ >= 9) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 10)
+#define DIFFBLOCKS_CPU_HAS_AVX512_BF16 1
+#endif
+#elif DIFFBLOCKS_CPU_HAS_AVX512 && defined(__AVX512BF16__)
+#define DIFFBLOCKS_CPU_HAS_AVX512_BF16 1
+#endif
+#ifndef DIFFBLOCKS_CPU_HAS_AVX512_BF16
+#define DIFFBLOCKS_CPU_HAS_AVX512_BF16 0
+#endif
+
 // The target regions. The feature lists must match what isa.hpp checks before it lets a copy
 // run (cpu_features): a feature enabled here but not checked there could crash a CPU without it.
 #define DIFFBLOCKS_CPU_AVX2_FEATURES "avx2,fma,f16c,bmi,bmi2"
 #define DIFFBLOCKS_CPU_AVX512_FEATURES "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c,bmi,bmi2"
+// Checked by avx512_bf16_supported() (isa.hpp).
+#define DIFFBLOCKS_CPU_AVX512_BF16_FEATURES DIFFBLOCKS_CPU_AVX512_FEATURES ",avx512bf16"
 #if !DIFFBLOCKS_CPU_DISPATCH
 #define DIFFBLOCKS_CPU_TARGET_BEGIN(features)
 #define DIFFBLOCKS_CPU_TARGET_END
