@@ -404,3 +404,61 @@ TEST_CASE("isa: the Origin U-Net on every ISA, the weight cache keyed by ISA", "
   tt(0) = 0.3f, tt(1) = 0.8f;
   require_isas_agree("Origin forward", [&] { return net.forward(x, mask, mu, tt); });
 }
+
+TEST_CASE("isa: float32 <-> bf16 / f16 conversions give core/half.hpp's bits on every copy", "[isa][half]") {
+  const IsaGuard guard;
+  // Every 16-bit pattern, and 2^20 float32 patterns over the whole range plus every tie around
+  // the halves' values' neighbourhoods (round to nearest even decides there).
+  auto h = Tensor<db::bf16, 1>::from_shape({65536});
+  auto hf = Tensor<db::f16, 1>::from_shape({65536});
+  for (std::uint32_t i = 0; i < 65536; ++i) {
+    h(i) = db::bf16::from_bits(static_cast<std::uint16_t>(i));
+    hf(i) = db::f16::from_bits(static_cast<std::uint16_t>(i));
+  }
+  std::vector<float> fs;
+  for (std::uint32_t b = 0; b < (1u << 20); ++b) {
+    const std::uint32_t bits = b * 4096u + (b * 2654435761u & 4095u);
+    float f;
+    std::memcpy(&f, &bits, 4);
+    fs.push_back(f);
+  }
+  for (std::uint32_t e = 0; e < 65536; e += 7) {  // the exact midpoints between neighbouring halves
+    fs.push_back(0.5f * (db::bf16_bits_to_float(static_cast<std::uint16_t>(e)) + db::bf16_bits_to_float(static_cast<std::uint16_t>(e + 1))));
+    fs.push_back(0.5f * (db::f16_bits_to_float(static_cast<std::uint16_t>(e)) + db::f16_bits_to_float(static_cast<std::uint16_t>(e + 1))));
+  }
+  auto f = Tensor<float, 1>::from_shape({fs.size()});
+  std::copy(fs.begin(), fs.end(), f.begin());
+  auto same = [](float a, float b) {  // bit for bit; NaN for NaN (the payload's quiet bit may be set)
+    std::uint32_t x, y;
+    std::memcpy(&x, &a, 4);
+    std::memcpy(&y, &b, 4);
+    return std::isnan(a) ? std::isnan(b) && std::signbit(a) == std::signbit(b) : x == y;
+  };
+  for (Isa i : {Isa::Generic, Isa::Avx2, Isa::Avx512}) {
+    if (!cpu::isa_supported(i)) continue;
+    cpu::set_isa(i);
+    INFO(cpu::isa_name(i));
+    const auto wb = db::ops::cast<float>(db::Cpu{}, h), wf = db::ops::cast<float>(db::Cpu{}, hf);
+    std::int64_t bad_bf16 = -1, bad_f16 = -1;  // the first pattern that differs
+    for (std::uint32_t k = 0; k < 65536; ++k) {
+      if (bad_bf16 < 0 && !same(wb(k), db::bf16_bits_to_float(static_cast<std::uint16_t>(k)))) bad_bf16 = k;
+      if (bad_f16 < 0 && !same(wf(k), db::f16_bits_to_float(static_cast<std::uint16_t>(k)))) bad_f16 = k;
+    }
+    CHECK(bad_bf16 == -1);
+    CHECK(bad_f16 == -1);
+    const auto nb = db::ops::cast<db::bf16>(db::Cpu{}, f);
+    const auto nf = db::ops::cast<db::f16>(db::Cpu{}, f);
+    bad_bf16 = bad_f16 = -1;  // the first float32 whose rounding differs
+    for (std::size_t k = 0; k < fs.size(); ++k) {
+      if (bad_bf16 < 0 && nb(k).bits != db::float_to_bf16_bits(fs[k]) &&
+          !same(db::bf16_bits_to_float(nb(k).bits), db::bf16_bits_to_float(db::float_to_bf16_bits(fs[k]))))
+        bad_bf16 = static_cast<std::int64_t>(k);
+      if (bad_f16 < 0 && nf(k).bits != db::float_to_f16_bits(fs[k]) &&
+          !same(db::f16_bits_to_float(nf(k).bits), db::f16_bits_to_float(db::float_to_f16_bits(fs[k]))))
+        bad_f16 = static_cast<std::int64_t>(k);
+    }
+    INFO("bf16: first differing float " << (bad_bf16 < 0 ? 0.0f : fs[bad_bf16]) << ", f16: " << (bad_f16 < 0 ? 0.0f : fs[bad_f16]));
+    CHECK(bad_bf16 == -1);
+    CHECK(bad_f16 == -1);
+  }
+}

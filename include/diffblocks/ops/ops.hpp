@@ -29,6 +29,30 @@
 
 namespace diffblocks {
 namespace ops {
+// Conversions between a float32 state and a model's type, after every device's cast (the CPU's
+// SIMD one in ops/cpu/half_ops.hpp), which they call.
+/// x itself (a reference) when its scalar type is To already, else cast<To>(d, x): for code
+/// that hands a float32 state to a model of any type (`const auto& xm = in_type<T>(d, xt);`,
+/// which a float32 model reads without a copy).
+template <class To, class D, class X, OnDevice<D, X> = 0>
+decltype(auto) in_type(const D& d, const X& x) {
+  if constexpr (std::is_same<typename X::value_type, To>::value)
+    return (x);
+  else
+    return ops::cast<To>(d, x);
+}
+
+/// x as a tensor of scalar type To, by value: a temporary of type To already is moved, not
+/// copied (`latents = to_type<float>(d, model.forward(...))`).
+template <class To, class D, class X, OnDevice<D, X> = 0>
+auto to_type(const D& d, X x) {
+  if constexpr (std::is_same<typename X::value_type, To>::value)
+    return x;
+  else
+    return ops::cast<To>(d, x);
+}
+
+
 // Devices that keep no prepared weights (PreparedWeights<T, D> is empty): the convolutions
 // and linear layers with a slot are the plain ones. Defined after every device's ops, which they call.
 template <class D, class X, class W, class B, class T, std::enable_if_t<!std::is_same<D, Cpu>::value, int> = 0>

@@ -17,9 +17,12 @@
 // form the float32 kernels use (Winograd planes, packed panels), made from the widened weight
 // once and kept like a float32 block's.
 #include <cstddef>
+#include <cstdint>
+#include <type_traits>
 
 #include "diffblocks/core/device.hpp"
 #include "diffblocks/ops/cpu/attention.hpp"
+#include "diffblocks/ops/cpu/kernels.hpp"
 #include "diffblocks/ops/cpu/linear.hpp"
 #include "diffblocks/ops/cpu/ops.hpp"
 #include "diffblocks/ops/cpu/sequence_ops.hpp"
@@ -30,18 +33,56 @@ namespace diffblocks {
 namespace ops {
 
 namespace half_detail {
+/// d[0, n) = s as float32 / s rounded to H (kernels/elementwise.inl: SIMD, over the pool).
+template <class H>
+void widen_range(const H* s, float* d, std::ptrdiff_t n) {
+  const auto* bits = reinterpret_cast<const std::uint16_t*>(s);
+  if constexpr (std::is_same<H, bf16>::value) {
+    DIFFBLOCKS_CPU_RETURN_KERNEL(widen_bf16(bits, d, n));
+  } else {
+    DIFFBLOCKS_CPU_RETURN_KERNEL(widen_f16(bits, d, n));
+  }
+}
+template <class H>
+void narrow_range(const float* s, H* d, std::ptrdiff_t n) {
+  auto* bits = reinterpret_cast<std::uint16_t*>(d);
+  if constexpr (std::is_same<H, bf16>::value) {
+    DIFFBLOCKS_CPU_RETURN_KERNEL(narrow_bf16(s, bits, n));
+  } else {
+    DIFFBLOCKS_CPU_RETURN_KERNEL(narrow_f16(s, bits, n));
+  }
+}
+}  // namespace half_detail
+
+/// float32 <-> bf16 / f16 on the CPU: the SIMD conversions (same bits as the generic op's
+/// scalar rounding, core/half.hpp; tests/test_half.cpp checks every copy).
+template <class To, class From, std::size_t N,
+          std::enable_if_t<(is_half_v<To> && std::is_same<From, float>::value) ||
+                               (is_half_v<From> && std::is_same<To, float>::value),
+                           int> = 0>
+Tensor<To, N, Cpu> cast(const Cpu& dev, const Tensor<From, N, Cpu>& x) {
+  DIFFBLOCKS_CPU_FAST_PATH(dev, generic::cast<To>(dev, x));
+  auto y = Tensor<To, N, Cpu>::from_shape(x.shape());
+  if constexpr (is_half_v<To>)
+    half_detail::narrow_range(x.data(), y.data(), static_cast<std::ptrdiff_t>(x.size()));
+  else
+    half_detail::widen_range(x.data(), y.data(), static_cast<std::ptrdiff_t>(x.size()));
+  return y;
+}
+
+namespace half_detail {
 template <class H, std::size_t N>
 Tensor<float, N, Cpu> widen(const Tensor<H, N, Cpu>& x) {
-  return generic::cast<float>(Cpu{}, x);
+  return ops::cast<float>(Cpu{}, x);
 }
 template <class H, std::size_t N>
 Tensor<H, N, Cpu> narrow(const Tensor<float, N, Cpu>& x) {
-  return generic::cast<H>(Cpu{}, x);
+  return ops::cast<H>(Cpu{}, x);
 }
 /// y (half) = x (float32), in place of y's values (same shape).
 template <class H, std::size_t N>
 void narrow_into(const Tensor<float, N, Cpu>& x, Tensor<H, N, Cpu>& y) {
-  for_each_index(Cpu{}, x.size(), generic::Cast<float, H>{x.data(), y.data()});
+  narrow_range(x.data(), y.data(), static_cast<std::ptrdiff_t>(x.size()));
 }
 }  // namespace half_detail
 

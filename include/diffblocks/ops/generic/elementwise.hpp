@@ -271,32 +271,9 @@ auto cast(const D& d, const X& x) {
   return y;
 }
 
-/// x itself (a reference) when its scalar type is To already, else cast<To>(d, x): for code
-/// that hands a float32 state to a model of any type (`const auto& xm = in_type<T>(d, xt);`,
-/// which a float32 model reads without a copy).
-template <class To, class D, class X, OnDevice<D, X> = 0>
-decltype(auto) in_type(const D& d, const X& x) {
-  if constexpr (std::is_same<typename X::value_type, To>::value)
-    return (x);
-  else
-    return cast<To>(d, x);
-}
-
-/// x as a tensor of scalar type To, by value: a temporary of type To already is moved, not
-/// copied (`latents = to_type<float>(d, model.forward(...))`).
-template <class To, class D, class X, OnDevice<D, X> = 0>
-auto to_type(const D& d, X x) {
-  if constexpr (std::is_same<typename X::value_type, To>::value)
-    return x;
-  else
-    return cast<To>(d, x);
-}
-
 }  // namespace generic
 
 using generic::add_;
-using generic::to_type;
-using generic::in_type;
 using generic::cast;
 using generic::add_channel_bias_;
 using generic::affine_;

@@ -98,3 +98,90 @@ void each_row(std::size_t first, std::size_t last, std::size_t cols, const F& f)
   for (std::size_t r = first; r < last; ++r)
     for (std::size_t c = 0; c < cols; ++c) f(r, c);
 }
+
+// ---- float32 <-> half conversions (ops::cast on the CPU; core/half.hpp defines the rounding) ----
+//
+// bf16 widens by a shift and narrows by integer round-to-nearest-even (NaN made quiet); f16 by
+// F16C's vcvtph2ps / vcvtps2ph in the AVX2 and AVX-512 copies, whose rounding (nearest even,
+// subnormals kept, from 65520 on infinity, NaN quiet with its payload's top bits) is exactly
+// half.hpp's. The baseline copy and the tails use half.hpp's scalar functions.
+
+/// d[i] = float(s[i]) for bf16 bits s.
+inline void widen_bf16(const std::uint16_t* s, float* d, std::ptrdiff_t n) {
+  stream(n, 1, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
+    std::ptrdiff_t i = i0;
+#if DIFFBLOCKS_KERNEL_ISA == 2
+    const __mmask16 all = 0xFFFF;  // the maskz forms: GCC 12 warns on the unmasked ones' undefined operand
+    for (; i + 16 <= i1; i += 16)
+      _mm512_storeu_si512(d + i, _mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i))), 16));
+#elif DIFFBLOCKS_KERNEL_ISA == 1
+    for (; i + 8 <= i1; i += 8)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i),
+                          _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))), 16));
+#endif
+    for (; i < i1; ++i) d[i] = bf16_bits_to_float(s[i]);
+  });
+}
+
+/// d[i] = bf16 bits of s[i], rounded to nearest even.
+inline void narrow_bf16(const float* s, std::uint16_t* d, std::ptrdiff_t n) {
+  stream(n, 1, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
+    std::ptrdiff_t i = i0;
+#if DIFFBLOCKS_KERNEL_ISA == 2
+    const __mmask16 all = 0xFFFF;  // the maskz forms: GCC 12 warns on the unmasked ones' undefined operand
+    const __m512i one = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7fff), quiet = _mm512_set1_epi32(0x40);
+    for (; i + 16 <= i1; i += 16) {
+      const __m512 v = _mm512_loadu_ps(s + i);
+      const __m512i b = _mm512_castps_si512(v), hi = _mm512_maskz_srli_epi32(all, b, 16);
+      __m512i r = _mm512_maskz_srli_epi32(all, _mm512_add_epi32(_mm512_add_epi32(b, half), _mm512_and_si512(hi, one)), 16);
+      r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_or_si512(hi, quiet));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), _mm512_maskz_cvtepi32_epi16(all, r));
+    }
+#elif DIFFBLOCKS_KERNEL_ISA == 1
+    const __m256i one = _mm256_set1_epi32(1), half = _mm256_set1_epi32(0x7fff), quiet = _mm256_set1_epi32(0x40);
+    for (; i + 8 <= i1; i += 8) {
+      const __m256 v = _mm256_loadu_ps(s + i);
+      const __m256i b = _mm256_castps_si256(v), hi = _mm256_srli_epi32(b, 16);
+      __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(b, half), _mm256_and_si256(hi, one)), 16);
+      r = _mm256_blendv_epi8(r, _mm256_or_si256(hi, quiet), _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+      // Every lane is below 2^16: the unsigned-saturating pack keeps it as it is.
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i),
+                       _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
+    }
+#endif
+    for (; i < i1; ++i) d[i] = float_to_bf16_bits(s[i]);
+  });
+}
+
+/// d[i] = float(s[i]) for IEEE binary16 bits s.
+inline void widen_f16(const std::uint16_t* s, float* d, std::ptrdiff_t n) {
+  stream(n, 1, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
+    std::ptrdiff_t i = i0;
+#if DIFFBLOCKS_KERNEL_ISA == 2
+    const __mmask16 all = 0xFFFF;  // the maskz forms: GCC 12 warns on the unmasked ones' undefined operand
+    for (; i + 16 <= i1; i += 16)
+      _mm512_storeu_ps(d + i, _mm512_maskz_cvtph_ps(all, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i))));
+#elif DIFFBLOCKS_KERNEL_ISA == 1
+    for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+#endif
+    for (; i < i1; ++i) d[i] = f16_bits_to_float(s[i]);
+  });
+}
+
+/// d[i] = binary16 bits of s[i], rounded to nearest even.
+inline void narrow_f16(const float* s, std::uint16_t* d, std::ptrdiff_t n) {
+  stream(n, 1, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
+    std::ptrdiff_t i = i0;
+#if DIFFBLOCKS_KERNEL_ISA == 2
+    const __mmask16 all = 0xFFFF;  // the maskz forms: GCC 12 warns on the unmasked ones' undefined operand
+    for (; i + 16 <= i1; i += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i),
+                          _mm512_maskz_cvtps_ph(all, _mm512_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#elif DIFFBLOCKS_KERNEL_ISA == 1
+    for (; i + 8 <= i1; i += 8)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i),
+                       _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#endif
+    for (; i < i1; ++i) d[i] = float_to_f16_bits(s[i]);
+  });
+}
