@@ -75,11 +75,20 @@ class StateDict {
                       " but the model expects " + shape_str(want));
     // A NaN or Inf weight would turn every output into garbage without a word: refuse it here,
     // where the key and position can still be named.
-    auto check_finite = [&](const float* v, std::size_t n) {
+    auto check_finite = [&](const auto* v, std::size_t n) {  // float32 or half values
       for (std::size_t i = 0; i < n; ++i)
-        if (!std::isfinite(v[i]))
-          throw LoadError(file_->origin() + ": key '" + name + "' holds " + (std::isnan(v[i]) ? "NaN" : "Inf") +
+        if (!std::isfinite(float(v[i])))
+          throw LoadError(file_->origin() + ": key '" + name + "' holds " + (std::isnan(float(v[i])) ? "NaN" : "Inf") +
                           " at flat index " + std::to_string(i) + " (shape " + shape_str(t->shape) + ")");
+    };
+    // The weight as float32 on the host, checked (for every destination but a float32 CPU tensor).
+    auto read_host = [&] {
+      const std::uint64_t n = t->numel();
+      auto host = naming_allocation("reading weight '" + name + "' of " + file_->origin(), n * 4,
+                                    [&] { return std::vector<float>(n); });
+      file_->read_float(*t, host.data());
+      check_finite(host.data(), host.size());
+      return host;
     };
     if constexpr (std::is_same_v<D, Cpu> && std::is_same_v<T, float>) {
       // Straight into the parameter: loading needs the parameters' memory and nothing more.
@@ -89,20 +98,12 @@ class StateDict {
       if (t->dtype == SafeTensors::half_dtype<T>()) {
         // Stored in the model's own type: the bits straight into the parameter.
         file_->read_same_half(*t, dst.data());
-        for (std::size_t i = 0; i < dst.size(); ++i)
-          if (!std::isfinite(float(dst.data()[i])))
-            throw LoadError(file_->origin() + ": key '" + name + "' holds " +
-                            (std::isnan(float(dst.data()[i])) ? "NaN" : "Inf") + " at flat index " +
-                            std::to_string(i) + " (shape " + shape_str(t->shape) + ")");
+        check_finite(dst.data(), dst.size());
       } else {
-        // Another dtype (F32 above all): read as float32 one tensor at a time, round to nearest
-        // even, and refuse a value the half type cannot hold (f16 overflows from 65520 on).
-        const std::uint64_t n = t->numel();
-        auto host = naming_allocation("reading weight '" + name + "' of " + file_->origin(), n * 4,
-                                      [&] { return std::vector<float>(n); });
-        file_->read_float(*t, host.data());
-        check_finite(host.data(), host.size());
-        for (std::size_t i = 0; i < n; ++i) {
+        // Another dtype (F32 above all): rounded to nearest even, refusing a value the half type
+        // cannot hold (f16 overflows from 65520 on).
+        const auto host = read_host();
+        for (std::size_t i = 0; i < host.size(); ++i) {
           dst.data()[i] = T(host[i]);
           if (!std::isfinite(float(dst.data()[i])))
             throw LoadError(file_->origin() + ": key '" + name + "' holds " + std::to_string(host[i]) +
@@ -111,11 +112,7 @@ class StateDict {
         }
       }
     } else {
-      const std::uint64_t n = t->numel();
-      auto host = naming_allocation("reading weight '" + name + "' of " + file_->origin(), n * 4,
-                                    [&] { return std::vector<float>(n); });
-      file_->read_float(*t, host.data());
-      check_finite(host.data(), host.size());
+      const auto host = read_host();
       assign_from_host(D{}, dst, host.data());
     }
     used_.insert(name);

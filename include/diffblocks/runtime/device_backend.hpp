@@ -13,6 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 #include <type_traits>
 #include <utility>
 
@@ -37,9 +38,7 @@ struct DeviceTraits;
 
 template <>
 struct DeviceTraits<Cpu> {
-  /// The model scalar types the device runs (DIFFBLOCKS_MODEL_*).
-  static constexpr bool halves = true;  // bf16 / f16 models
-  static bool runs(std::int32_t dtype) { return dtype >= DIFFBLOCKS_MODEL_F32 && dtype <= DIFFBLOCKS_MODEL_F16; }
+  static constexpr bool halves = true;  // runs bf16 / f16 models (f32: every device)
   static void require() {}
   static std::string description() { return std::to_string(get_num_threads()) + " threads"; }
 };
@@ -48,7 +47,6 @@ struct DeviceTraits<Cpu> {
 template <>
 struct DeviceTraits<Cuda> {
   static constexpr bool halves = false;  // half kernels: to come
-  static bool runs(std::int32_t dtype) { return dtype == DIFFBLOCKS_MODEL_F32; }
   static void require() { cuda::require_device(); }  // CudaError "no CUDA device: <driver's reason>"
   static std::string description() { return "cuda: " + cuda::device_description(); }
 };
@@ -71,13 +69,22 @@ auto to_host(X&& t) {
   else return to_device(Cpu{}, t);
 }
 
+/// The model types' names, indexed by DIFFBLOCKS_MODEL_* (runtime::dtype_names()).
+inline const std::vector<std::string>& model_dtype_names() {
+  static const std::vector<std::string> names{"f32", "bf16", "f16"};
+  return names;
+}
 inline const char* model_dtype_name(std::int32_t dtype) {
-  switch (dtype) {
-    case DIFFBLOCKS_MODEL_F32: return "f32";
-    case DIFFBLOCKS_MODEL_BF16: return "bf16";
-    case DIFFBLOCKS_MODEL_F16: return "f16";
-    default: return "(unknown)";
-  }
+  const auto& n = model_dtype_names();
+  return dtype >= 0 && static_cast<std::size_t>(dtype) < n.size() ? n[static_cast<std::size_t>(dtype)].c_str() : "(unknown)";
+}
+
+/// Whether device D runs models of type `dtype`: float32 everywhere, the half types where
+/// DeviceTraits<D>::halves.
+template <class D>
+bool runs_model_dtype(std::int32_t dtype) {
+  return dtype == DIFFBLOCKS_MODEL_F32 ||
+         (DeviceTraits<D>::halves && (dtype == DIFFBLOCKS_MODEL_BF16 || dtype == DIFFBLOCKS_MODEL_F16));
 }
 
 inline double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -112,11 +119,10 @@ std::unique_ptr<Scheduler<float, D>> make_scheduler(const diffblocks_sample_opti
 template <class T, std::size_t N>
 void check_f16_output(const Tensor<float, N>& out) {
   if constexpr (std::is_same<T, f16>::value) {
-    const float* p = out.data();
-    for (std::size_t i = 0; i < out.size(); ++i)
-      if (!std::isfinite(p[i]))
-        throw Error("the f16 model's output holds NaN/Inf at flat index " + std::to_string(i) +
-                    ": an activation went beyond f16's largest value (65504); run the model in bf16 or f32");
+    const std::ptrdiff_t i = ops::find_non_finite(Cpu{}, out);
+    if (i >= 0)
+      throw Error("the f16 model's output holds NaN/Inf at flat index " + std::to_string(i) +
+                  ": an activation went beyond f16's largest value (65504); run the model in bf16 or f32");
   }
 }
 
@@ -165,26 +171,28 @@ struct DeviceBackend {
   using Slot = std::conditional_t<DeviceTraits<D>::halves, Typed<T>, NoModel>;
   struct Model {
     ModelFile file;  // kept for describe (config, the checkpoint's tensor list)
-    std::int32_t dtype = DIFFBLOCKS_MODEL_F32;  // one that DeviceTraits<D>::runs
+    std::int32_t dtype = DIFFBLOCKS_MODEL_F32;  // one that detail::runs_model_dtype<D>
     Typed<float> f32;
     Slot<bf16> b16;
     Slot<f16> h16;
     /// f(typed) on the type the model was loaded as.
     template <class F>
     decltype(auto) visit(F&& f) const {
-      if constexpr (DeviceTraits<D>::halves) {
-        if (dtype == DIFFBLOCKS_MODEL_BF16) return f(b16);
-        if (dtype == DIFFBLOCKS_MODEL_F16) return f(h16);
-      }
-      return f(f32);
+      return visit_typed(*this, f);
     }
     template <class F>
     decltype(auto) visit(F&& f) {
+      return visit_typed(*this, f);
+    }
+
+   private:
+    template <class M, class F>
+    static decltype(auto) visit_typed(M& m, F& f) {  // M: Model or const Model
       if constexpr (DeviceTraits<D>::halves) {
-        if (dtype == DIFFBLOCKS_MODEL_BF16) return f(b16);
-        if (dtype == DIFFBLOCKS_MODEL_F16) return f(h16);
+        if (m.dtype == DIFFBLOCKS_MODEL_BF16) return f(m.b16);
+        if (m.dtype == DIFFBLOCKS_MODEL_F16) return f(m.h16);
       }
-      return f(f32);
+      return f(m.f32);
     }
   };
 
@@ -208,9 +216,9 @@ struct DeviceBackend {
   static std::int32_t load(const char* path, std::int32_t dtype, const diffblocks_host* host, void** out,
                            std::int32_t* kind) {
     return detail::guarded(host, [&] {
-      if (!DeviceTraits<D>::runs(dtype))
+      if (!detail::runs_model_dtype<D>(dtype))
         throw InputError(std::string("model type ") + detail::model_dtype_name(dtype) + " is not supported on device " +
-                         D::name + (DeviceTraits<Cpu>::runs(dtype) ? " yet (the CPU runs it)" : ""));
+                         D::name + (detail::runs_model_dtype<Cpu>(dtype) ? " yet (the CPU runs it)" : ""));
       auto m = std::make_unique<Model>();
       m->dtype = dtype;
       m->file = load_model_file(path);

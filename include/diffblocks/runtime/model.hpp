@@ -46,10 +46,7 @@ inline bool is_device_name(const std::string& name) {
 
 /// The model types Model::load accepts ("f32", "bf16", "f16"): parameters and activations in
 /// that type, float32 accumulation, times and sampler state float32 (core/half.hpp).
-inline const std::vector<std::string>& dtype_names() {
-  static const std::vector<std::string> names{"f32", "bf16", "f16"};
-  return names;
-}
+inline const std::vector<std::string>& dtype_names() { return detail::model_dtype_names(); }
 
 /// DIFFBLOCKS_MODEL_* for a name of dtype_names(); InputError naming the choices otherwise.
 inline std::int32_t model_dtype(const std::string& name) {
