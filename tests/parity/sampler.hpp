@@ -17,13 +17,14 @@ struct SampleCase : SampleFixture<Dev, Scalar> {
 }  // namespace DBT_SCALAR_NS
 }  // namespace dbt
 
-TEST_CASE(DBT_NAME_PREFIX "reverse_diffusion (ODE) matches Grad-TTS for 1, 3 and 5 steps", DBT_DEVICE_TAG "[sampler]") {
+TEST_CASE(DBT_NAME_PREFIX "reverse_diffusion (ODE) matches Grad-TTS for 1, 3, 5 and 10 steps", DBT_DEVICE_TAG "[sampler]") {
   DBT_REQUIRE_DEVICE();
   dbt::SampleCase c;
   const std::string exp = "sample_ode/expected.safetensors";
   dbt::require_close(c.sample(1), dbt::reference<3>(exp, "out_steps_1", "sample_ode"), "1 step");
   dbt::require_close(c.sample(3), dbt::reference<3>(exp, "out_steps_3", "sample_ode"), "3 steps");
   dbt::require_close(c.sample(5), dbt::reference<3>(exp, "out", "sample_ode"), "5 steps");
+  dbt::require_close(c.sample(10), dbt::reference<3>(exp, "out_steps_10", "sample_ode"), "10 steps");
 }
 
 TEST_CASE(DBT_NAME_PREFIX "stochastic sampler is reproducible by seed", DBT_DEVICE_TAG "[sampler]") {

@@ -411,8 +411,9 @@ def origin_fixtures(fx: Fixtures):
 # Sampler fixtures: tests/fixtures/sample_ode/
 # --------------------------------------------------------------------------------------------
 
-# (steps, key in expected.safetensors) of the ODE sampler runs.
-SAMPLE_STEPS = ((5, "out"), (1, "out_steps_1"), (3, "out_steps_3"))
+# (steps, key in expected.safetensors) of the ODE sampler runs; 10 steps is the Grad-TTS sampler
+# the half-precision accuracy contract names (issue #16).
+SAMPLE_STEPS = ((5, "out"), (1, "out_steps_1"), (3, "out_steps_3"), (10, "out_steps_10"))
 
 
 def sampler_fixtures(fx: Fixtures):

@@ -180,6 +180,8 @@ def table(results: dict) -> list:
 
 
 def write_doc(rows: list):
+    runs = [f"{steps} (`{name}`)" for steps, name in G.SAMPLE_STEPS]
+    sampler_runs = ", ".join(runs[:-1]) + " and " + runs[-1] + " steps"
     DOC.write_text(f"""# PyTorch's own half-precision error on the fixtures ("the peer's error")
 
 Written by `python tools/reference/make_half_fixtures.py` (torch {torch.__version__}, diffusers
@@ -203,9 +205,10 @@ of the two peers:
 Errors are against the float32 expected output the fixture stores (the tensor the float32 C++
 tests compare with): max_abs = max |y - ref|, rel_l2 = ||y - ref||_2 / ||ref||_2. Cases: the
 fixture's path under `tests/fixtures` without extension; `sample_ode` holds the ODE sampler
-runs of 5, 1 and 3 steps (`out`, `out_steps_1`, `out_steps_3`), `diffusers/sampling/*` the
-4-step pipeline loops on `unet_default`. `origin_b` is measured from its ids (`inputs_vec`
-resolves to the same inputs); the scheduler fixtures run no U-Net and are not listed.
+runs of {sampler_runs};
+`diffusers/sampling/*` the 4-step pipeline loops on `unet_default`. `origin_b` is measured from
+its ids (`inputs_vec` resolves to the same inputs); the scheduler fixtures run no U-Net and are
+not listed.
 
 {chr(10).join(rows)}
 """)
