@@ -2,7 +2,7 @@
 // validated against a scalar double-precision reference before it is timed, and reports its
 // FLOP/s and bytes so linear vs quadratic scaling is visible).
 //
-// Variants (batch 1, float32, the library's thread pool):
+// Variants (batch 1, the library's thread pool), each in float32, bf16 and f16:
 //   linear     Grad-TTS LinearAttention's core (ops::linear_attention): k softmaxed over the N
 //              positions, context = k v^T, out = context^T q. O(N d^2).
 //   naive      softmax attention, full score rows per 64-query tile (ops::attention_naive). O(N S d).
@@ -12,13 +12,17 @@
 //   self/<variant>/N:<tokens>/dh:<head size>    queries = keys = values = N tokens, 4 heads
 //   cross/<variant>/N:<content>/S:<style>/dh:64 N content queries, S style keys/values, 4 heads
 //                                                (TTS CrossAttention: content queries, style K/V)
+// The dtype axis: `<kind>/<variant>_bf16/...` and `_f16` run the same case on q, k, v rounded to
+// the type (bench_common.hpp's dtype_case; the half ops widen, run the float32 kernel and round
+// the output once, which the label names). The check's tolerance grows by the type's unit
+// roundoff (that one rounding), the reference is computed from the rounded inputs.
 // Counters: GFLOP/s and GFLOP (2 MACs of QK^T and PV, or of the two LinearAttention einsums;
-// exp not counted), GB/s of compulsory traffic (q, k, v read, out written once), and for naive
-// `score_MB`, the score rows it writes and reads back (what streaming avoids).
+// exp not counted), GB/s of compulsory traffic (q, k, v read, out written once, in the type's
+// bytes), and for naive `score_MB`, the float32 score rows it writes and reads back (what
+// streaming avoids).
 //
 //   build/bin/bench_attention [--threads=N] [--benchmark_filter=REGEX] ...
 #include <cmath>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,17 +35,36 @@ using db::Tensor;
 
 constexpr int kHeads = 4;
 
-Tensor<float, 3> tokens(std::size_t n, std::size_t c, std::uint64_t seed) {
+/// (1, n, c) N(0, 1) values in type S.
+template <class S>
+Tensor<S, 3> tokens(std::size_t n, std::size_t c, std::uint64_t seed) {
   db::Rng rng(seed);
   auto x = db::ops::empty<float, 3>(db::Cpu{}, {1, n, c});
   bench::fill_normal(x, rng, 1.0);
-  return x;
+  return bench::as<S>(std::move(x));
+}
+
+/// The validation's tolerance in type S: the float32 kernels' 1e-4, plus the output's one
+/// rounding to S (relative to max(1, |out|), as the error is measured).
+template <class S>
+constexpr double tolerance() {
+  return 1e-4 + bench::unit_roundoff<S>();
+}
+
+/// Fails the benchmark when the validation error is above tolerance<S>(); true when it passed.
+template <class S>
+bool validated(benchmark::State& state, double err) {
+  if (err <= tolerance<S>()) return true;
+  state.SkipWithError(("validation against the double reference failed: error " + std::to_string(err) +
+                       ", tolerance " + std::to_string(tolerance<S>()))
+                          .c_str());
+  return false;
 }
 
 /// max |got - ref| / max(1, |ref|) over `rows` query rows spread over [0, Nq), from the
 /// definition in double. Checking a sample of rows keeps validation O(rows * S * d) at 16k tokens.
-double softmax_error(const Tensor<float, 3>& q, const Tensor<float, 3>& k, const Tensor<float, 3>& v, float scale,
-                     const Tensor<float, 3>& got, int rows = 16) {
+template <class X>
+double softmax_error(const X& q, const X& k, const X& v, float scale, const X& got, int rows = 16) {
   const std::size_t Nq = q.shape(1), Nk = k.shape(1), dh = q.shape(2) / kHeads, dv = v.shape(2) / kHeads;
   double err = 0;
   std::vector<double> s(Nk);
@@ -67,7 +90,8 @@ double softmax_error(const Tensor<float, 3>& q, const Tensor<float, 3>& k, const
 }
 
 /// The same check for Grad-TTS LinearAttention on qkv (1, 3*heads*dh, 1, N).
-double linear_error(const Tensor<float, 4>& qkv, int dh, const Tensor<float, 4>& got, int rows = 16) {
+template <class X>
+double linear_error(const X& qkv, int dh, const X& got, int rows = 16) {
   const std::size_t N = qkv.shape(3), hidden = std::size_t(kHeads) * dh;
   auto at = [&](std::size_t ch, std::size_t n) { return double(qkv(0, ch, 0, n)); };
   double err = 0;
@@ -97,74 +121,76 @@ double linear_error(const Tensor<float, 4>& qkv, int dh, const Tensor<float, 4>&
 
 enum class Variant { Naive, Streaming };
 
-/// softmax attention of Nq queries over Nk keys (self-attention when Nq == Nk).
+/// softmax attention of Nq queries over Nk keys (self-attention when Nq == Nk), in type S.
+template <class S>
 void softmax_case(benchmark::State& state, Variant variant, std::size_t nq, std::size_t nk, int dh) {
   const std::size_t c = std::size_t(kHeads) * dh;
-  const auto q = tokens(nq, c, 1), k = tokens(nk, c, 2), v = tokens(nk, c, 3);
-  const Tensor<float, 2> none = db::ops::zeros<float, 2>(db::Cpu{}, {0, 0});
+  const auto q = tokens<S>(nq, c, 1), k = tokens<S>(nk, c, 2), v = tokens<S>(nk, c, 3);
+  const Tensor<S, 2> none = db::ops::zeros<S, 2>(db::Cpu{}, {0, 0});
   const float scale = 1.0f / std::sqrt(float(dh));
   auto run = [&] {
     return variant == Variant::Naive ? db::ops::attention_naive(db::Cpu{}, q, k, v, kHeads, scale, none)
                                      : db::ops::attention_streaming(db::Cpu{}, q, k, v, kHeads, scale, none);
   };
   const double err = softmax_error(q, k, v, scale, run());  // also the warm-up
-  if (!(err <= 1e-4)) {
-    state.SkipWithError(("validation against the double reference failed: error " + std::to_string(err)).c_str());
-    return;
-  }
+  if (!validated<S>(state, err)) return;
   for (auto _ : state) {
     auto y = run();
     benchmark::DoNotOptimize(y.data());
   }
   bench::set_flops(state, 2.0 * kHeads * double(nq) * double(nk) * (2.0 * dh));
-  bench::set_bytes(state, 4.0 * (2.0 * nq * c + 2.0 * nk * c));
+  bench::set_bytes(state, double(sizeof(S)) * (2.0 * nq * c + 2.0 * nk * c));
   state.counters["max_rel_err"] = err;
   if (variant == Variant::Naive) state.counters["score_MB"] = 2.0 * 4.0 * kHeads * double(nq) * double(nk) * 1e-6;
 }
 
+/// Grad-TTS LinearAttention's core over n positions, in type S.
+template <class S>
 void linear_case(benchmark::State& state, std::size_t n, int dh) {
   const int hidden = kHeads * dh;
   db::Rng rng(4);
-  auto qkv = db::ops::empty<float, 4>(db::Cpu{}, {1, std::size_t(3 * hidden), 1, n});
-  bench::fill_normal(qkv, rng, 1.0);
+  auto qkvf = db::ops::empty<float, 4>(db::Cpu{}, {1, std::size_t(3 * hidden), 1, n});
+  bench::fill_normal(qkvf, rng, 1.0);
+  const auto qkv = bench::as<S>(std::move(qkvf));
   const double err = linear_error(qkv, dh, db::ops::linear_attention(db::Cpu{}, qkv, kHeads, dh));
-  if (!(err <= 1e-4)) {
-    state.SkipWithError(("validation against the double reference failed: error " + std::to_string(err)).c_str());
-    return;
-  }
+  if (!validated<S>(state, err)) return;
   for (auto _ : state) {
     auto y = db::ops::linear_attention(db::Cpu{}, qkv, kHeads, dh);
     benchmark::DoNotOptimize(y.data());
   }
   bench::set_flops(state, 2.0 * kHeads * double(n) * (2.0 * dh * dh));
-  bench::set_bytes(state, 4.0 * (3.0 * hidden * n + hidden * double(n)));
+  bench::set_bytes(state, double(sizeof(S)) * (3.0 * hidden * n + hidden * double(n)));
   state.counters["max_rel_err"] = err;
 }
 
-void add(const std::string& name, std::function<void(benchmark::State&)> fn) {
-  benchmark::RegisterBenchmark(name.c_str(), fn)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.2);
+/// Registers `<kind>/<variant>[_bf16|_f16]<shape>` in float32, bf16 and f16: run(state, dt)
+/// times the case in the scalar type of the tag `dt` (bench::Dtype<S>).
+template <class Fn>
+void add(const std::string& kind, const std::string& variant, const std::string& shape, Fn run) {
+  bench::register_dtypes(kind + "/" + variant, shape, run,
+                         [](benchmark::internal::Benchmark* b) { b->Unit(benchmark::kMillisecond)->MinTime(0.2); });
 }
 
 void register_all() {
   const std::vector<std::size_t> lengths{64, 256, 1024, 4096, 16384};
   for (int dh : {32, 64, 128})
     for (std::size_t n : lengths) {
-      const std::string suffix = "/N:" + std::to_string(n) + "/dh:" + std::to_string(dh);
-      add("self/linear" + suffix, [=](benchmark::State& s) { linear_case(s, n, dh); });
+      const std::string shape = "/N:" + std::to_string(n) + "/dh:" + std::to_string(dh);
+      add("self", "linear", shape, [=](benchmark::State& s, auto dt) { linear_case<typename decltype(dt)::type>(s, n, dh); });
       if (dh == 128 && n > 4096) continue;  // 1.1 TFLOP per call: minutes, and nothing new to see
-      add("self/naive" + suffix, [=](benchmark::State& s) { softmax_case(s, Variant::Naive, n, n, dh); });
-      add("self/streaming" + suffix, [=](benchmark::State& s) { softmax_case(s, Variant::Streaming, n, n, dh); });
+      for (auto [label, v] : {std::pair{"naive", Variant::Naive}, std::pair{"streaming", Variant::Streaming}})
+        add("self", label, shape,
+            [=](benchmark::State& s, auto dt) { softmax_case<typename decltype(dt)::type>(s, v, n, n, dh); });
     }
   // Content queries over a style sequence: the TTS shape (16 style tokens, N = 80 mel bins x T
   // frames at the U-Net's first level) and a long-style sweep where the score rows outgrow L2.
-  for (std::size_t n : {1280u, 10240u, 40960u})
+  std::vector<std::pair<std::size_t, std::size_t>> cross;  // (content N, style S)
+  for (std::size_t n : {1280u, 10240u, 40960u}) cross.emplace_back(n, 16);
+  for (std::size_t sl : lengths) cross.emplace_back(1024, sl);
+  for (auto [n, sl] : cross)
     for (auto [label, v] : {std::pair{"naive", Variant::Naive}, std::pair{"streaming", Variant::Streaming}})
-      add(std::string("cross/") + label + "/N:" + std::to_string(n) + "/S:16/dh:64",
-          [=](benchmark::State& s) { softmax_case(s, v, n, 16, 64); });
-  for (std::size_t sl : lengths)
-    for (auto [label, v] : {std::pair{"naive", Variant::Naive}, std::pair{"streaming", Variant::Streaming}})
-      add(std::string("cross/") + label + "/N:1024/S:" + std::to_string(sl) + "/dh:64",
-          [=](benchmark::State& s) { softmax_case(s, v, 1024, sl, 64); });
+      add("cross", label, "/N:" + std::to_string(n) + "/S:" + std::to_string(sl) + "/dh:64",
+          [=, n = n, sl = sl](benchmark::State& s, auto dt) { softmax_case<typename decltype(dt)::type>(s, v, n, sl, 64); });
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <iostream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "diffblocks/diffblocks.hpp"
@@ -90,6 +91,83 @@ inline db::Tensor<float, 4> random_nchw(std::size_t c, std::size_t h, std::size_
 
 /// All-valid time mask (B, 1, 1, W): no padding, the common case at inference.
 inline db::Tensor<float, 4> full_mask(std::size_t w) { return db::ops::full<float, 4>(db::Cpu{}, {1, 1, 1, w}, 1.0f); }
+
+// ---- the dtype axis --------------------------------------------------------------------------
+
+/// A scalar type as a value, for generic lambdas: `[](auto dt) { using S = typename decltype(dt)::type; }`.
+template <class T>
+struct Dtype {
+  using type = T;
+};
+
+/// Calls f(Dtype<T>{}) for float32, bf16 and f16: each benchmark of the dtype axis is written once.
+template <class F>
+void for_each_dtype(F&& f) {
+  f(Dtype<float>{});
+  f(Dtype<db::bf16>{});
+  f(Dtype<db::f16>{});
+}
+
+/// "f32", "bf16" or "f16".
+template <class T>
+const char* dtype_name() {
+  static_assert(std::is_same<T, float>::value || db::is_half_v<T>, "float, db::bf16 or db::f16");
+  if constexpr (std::is_same<T, float>::value) return "f32";
+  else if constexpr (std::is_same<T, db::bf16>::value) return "bf16";
+  else return "f16";
+}
+
+/// A benchmark's name in type T: the case's name itself in float32, `<case>_bf16` / `<case>_f16`
+/// in half (bench_origin's diffblocks/origin_forward_bf16; tools/bench_torch.py names PyTorch's
+/// autocast runs `<case>_<dtype>_autocast`).
+template <class T>
+std::string dtype_case(const std::string& case_name) {
+  return std::is_same<T, float>::value ? case_name : case_name + "_" + dtype_name<T>();
+}
+
+/// The kernels a block or model of type T runs on, for the benchmark's label. Every half op on
+/// the CPU widens its operands, runs the float32 kernel and rounds its result once
+/// (ops/cpu/half_ops.hpp); the conversions run in the same instruction set's copy. The half
+/// GEMM (ops/cpu/gemm_half.hpp, timed by bench_gemm_half) is not called by any block yet.
+template <class T>
+std::string dtype_label() {
+  const std::string isa = db::ops::cpu::isa_name();
+  if constexpr (std::is_same<T, float>::value) return "f32: float32 kernels (" + isa + ")";
+  else return std::string(dtype_name<T>()) + ": float32 kernels (" + isa + ") between " + isa + " conversions";
+}
+
+/// Registers a case in float32, bf16 and f16, named dtype_case<S>(head) + tail (the case's name,
+/// then its arguments: "Conv2d/3x3/64-64/L0_bf16" + "", whose T follows; "self/naive_bf16" +
+/// "/N:1024/dh:64"): run(state, dt) is the body for the
+/// scalar type of the tag dt (Dtype<S>), the label names the kernels (dtype_label<S>()),
+/// configure(benchmark) sets the arguments and the unit. Times are wall-clock (the pool).
+template <class Run, class Configure>
+void register_dtypes(const std::string& head, const std::string& tail, Run run, Configure configure) {
+  for_each_dtype([&](auto dt) {
+    using S = typename decltype(dt)::type;
+    configure(benchmark::RegisterBenchmark((dtype_case<S>(head) + tail).c_str(),
+                                           [run, dt](benchmark::State& s) {
+                                             run(s, dt);
+                                             s.SetLabel(dtype_label<S>());
+                                           })
+                  ->UseRealTime());
+  });
+}
+
+/// x (float32) as a tensor of type T: the inputs of a half benchmark are the float32 ones rounded.
+template <class T, class X>
+auto as(X x) {
+  return db::ops::to_type<T>(db::Cpu{}, std::move(x));
+}
+
+/// The largest relative error of rounding to T (the unit roundoff): 2^-24 for float32, 2^-8 for
+/// bf16 (8 significant bits), 2^-11 for f16 (11).
+template <class T>
+constexpr double unit_roundoff() {
+  if constexpr (std::is_same<T, float>::value) return 0x1p-24;
+  else if constexpr (std::is_same<T, db::bf16>::value) return 0x1p-8;
+  else return 0x1p-11;
+}
 
 // ---- counters ------------------------------------------------------------------------------
 
@@ -188,6 +266,8 @@ inline int run_main(int argc, char** argv, void (*register_all)()) {
   benchmark::AddCustomContext("diffblocks_threads", std::to_string(db::get_num_threads()));
   // Which copy of the CPU kernels ran (ops/cpu/isa.hpp): DIFFBLOCKS_CPU_ISA changes it.
   benchmark::AddCustomContext("cpu_isa", db::ops::cpu::isa_report());
+  // The dtype axis (<case>_bf16, <case>_f16): what the half runs' kernels are; each label says it too.
+  benchmark::AddCustomContext("half_dtypes", dtype_label<db::bf16>() + "; " + dtype_label<db::f16>());
   benchmark::AddCustomContext("weights", "N(0, 0.02), GroupNorm gamma 1 + N(0, 0.02), Rezero g 0.5");
   register_all();
   benchmark::Initialize(&argc, argv);

@@ -37,14 +37,6 @@ db::GradLogPEstimator2d<T>& model() {
   return *m;
 }
 
-/// The kernels a model of type T runs on, for the benchmark's label (the dtype axis).
-template <class T>
-std::string dtype_label() {
-  if constexpr (std::is_same<T, float>::value) return "f32";
-  else return std::string(std::is_same<T, db::bf16>::value ? "bf16" : "f16") + ": float32 kernels (" +
-              db::ops::cpu::isa_name() + ") behind a conversion";
-}
-
 /// O(1) inputs for T frames in the model's type T: x, mu ~ N(0, 1), mask all ones, t = 0.5
 /// (float32 in every type).
 template <class T = float>
@@ -115,7 +107,7 @@ void origin_forward(benchmark::State& state) {
   // Freed blocks the caching allocator keeps for the next forward (part of the RSS).
   state.counters["cached_MB"] = double(db::memory::cached_bytes()) * 1e-6;
   state.counters["peak_RSS_MB"] = peak_rss_mb();
-  state.SetLabel(dtype_label<T>());
+  state.SetLabel(bench::dtype_label<T>());
 }
 
 /// The same forward with every convolution on im2col + GEMM (no Winograd): the baseline the
@@ -159,7 +151,7 @@ void sampler_step(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   }
   set_counters(state, state.range(0));
-  state.SetLabel(dtype_label<T>());
+  state.SetLabel(bench::dtype_label<T>());
 }
 
 /// Square SGEMM (N x N x N, row-major, ops::cpu::gemm: A packed per call, then the packed
@@ -216,7 +208,7 @@ void diffuser_forward(benchmark::State& state) {
   }
   cpu.report(state);
   bench::set_items(state, double(frames));
-  state.SetLabel(dtype_label<T>());
+  state.SetLabel(bench::dtype_label<T>());
 }
 
 /// One diffusers scheduler step (DDPM with drawn noise, DDIM, Euler) on a (1, 1, 80, T) latent:

@@ -2,8 +2,12 @@
 # The README's benchmark command: diffblocks and PyTorch eager on the same machine in one run,
 # then the comparison table (build/bench/report.md) and plots (docs/bench/*.png).
 #
-#   tools/bench.sh [--quick] [--legacy] [--rounds N]
+#   tools/bench.sh [--quick] [--half] [--legacy] [--rounds N]
 #     --quick   fewer repetitions and attention up to 4k tokens
+#     --half    also the dtype axis: the Origin forward, sampler step and attention variants in
+#               bf16 and f16 (bench_origin's <case>_bf16, bench_attention's <variant>_bf16), and
+#               PyTorch's autocast runs of the same cases (bench_torch.py --dtypes f32 bf16 f16);
+#               the Diffuser forward's dtype axis runs either way
 #     --rounds N  run the U-Net/SGEMM suites N times, alternating diffblocks and PyTorch, and
 #               report each side's fastest round (the least disturbed by other load; default 1)
 #     --legacy  first run tools/setup_torch_legacy.sh (root; a Debian bullseye chroot with
@@ -20,22 +24,28 @@
 # apart in this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-quick=0 legacy_setup=0 rounds=1
+quick=0 half=0 legacy_setup=0 rounds=1
 while (($#)); do
   case "$1" in
     --quick) quick=1 ;;
+    --half) half=1 ;;
     --legacy) legacy_setup=1 ;;
     --rounds)
       rounds=${2:-}
       [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --rounds takes a positive count" >&2; exit 2; }
       shift ;;
-    *) echo "bench.sh: unknown option '$1' (--quick, --legacy, --rounds N)" >&2; exit 2 ;;
+    *) echo "bench.sh: unknown option '$1' (--quick, --half, --legacy, --rounds N)" >&2; exit 2 ;;
   esac
   shift
 done
 threads=${DIFFBLOCKS_THREADS:-2}
-reps=5; max_tokens=16384; attn_filter='.*'
-if ((quick)); then reps=2; max_tokens=4096; attn_filter='(N|S):(64|256|1024|4096)/|N:(1280|10240)/S:16/'; fi
+reps=5; max_tokens=16384; attn_shapes='.*'
+if ((quick)); then reps=2; max_tokens=4096; attn_shapes='(.*(N|S):(64|256|1024|4096)/|N:(1280|10240)/S:16/)'; fi
+# The dtype axis (--half): half cases are named <case>_bf16 / _f16, PyTorch's <case>_<dtype>_autocast.
+dtypes=(f32) half_sfx=''
+if ((half)); then dtypes=(f32 bf16 f16) half_sfx='(_bf16|_f16)?'; fi
+origin_filter="origin_forward${half_sfx}/|sampler_step${half_sfx}/T:512|(ddpm|ddim|euler)_step|diffuser_forward|sgemm"
+attn_filter="^(self|cross)/(linear|naive|streaming)${half_sfx}/${attn_shapes}"
 
 tools/setup_debian.sh
 if [ ! -x .venv/bin/python ]; then
@@ -57,11 +67,11 @@ rm -f build/bench/origin*.json build/bench/torch.json build/bench/torch_r*.json 
   build/bench/torch_legacy_r*.json
 for ((r = 1; r <= rounds; r++)); do
   echo "== U-Nets and SGEMM, round $r of $rounds: diffblocks, then PyTorch"
-  build/bin/bench_origin "${common[@]}" --benchmark_filter='origin_forward/|sampler_step/T:512|(ddpm|ddim|euler)_step|diffuser_forward|sgemm' \
+  build/bin/bench_origin "${common[@]}" --benchmark_filter="$origin_filter" \
     --benchmark_out=build/bench/origin_r$r.json
   ours_json+=(build/bench/origin_r$r.json)
   .venv/bin/python tools/bench_torch.py --threads "$threads" --repeats "$reps" --frames 128 512 2048 \
-    --suite origin diffuser sgemm --json build/bench/torch_r$r.json
+    --suite origin diffuser sgemm --dtypes "${dtypes[@]}" --json build/bench/torch_r$r.json
   torch_json+=(build/bench/torch_r$r.json)
   if [ -n "$legacy_py" ]; then
     echo "== U-Nets and SGEMM, round $r of $rounds: legacy PyTorch ($legacy_py)"
@@ -74,7 +84,7 @@ echo "== attention variants: diffblocks, then PyTorch"
 build/bin/bench_attention --threads="$threads" --benchmark_filter="$attn_filter" --benchmark_out_format=json \
   --benchmark_out=build/bench/attention.json
 .venv/bin/python tools/bench_torch.py --threads "$threads" --repeats 2 --suite attention --max-tokens "$max_tokens" \
-  --json build/bench/torch_attention.json
+  --dtypes "${dtypes[@]}" --json build/bench/torch_attention.json
 if [ -n "$legacy_py" ]; then
   "$legacy_py" tools/bench_torch.py --threads "$threads" --repeats 2 --suite attention --max-tokens "$max_tokens" \
     --json build/bench/torch_legacy_attention.json

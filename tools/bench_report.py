@@ -17,6 +17,10 @@ e.g. 1.13.1 through build/torch-legacy/python): the U-Net table then has time an
 for both versions (labelled with the versions their JSON contexts name), the SGEMM rows list
 every source, the attention table gets the legacy torch's naive (and linear) times, and
 origin.png a third bar.
+
+Half-precision attention cases (bench_attention's dtype axis, `self/naive_bf16/N:...`) are
+compared with bench_torch.py's autocast runs of the same case (`torch/self/naive_bf16_autocast/
+N:...`, `--dtypes f32 bf16 f16`); the plots show float32 only.
 """
 
 from __future__ import annotations
@@ -66,14 +70,45 @@ def load(paths):
     return out, contexts
 
 
+# The U-Net families of the table: bench_origin's float32 cases and their dtype axis.
+FAMILIES = tuple(f + dt for f in ("origin_forward", "sampler_step", "diffuser_forward")
+                 for dt in ("", "_bf16", "_f16"))
+
+
+def torch_name(name):
+    """bench_torch.py's name of diffblocks case `name`: diffblocks/origin_forward/T:512 ->
+    torch/origin_forward/T:512, a half case's autocast run: diffblocks/origin_forward_bf16/T:512
+    -> torch/origin_forward_bf16_autocast/T:512."""
+    _, case, args = name.split("/", 2)
+    dtype = split_dtype(case)[1]
+    return f"torch/{case}{'_autocast' if dtype else ''}/{args}"
+
+
 def ratio_rows(ours, torch, family):
     rows = []
     for name, r in sorted(ours.items(), key=lambda kv: natural(kv[0])):
         if not name.startswith(f"diffblocks/{family}/"):
             continue
-        t = torch.get(name.replace("diffblocks/", "torch/", 1))
-        rows.append((name.split("/", 2)[2], r, t))
+        rows.append((name.split("/", 2)[2], r, torch.get(torch_name(name))))
     return rows
+
+
+def split_dtype(variant):
+    """('naive', 'bf16') for bench_attention's 'naive_bf16'; ('naive', None) for float32's 'naive'."""
+    m = re.fullmatch(r"(.+)_(bf16|f16)", variant)
+    return (m.group(1), m.group(2)) if m else (variant, None)
+
+
+def torch_attention(src, name):
+    """PyTorch's counterparts of bench_attention case `name` in `src` (bench_torch.py's names; a
+    half case's are its autocast runs): (naive, sdpa) for softmax attention, (None, linear) for
+    linear attention; None where src lacks one."""
+    kind, variant, shape = name.split("/", 2)
+    base, dtype = split_dtype(variant)
+
+    def get(v):
+        return src.get(f"torch/{kind}/{v if dtype is None else f'{v}_{dtype}_autocast'}/{shape}")
+    return (None, get("linear")) if base == "linear" else (get("naive"), get("sdpa"))
 
 
 def natural(s):
@@ -118,7 +153,7 @@ def markdown(ours, torch, contexts, legacy=None, legacy_contexts=()):
     best_gemm = max([r["gflops"] or 0 for n, r in {**ours, **torch}.items() if "/sgemm/" in n] or [0])
     lines.append("| case | diffblocks ms | torch ms | torch / diffblocks | diffblocks GFLOP/s | % of best SGEMM |")
     lines.append("|---|---|---|---|---|---|")
-    for family in ("origin_forward", "sampler_step", "diffuser_forward"):
+    for family in FAMILIES:
         for case, r, t in ratio_rows(ours, torch, family):
             g = r["gflops"]
             pct = f"{100 * g / best_gemm:.0f} %" if g and best_gemm else "-"
@@ -137,12 +172,9 @@ def markdown(ours, torch, contexts, legacy=None, legacy_contexts=()):
     for name, r in sorted(ours.items(), key=lambda kv: natural(kv[0])):
         if not (name.startswith("self/") or name.startswith("cross/")):
             continue
-        kind, variant, shape = name.split("/", 2)
-        tn = torch.get(f"torch/{kind}/naive/{shape}")
-        ts = torch.get(f"torch/{kind}/sdpa/{shape}") if variant != "linear" else torch.get(f"torch/{name}")
-        lines.append(f"| {name} | {r['ms']:.2f} | {r['gflops'] or 0:.0f} | "
-                     f"{tn['ms']:.2f} | " if tn and variant != "linear" else f"| {name} | {r['ms']:.2f} | {r['gflops'] or 0:.0f} | - | ")
-        lines[-1] += f"{ts['ms']:.2f} |" if ts else "- |"
+        tn, ts = torch_attention(torch, name)
+        ms = [f"{t['ms']:.2f}" if t else "-" for t in (tn, ts)]
+        lines.append(f"| {name} | {r['ms']:.2f} | {r['gflops'] or 0:.0f} | {' | '.join(ms)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -164,9 +196,9 @@ def markdown_two(ours, torch, contexts, legacy, legacy_contexts):
     lines.append(f"| case | diffblocks ms | torch {old_v} ms | torch {old_v} / diffblocks | torch {new_v} ms | "
                  f"torch {new_v} / diffblocks | diffblocks GFLOP/s | % of best SGEMM |")
     lines.append("|---|---|---|---|---|---|---|---|")
-    for family in ("origin_forward", "sampler_step", "diffuser_forward"):
+    for family in FAMILIES:
         for case, r, t in ratio_rows(ours, torch, family):
-            old = legacy.get(f"torch/{family}/{case}")
+            old = legacy.get(torch_name(f"diffblocks/{family}/{case}"))
             g = r["gflops"]
             pct = f"{100 * g / best_gemm:.0f} %" if g and best_gemm else "-"
             gs = f"{g:.0f}" if g else "-"
@@ -191,12 +223,11 @@ def markdown_two(ours, torch, contexts, legacy, legacy_contexts):
     for name, r in sorted(ours.items(), key=lambda kv: natural(kv[0])):
         if not (name.startswith("self/") or name.startswith("cross/")):
             continue
-        kind, variant, shape = name.split("/", 2)
-        if variant == "linear":
-            tn, ts, old = None, torch.get(f"torch/{name}"), legacy.get(f"torch/{name}")
-        else:
-            tn, ts = torch.get(f"torch/{kind}/naive/{shape}"), torch.get(f"torch/{kind}/sdpa/{shape}")
-            old = legacy.get(f"torch/{kind}/naive/{shape}")
+        tn, ts = torch_attention(torch, name)
+        # The legacy column: its naive time for softmax attention (torch 1.13 has no sdpa), its
+        # linear time for linear attention (the second of torch_attention's pair).
+        legacy_naive, legacy_second = torch_attention(legacy, name)
+        old = legacy_second if split_dtype(name.split("/")[1])[0] == "linear" else legacy_naive
         ms = [f"{t['ms']:.2f}" if t else "-" for t in (tn, ts, old)]
         lines.append(f"| {name} | {r['ms']:.2f} | {r['gflops'] or 0:.0f} | {' | '.join(ms)} |")
     return "\n".join(lines) + "\n"

@@ -20,6 +20,12 @@ bench_attention: Grad-TTS linear attention, naive matmul-softmax-matmul, and
 F.scaled_dot_product_attention, PyTorch's fused flash/streaming CPU kernel). Every result is
 named like its C++ counterpart with "torch/" in front.
 
+--dtypes f32 bf16 f16 adds, for the origin, diffuser and attention suites, the same cases run the
+way PyTorch users run half precision, under torch.autocast("cpu", dtype), named
+"<case>_<dtype>_autocast" (torch/origin_forward_bf16_autocast/T:512 beside bench_origin's
+diffblocks/origin_forward_bf16/T:512; torch/self/naive_bf16_autocast/N:1024/dh:64 beside
+bench_attention's self/naive_bf16/N:1024/dh:64).
+
 --device cuda runs the GPU counterparts of benchmarks/bench_cuda.cu instead (same names with
 "torch/" in front): the Origin U-Net at batch 1 and 16 (T = 512), the TTS-sized Diffuser at
 batch 1 and 16, attention (naive matmul-softmax-matmul and F.scaled_dot_product_attention,
@@ -219,8 +225,10 @@ def linear_attention(qkv: torch.Tensor, heads: int, dh: int) -> torch.Tensor:
     return torch.einsum("bhde,bhdn->bhen", context, q).reshape(b, heads * dh, h, w)
 
 
-def attention_entries(warmup, repeats, max_tokens):
-    """The cases of benchmarks/bench_attention.cpp (4 heads, batch 1)."""
+def attention_entries(warmup, repeats, max_tokens, dtypes=("f32",)):
+    """The cases of benchmarks/bench_attention.cpp (4 heads, batch 1), each in every dtype:
+    float32, and float32 tensors under torch.autocast (`torch/self/naive_bf16_autocast/...`, the
+    counterpart of bench_attention's `self/naive_bf16/...`)."""
     heads, out, idx = 4, [], 0
     lengths = [n for n in (64, 256, 1024, 4096, 16384) if n <= max_tokens]
 
@@ -234,32 +242,36 @@ def attention_entries(warmup, repeats, max_tokens):
               "skipping the sdpa cases", flush=True)
 
     def add(name, fn, flops):
+        """torch/<kind>/<variant><shape> in every dtype (name = "torch/<kind>/<variant>", sfx)."""
         nonlocal idx
         if fn is None:
             return
-        out.append(entry(name, idx, timed(fn, warmup, repeats), flops))
-        idx += 1
-        print(f"  {name}: {out[-1]['real_time']:.2f} ms", flush=True)
+        base, sfx = name
+        for dtype in dtypes:
+            case = autocast_name(base, dtype) + sfx
+            out.append(entry(case, idx, timed(under(dtype, fn), warmup, repeats), flops))
+            idx += 1
+            print(f"  {case}: {out[-1]['real_time']:.2f} ms", flush=True)
 
     for dh in (32, 64, 128):
         for n in lengths:
             sfx = f"/N:{n}/dh:{dh}"
             qkv = torch.randn(1, 3 * heads * dh, 1, n)
-            add("torch/self/linear" + sfx, lambda: linear_attention(qkv, heads, dh), 2.0 * heads * n * 2 * dh * dh)
+            add(("torch/self/linear", sfx), lambda: linear_attention(qkv, heads, dh), 2.0 * heads * n * 2 * dh * dh)
             if dh == 128 and n > 4096:
                 continue
             q, k, v = (torch.randn(1, heads, n, dh) for _ in range(3))
             flops = 2.0 * heads * n * n * 2 * dh
-            add("torch/self/naive" + sfx, lambda: naive(q, k, v), flops)
-            add("torch/self/sdpa" + sfx, (lambda: sdpa(q, k, v)) if sdpa else None, flops)
+            add(("torch/self/naive", sfx), lambda: naive(q, k, v), flops)
+            add(("torch/self/sdpa", sfx), (lambda: sdpa(q, k, v)) if sdpa else None, flops)
     cross = [(n, 16) for n in (1280, 10240, 40960)] + [(1024, s) for s in lengths]
     for n, s_len in cross:
         q = torch.randn(1, heads, n, 64)
         k, v = torch.randn(1, heads, s_len, 64), torch.randn(1, heads, s_len, 64)
         flops = 2.0 * heads * n * s_len * 2 * 64
         sfx = f"/N:{n}/S:{s_len}/dh:64"
-        add("torch/cross/naive" + sfx, lambda: naive(q, k, v), flops)
-        add("torch/cross/sdpa" + sfx, (lambda: sdpa(q, k, v)) if sdpa else None, flops)
+        add(("torch/cross/naive", sfx), lambda: naive(q, k, v), flops)
+        add(("torch/cross/sdpa", sfx), (lambda: sdpa(q, k, v)) if sdpa else None, flops)
     return out
 
 
@@ -507,7 +519,8 @@ def main() -> int:
     ap.add_argument("--suite", nargs="+", default=["origin"], choices=["origin", "diffuser", "sgemm", "attention"])
     ap.add_argument("--diffuser-frames", type=int, nargs="+", default=[512])
     ap.add_argument("--dtypes", nargs="+", default=["f32"], choices=["f32", "bf16", "f16"],
-                    help="origin / diffuser suites: f32, and the f32 model under torch.autocast('cpu', dtype)")
+                    help="origin / diffuser / attention suites: f32, and the f32 model (tensors) under "
+                         "torch.autocast('cpu', dtype)")
     ap.add_argument("--max-tokens", type=int, default=16384, help="longest attention sequence")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="cuda: the GPU suite of benchmarks/bench_cuda.cu instead of --suite")
@@ -553,7 +566,8 @@ def main() -> int:
             entries.append(e)
             print(f"{e['name']:<30} {e['real_time']:>10.1f} ms  ({e['label']})", flush=True)
     if "attention" in args.suite:
-        entries += attention_entries(max(1, args.warmup // 2), max(1, args.repeats // 2), args.max_tokens)
+        entries += attention_entries(max(1, args.warmup // 2), max(1, args.repeats // 2), args.max_tokens,
+                                     args.dtypes)
 
     if args.json:
         args.json.write_text(json.dumps({"context": context(args), "benchmarks": entries}, indent=2) + "\n")
