@@ -462,3 +462,240 @@ TEST_CASE("isa: float32 <-> bf16 / f16 conversions give core/half.hpp's bits on 
     CHECK(bad_f16 == -1);
   }
 }
+
+// ---- half tensors: the kernels that read and write them in place ------------------------------
+
+namespace {
+
+/// x widened to float32 / y rounded to H, with the scalar conversions of core/half.hpp (not the
+/// library's SIMD casts, which are what is under test here).
+template <class H, std::size_t N>
+Tensor<float, N> widen_ref(const Tensor<H, N>& x) {
+  auto y = Tensor<float, N>::from_shape(x.shape());
+  for (std::size_t i = 0; i < x.size(); ++i) y.data()[i] = static_cast<float>(x.data()[i]);
+  return y;
+}
+template <class H, std::size_t N>
+Tensor<H, N> narrow_ref(const Tensor<float, N>& x) {
+  auto y = Tensor<H, N>::from_shape(x.shape());
+  for (std::size_t i = 0; i < x.size(); ++i) y.data()[i] = H(x.data()[i]);
+  return y;
+}
+template <class H, std::size_t N>
+Tensor<H, N> random_half(const std::array<std::size_t, N>& shape, std::uint64_t seed, double scale = 1.0) {
+  return narrow_ref<H>(random_tensor<float, N>(shape, seed, scale));
+}
+/// Index of the first element whose bits differ, or -1.
+template <class H, std::size_t N>
+std::ptrdiff_t first_bit_difference(const Tensor<H, N>& a, const Tensor<H, N>& b) {
+  REQUIRE(a.shape() == b.shape());
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a.data()[i].bits != b.data()[i].bits) return static_cast<std::ptrdiff_t>(i);
+  return -1;
+}
+
+/// On every instruction set: `half_op()` (the op on half tensors) gives the bits of `float_op()`
+/// (the float32 op on the same values, widened) rounded once.
+template <class HalfOp, class FloatOp>
+void require_rounded_float32(const std::string& what, HalfOp half_op, FloatOp float_op) {
+  const IsaGuard guard;
+  for (Isa i : cpu::kAllIsas) {
+    if (!cpu::isa_supported(i)) continue;
+    cpu::set_isa(i);
+    const auto got = half_op();
+    using H = typename std::decay_t<decltype(got)>::value_type;
+    const auto want = narrow_ref<H>(float_op());
+    const std::ptrdiff_t at = first_bit_difference(got, want);
+    INFO(what << " on " << cpu::isa_name(i) << ": first differing element " << at << " of " << got.size()
+              << (at >= 0 ? ": " + std::to_string(float(got.data()[at])) + " vs " + std::to_string(float(want.data()[at]))
+                          : std::string()));
+    REQUIRE(at == -1);
+  }
+}
+
+template <class H>
+void check_stored_convolutions() {
+  const int threads = db::get_num_threads();
+  db::set_num_threads(std::max(threads, 2));
+  struct Case {
+    std::size_t b, ci, co, h, w;
+  };
+  // As the float32 test above: both transform paths (groups of 16 tiles, and the row path),
+  // both schedules (per-thread bands, shared bands), cut tiles.
+  const Case cases3[] = {{2, 13, 11, 7, 37}, {1, 16, 10, 5, 64}, {2, 17, 19, 66, 50}, {2, 16, 16, 80, 128}, {1, 9, 8, 1, 1}};
+  std::uint64_t seed = 101;
+  for (const Case& c : cases3) {
+    const auto x = random_half<H, 4>({c.b, c.ci, c.h, c.w}, seed++);
+    const auto w = random_half<H, 4>({c.co, c.ci, 3, 3}, seed++, 0.2);
+    const auto bias = random_half<H, 1>({c.co}, seed++);
+    const std::string shape = std::to_string(c.ci) + "->" + std::to_string(c.co) + " " + std::to_string(c.h) + "x" +
+                              std::to_string(c.w);
+    auto reference = [&] { return db::ops::conv2d(db::Cpu{}, widen_ref(x), widen_ref(w), widen_ref(bias), 1, 1); };
+    require_rounded_float32("winograd 3x3 (a form per call) " + shape,
+                            [&] { return db::ops::conv2d(db::Cpu{}, x, w, bias, 1, 1); }, reference);
+    db::ops::PreparedWeights<H, db::Cpu> slot;  // the kept form: made by the first call, used by the second
+    for (int call = 0; call < 2; ++call)
+      require_rounded_float32("winograd 3x3 (kept form, call " + std::to_string(call) + ") " + shape,
+                              [&] { return db::ops::conv2d(db::Cpu{}, x, w, bias, 1, 1, slot); }, reference);
+  }
+  {  // 1x1 accumulated into a half output: pixel chunks (two of them and a cut one), two items
+    const auto x = random_half<H, 4>({2, 8, 80, 72}, seed++);
+    const auto w = random_half<H, 4>({64, 8, 1, 1}, seed++);
+    const auto bias = random_half<H, 1>({64}, seed++);
+    const auto out0 = random_half<H, 4>({2, 64, 80, 72}, seed++);
+    db::ops::PreparedWeights<H, db::Cpu> slot;
+    require_rounded_float32(
+        "1x1 accumulated",
+        [&] {
+          auto out = out0;
+          db::ops::conv2d_add_(db::Cpu{}, x, w, bias, 1, 0, out, slot);
+          return out;
+        },
+        [&] {
+          auto out = widen_ref(out0);
+          db::ops::conv2d_add_(db::Cpu{}, widen_ref(x), widen_ref(w), widen_ref(bias), 1, 0, out);
+          return out;
+        });
+  }
+  {  // strided 3x3 (the patch GEMM on x widened)
+    const auto x = random_half<H, 4>({2, 10, 11, 23}, seed++);
+    const auto w = random_half<H, 4>({13, 10, 3, 3}, seed++, 0.2);
+    const auto bias = random_half<H, 1>({13}, seed++);
+    require_rounded_float32(
+        "3x3 stride 2", [&] { return db::ops::conv2d(db::Cpu{}, x, w, bias, 2, 1); },
+        [&] { return db::ops::conv2d(db::Cpu{}, widen_ref(x), widen_ref(w), widen_ref(bias), 2, 1); });
+  }
+  db::set_num_threads(threads);
+}
+
+template <class H>
+void check_stored_norms_and_attention() {
+  std::uint64_t seed = 201;
+  // GroupNorm and its fusions: rows of 37 values (a vector and a tail), 2 items, 4 groups.
+  const auto x = random_half<H, 4>({2, 8, 3, 37}, seed++, 3.0);
+  const auto gamma = random_half<H, 1>({8}, seed++), beta = random_half<H, 1>({8}, seed++);
+  auto mask = Tensor<H, 4>::from_shape({2, 1, 1, 37});
+  for (std::size_t i = 0; i < 37; ++i) mask(0, 0, 0, i) = mask(1, 0, 0, i) = H(i < 30 ? 1.0f : 0.0f);
+  const auto tbias = random_half<H, 2>({2, 8}, seed++);
+  require_rounded_float32(
+      "group_norm", [&] { return db::ops::group_norm(db::Cpu{}, x, 4, gamma, beta, 1e-5); },
+      [&] { return db::ops::group_norm(db::Cpu{}, widen_ref(x), 4, widen_ref(gamma), widen_ref(beta), 1e-5); });
+  require_rounded_float32(
+      "group_norm_mish_mask_",
+      [&] {
+        auto y = x;
+        db::ops::group_norm_mish_mask_(db::Cpu{}, y, 4, gamma, beta, 1e-5, mask);
+        return y;
+      },
+      [&] {
+        auto y = widen_ref(x);
+        db::ops::group_norm_mish_mask_(db::Cpu{}, y, 4, widen_ref(gamma), widen_ref(beta), 1e-5, widen_ref(mask));
+        return y;
+      });
+  require_rounded_float32(
+      "group_norm_mish_mask_bias_mask_",
+      [&] {
+        auto y = x;
+        db::ops::group_norm_mish_mask_bias_mask_(db::Cpu{}, y, 4, gamma, beta, 1e-5, mask, tbias);
+        return y;
+      },
+      [&] {
+        auto y = widen_ref(x);
+        db::ops::group_norm_mish_mask_bias_mask_(db::Cpu{}, y, 4, widen_ref(gamma), widen_ref(beta), 1e-5,
+                                                 widen_ref(mask), widen_ref(tbias));
+        return y;
+      });
+
+  // LinearAttention's block on a half x: chunks of positions (several, the last cut) and runs of
+  // the k~ x^T reduction; its sums run in another order than the float32 kernel's, so the
+  // result is compared within the half type's resolution instead of bit for bit.
+  const IsaGuard guard;
+  const auto xa = random_half<H, 4>({2, 64, 80, 65}, seed++);
+  const auto w_qkv = random_half<H, 4>({3 * 4 * 32, 64, 1, 1}, seed++, 0.1);
+  const auto w_out = random_half<H, 4>({64, 4 * 32, 1, 1}, seed++, 0.1);
+  const auto b_out = random_half<H, 1>({64}, seed++);
+  const double ulp = std::is_same<H, db::bf16>::value ? 1.0 / 128 : 1.0 / 1024;
+  for (Isa i : cpu::kAllIsas) {
+    if (!cpu::isa_supported(i)) continue;
+    cpu::set_isa(i);
+    const auto got = widen_ref(db::ops::linear_attention_block(db::Cpu{}, xa, w_qkv, w_out, b_out, 4, 32));
+    const auto want = db::ops::linear_attention_block(db::Cpu{}, widen_ref(xa), widen_ref(w_qkv), widen_ref(w_out),
+                                                      widen_ref(b_out), 4, 32);
+    REQUIRE(got.shape() == want.shape());
+    std::size_t worst = 0;
+    double worst_err = 0;
+    for (std::size_t k = 0; k < got.size(); ++k) {
+      const double err = std::fabs(double(got.data()[k]) - double(want.data()[k])) / std::max(1e-3, std::fabs(double(want.data()[k])));
+      if (err > worst_err) worst_err = err, worst = k;
+    }
+    INFO("linear_attention_block on " << cpu::isa_name(i) << ": worst relative error " << worst_err << " at " << worst
+                                      << " (" << got.data()[worst] << " vs " << want.data()[worst] << ")");
+    REQUIRE(worst_err <= ulp);  // one rounding of (nearly) the same float32 value: at most a half-type ulp
+  }
+}
+
+/// The element-wise ops on half tensors (vector runs, kernels/elementwise.inl) against the
+/// device-generic functors (CpuOps::Reference: one value at a time in float32, rounded once), on
+/// every copy: the same expression, the same bits. Rows of 37 (a vector and a tail), runs of
+/// more than one 512-value run.
+template <class H>
+void check_stored_elementwise() {
+  std::uint64_t seed = 301;
+  const auto x = random_half<H, 4>({2, 3, 5, 601}, seed++, 2.0);
+  const auto y = random_half<H, 4>({2, 3, 5, 601}, seed++, 2.0);
+  auto mask = Tensor<H, 4>::from_shape({2, 1, 1, 601});
+  for (std::size_t i = 0; i < 601; ++i) mask(0, 0, 0, i) = mask(1, 0, 0, i) = H(i < 500 ? 1.0f : 0.0f);
+  mask(1, 0, 0, 7) = H(0.5f);
+  const auto bias = random_half<H, 2>({2, 3}, seed++), ss = random_half<H, 2>({2, 6}, seed++, 0.5);
+  const auto g = random_half<H, 1>({1}, seed++);
+  const db::Cpu fast(db::CpuOptions{}), reference([] {
+    db::CpuOptions o;
+    o.ops = db::CpuOps::Reference;
+    return o;
+  }());
+  struct Op {
+    const char* name;
+    std::function<Tensor<H, 4>(const db::Cpu&)> run;
+  };
+  const Op ops[] = {
+      {"mul_mask_", [&](const db::Cpu& d) { auto t = x; db::ops::mul_mask_(d, t, mask); return t; }},
+      {"masked_copy", [&](const db::Cpu& d) { return db::ops::masked_copy(d, x, mask); }},
+      {"add_channel_bias_", [&](const db::Cpu& d) { auto t = x; db::ops::add_channel_bias_(d, t, bias); return t; }},
+      {"add_", [&](const db::Cpu& d) { auto t = x; db::ops::add_(d, t, y); return t; }},
+      {"add_div_", [&](const db::Cpu& d) { auto t = x; db::ops::add_div_(d, t, y, H(1.5f)); return t; }},
+      {"scale_", [&](const db::Cpu& d) { auto t = x; db::ops::scale_(d, t, g); return t; }},
+      {"scale_shift_", [&](const db::Cpu& d) { auto t = x; db::ops::scale_shift_(d, t, ss); return t; }},
+  };
+  const IsaGuard guard;
+  for (Isa i : cpu::kAllIsas) {
+    if (!cpu::isa_supported(i)) continue;
+    cpu::set_isa(i);
+    for (const Op& op : ops) {
+      const auto got = op.run(fast), want = op.run(reference);
+      const std::ptrdiff_t at = first_bit_difference(got, want);
+      INFO(op.name << " on " << cpu::isa_name(i) << ": first differing element " << at);
+      REQUIRE(at == -1);
+    }
+  }
+  // And they are not the identity: the op changed x.
+  auto t = x;
+  db::ops::add_(fast, t, y);
+  REQUIRE(first_bit_difference(t, x) != -1);
+}
+
+}  // namespace
+
+TEST_CASE("isa: half tensors' convolutions give the float32 result rounded once, on every copy", "[isa][half][conv]") {
+  SECTION("bf16") { check_stored_convolutions<db::bf16>(); }
+  SECTION("f16") { check_stored_convolutions<db::f16>(); }
+}
+
+TEST_CASE("isa: half tensors' GroupNorm fusions and LinearAttention read and write the half type", "[isa][half][norm]") {
+  SECTION("bf16") { check_stored_norms_and_attention<db::bf16>(); }
+  SECTION("f16") { check_stored_norms_and_attention<db::f16>(); }
+}
+
+TEST_CASE("isa: element-wise ops on half tensors give the generic functors' bits, on every copy", "[isa][half]") {
+  SECTION("bf16") { check_stored_elementwise<db::bf16>(); }
+  SECTION("f16") { check_stored_elementwise<db::f16>(); }
+}

@@ -59,26 +59,24 @@ void group_norm_mish_mask_bias_mask_(const Cpu& dev, Tensor<T, 4, Cpu>& x, int g
   DIFFBLOCKS_CPU_RETURN_KERNEL(group_norm_mish_mask_bias_mask_<T>(x, groups, gamma, beta, eps, mask, bias));
 }
 
-/// The half types (ops/cpu/half_ops.hpp): the float32 one-pass kernel between one widening and
-/// one rounding, so the fusion rounds once, as the float32 model's next convolution would.
+/// The half types: the same one-pass kernel reading and writing x in its half type (each row
+/// normalised and post-processed in float32, rounded once as it is stored: no float32 copy of x);
+/// gamma, beta, the mask and the bias (a channel's or a frame's values) widened for the call.
 template <class H, IfHalf<H> = 0>
 void group_norm_mish_mask_(const Cpu& dev, Tensor<H, 4, Cpu>& x, int groups, const Tensor<H, 1, Cpu>& gamma,
                            const Tensor<H, 1, Cpu>& beta, double eps, const Tensor<H, 4, Cpu>& mask) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::group_norm_mish_mask_(dev, x, groups, gamma, beta, eps, mask));
-  using namespace half_detail;
-  auto xf = widen(x);
-  ops::group_norm_mish_mask_(dev, xf, groups, widen(gamma), widen(beta), eps, widen(mask));
-  narrow_into(xf, x);
+  using cpu::half_convert::widened;
+  DIFFBLOCKS_CPU_RETURN_KERNEL(group_norm_mish_mask_<H>(x, groups, widened(gamma), widened(beta), eps, widened(mask)));
 }
 template <class H, IfHalf<H> = 0>
 void group_norm_mish_mask_bias_mask_(const Cpu& dev, Tensor<H, 4, Cpu>& x, int groups, const Tensor<H, 1, Cpu>& gamma,
                                      const Tensor<H, 1, Cpu>& beta, double eps, const Tensor<H, 4, Cpu>& mask,
                                      const Tensor<H, 2, Cpu>& bias) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::group_norm_mish_mask_bias_mask_(dev, x, groups, gamma, beta, eps, mask, bias));
-  using namespace half_detail;
-  auto xf = widen(x);
-  ops::group_norm_mish_mask_bias_mask_(dev, xf, groups, widen(gamma), widen(beta), eps, widen(mask), widen(bias));
-  narrow_into(xf, x);
+  using cpu::half_convert::widened;
+  DIFFBLOCKS_CPU_RETURN_KERNEL(
+      group_norm_mish_mask_bias_mask_<H>(x, groups, widened(gamma), widened(beta), eps, widened(mask), widened(bias)));
 }
 
 }  // namespace ops

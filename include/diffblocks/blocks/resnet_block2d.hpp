@@ -34,6 +34,15 @@ void add_div_(const D& d, X& a, const X& b, typename X::value_type s) {
 }
 }  // namespace generic
 using generic::add_div_;
+
+/// The CPU's: one vectorised pass (kernels/elementwise.inl), half tensors included (runs widened,
+/// rounded once: the generic loop converted f16 one value at a time in software).
+template <class T, std::size_t N>
+void add_div_(const Cpu& d, Tensor<T, N, Cpu>& a, const Tensor<T, N, Cpu>& b, T s) {
+  DIFFBLOCKS_CPU_FAST_PATH(d, generic::add_div_(d, a, b, s));
+  DIFFBLOCKS_CPU_RETURN_KERNEL(
+      add_div_(a.data(), b.data(), static_cast<std::ptrdiff_t>(a.size()), static_cast<compute_t<T>>(s)));
+}
 }  // namespace ops
 
 enum class TimeEmbeddingNorm { Default, AdaGroup };

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "diffblocks/core/device.hpp"
+#include "diffblocks/ops/cpu/half_convert.hpp"
 #include "diffblocks/ops/cpu/kernels.hpp"
 #include "diffblocks/ops/cpu/prepared.hpp"
 #include "diffblocks/ops/cpu/weight_cache.hpp"  // deprecated shims, for old callers
@@ -109,36 +110,109 @@ PreparedKey conv2d_key(const CpuContext& c, int Cin, int Cout, int KH, int KW, i
 }
 
 namespace detail {
+/// A tensor's values as T: the tensor itself when it stores T; for a half tensor a float32 copy,
+/// made at once or (kLazy) at the first data() call.
+template <class T, class S, std::size_t N>
+class StoredAs {
+ public:
+  enum Lazy { kLazy };
+  explicit StoredAs(const Tensor<S, N, Cpu>& x) : x_(x) { data(); }
+  StoredAs(const Tensor<S, N, Cpu>& x, Lazy) : x_(x) {}
+  const T* data() {
+    if constexpr (std::is_same<S, T>::value) {
+      return x_.data();
+    } else {
+      if (!wide_.size() && x_.size()) wide_ = half_convert::widened(x_);
+      return wide_.data();
+    }
+  }
+
+ private:
+  const Tensor<S, N, Cpu>& x_;
+  Tensor<T, N, Cpu> wide_;
+};
+
 // The convolutions on context c with the weight's prepared form from `slot`, or made for this
 // call when slot is null. A raw op call (no block, so no slot) prepares its weights every time:
 // no library code loops over raw calls, and a per-call preparation always sees the weights as
 // they are (the process-wide content-hashed cache that served such calls is gone).
-template <class T>
-Tensor<T, 4, Cpu> conv2d_on(CpuContext& c, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
-                            const Tensor<T, 1, Cpu>& bias, int stride, int padding, PreparedSlot<T>* slot) {
+//
+// A tensor stored in a half type S computes in float32 (T = compute_t<S>), with the float32
+// prepared form: the weight is widened only when a form is made, never when the slot holds one;
+// a Winograd convolution reads x and writes its result in S itself (the transforms widen and
+// round: no float32 copy of either, the memory a half model saves); the patch GEMM reads x
+// widened and its result is rounded once.
+template <class S>
+Tensor<S, 4, Cpu> conv2d_on(CpuContext& c, const Tensor<S, 4, Cpu>& x, const Tensor<S, 4, Cpu>& w,
+                            const Tensor<S, 1, Cpu>& bias, int stride, int padding, PreparedSlot<compute_t<S>>* slot) {
+  using T = compute_t<S>;
   const int Cout = static_cast<int>(w.shape(0)), Cin = static_cast<int>(w.shape(1));
   const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
   const PreparedKey key = conv2d_key<T>(c, static_cast<int>(x.shape(1)), Cout, KH, KW, stride, padding);
   const bool winograd = key.kind == kWinogradKernels || key.kind == kWinogradTaps;
   ++(winograd ? c.counters().winograd_convs : c.counters().im2col_convs);
+  StoredAs<T, S, 1> b(bias);
+  StoredAs<T, S, 4> wv(w, StoredAs<T, S, 4>::kLazy);
+  const T* const bp = bias.size() ? b.data() : nullptr;
+  // The kernel for x as stored (half: the Winograd path only) or, for the patch GEMM on a half x,
+  // on x widened, the result rounded once.
+  auto run = [&](const T* wp, const T* form, bool taps) -> Tensor<S, 4, Cpu> {
+    if constexpr (std::is_same<S, T>::value) {
+      DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d_shaped<T>(x, Cout, KH, KW, wp, bp, stride, padding, winograd, form, taps));
+    } else if (winograd) {
+      DIFFBLOCKS_CPU_RETURN_KERNEL(conv3x3_stored<S>(x, Cout, wp, bp, form, taps));
+    } else {
+      const auto xf = half_convert::widened(x);
+      auto yf = [&] { DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d_shaped<T>(xf, Cout, KH, KW, wp, bp, stride, padding, false, form)); }();
+      return half_convert::narrowed<S>(yf);
+    }
+  };
   if (winograd && (!slot || !keeps_prepared(c.weight_preparation()))) {
     // Made by the kernel for this call (winograd::conv3x3), a row of points at a time where it can.
     if (slot) slot->reset();
     ++c.counters().weight_preparations;
-    DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d<T>(x, w, bias, stride, padding, true, static_cast<const T*>(nullptr)));
+    return run(wv.data(), nullptr, false);
   }
   const auto form = prepared_form(c, slot, key, conv2d_form_size<T>(key.kind, Cout, Cin, KH, KW),
-                                  [&](T* p) { make_conv2d_form(key.kind, w.data(), Cout, Cin, KH, KW, p); });
-  DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d<T>(x, w, bias, stride, padding, winograd, form.data(), key.kind == kWinogradTaps));
+                                  [&](T* p) { make_conv2d_form(key.kind, wv.data(), Cout, Cin, KH, KW, p); });
+  return run(nullptr, form.data(), key.kind == kWinogradTaps);
 }
-template <class T>
-void conv1x1_add_on(CpuContext& c, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
-                    const Tensor<T, 1, Cpu>& bias, Tensor<T, 4, Cpu>& out, PreparedSlot<T>* slot) {
+// A half out (and x) goes in chunks of pixels, shared out over the threads: each chunk of x and
+// of out is widened into the thread's scratch (about 1 MB), the GEMM accumulates into it in
+// float32 and it is rounded once on the way back, so no float32 copy of either tensor is made.
+template <class S>
+void conv1x1_add_on(CpuContext& c, const Tensor<S, 4, Cpu>& x, const Tensor<S, 4, Cpu>& w,
+                    const Tensor<S, 1, Cpu>& bias, Tensor<S, 4, Cpu>& out, PreparedSlot<compute_t<S>>* slot) {
+  using T = compute_t<S>;
   const int Cout = static_cast<int>(w.shape(0)), Cin = static_cast<int>(w.shape(1));
   ++c.counters().im2col_convs;
+  StoredAs<T, S, 4> wv(w, StoredAs<T, S, 4>::kLazy);
   const auto form = prepared_form(c, slot, PreparedKey{isa(), kPackedConv}, prepared_conv2d_size<T>(Cout, Cin, 1, 1, false),
-                                  [&](T* p) { prepare_conv2d_into(w.data(), Cout, Cin, 1, 1, false, p); });
-  DIFFBLOCKS_CPU_RETURN_KERNEL(conv1x1_add_<T>(x, w, bias, out, form.data()));
+                                  [&](T* p) { prepare_conv2d_into(wv.data(), Cout, Cin, 1, 1, false, p); });
+  if constexpr (std::is_same<S, T>::value) {
+    DIFFBLOCKS_CPU_RETURN_KERNEL(conv1x1_add_<T>(x, w, bias, out, form.data()));
+  } else {
+    StoredAs<T, S, 1> b(bias);
+    const T* const bp = bias.size() ? b.data() : nullptr;
+    const std::ptrdiff_t B = static_cast<std::ptrdiff_t>(x.shape(0));
+    const std::ptrdiff_t HW = static_cast<std::ptrdiff_t>(x.shape(2) * x.shape(3));
+    if (B == 0 || HW == 0 || Cout == 0) return;
+    const std::ptrdiff_t n_max = std::clamp<std::ptrdiff_t>((std::ptrdiff_t{1} << 18) / std::max(1, std::max(Cin, Cout)), 64, HW);
+    const std::ptrdiff_t per_item = (HW + n_max - 1) / n_max;
+    parallel_for(B * per_item, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+      memory::Buffer<T> xc(static_cast<std::size_t>(Cin * n_max)), yc(static_cast<std::size_t>(Cout * n_max));
+      for (std::ptrdiff_t job = first; job < last; ++job) {
+        const std::ptrdiff_t bi = job / per_item, p0 = (job % per_item) * n_max, n = std::min(n_max, HW - p0);
+        for (int ci = 0; ci < Cin; ++ci) half_convert::widen_range(x.data() + (bi * Cin + ci) * HW + p0, xc.data() + ci * n, n);
+        for (int co = 0; co < Cout; ++co) half_convert::widen_range(out.data() + (bi * Cout + co) * HW + p0, yc.data() + co * n, n);
+        [&] {
+          DIFFBLOCKS_CPU_RETURN_KERNEL(
+              conv1x1_accumulate<T>(xc.data(), Cin, static_cast<int>(n), form.data(), Cout, bp, yc.data()));
+        }();
+        for (int co = 0; co < Cout; ++co) half_convert::narrow_range(yc.data() + co * n, out.data() + (bi * Cout + co) * HW + p0, n);
+      }
+    });
+  }
 }
 template <class T>
 Tensor<T, 4, Cpu> conv_transpose2d_on(CpuContext& c, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,

@@ -22,6 +22,7 @@
 
 #include "diffblocks/core/device.hpp"
 #include "diffblocks/ops/cpu/attention.hpp"
+#include "diffblocks/ops/cpu/half_convert.hpp"
 #include "diffblocks/ops/cpu/kernels.hpp"
 #include "diffblocks/ops/cpu/linear.hpp"
 #include "diffblocks/ops/cpu/ops.hpp"
@@ -33,25 +34,8 @@ namespace diffblocks {
 namespace ops {
 
 namespace half_detail {
-/// d[0, n) = s as float32 / s rounded to H (kernels/elementwise.inl: SIMD, over the pool).
-template <class H>
-void widen_range(const H* s, float* d, std::ptrdiff_t n) {
-  const auto* bits = reinterpret_cast<const std::uint16_t*>(s);
-  if constexpr (std::is_same<H, bf16>::value) {
-    DIFFBLOCKS_CPU_RETURN_KERNEL(widen_bf16(bits, d, n));
-  } else {
-    DIFFBLOCKS_CPU_RETURN_KERNEL(widen_f16(bits, d, n));
-  }
-}
-template <class H>
-void narrow_range(const float* s, H* d, std::ptrdiff_t n) {
-  auto* bits = reinterpret_cast<std::uint16_t*>(d);
-  if constexpr (std::is_same<H, bf16>::value) {
-    DIFFBLOCKS_CPU_RETURN_KERNEL(narrow_bf16(s, bits, n));
-  } else {
-    DIFFBLOCKS_CPU_RETURN_KERNEL(narrow_f16(s, bits, n));
-  }
-}
+using cpu::half_convert::narrow_range;
+using cpu::half_convert::widen_range;
 }  // namespace half_detail
 
 /// float32 <-> bf16 / f16 on the CPU: the SIMD conversions (same bits as the generic op's
@@ -88,19 +72,19 @@ void narrow_into(const Tensor<float, N, Cpu>& x, Tensor<H, N, Cpu>& y) {
 
 // ---- convolutions and linear layers ----------------------------------------------------------
 
+// (cpu::detail::conv2d_on: a Winograd convolution reads and writes the half tensors itself; the
+// weight is widened only when its float32 prepared form is made.)
 template <class H, IfHalf<H> = 0>
 Tensor<H, 4, Cpu> conv2d(Cpu dev, const Tensor<H, 4, Cpu>& x, const Tensor<H, 4, Cpu>& w, const Tensor<H, 1, Cpu>& bias,
                          int stride, int padding) {
   const DeviceScope<Cpu> on(dev);
-  using namespace half_detail;
-  return narrow<H>(cpu::conv2d(widen(x), widen(w), widen(bias), stride, padding));
+  return cpu::detail::conv2d_on(dev.context(), x, w, bias, stride, padding, static_cast<cpu::PreparedSlot<float>*>(nullptr));
 }
 template <class H, IfHalf<H> = 0>
 Tensor<H, 4, Cpu> conv2d(const Cpu& dev, const Tensor<H, 4, Cpu>& x, const Tensor<H, 4, Cpu>& w,
                          const Tensor<H, 1, Cpu>& bias, int stride, int padding, PreparedWeights<H, Cpu>& prepared) {
   const DeviceScope<Cpu> on(dev);
-  using namespace half_detail;
-  return narrow<H>(cpu::conv2d(dev, widen(x), widen(w), widen(bias), stride, padding, prepared));
+  return cpu::detail::conv2d_on(dev.context(), x, w, bias, stride, padding, &prepared);
 }
 template <class H, IfHalf<H> = 0>
 Tensor<H, 4, Cpu> conv_transpose2d(Cpu dev, const Tensor<H, 4, Cpu>& x, const Tensor<H, 4, Cpu>& w,
@@ -117,28 +101,24 @@ Tensor<H, 4, Cpu> conv_transpose2d(const Cpu& dev, const Tensor<H, 4, Cpu>& x, c
   using namespace half_detail;
   return narrow<H>(cpu::conv_transpose2d(dev, widen(x), widen(w), widen(bias), stride, padding, prepared));
 }
-/// out += conv2d(x): the sum formed in float32 and rounded once.
+/// out += conv2d(x): a 1x1 convolution's sum formed in float32 and rounded once (in chunks of
+/// pixels: cpu::detail::conv1x1_add_on); others add the convolution's rounded result, as a half
+/// model under autocast adds its convolution's output.
 template <class H, IfHalf<H> = 0>
 void conv2d_add_(Cpu dev, const Tensor<H, 4, Cpu>& x, const Tensor<H, 4, Cpu>& w, const Tensor<H, 1, Cpu>& bias,
                  int stride, int padding, Tensor<H, 4, Cpu>& out) {
   const DeviceScope<Cpu> on(dev);
-  using namespace half_detail;
-  auto acc = widen(out);
-  ops::conv2d_add_(dev, widen(x), widen(w), widen(bias), stride, padding, acc);
-  narrow_into(acc, out);
+  if (w.shape(2) == 1 && w.shape(3) == 1 && stride == 1 && padding == 0)
+    return cpu::detail::conv1x1_add_on(dev.context(), x, w, bias, out, static_cast<cpu::PreparedSlot<float>*>(nullptr));
+  ops::add_(dev, out, ops::conv2d(dev, x, w, bias, stride, padding));
 }
 template <class H, IfHalf<H> = 0>
 void conv2d_add_(const Cpu& dev, const Tensor<H, 4, Cpu>& x, const Tensor<H, 4, Cpu>& w, const Tensor<H, 1, Cpu>& bias,
                  int stride, int padding, Tensor<H, 4, Cpu>& out, PreparedWeights<H, Cpu>& prepared) {
   const DeviceScope<Cpu> on(dev);
-  using namespace half_detail;
-  auto acc = widen(out);
-  const auto xf = widen(x), wf = widen(w), bf = widen(bias);
   if (w.shape(2) == 1 && w.shape(3) == 1 && stride == 1 && padding == 0)
-    cpu::conv1x1_add_(dev, xf, wf, bf, acc, prepared);
-  else
-    ops::add_(dev, acc, cpu::conv2d(dev, xf, wf, bf, stride, padding, prepared));
-  narrow_into(acc, out);
+    return cpu::detail::conv1x1_add_on(dev.context(), x, w, bias, out, &prepared);
+  ops::add_(dev, out, ops::conv2d(dev, x, w, bias, stride, padding, prepared));
 }
 template <class H, IfHalf<H> = 0>
 void prepare_conv2d(const Cpu& dev, const Tensor<H, 4, Cpu>& w, int stride, int padding,
@@ -171,12 +151,13 @@ void prepare_linear(const Cpu& dev, const Tensor<H, 2, Cpu>& w, PreparedWeights<
 
 // ---- normalisations and their fusions ----------------------------------------------------------
 
+/// The kernel reads and writes the half tensors (each row normalised in float32 and rounded once).
 template <class H, IfHalf<H> = 0>
 Tensor<H, 4, Cpu> group_norm(Cpu dev, const Tensor<H, 4, Cpu>& x, int groups, const Tensor<H, 1, Cpu>& gamma,
                              const Tensor<H, 1, Cpu>& beta, double eps) {
   const DeviceScope<Cpu> on(dev);
-  using namespace half_detail;
-  return narrow<H>(ops::group_norm(dev, widen(x), groups, widen(gamma), widen(beta), eps));
+  using cpu::half_convert::widened;
+  DIFFBLOCKS_CPU_RETURN_KERNEL(group_norm<H>(x, groups, widened(gamma), widened(beta), eps));
 }
 template <class H, std::size_t N, IfHalf<H> = 0>
 Tensor<H, N, Cpu> layer_norm(Cpu dev, const Tensor<H, N, Cpu>& x, const Tensor<H, 1, Cpu>& gamma,
@@ -226,13 +207,15 @@ Tensor<H, 4, Cpu> linear_attention(Cpu dev, const Tensor<H, 4, Cpu>& qkv, int he
 }
 /// The whole block in float32 from the half input and weights: its inner products (q, k, v,
 /// the softmax and the context) never round to half, as in autocast only the block's output does.
+/// The kernel reads x and writes the result in the half type (widening chunks of x as it goes).
 template <class H, IfHalf<H> = 0>
 Tensor<H, 4, Cpu> linear_attention_block(Cpu dev, const Tensor<H, 4, Cpu>& x, const Tensor<H, 4, Cpu>& w_qkv,
                                          const Tensor<H, 4, Cpu>& w_out, const Tensor<H, 1, Cpu>& b_out, int heads,
                                          int dim_head) {
   const DeviceScope<Cpu> on(dev);
-  using namespace half_detail;
-  return narrow<H>(ops::linear_attention_block(dev, widen(x), widen(w_qkv), widen(w_out), widen(b_out), heads, dim_head));
+  using cpu::half_convert::widened;
+  DIFFBLOCKS_CPU_RETURN_KERNEL(
+      linear_attention_block<H>(x, widened(w_qkv), widened(w_out), widened(b_out), heads, dim_head));
 }
 
 template <class H, IfHalf<H> = 0>

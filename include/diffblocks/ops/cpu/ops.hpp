@@ -21,6 +21,7 @@
 #include "diffblocks/core/random.hpp"
 #include "diffblocks/ops/cpu/conv.hpp"
 #include "diffblocks/ops/cpu/gemm.hpp"
+#include "diffblocks/ops/cpu/half_convert.hpp"
 #include "diffblocks/ops/cpu/kernels.hpp"
 #include "diffblocks/ops/cpu/map.hpp"
 #include "diffblocks/ops/generic/elementwise.hpp"
@@ -95,37 +96,49 @@ void mish_(const Cpu& dev, Tensor<T, N, Cpu>& x) {
 namespace detail {
 /// dst[b, c, h, w] = src[b, c, h, w] * mask[b, 0, 0, w] (src may be dst; kernels/elementwise.inl).
 template <class T, class Shape>
-void apply_frame_mask(const T* src, T* dst, const Shape& shape, const T* mask) {
+void apply_frame_mask(const T* src, T* dst, const Shape& shape, const compute_t<T>* mask) {
   DIFFBLOCKS_CPU_RETURN_KERNEL(apply_frame_mask(src, dst, shape, mask));
+}
+/// A small operand (a mask, a per-channel bias) in the compute type: itself, or a half one widened.
+template <class T, std::size_t N>
+decltype(auto) compute_values(const Tensor<T, N, Cpu>& x) {
+  if constexpr (is_half_v<T>)
+    return cpu::half_convert::widened(x);
+  else
+    return (x);
 }
 }  // namespace detail
 
+// The element-wise ops below take half tensors too: their kernels widen runs of values into
+// scratch and round the results once (kernels/elementwise.inl), the small operands widened whole.
+
 /// x[b, c, h, w] *= mask[b, 0, 0, w].
-template <class T, IfKernelScalar<T> = 0>
+template <class T>
 void mul_mask_(const Cpu& dev, Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& mask) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::mul_mask_(dev, x, mask));
-  detail::apply_frame_mask(x.data(), x.data(), x.shape(), mask.data());
+  detail::apply_frame_mask(x.data(), x.data(), x.shape(), detail::compute_values(mask).data());
 }
 
 /// y = x * mask[b, 0, 0, w] as a new tensor (one pass, instead of a copy and an in-place mask).
-template <class T, IfKernelScalar<T> = 0>
+template <class T>
 Tensor<T, 4, Cpu> masked_copy(const Cpu& dev, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& mask) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::masked_copy(dev, x, mask));
   auto y = Tensor<T, 4, Cpu>::from_shape(x.shape());
-  detail::apply_frame_mask(x.data(), y.data(), x.shape(), mask.data());
+  detail::apply_frame_mask(x.data(), y.data(), x.shape(), detail::compute_values(mask).data());
   return y;
 }
 
 /// x[b, c, :, :] += bias[b, c].
-template <class T, IfKernelScalar<T> = 0>
+template <class T>
 void add_channel_bias_(const Cpu& dev, Tensor<T, 4, Cpu>& x, const Tensor<T, 2, Cpu>& bias) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::add_channel_bias_(dev, x, bias));
   DIFFBLOCKS_CPU_RETURN_KERNEL(add_channel_bias_(x.data(), static_cast<std::ptrdiff_t>(x.shape(0) * x.shape(1)),
-                                                 static_cast<std::ptrdiff_t>(x.shape(2) * x.shape(3)), bias.data()));
+                                                 static_cast<std::ptrdiff_t>(x.shape(2) * x.shape(3)),
+                                                 detail::compute_values(bias).data()));
 }
 
 /// a += b (same shape).
-template <class T, std::size_t N, IfKernelScalar<T> = 0>
+template <class T, std::size_t N>
 void add_(const Cpu& dev, Tensor<T, N, Cpu>& a, const Tensor<T, N, Cpu>& b) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::add_(dev, a, b));
   DIFFBLOCKS_CPU_RETURN_KERNEL(add_(a.data(), b.data(), static_cast<std::ptrdiff_t>(a.size())));
@@ -167,10 +180,11 @@ void conv2d_add_(const Cpu& dev, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, 
 }
 
 /// x *= g[0] (a learned scalar such as Rezero's g).
-template <class T, std::size_t N, IfKernelScalar<T> = 0>
+template <class T, std::size_t N>
 void scale_(const Cpu& dev, Tensor<T, N, Cpu>& x, const Tensor<T, 1, Cpu>& g) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::scale_(dev, x, g));
-  DIFFBLOCKS_CPU_RETURN_KERNEL(affine_(x.data(), static_cast<std::ptrdiff_t>(x.size()), g(0), T(0)));
+  using C = compute_t<T>;
+  DIFFBLOCKS_CPU_RETURN_KERNEL(affine_(x.data(), static_cast<std::ptrdiff_t>(x.size()), static_cast<C>(g(0)), C(0)));
 }
 
 /// x *= s.

@@ -103,12 +103,14 @@ T first_value(Cpu dev, const Tensor<T, N, Cpu>& x) {
 }
 
 /// y = x * (1 + scale[b, c]) + shift[b, c], ss = (B, 2C) with scale first (AdaGroupNorm).
-template <class T, IfKernelScalar<T> = 0>
+/// Half tensors too (kernels/elementwise.inl: runs widened, rounded once; ss widened whole).
+template <class T>
 void scale_shift_(const Cpu& dev, Tensor<T, 4, Cpu>& x, const Tensor<T, 2, Cpu>& ss) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::scale_shift_(dev, x, ss));
   DIFFBLOCKS_CPU_RETURN_KERNEL(scale_shift_(x.data(), static_cast<std::ptrdiff_t>(x.shape(0)),
                                             static_cast<std::ptrdiff_t>(x.shape(1)),
-                                            static_cast<std::ptrdiff_t>(x.shape(2) * x.shape(3)), ss.data()));
+                                            static_cast<std::ptrdiff_t>(x.shape(2) * x.shape(3)),
+                                            detail::compute_values(ss).data()));
 }
 
 }  // namespace ops

@@ -5,6 +5,7 @@
 constexpr Isa kIsa = static_cast<Isa>(DIFFBLOCKS_KERNEL_ISA);
 
 #include "diffblocks/ops/cpu/kernels/simd.inl"
+#include "diffblocks/ops/cpu/kernels/half_io.inl"
 #include "diffblocks/ops/cpu/kernels/gemm.inl"
 #include "diffblocks/ops/cpu/kernels/hash.inl"
 #include "diffblocks/ops/cpu/kernels/winograd.inl"

@@ -188,20 +188,21 @@ void prepare_conv2d_into(const T* w, int Cout, int Cin, int KH, int KW, bool win
 /// decides, by the device's conv algorithm). `prepared`: w's prepare_conv2d form for that choice
 /// (for Winograd it may be null: then the transform is made from w for this call; or, with
 /// `taps`, the weight's winograd::pack_taps_into form, from which the planes are made).
+/// Here the weight is given by its dimensions and values (w: Cout x Cin x KH x KW, read only by
+/// a Winograd call without `prepared`), the bias as Cout values or null.
 template <class T>
-Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
-                         int stride, int padding, bool winograd, const T* prepared, bool taps = false) {
+Tensor<T, 4, Cpu> conv2d_shaped(const Tensor<T, 4, Cpu>& x, int Cout, int KH, int KW, const T* w, const T* bias,
+                                int stride, int padding, bool winograd, const T* prepared, bool taps = false) {
   const int B = static_cast<int>(x.shape(0)), Cin = static_cast<int>(x.shape(1));
   const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3));
-  const int Cout = static_cast<int>(w.shape(0)), KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
   const int Ho = (H + 2 * padding - KH) / stride + 1, Wo = (W + 2 * padding - KW) / stride + 1;
   Tensor<T, 4, Cpu> out = Tensor<T, 4, Cpu>::from_shape({static_cast<std::size_t>(B), static_cast<std::size_t>(Cout),
                                                          static_cast<std::size_t>(std::max(Ho, 0)),
                                                          static_cast<std::size_t>(std::max(Wo, 0))});
   if (Ho <= 0 || Wo <= 0) return out;
   if (winograd) {
-    winograd::conv3x3<T>(x.data(), B, Cin, H, W, taps ? nullptr : prepared, Cout, bias.size() ? bias.data() : nullptr,
-                         out.data(), w.data(), taps ? prepared : nullptr);
+    winograd::conv3x3<T>(x.data(), B, Cin, H, W, taps ? nullptr : prepared, Cout, bias, out.data(), w,
+                         taps ? prepared : nullptr);
     return out;
   }
   PatchGrid g;
@@ -211,8 +212,28 @@ Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
   for (int k = 0; k < KH; ++k) g.off_y.push_back(k - padding);
   for (int k = 0; k < KW; ++k) g.off_x.push_back(k - padding);
   g.row_step = Wo;
-  patch_gemm_packed<T>(x.data(), B, Cin, H, W, prepared, Cout, bias.size() ? bias.data() : nullptr, g,
-                       out.data(), static_cast<std::ptrdiff_t>(Ho) * Wo);
+  patch_gemm_packed<T>(x.data(), B, Cin, H, W, prepared, Cout, bias, g, out.data(), static_cast<std::ptrdiff_t>(Ho) * Wo);
+  return out;
+}
+template <class T>
+Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const Tensor<T, 1, Cpu>& bias,
+                         int stride, int padding, bool winograd, const T* prepared, bool taps = false) {
+  return conv2d_shaped<T>(x, static_cast<int>(w.shape(0)), static_cast<int>(w.shape(2)), static_cast<int>(w.shape(3)),
+                          w.data(), bias.size() ? bias.data() : nullptr, stride, padding, winograd, prepared, taps);
+}
+
+/// conv2d's Winograd path (3x3, stride 1, padding 1) on a tensor stored in a half type S: the
+/// transforms widen x as they read it and round the result as they write it, so neither has a
+/// float32 copy; the weight's form (`prepared`, or `w` as float32 when it is null) and the bias
+/// are float32, as are all the products.
+template <class S>
+Tensor<S, 4, Cpu> conv3x3_stored(const Tensor<S, 4, Cpu>& x, int Cout, const float* w, const float* bias,
+                                 const float* prepared, bool taps) {
+  const std::size_t B = x.shape(0), H = x.shape(2), W = x.shape(3);
+  auto out = Tensor<S, 4, Cpu>::from_shape({B, static_cast<std::size_t>(Cout), H, W});
+  winograd::conv3x3<float, S, S>(x.data(), static_cast<int>(B), static_cast<int>(x.shape(1)), static_cast<int>(H),
+                                 static_cast<int>(W), taps ? nullptr : prepared, Cout, bias, out.data(), w,
+                                 taps ? prepared : nullptr);
   return out;
 }
 
@@ -246,6 +267,13 @@ void conv1x1_add_(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w, const 
   const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3)), Cout = static_cast<int>(w.shape(0));
   patch_gemm_packed<T>(x.data(), B, Cin, H, W, prepared, Cout, bias.size() ? bias.data() : nullptr,
                        pointwise_grid(H, W), out.data(), static_cast<std::ptrdiff_t>(H) * W, /*accumulate=*/true);
+}
+
+/// y (Cout x n) += w x (Cin x n) + bias: a 1x1 convolution on n pixels laid out contiguously per
+/// channel (a chunk of a plane), `prepared` w's packed form.
+template <class T>
+void conv1x1_accumulate(const T* x, int Cin, int n, const T* prepared, int Cout, const T* bias, T* y) {
+  patch_gemm_packed<T>(x, 1, Cin, 1, n, prepared, Cout, bias, pointwise_grid(1, n), y, n, /*accumulate=*/true);
 }
 
 /// Kernel taps k of a transposed convolution's output phase r (stride s): those with

@@ -12,59 +12,122 @@ void stream(std::ptrdiff_t n, std::ptrdiff_t per, F&& body) {
   parallel_for(n, body);
 }
 
+// Each op below also takes tensors stored in a half type S (its other operands in the compute
+// type T = compute_t<S>): runs of kRun values are widened into the thread's scratch, computed
+// in float32 and rounded once on the way back (half_io: vector conversions), so a half tensor
+// costs neither a float32 copy nor a per-value software conversion (f16's was 20x the op).
+
+/// f(v, len, off) over [0, n) of src in runs, v the run's values as float32 (src widened), the
+/// result rounded into dst (src may be dst). For a half type S only.
+template <class S, class F>
+inline void float_runs(const S* src, S* dst, std::ptrdiff_t n, F&& f) {
+  constexpr std::ptrdiff_t kRun = 512;
+  alignas(64) float v[kRun];
+  for (std::ptrdiff_t i = 0; i < n; i += kRun) {
+    const std::ptrdiff_t len = std::min(kRun, n - i);
+    half_io::load_row(src + i, v, len);
+    f(v, len, i);
+    half_io::store_row(v, dst + i, len);
+  }
+}
+
 /// dst[b, c, h, w] = src[b, c, h, w] * mask[b, 0, 0, w] over rows of W values (src may be dst);
 /// `shape` is the (B, C, H, W) of both.
-template <class T, class Shape>
-void apply_frame_mask(const T* src, T* dst, const Shape& shape, const T* mask) {
+template <class S, class Shape, class T = compute_t<S>>
+void apply_frame_mask(const S* src, S* dst, const Shape& shape, const T* mask) {
   const std::ptrdiff_t CH = static_cast<std::ptrdiff_t>(shape[1] * shape[2]), W = shape[3];
   const std::ptrdiff_t rows = static_cast<std::ptrdiff_t>(shape[0]) * CH;
   stream(rows, W, [&](std::ptrdiff_t r0, std::ptrdiff_t r1) {
     for (std::ptrdiff_t r = r0; r < r1; ++r) {
       const T* m = mask + (r / CH) * W;
-      const T* in = src + r * W;
-      T* out = dst + r * W;
-      for (std::ptrdiff_t w = 0; w < W; ++w) out[w] = in[w] * m[w];
+      const S* in = src + r * W;
+      S* out = dst + r * W;
+      if constexpr (is_half_v<S>)
+        float_runs(in, out, W, [&](float* v, std::ptrdiff_t len, std::ptrdiff_t off) {
+          for (std::ptrdiff_t w = 0; w < len; ++w) v[w] *= m[off + w];
+        });
+      else
+        for (std::ptrdiff_t w = 0; w < W; ++w) out[w] = in[w] * m[w];
     }
   });
 }
 
 /// x[b, c, :, :] += bias[b, c] over BC planes of HW values.
-template <class T>
-void add_channel_bias_(T* x, std::ptrdiff_t BC, std::ptrdiff_t HW, const T* bias) {
+template <class S, class T = compute_t<S>>
+void add_channel_bias_(S* x, std::ptrdiff_t BC, std::ptrdiff_t HW, const T* bias) {
   stream(BC, HW, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
     for (std::ptrdiff_t i = i0; i < i1; ++i) {
       const T v = bias[i];
-      T* p = x + i * HW;
-      for (std::ptrdiff_t j = 0; j < HW; ++j) p[j] += v;
+      S* p = x + i * HW;
+      if constexpr (is_half_v<S>)
+        float_runs(p, p, HW, [&](float* r, std::ptrdiff_t len, std::ptrdiff_t) {
+          for (std::ptrdiff_t j = 0; j < len; ++j) r[j] += v;
+        });
+      else
+        for (std::ptrdiff_t j = 0; j < HW; ++j) p[j] += v;
     }
   });
 }
 
-/// a[i] += b[i].
-template <class T>
-void add_(T* a, const T* b, std::ptrdiff_t n) {
+/// a[i] += b[i] (a half a: the sum rounded once).
+template <class S>
+void add_(S* a, const S* b, std::ptrdiff_t n) {
   stream(n, 1, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
-    for (std::ptrdiff_t i = i0; i < i1; ++i) a[i] += b[i];
+    if constexpr (is_half_v<S>) {
+      alignas(64) float bv[512];
+      float_runs(a + i0, a + i0, i1 - i0, [&](float* v, std::ptrdiff_t len, std::ptrdiff_t off) {
+        half_io::load_row(b + i0 + off, bv, len);
+        for (std::ptrdiff_t i = 0; i < len; ++i) v[i] += bv[i];
+      });
+    } else {
+      for (std::ptrdiff_t i = i0; i < i1; ++i) a[i] += b[i];
+    }
+  });
+}
+
+/// a[i] = (b[i] + a[i]) / s (ResnetBlock2D's output: torch's division, not a multiplication).
+template <class S, class T = compute_t<S>>
+void add_div_(S* a, const S* b, std::ptrdiff_t n, T s) {
+  stream(n, 1, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
+    if constexpr (is_half_v<S>) {
+      alignas(64) float bv[512];
+      float_runs(a + i0, a + i0, i1 - i0, [&](float* v, std::ptrdiff_t len, std::ptrdiff_t off) {
+        half_io::load_row(b + i0 + off, bv, len);
+        for (std::ptrdiff_t i = 0; i < len; ++i) v[i] = (bv[i] + v[i]) / s;
+      });
+    } else {
+      for (std::ptrdiff_t i = i0; i < i1; ++i) a[i] = (b[i] + a[i]) / s;
+    }
   });
 }
 
 /// x[i] = x[i] * s + t (t = 0: a scale).
-template <class T>
-void affine_(T* x, std::ptrdiff_t n, T s, T t) {
+template <class S, class T = compute_t<S>>
+void affine_(S* x, std::ptrdiff_t n, T s, T t) {
   stream(n, 1, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
-    for (std::ptrdiff_t i = i0; i < i1; ++i) x[i] = x[i] * s + t;
+    if constexpr (is_half_v<S>)
+      float_runs(x + i0, x + i0, i1 - i0, [&](float* v, std::ptrdiff_t len, std::ptrdiff_t) {
+        for (std::ptrdiff_t i = 0; i < len; ++i) v[i] = v[i] * s + t;
+      });
+    else
+      for (std::ptrdiff_t i = i0; i < i1; ++i) x[i] = x[i] * s + t;
   });
 }
 
 /// x[b, c] = x[b, c] * (1 + ss[b, c]) + ss[b, C + c] over planes of HW values (AdaGroupNorm).
-template <class T>
-void scale_shift_(T* x, std::ptrdiff_t B, std::ptrdiff_t C, std::ptrdiff_t HW, const T* ss) {
+template <class S, class T = compute_t<S>>
+void scale_shift_(S* x, std::ptrdiff_t B, std::ptrdiff_t C, std::ptrdiff_t HW, const T* ss) {
   stream(B * C, HW, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
     for (std::ptrdiff_t i = i0; i < i1; ++i) {
       const std::ptrdiff_t b = i / C, c = i % C;
       const T sc = T(1) + ss[b * 2 * C + c], sh = ss[b * 2 * C + C + c];
-      T* p = x + i * HW;
-      for (std::ptrdiff_t j = 0; j < HW; ++j) p[j] = p[j] * sc + sh;
+      S* p = x + i * HW;
+      if constexpr (is_half_v<S>)
+        float_runs(p, p, HW, [&](float* v, std::ptrdiff_t len, std::ptrdiff_t) {
+          for (std::ptrdiff_t j = 0; j < len; ++j) v[j] = v[j] * sc + sh;
+        });
+      else
+        for (std::ptrdiff_t j = 0; j < HW; ++j) p[j] = p[j] * sc + sh;
     }
   });
 }
@@ -108,80 +171,18 @@ void each_row(std::size_t first, std::size_t last, std::size_t cols, const F& f)
 
 /// d[i] = float(s[i]) for bf16 bits s.
 inline void widen_bf16(const std::uint16_t* s, float* d, std::ptrdiff_t n) {
-  stream(n, 1, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
-    std::ptrdiff_t i = i0;
-#if DIFFBLOCKS_KERNEL_ISA == 2
-    const __mmask16 all = 0xFFFF;  // the maskz forms: GCC 12 warns on the unmasked ones' undefined operand
-    for (; i + 16 <= i1; i += 16)
-      _mm512_storeu_si512(d + i, _mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i))), 16));
-#elif DIFFBLOCKS_KERNEL_ISA == 1
-    for (; i + 8 <= i1; i += 8)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i),
-                          _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))), 16));
-#endif
-    for (; i < i1; ++i) d[i] = bf16_bits_to_float(s[i]);
-  });
+  stream(n, 1, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) { half_io::load_row(reinterpret_cast<const bf16*>(s) + i0, d + i0, i1 - i0); });
 }
-
 /// d[i] = bf16 bits of s[i], rounded to nearest even.
 inline void narrow_bf16(const float* s, std::uint16_t* d, std::ptrdiff_t n) {
-  stream(n, 1, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
-    std::ptrdiff_t i = i0;
-#if DIFFBLOCKS_KERNEL_ISA == 2
-    const __mmask16 all = 0xFFFF;  // the maskz forms: GCC 12 warns on the unmasked ones' undefined operand
-    const __m512i one = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7fff), quiet = _mm512_set1_epi32(0x40);
-    for (; i + 16 <= i1; i += 16) {
-      const __m512 v = _mm512_loadu_ps(s + i);
-      const __m512i b = _mm512_castps_si512(v), hi = _mm512_maskz_srli_epi32(all, b, 16);
-      __m512i r = _mm512_maskz_srli_epi32(all, _mm512_add_epi32(_mm512_add_epi32(b, half), _mm512_and_si512(hi, one)), 16);
-      r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_or_si512(hi, quiet));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), _mm512_maskz_cvtepi32_epi16(all, r));
-    }
-#elif DIFFBLOCKS_KERNEL_ISA == 1
-    const __m256i one = _mm256_set1_epi32(1), half = _mm256_set1_epi32(0x7fff), quiet = _mm256_set1_epi32(0x40);
-    for (; i + 8 <= i1; i += 8) {
-      const __m256 v = _mm256_loadu_ps(s + i);
-      const __m256i b = _mm256_castps_si256(v), hi = _mm256_srli_epi32(b, 16);
-      __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(b, half), _mm256_and_si256(hi, one)), 16);
-      r = _mm256_blendv_epi8(r, _mm256_or_si256(hi, quiet), _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
-      // Every lane is below 2^16: the unsigned-saturating pack keeps it as it is.
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i),
-                       _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
-    }
-#endif
-    for (; i < i1; ++i) d[i] = float_to_bf16_bits(s[i]);
-  });
+  stream(n, 1, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) { half_io::store_row(s + i0, reinterpret_cast<bf16*>(d) + i0, i1 - i0); });
 }
-
 /// d[i] = float(s[i]) for IEEE binary16 bits s.
 inline void widen_f16(const std::uint16_t* s, float* d, std::ptrdiff_t n) {
-  stream(n, 1, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
-    std::ptrdiff_t i = i0;
-#if DIFFBLOCKS_KERNEL_ISA == 2
-    const __mmask16 all = 0xFFFF;  // the maskz forms: GCC 12 warns on the unmasked ones' undefined operand
-    for (; i + 16 <= i1; i += 16)
-      _mm512_storeu_ps(d + i, _mm512_maskz_cvtph_ps(all, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i))));
-#elif DIFFBLOCKS_KERNEL_ISA == 1
-    for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
-#endif
-    for (; i < i1; ++i) d[i] = f16_bits_to_float(s[i]);
-  });
+  stream(n, 1, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) { half_io::load_row(reinterpret_cast<const f16*>(s) + i0, d + i0, i1 - i0); });
 }
-
 /// d[i] = binary16 bits of s[i], rounded to nearest even.
 inline void narrow_f16(const float* s, std::uint16_t* d, std::ptrdiff_t n) {
-  stream(n, 1, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) {
-    std::ptrdiff_t i = i0;
-#if DIFFBLOCKS_KERNEL_ISA == 2
-    const __mmask16 all = 0xFFFF;  // the maskz forms: GCC 12 warns on the unmasked ones' undefined operand
-    for (; i + 16 <= i1; i += 16)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i),
-                          _mm512_maskz_cvtps_ph(all, _mm512_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-#elif DIFFBLOCKS_KERNEL_ISA == 1
-    for (; i + 8 <= i1; i += 8)
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i),
-                       _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-#endif
-    for (; i < i1; ++i) d[i] = float_to_f16_bits(s[i]);
-  });
+  stream(n, 1, [&](std::ptrdiff_t i0, std::ptrdiff_t i1) { half_io::store_row(s + i0, reinterpret_cast<f16*>(d) + i0, i1 - i0); });
 }
+

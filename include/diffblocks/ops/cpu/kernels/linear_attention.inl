@@ -88,15 +88,21 @@ Tensor<T, 4, Cpu> linear_attention(const Tensor<T, 4, Cpu>& qkv, int heads, int 
 /// around the attention were ~25 % of an Origin forward's work after Winograd). It also never
 /// holds the 3 x hidden-channel qkv tensor. x (B, C, H, W); w_qkv (3*heads*dh, C, 1, 1) with
 /// channel = which*heads*dh + head*dh + c; w_out (C_out, heads*dh, 1, 1); b_out (C_out) or empty.
-template <class T>
-Tensor<T, 4, Cpu> linear_attention_block(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w_qkv,
+///
+/// x and y may be stored in a half type S (the weights and everything computed are T): x is then
+/// widened a chunk of positions (or a panel of rows) at a time into each thread's scratch and y
+/// rounded as it is stored, so neither has a float32 copy; at the Origin's top level that copy
+/// and y's were the peak of a half model's forward (4 x the half tensor).
+template <class S, class T = compute_t<S>>
+Tensor<S, 4, Cpu> linear_attention_block(const Tensor<S, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w_qkv,
                                          const Tensor<T, 4, Cpu>& w_out, const Tensor<T, 1, Cpu>& b_out, int heads,
                                          int dim_head) {
+  constexpr bool kStored = !std::is_same<S, T>::value;
   const int B = static_cast<int>(x.shape(0)), C = static_cast<int>(x.shape(1));
   const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3));
   const int hidden = heads * dim_head, Cout = static_cast<int>(w_out.shape(0));
   const std::ptrdiff_t N = static_cast<std::ptrdiff_t>(H) * W;
-  auto y = Tensor<T, 4, Cpu>::from_shape({x.shape(0), static_cast<std::size_t>(Cout), x.shape(2), x.shape(3)});
+  auto y = Tensor<S, 4, Cpu>::from_shape({x.shape(0), static_cast<std::size_t>(Cout), x.shape(2), x.shape(3)});
   if (B == 0 || N == 0) return y;
   const T* wq = w_qkv.data();
   const T* wk = wq + static_cast<std::ptrdiff_t>(hidden) * C;
@@ -110,12 +116,35 @@ Tensor<T, 4, Cpu> linear_attention_block(const Tensor<T, 4, Cpu>& x, const Tenso
       ctx(static_cast<std::size_t>(dim_head) * dim_head), g(static_cast<std::size_t>(dim_head) * C),
       kt(static_cast<std::size_t>(packed::packed_b_size<T>(static_cast<int>(N), kc)));
   constexpr int R = packed::kPanelRows;
+  // A stored (half) x: f(xc, scratch, p0, n) on chunks of n positions from p0, shared out over the
+  // threads, xc the chunk widened (C x n) and `scratch` extra x n values of the thread's own.
+  auto chunks = [&](const S* xb, int extra, auto&& f) {
+    const std::ptrdiff_t n_max = std::clamp<std::ptrdiff_t>((std::ptrdiff_t{1} << 18) / (C + extra), 64, N);
+    parallel_for((N + n_max - 1) / n_max, [&](std::ptrdiff_t j0, std::ptrdiff_t j1) {
+      memory::Buffer<T> xc(static_cast<std::size_t>(C) * n_max), sc(static_cast<std::size_t>(extra) * n_max);
+      for (std::ptrdiff_t j = j0; j < j1; ++j) {
+        const std::ptrdiff_t p0 = j * n_max, n = std::min(n_max, N - p0);
+        for (int c = 0; c < C; ++c) half_io::load_row(xb + c * N + p0, xc.data() + c * n, n);
+        f(xc.data(), sc.data(), p0, n);
+      }
+    });
+  };
+  memory::Buffer<T> wpack;  // a stored x: the weight of a chunked 1x1 product, packed once
   for (int b = 0; b < B; ++b) {
-    const T* xb = x.data() + static_cast<std::ptrdiff_t>(b) * C * N;
+    const S* xb = x.data() + static_cast<std::ptrdiff_t>(b) * C * N;
     for (int r0 = 0; r0 < hidden; r0 += kc) {
       const int nr = std::min(kc, hidden - r0);
       // k = W_k x for rows [r0, r0 + nr), then softmax over the positions of every row, in place.
-      pointwise_conv<T>(xb, 1, C, H, W, wk + static_cast<std::ptrdiff_t>(r0) * C, nr, nullptr, ksm.data(), false);
+      if constexpr (kStored) {
+        wpack.resize(static_cast<std::size_t>(packed::packed_size(nr, C)));
+        packed::pack_a(nr, C, wk + static_cast<std::ptrdiff_t>(r0) * C, C, wpack.data());
+        chunks(xb, 0, [&](const T* xc, T*, std::ptrdiff_t p0, std::ptrdiff_t n) {
+          patch_gemm_packed<T>(xc, 1, C, 1, static_cast<int>(n), wpack.data(), nr, nullptr,
+                               pointwise_grid(1, static_cast<int>(n)), ksm.data() + p0, N);
+        });
+      } else {
+        pointwise_conv<T>(xb, 1, C, H, W, wk + static_cast<std::ptrdiff_t>(r0) * C, nr, nullptr, ksm.data(), false);
+      }
       parallel_for(nr, [&](std::ptrdiff_t q0, std::ptrdiff_t q1) {
         for (std::ptrdiff_t r = q0; r < q1; ++r) detail::softmax_positions(ksm.data() + r * N, ksm.data() + r * N, N);
       });
@@ -129,8 +158,25 @@ Tensor<T, 4, Cpu> linear_attention_block(const Tensor<T, 4, Cpu>& x, const Tenso
       });
       parallel_for((C + R - 1) / R, [&](std::ptrdiff_t p0, std::ptrdiff_t p1) {
         const int m0 = static_cast<int>(p0) * R, m1 = std::min(C, static_cast<int>(p1) * R);
-        packed::gemm_rows_packed_b<T>(m1 - m0, nr, static_cast<int>(N), xb + static_cast<std::ptrdiff_t>(m0) * N, N,
-                                      kt.data(), PT.data() + static_cast<std::ptrdiff_t>(m0) * hidden + r0, hidden);
+        if constexpr (kStored) {
+          // A panel of R rows at a time, in runs of kRun positions widened (the packed k~^T's rows
+          // of a run are contiguous: nr <= one column block), the run's products accumulated.
+          constexpr std::ptrdiff_t kRun = 4096, NC = packed::block_cols<T>();
+          memory::Buffer<T> rows(static_cast<std::size_t>(R * std::min(kRun, N)));
+          for (int m = m0; m < m1; m += R) {
+            const int nm = std::min(R, m1 - m);
+            for (std::ptrdiff_t k0 = 0; k0 < N; k0 += kRun) {
+              const std::ptrdiff_t kn = std::min(kRun, N - k0);
+              for (int i = 0; i < nm; ++i)
+                half_io::load_row(xb + static_cast<std::ptrdiff_t>(m + i) * N + k0, rows.data() + i * kn, kn);
+              packed::gemm_rows_packed_b<T>(nm, nr, static_cast<int>(kn), rows.data(), kn, kt.data() + k0 * NC,
+                                            PT.data() + static_cast<std::ptrdiff_t>(m) * hidden + r0, hidden, k0 > 0);
+            }
+          }
+        } else {
+          packed::gemm_rows_packed_b<T>(m1 - m0, nr, static_cast<int>(N), xb + static_cast<std::ptrdiff_t>(m0) * N, N,
+                                        kt.data(), PT.data() + static_cast<std::ptrdiff_t>(m0) * hidden + r0, hidden);
+        }
       });
     }
     for (int h = 0; h < hidden; ++h)
@@ -147,8 +193,19 @@ Tensor<T, 4, Cpu> linear_attention_block(const Tensor<T, 4, Cpu>& x, const Tenso
       gemm<T>(Cout, C, dim_head, w_out.data() + h * dim_head, hidden, g.data(), C, mix.data(), C,
                    /*accumulate=*/true);
     }
-    pointwise_conv<T>(xb, 1, C, H, W, mix.data(), Cout, b_out.size() ? b_out.data() : nullptr,
-                           y.data() + static_cast<std::ptrdiff_t>(b) * Cout * N, false);
+    const T* bias = b_out.size() ? b_out.data() : nullptr;
+    S* yb = y.data() + static_cast<std::ptrdiff_t>(b) * Cout * N;
+    if constexpr (kStored) {
+      wpack.resize(static_cast<std::size_t>(packed::packed_size(Cout, C)));
+      packed::pack_a(Cout, C, mix.data(), C, wpack.data());
+      chunks(xb, Cout, [&](const T* xc, T* yc, std::ptrdiff_t p0, std::ptrdiff_t n) {
+        patch_gemm_packed<T>(xc, 1, C, 1, static_cast<int>(n), wpack.data(), Cout, bias, pointwise_grid(1, static_cast<int>(n)),
+                             yc, n);
+        for (int c = 0; c < Cout; ++c) half_io::store_row(yc + c * n, yb + c * N + p0, n);
+      });
+    } else {
+      pointwise_conv<T>(xb, 1, C, H, W, mix.data(), Cout, bias, yb, false);
+    }
   }
   return y;
 }

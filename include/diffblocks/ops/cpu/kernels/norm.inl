@@ -7,15 +7,23 @@
 /// deviations in T (float32: in vector lanes, simd::sum, so a chunk's rounding error stays ~1e-7
 /// relative, at twice the speed of widening to double), and the chunks are merged in double
 /// with Chan et al.'s pairwise update, which is as stable as a global two-pass computation.
-template <class T>
-std::pair<double, double> moments(const T* src, std::ptrdiff_t n, double eps) {
+/// src may be stored in a half type S: each chunk is widened to T first.
+template <class S, class T = compute_t<S>>
+std::pair<double, double> moments(const S* src, std::ptrdiff_t n, double eps) {
   if (n == 0) return {0.0, 1.0 / std::sqrt(eps)};
   constexpr std::ptrdiff_t kChunk = 2048;
   double mean = 0.0, m2 = 0.0;
   std::ptrdiff_t count = 0;
   for (std::ptrdiff_t i = 0; i < n; i += kChunk) {
     const std::ptrdiff_t len = std::min(kChunk, n - i);
-    const T* v = src + i;
+    const T* v;
+    alignas(64) T wide[std::is_same<S, T>::value ? 1 : kChunk];
+    if constexpr (std::is_same<S, T>::value) {
+      v = src + i;
+    } else {
+      half_io::load_row(src + i, wide, len);
+      v = wide;
+    }
     T cmt, cm2t;
     if constexpr (std::is_same_v<T, float>) {
       cmt = simd::sum(v, len) / static_cast<T>(len);
@@ -38,28 +46,38 @@ std::pair<double, double> moments(const T* src, std::ptrdiff_t n, double eps) {
 
 /// Applies GroupNorm to x in place over (b, group) slices, then `post(ptr, len, b, c)` to every
 /// normalised row of W values (rows are cache-resident when post runs: the fusion point for
-/// the activation and the mask).
-template <class T, class Post>
-void group_norm_apply_(Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma, const Tensor<T, 1, Cpu>& beta,
-                       double eps, const T* src_all, Post post) {
+/// the activation and the mask). x and src may be stored in a half type S: each row is then
+/// normalised and post-processed in T in a row of scratch and rounded once as it is stored.
+template <class T, class S, class Post>
+void group_norm_apply_(Tensor<S, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma, const Tensor<T, 1, Cpu>& beta,
+                       double eps, const S* src_all, Post post) {
   const std::ptrdiff_t B = x.shape(0), C = x.shape(1), HW = static_cast<std::ptrdiff_t>(x.shape(2) * x.shape(3));
   const std::ptrdiff_t W = x.shape(3), cpg = C / groups;
   parallel_for(B * groups, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+    memory::Buffer<T> wide(std::is_same<S, T>::value ? 0 : static_cast<std::size_t>(W));
     for (std::ptrdiff_t bg = first; bg < last; ++bg) {
       const std::ptrdiff_t b = bg / groups, g = bg % groups;
-      const T* src = src_all + (b * C + g * cpg) * HW;
-      T* dst = x.data() + (b * C + g * cpg) * HW;
-      const auto [mean, rstd] = moments(src, cpg * HW, eps);
+      const S* src = src_all + (b * C + g * cpg) * HW;
+      S* dst = x.data() + (b * C + g * cpg) * HW;
+      const auto [mean, rstd] = moments<S, T>(src, cpg * HW, eps);
       for (std::ptrdiff_t c = 0; c < cpg; ++c) {
         const std::ptrdiff_t ch = g * cpg + c;
         const T scale = static_cast<T>(rstd * (gamma.size() ? static_cast<double>(gamma(ch)) : 1.0));
         const T shift = static_cast<T>((beta.size() ? static_cast<double>(beta(ch)) : 0.0) - mean * rstd *
                                        (gamma.size() ? static_cast<double>(gamma(ch)) : 1.0));
         for (std::ptrdiff_t r = 0; r < HW; r += W) {
-          const T* s = src + c * HW + r;
-          T* d = dst + c * HW + r;
-          for (std::ptrdiff_t i = 0; i < W; ++i) d[i] = s[i] * scale + shift;
-          post(d, W, b, ch);
+          if constexpr (std::is_same<S, T>::value) {
+            const T* s = src + c * HW + r;
+            T* d = dst + c * HW + r;
+            for (std::ptrdiff_t i = 0; i < W; ++i) d[i] = s[i] * scale + shift;
+            post(d, W, b, ch);
+          } else {
+            T* d = wide.data();
+            half_io::load_row(src + c * HW + r, d, W);
+            for (std::ptrdiff_t i = 0; i < W; ++i) d[i] = d[i] * scale + shift;
+            post(d, W, b, ch);
+            half_io::store_row(d, dst + c * HW + r, W);
+          }
         }
       }
     }
@@ -67,19 +85,21 @@ void group_norm_apply_(Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>
 }
 
 /// torch.nn.functional.group_norm: G contiguous channel groups, biased variance over
-/// (C/G, H, W), optional per-channel affine.
-template <class T>
-Tensor<T, 4, Cpu> group_norm(const Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
+/// (C/G, H, W), optional per-channel affine. x and the result stored in S (float32 or a half
+/// type), gamma and beta in its compute type.
+template <class S, class T = compute_t<S>>
+Tensor<S, 4, Cpu> group_norm(const Tensor<S, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
                              const Tensor<T, 1, Cpu>& beta, double eps) {
-  auto y = Tensor<T, 4, Cpu>::from_shape(x.shape());
+  auto y = Tensor<S, 4, Cpu>::from_shape(x.shape());
   group_norm_apply_(y, groups, gamma, beta, eps, x.data(), [](T*, std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t) {});
   return y;
 }
 
 /// Grad-TTS Block's tail in one pass over each row: x = Mish(GroupNorm(x)) * mask (mask
-/// (B, 1, 1, W)), in place. Same result as group_norm, mish_ and mul_mask_ in sequence.
-template <class T>
-void group_norm_mish_mask_(Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
+/// (B, 1, 1, W)), in place. Same result as group_norm, mish_ and mul_mask_ in sequence. x may be
+/// stored in a half type S (the rest in its compute type T): then rounded once, at the end.
+template <class S, class T = compute_t<S>>
+void group_norm_mish_mask_(Tensor<S, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
                            const Tensor<T, 1, Cpu>& beta, double eps, const Tensor<T, 4, Cpu>& mask) {
   const std::ptrdiff_t W = x.shape(3);
   group_norm_apply_(x, groups, gamma, beta, eps, x.data(), [&](T* row, std::ptrdiff_t n, std::ptrdiff_t b, std::ptrdiff_t) {
@@ -91,9 +111,9 @@ void group_norm_mish_mask_(Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, 
 
 /// Grad-TTS ResnetBlock's middle in one pass: x = (Mish(GroupNorm(x)) * mask + bias[b, c]) * mask,
 /// i.e. block1's output plus the time bias, already masked as block2's convolution reads it.
-/// Rounds exactly like the separate ops (multiply, add, multiply in that order).
-template <class T>
-void group_norm_mish_mask_bias_mask_(Tensor<T, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
+/// Rounds exactly like the separate ops (multiply, add, multiply in that order); a half x once.
+template <class S, class T = compute_t<S>>
+void group_norm_mish_mask_bias_mask_(Tensor<S, 4, Cpu>& x, int groups, const Tensor<T, 1, Cpu>& gamma,
                                      const Tensor<T, 1, Cpu>& beta, double eps, const Tensor<T, 4, Cpu>& mask,
                                      const Tensor<T, 2, Cpu>& bias) {
   const std::ptrdiff_t W = x.shape(3), C = x.shape(1);

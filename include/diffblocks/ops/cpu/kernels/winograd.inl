@@ -184,7 +184,7 @@ struct Tiling {
 /// never written by transform_input, so they stay zero across all the channels it is used for.
 template <class T>
 struct InputScratch {
-  memory::Buffer<T> zero, rows, phase;
+  memory::Buffer<T> zero, rows, phase, wide;  // wide: six input rows as T, for a half input
   explicit InputScratch(const Tiling& tl) {
     const int wp = kTile * tl.tiles_x + 2;  // padded row: one zero column left, >= 1 right
     zero.assign(static_cast<std::size_t>(tl.W), T(0));
@@ -216,9 +216,10 @@ struct PackedV {
 
 /// Input transform of tile rows [ty0, ty1) of one channel plane x (H x W), channel ci, into V
 /// (tile t = (ty - ty0) * tiles_x + tx); the columns past the band's last tile in V's last
-/// block are zeroed. `sc` was made for the same tiling.
-template <class T>
-void transform_input(const T* x, const Tiling& tl, int ty0, int ty1, const PackedV<T>& V, std::ptrdiff_t ci,
+/// block are zeroed. `sc` was made for the same tiling. x may be a half type (In): it is
+/// widened to T as it is read.
+template <class T, class In>
+void transform_input(const In* x, const Tiling& tl, int ty0, int ty1, const PackedV<T>& V, std::ptrdiff_t ci,
                      InputScratch<T>& sc) {
   constexpr int NC = PackedV<T>::NC;
   const int nx = tl.tiles_x, W = tl.W, wp = kTile * nx + 2;
@@ -232,7 +233,7 @@ void transform_input(const T* x, const Tiling& tl, int ty0, int ty1, const Packe
         if (txa == 0) {
           // The four input rows the next tile row adds (at the band's end, the next channel's
           // first rows): rows this short are too short for the hardware prefetcher.
-          const float* next = tya + 1 < ty1 ? x + static_cast<std::ptrdiff_t>(kTile * tya + 5) * W
+          const In* next = tya + 1 < ty1 ? x + static_cast<std::ptrdiff_t>(kTile * tya + 5) * W
                                             : x + plane + static_cast<std::ptrdiff_t>(std::max(0, kTile * ty0 - 1)) * W;
           for (std::ptrdiff_t off = 0; off < static_cast<std::ptrdiff_t>(kTile) * W; off += 16)
             __builtin_prefetch(next + off, 0, 3);
@@ -262,7 +263,17 @@ void transform_input(const T* x, const Tiling& tl, int ty0, int ty1, const Packe
     const T* e[kAlpha];
     for (int j = 0; j < kAlpha; ++j) {
       const int iy = ty * kTile - 1 + j;
-      e[j] = iy < 0 || iy >= tl.H ? sc.zero.data() : x + static_cast<std::ptrdiff_t>(iy) * W;
+      if (iy < 0 || iy >= tl.H) {
+        e[j] = sc.zero.data();
+      } else if constexpr (std::is_same<In, T>::value) {
+        e[j] = x + static_cast<std::ptrdiff_t>(iy) * W;
+      } else {
+        sc.wide.resize(static_cast<std::size_t>(kAlpha) * W);
+        T* row = sc.wide.data() + static_cast<std::ptrdiff_t>(j) * W;
+        const In* src = x + static_cast<std::ptrdiff_t>(iy) * W;
+        for (int c = 0; c < W; ++c) row[c] = static_cast<T>(src[c]);
+        e[j] = row;
+      }
     }
     input_rows<T>(W, e[0], e[1], e[2], e[3], e[4], e[5], rows + 1, rows + wp + 1, rows + 2 * wp + 1,
                   rows + 3 * wp + 1, rows + 4 * wp + 1, rows + 5 * wp + 1);
@@ -306,9 +317,9 @@ void transform_input(const T* x, const Tiling& tl, int ty0, int ty1, const Packe
 }
 
 /// Output transform of tile rows [ty0, ty1) of one output channel: M[k * m_stride + t] ->
-/// out (H x W) + bias. `s`/`y` are per-thread scratch.
-template <class T>
-void transform_output(const T* M, std::ptrdiff_t m_stride, const Tiling& tl, int ty0, int ty1, T bias, T* out,
+/// out (H x W) + bias, rounded to Out as it is stored. `s`/`y` are per-thread scratch.
+template <class T, class Out>
+void transform_output(const T* M, std::ptrdiff_t m_stride, const Tiling& tl, int ty0, int ty1, T bias, Out* out,
                       memory::Buffer<T>& s, memory::Buffer<T>& y) {
   const int nx = tl.tiles_x;
 #if DIFFBLOCKS_KERNEL_ISA == 2
@@ -345,12 +356,12 @@ void transform_output(const T* M, std::ptrdiff_t m_stride, const Tiling& tl, int
     for (int r = 0; r < kTile; ++r) {
       const int oy = ty * kTile + r;
       if (oy >= tl.H) break;
-      T* row = out + static_cast<std::ptrdiff_t>(oy) * tl.W;
+      Out* row = out + static_cast<std::ptrdiff_t>(oy) * tl.W;
       const T* yr = y.data() + r * kTile * nx;
       const int full = tl.W / kTile;  // whole tiles: an unconditional (vectorisable) interleave
       for (int t = 0; t < full; ++t)
-        for (int c = 0; c < kTile; ++c) row[kTile * t + c] = yr[c * nx + t] + bias;
-      for (int ox = kTile * full; ox < tl.W; ++ox) row[ox] = yr[(ox % kTile) * nx + full] + bias;
+        for (int c = 0; c < kTile; ++c) row[kTile * t + c] = half_io::store_value<Out>(yr[c * nx + t] + bias);
+      for (int ox = kTile * full; ox < tl.W; ++ox) row[ox] = half_io::store_value<Out>(yr[(ox % kTile) * nx + full] + bias);
     }
   }
 }
@@ -387,8 +398,11 @@ std::ptrdiff_t m_plane(int Cout, std::ptrdiff_t nt) {
 /// tiles) each thread makes the planes of its own points one row of G g at a time, next to their
 /// GEMMs, in 5 planes of its own scratch: the 36 planes (4x the weight) are never written out
 /// whole, and a GEMM reads its plane from L2. Otherwise U is made whole, into scratch.
-template <class T>
-void conv3x3(const T* x, int B, int Cin, int H, int W, const T* U, int Cout, const T* bias, T* out,
+/// x and out may be stored in a half type (In, Out: widened by the input transform as it reads,
+/// rounded by the output transform as it writes), so a half model's convolution makes no float32
+/// copy of either; everything between them is T.
+template <class T, class In = T, class Out = T>
+void conv3x3(const In* x, int B, int Cin, int H, int W, const T* U, int Cout, const T* bias, Out* out,
              const T* w = nullptr, const T* taps = nullptr) {
   if (B == 0 || Cin == 0 || Cout == 0 || H == 0 || W == 0) return;
   const std::ptrdiff_t u_plane = packed::packed_size(Cout, Cin);

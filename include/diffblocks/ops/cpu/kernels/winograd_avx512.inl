@@ -39,11 +39,11 @@ inline void input_1d(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m5
   o[5] = _mm512_fmadd_ps(four, a1, _mm512_fnmadd_ps(five, a3, a5));
 }
 
-/// The H pass of the input transform for NV vectors of columns from 4 tx0 - 1 on: the six
+/// The H pass of the input transform (x: float32, or a half type widened as it is loaded) for NV vectors of columns from 4 tx0 - 1 on: the six
 /// input rows of tile row ty (zero outside the H x W plane; masked loads at its edges) combined
 /// into h[i][0 .. 16 NV).
-template <int NV>
-inline void input_rows_vec(const float* x, int H, int W, int ty, int tx0, float (*h)[16 * NV]) {
+template <int NV, class In>
+inline void input_rows_vec(const In* x, int H, int W, int ty, int tx0, float (*h)[16 * NV]) {
   const int c0 = kTile * tx0 - 1;
   for (int v = 0; v < NV; ++v) {
     const int c = c0 + 16 * v;
@@ -55,7 +55,7 @@ inline void input_rows_vec(const float* x, int H, int W, int ty, int tx0, float 
       const int iy = ty * kTile - 1 + j;
       // Masked-off lanes are not read, so the address may lie before the row or past it.
       a[j] = iy < 0 || iy >= H || !m ? _mm512_setzero_ps()
-                                     : _mm512_maskz_loadu_ps(m, x + static_cast<std::ptrdiff_t>(iy) * W + c);
+                                     : half_io::load16(x + static_cast<std::ptrdiff_t>(iy) * W + c, m);
     }
     __m512 o[kAlpha];
     input_1d(a[0], a[1], a[2], a[3], a[4], a[5], o);
@@ -78,7 +78,8 @@ inline void store_points(__m512* o, int i, float* dst, std::ptrdiff_t kstride, _
 /// split into its six column phases h[i][4 l + q] with vector permutes and combined across them.
 /// The generic path ran the same arithmetic through memory in short rows (and, on narrow
 /// planes, half-empty vectors): ~3x the time.
-inline void input_tiles16(const float* x, int H, int W, int ty, int tx0, float* dst, std::ptrdiff_t kstride,
+template <class In>
+inline void input_tiles16(const In* x, int H, int W, int ty, int tx0, float* dst, std::ptrdiff_t kstride,
                           __mmask16 keep = 0xFFFF) {
   alignas(64) float h[kAlpha][5 * 16];
   input_rows_vec<5>(x, H, W, ty, tx0, h);
@@ -105,7 +106,8 @@ inline void input_tiles16(const float* x, int H, int W, int ty, int tx0, float* 
 /// input_tiles16 for two runs of eight tiles that need not be neighbours (tiles txa .. txa + 7
 /// of tile row tya in lanes 0..7, txb .. txb + 7 of row tyb in lanes 8..15): on a narrow plane
 /// (8 tiles a row at the Origin's lowest level at T = 128) one group spans two tile rows.
-inline void input_tiles8x2(const float* x, int H, int W, int tya, int txa, int tyb, int txb, float* dst,
+template <class In>
+inline void input_tiles8x2(const In* x, int H, int W, int tya, int txa, int tyb, int txb, float* dst,
                            std::ptrdiff_t kstride, __mmask16 keep = 0xFFFF) {
   alignas(64) float ha[kAlpha][48], hb[kAlpha][48];
   input_rows_vec<3>(x, H, W, tya, txa, ha);
@@ -145,11 +147,12 @@ inline void output_1d(__m512 m0, __m512 m1, __m512 m2, __m512 m3, __m512 m4, __m
 
 /// The 2-D output transform of 16 tiles side by side, tiles tx0 .. tx0 + 15 of tile row ty
 /// (point k of tile tx0 + l at m[k * m_stride + l]; `valid` marks the tiles that exist), plus
-/// bias, into the H x W plane out. The four column phases of each output row are interleaved
+/// bias, into the H x W plane out (float32, or a half type: rounded as it is stored). The four column phases of each output row are interleaved
 /// with in-lane unpacks and 128-bit shuffles (a 4 x 16 transpose) and stored whole, masked at
 /// the plane's right edge.
+template <class Out>
 inline void output_tiles16(const float* m, std::ptrdiff_t m_stride, __mmask16 valid, int H, int W, int ty, int tx0,
-                           float bias, float* out) {
+                           float bias, Out* out) {
   __m512 s[kAlpha][kTile];
   for (int i = 0; i < kAlpha; ++i) {
     __m512 v[kAlpha];
@@ -173,13 +176,10 @@ inline void output_tiles16(const float* m, std::ptrdiff_t m_stride, __mmask16 va
     const __m512 v2 = shuffle_f32x4<0xEE>(u0, u1), v3 = shuffle_f32x4<0xEE>(u2, u3);
     const __m512 o[4] = {shuffle_f32x4<0x88>(v0, v1), shuffle_f32x4<0xDD>(v0, v1),
                          shuffle_f32x4<0x88>(v2, v3), shuffle_f32x4<0xDD>(v2, v3)};
-    float* row = out + static_cast<std::ptrdiff_t>(ty * kTile + r) * W;
+    Out* row = out + static_cast<std::ptrdiff_t>(ty * kTile + r) * W;
     for (int g = 0; g < 4; ++g) {
       const int col = kTile * tx0 + 16 * g, n = std::clamp(W - col, 0, 16);
-      if (n == 16)
-        _mm512_storeu_ps(row + col, _mm512_add_ps(o[g], vb));
-      else if (n > 0)
-        _mm512_mask_storeu_ps(row + col, static_cast<__mmask16>((1u << n) - 1u), _mm512_add_ps(o[g], vb));
+      if (n > 0) half_io::store16(row + col, _mm512_add_ps(o[g], vb), static_cast<__mmask16>((1u << n) - 1u));
     }
   }
 }
