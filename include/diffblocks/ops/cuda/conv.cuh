@@ -304,7 +304,7 @@ inline ConvGeometry conv_geometry(const std::array<std::size_t, 4>& x, const std
 }  // namespace cuda_detail
 
 /// Conv2d (cross-correlation, zero padding). x (B, Cin, H, W), w (Cout, Cin, k, k), bias (Cout) or empty.
-template <class T>
+template <class T, IfKernelScalar<T> Enable = 0>
 Tensor<T, 4, Cuda> conv2d(Cuda, const Tensor<T, 4, Cuda>& x, const Tensor<T, 4, Cuda>& w, const Tensor<T, 1, Cuda>& bias,
                           int stride, int padding) {
   static_assert(std::is_same<T, float>::value, "the Cuda device computes in float32");
@@ -320,7 +320,7 @@ Tensor<T, 4, Cuda> conv2d(Cuda, const Tensor<T, 4, Cuda>& x, const Tensor<T, 4, 
 }
 
 /// out += conv2d(x, w, bias, stride, padding), accumulated by the convolution itself.
-template <class T>
+template <class T, IfKernelScalar<T> Enable = 0>
 void conv2d_add_(Cuda, const Tensor<T, 4, Cuda>& x, const Tensor<T, 4, Cuda>& w, const Tensor<T, 1, Cuda>& bias,
                  int stride, int padding, Tensor<T, 4, Cuda>& out) {
   static_assert(std::is_same<T, float>::value, "the Cuda device computes in float32");
@@ -334,7 +334,7 @@ void conv2d_add_(Cuda, const Tensor<T, 4, Cuda>& x, const Tensor<T, 4, Cuda>& w,
 }
 
 /// ConvTranspose2d (no output_padding, dilation 1). x (B, Cin, H, W), w (Cin, Cout, k, k).
-template <class T>
+template <class T, IfKernelScalar<T> Enable = 0>
 Tensor<T, 4, Cuda> conv_transpose2d(Cuda, const Tensor<T, 4, Cuda>& x, const Tensor<T, 4, Cuda>& w,
                                     const Tensor<T, 1, Cuda>& bias, int stride, int padding) {
   static_assert(std::is_same<T, float>::value, "the Cuda device computes in float32");
