@@ -281,6 +281,34 @@ void check_half_linear() {
         REQUIRE(std::fabs(double(float(y(r, o))) - exact) <= ulp * std::fabs(exact) + 1e-6);
       }
   }
+  // 1x1 stride-1 convolutions are the same half GEMM, batched over the items: conv2d, and
+  // conv2d_add_ (out + conv, one rounding of the float32 sum).
+  const std::size_t B = 3, Cin = 40, Cout = 24, Hh = 5, Ww = 13;
+  db::Rng rng(77);
+  auto x = db::Tensor<H, 4>::from_shape({B, Cin, Hh, Ww});
+  auto w = db::Tensor<H, 4>::from_shape({Cout, Cin, 1, 1});
+  auto b = db::Tensor<H, 1>::from_shape({Cout});
+  auto o = db::Tensor<H, 4>::from_shape({B, Cout, Hh, Ww});
+  for (auto& v : x) v = H(static_cast<float>(rng.normal()));
+  for (auto& v : w) v = H(static_cast<float>(rng.normal() * 0.2));
+  for (auto& v : b) v = H(static_cast<float>(rng.normal()));
+  for (auto& v : o) v = H(static_cast<float>(rng.normal()));
+  const auto y = db::cuda::download(db::ops::conv2d(Cuda{}, db::cuda::upload(x), db::cuda::upload(w), db::cuda::upload(b), 1, 0));
+  auto od = db::cuda::upload(o);
+  db::ops::conv2d_add_(Cuda{}, db::cuda::upload(x), db::cuda::upload(w), db::cuda::upload(b), 1, 0, od);
+  const auto added = db::cuda::download(od);
+  REQUIRE(y.shape() == o.shape());
+  for (std::size_t n = 0; n < B; ++n)
+    for (std::size_t co = 0; co < Cout; ++co)
+      for (std::size_t i = 0; i < Hh; ++i)
+        for (std::size_t j = 0; j < Ww; ++j) {
+          double exact = float(b(co));
+          for (std::size_t ci = 0; ci < Cin; ++ci) exact += double(float(w(co, ci, 0, 0))) * double(float(x(n, ci, i, j)));
+          const double sum = exact + double(float(o(n, co, i, j)));
+          INFO("conv 1x1 at " << n << ", " << co << ", " << i << ", " << j);
+          REQUIRE(std::fabs(double(float(y(n, co, i, j))) - exact) <= ulp * std::fabs(exact) + 1e-6);
+          REQUIRE(std::fabs(double(float(added(n, co, i, j))) - sum) <= ulp * std::fabs(sum) + 1e-6);
+        }
 }
 }  // namespace
 
@@ -323,7 +351,7 @@ TEST_CASE("half device tensors: transfers, loading, non-finite search, transpose
   for (std::size_t i = 0; i < m.size(); ++i) REQUIRE(again.data()[i].bits == m.data()[i].bits);
 }
 
-TEST_CASE("half Linear on cuBLAS GemmEx: float32 accumulation, one rounding", "[cuda][half][gemm]") {
+TEST_CASE("half Linear and 1x1 Conv2d on cuBLAS GemmEx: float32 accumulation, one rounding", "[cuda][half][gemm]") {
   DBT_REQUIRE_GPU();
   SECTION("bf16") { check_half_linear<db::bf16>(); }
   SECTION("f16") { check_half_linear<db::f16>(); }

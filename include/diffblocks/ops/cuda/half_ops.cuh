@@ -3,9 +3,11 @@
 // CPU's ops/cpu/half_ops.hpp and under the same contract (core/half.hpp): storage in half,
 // arithmetic, accumulation and statistics in float32, one rounding per stored result.
 //
-//   Linear          cublasGemmEx on the half operands as they are (CUDA_R_16BF / CUDA_R_16F
-//                   inputs, CUBLAS_COMPUTE_32F: tensor cores, float32 accumulation) into a
-//                   float32 result, then bias and one rounding in one element-wise pass.
+//   Linear and 1x1 stride-1 Conv2d (and conv2d_add_)
+//                   cublasGemmEx / cublasGemmStridedBatchedEx on the half operands as they are
+//                   (CUDA_R_16BF / CUDA_R_16F inputs, CUBLAS_COMPUTE_32F: tensor cores, float32
+//                   accumulation) into a float32 result, then bias and one rounding in one
+//                   element-wise pass.
 //   everything else widens its half operands to float32 on the device, runs the float32 kernel
 //                   (cuDNN / the GEMM path, the fused GroupNorm epilogues, LayerNorm, the
 //                   attention kernels, LinearAttention's GEMM chain) and rounds its result once.
@@ -58,40 +60,92 @@ constexpr cudaDataType_t blas_half_type() {
   return std::is_same<H, bf16>::value ? CUDA_R_16BF : CUDA_R_16F;
 }
 
-/// Row-major C (M x N, float32) = op(A) op(B) with A and B in half type H, products and sums in
-/// float32 (cublasGemmEx, CUBLAS_COMPUTE_32F). Operands as in gemm() (gemm.cuh), no batch.
+/// Row-major C (M x N, float32) = op(A) op(B) + beta C with A and B in half type H, products and
+/// sums in float32 (cublasGemmStridedBatchedEx, CUBLAS_COMPUTE_32F), `batch` times with element
+/// strides sA, sB, sC (0 = shared). Operands as in gemm() (gemm.cuh).
 template <class H>
-void gemm_half(bool transA, bool transB, int M, int N, int K, const H* A, int lda, const H* B, int ldb, float* C,
-               int ldc) {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) {  // an empty sum
-    for_each(static_cast<index_t>(M) * N, [=] __device__(index_t i) { C[(i / N) * ldc + i % N] = 0.0f; });
+void gemm_half(bool transA, bool transB, int M, int N, int K, const H* A, int lda, long long sA, const H* B, int ldb,
+               long long sB, float beta, float* C, int ldc, long long sC, int batch = 1) {
+  if (M <= 0 || N <= 0 || batch <= 0) return;
+  if (K <= 0) {  // an empty sum: C = beta C
+    for_each(static_cast<index_t>(batch) * M * N, [=] __device__(index_t i) {
+      const index_t b = i / (static_cast<index_t>(M) * N), r = (i / N) % M, c = i % N;
+      float* p = C + b * sC + r * ldc + c;
+      *p = beta == 0.0f ? 0.0f : beta * *p;
+    });
     return;
   }
   // The column-major call of gemm(): cuBLAS's A is our B and its B our A (row_major_call).
-  const BlasCall c = row_major_call(transA, transB, M, N, K, nullptr, lda, 0, nullptr, ldb, 0, C, ldc, 0);
-  const float alpha = 1.0f, beta = 0.0f;
-  DIFFBLOCKS_CUDA_CHECK(cublasGemmEx(cuda::blas(), c.opA, c.opB, c.m, c.n, c.k, &alpha, B, blas_half_type<H>(), c.lda, A,
-                                     blas_half_type<H>(), c.ldb, &beta, C, CUDA_R_32F, c.ldc, CUBLAS_COMPUTE_32F,
-                                     CUBLAS_GEMM_DEFAULT));
+  const BlasCall c = row_major_call(transA, transB, M, N, K, nullptr, lda, sA, nullptr, ldb, sB, C, ldc, sC);
+  const float alpha = 1.0f;
+  const cudaDataType_t t = blas_half_type<H>();
+  if (batch == 1)
+    DIFFBLOCKS_CUDA_CHECK(cublasGemmEx(cuda::blas(), c.opA, c.opB, c.m, c.n, c.k, &alpha, B, t, c.lda, A, t, c.ldb, &beta,
+                                       C, CUDA_R_32F, c.ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  else
+    DIFFBLOCKS_CUDA_CHECK(cublasGemmStridedBatchedEx(cuda::blas(), c.opA, c.opB, c.m, c.n, c.k, &alpha, B, t, c.lda,
+                                                     c.strideA, A, t, c.ldb, c.strideB, &beta, C, CUDA_R_32F, c.ldc,
+                                                     c.strideC, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+/// out (B, C, n) = round(acc + bias[c]) (bias may be null): a float32 result's one rounding.
+template <class H>
+void add_bias_round(const float* acc, const H* bias, H* out, std::size_t B, std::size_t C, std::size_t n) {
+  const index_t Ci = static_cast<index_t>(C), ni = static_cast<index_t>(n);
+  for_each_plane(static_cast<index_t>(B * C), ni, [=] __device__(index_t bc, index_t j) {
+    float v = acc[bc * ni + j];
+    if (bias) v += static_cast<float>(bias[bc % Ci]);
+    out[bc * ni + j] = H(v);
+  });
+}
+
+/// Whether a convolution is a 1x1 stride-1 unpadded one (one GEMM on the input as it is).
+inline bool pointwise(const std::array<std::size_t, 4>& w, int stride, int padding) {
+  return w[2] == 1 && w[3] == 1 && stride == 1 && padding == 0;
+}
+
+/// acc (B, Cout, HW) (=, or += with beta 1) w (Cout x Cin) x_b (Cin x HW) on the half operands.
+template <class H>
+void pointwise_conv_half(const H* x, std::size_t B, std::size_t Cin, std::size_t HW, const H* w, std::size_t Cout,
+                         float* acc, float beta) {
+  gemm_half(false, false, static_cast<int>(Cout), static_cast<int>(HW), static_cast<int>(Cin), w, static_cast<int>(Cin),
+            0, x, static_cast<int>(HW), static_cast<long long>(Cin * HW), beta, acc, static_cast<int>(HW),
+            static_cast<long long>(Cout * HW), static_cast<int>(B));
 }
 
 }  // namespace cuda_detail
 
 // ---- convolutions and linear layers ----------------------------------------------------------
 
+/// Conv2d: 1x1 stride-1 convolutions as one half GEMM (as Linear), the others on the float32
+/// path (cuDNN or the GEMM path) between a widening and one rounding.
 template <class H, IfHalf<H> Enable = 0>
 Tensor<H, 4, Cuda> conv2d(Cuda dev, const Tensor<H, 4, Cuda>& x, const Tensor<H, 4, Cuda>& w,
                           const Tensor<H, 1, Cuda>& bias, int stride, int padding) {
   using namespace half_detail;
-  return narrow<H>(ops::conv2d(dev, widen(x), widen(w), widen(bias), stride, padding));
+  if (!cuda_detail::pointwise(w.shape(), stride, padding))
+    return narrow<H>(ops::conv2d(dev, widen(x), widen(w), widen(bias), stride, padding));
+  const std::size_t B = x.shape(0), Cin = x.shape(1), HW = x.shape(2) * x.shape(3), Cout = w.shape(0);
+  Tensor<H, 4, Cuda> out({B, Cout, x.shape(2), x.shape(3)});
+  if (out.size() == 0) return out;
+  auto acc = cuda_detail::scratch<float>(out.size());
+  cuda_detail::pointwise_conv_half(x.data(), B, Cin, HW, w.data(), Cout, acc.data(), 0.0f);
+  cuda_detail::add_bias_round(acc.data(), bias.size() ? bias.data() : nullptr, out.data(), B, Cout, HW);
+  return out;
 }
-/// out += conv2d(x): the sum formed in float32 and rounded once.
+/// out += conv2d(x): the sum formed in float32 and rounded once (1x1: the half GEMM adds into
+/// the widened out).
 template <class H, IfHalf<H> Enable = 0>
 void conv2d_add_(Cuda dev, const Tensor<H, 4, Cuda>& x, const Tensor<H, 4, Cuda>& w, const Tensor<H, 1, Cuda>& bias,
                  int stride, int padding, Tensor<H, 4, Cuda>& out) {
   using namespace half_detail;
   auto acc = widen(out);
+  if (cuda_detail::pointwise(w.shape(), stride, padding) && out.size()) {
+    const std::size_t B = x.shape(0), Cin = x.shape(1), HW = x.shape(2) * x.shape(3), Cout = w.shape(0);
+    cuda_detail::pointwise_conv_half(x.data(), B, Cin, HW, w.data(), Cout, acc.data(), 1.0f);
+    cuda_detail::add_bias_round(acc.data(), bias.size() ? bias.data() : nullptr, out.data(), B, Cout, HW);
+    return;
+  }
   ops::conv2d_add_(dev, widen(x), widen(w), widen(bias), stride, padding, acc);
   narrow_into(acc, out);
 }
@@ -112,7 +166,8 @@ Tensor<H, N, Cuda> linear(Cuda, const Tensor<H, N, Cuda>& x, const Tensor<H, 2, 
   if (y.size() == 0) return y;
   auto acc = cuda_detail::scratch<float>(B * out);
   cuda_detail::gemm_half(false, true, static_cast<int>(B), static_cast<int>(out), static_cast<int>(in), x.data(),
-                         static_cast<int>(in), w.data(), static_cast<int>(in), acc.data(), static_cast<int>(out));
+                         static_cast<int>(in), 0, w.data(), static_cast<int>(in), 0, 0.0f, acc.data(),
+                         static_cast<int>(out), 0);
   const float* a = acc.data();
   const H* bv = bias.size() ? bias.data() : nullptr;
   H* p = y.data();
