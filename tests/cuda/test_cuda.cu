@@ -310,6 +310,88 @@ void check_half_linear() {
           REQUIRE(std::fabs(double(float(added(n, co, i, j))) - sum) <= ulp * std::fabs(sum) + 1e-6);
         }
 }
+template <class H>
+db::Tensor<H, 4> random_half4(std::array<std::size_t, 4> shape, std::uint64_t seed, double scale) {
+  db::Rng rng(seed);
+  auto t = db::Tensor<H, 4>::from_shape(shape);
+  for (auto& v : t) v = H(static_cast<float>(rng.normal() * scale));
+  return t;
+}
+
+/// Conv2d / ConvTranspose2d of half tensors on the device against the exact sum of the same
+/// half values (double), under the current convolution backend: within one half ulp.
+template <class H>
+void check_half_convs() {
+  const double ulp = std::is_same<H, db::bf16>::value ? std::ldexp(1.0, -7) : std::ldexp(1.0, -10);
+  auto near = [&](double got, double exact) { return std::fabs(got - exact) <= ulp * std::fabs(exact) + 1e-5; };
+  struct Case {
+    std::size_t B, Cin, Cout, Hi, Wi;
+    int k, stride, padding;
+  };
+  for (const Case c : {Case{2, 5, 7, 9, 13, 3, 1, 1}, Case{3, 8, 4, 10, 7, 3, 2, 1}, Case{1, 3, 6, 6, 6, 1, 1, 0}}) {
+    INFO("conv " << c.Cin << " -> " << c.Cout << ", k " << c.k << " s " << c.stride << " p " << c.padding);
+    const auto x = random_half4<H>({c.B, c.Cin, c.Hi, c.Wi}, 1 + c.Cin, 1.0);
+    const auto w = random_half4<H>({c.Cout, c.Cin, std::size_t(c.k), std::size_t(c.k)}, 2 + c.Cin, 0.3);
+    const auto bias4 = random_half4<H>({1, 1, 1, c.Cout}, 3, 1.0);
+    auto bias = db::Tensor<H, 1>::from_shape({c.Cout});
+    std::copy(bias4.begin(), bias4.end(), bias.begin());
+    const std::size_t Ho = (c.Hi + 2 * c.padding - c.k) / c.stride + 1, Wo = (c.Wi + 2 * c.padding - c.k) / c.stride + 1;
+    const auto o = random_half4<H>({c.B, c.Cout, Ho, Wo}, 4, 1.0);
+    const auto y = db::cuda::download(
+        db::ops::conv2d(Cuda{}, db::cuda::upload(x), db::cuda::upload(w), db::cuda::upload(bias), c.stride, c.padding));
+    auto od = db::cuda::upload(o);
+    db::ops::conv2d_add_(Cuda{}, db::cuda::upload(x), db::cuda::upload(w), db::cuda::upload(bias), c.stride, c.padding, od);
+    const auto added = db::cuda::download(od);
+    REQUIRE(y.shape() == o.shape());
+    for (std::size_t n = 0; n < c.B; ++n)
+      for (std::size_t co = 0; co < c.Cout; ++co)
+        for (std::size_t oy = 0; oy < Ho; ++oy)
+          for (std::size_t ox = 0; ox < Wo; ++ox) {
+            double e = float(bias(co));
+            for (std::size_t ci = 0; ci < c.Cin; ++ci)
+              for (int ky = 0; ky < c.k; ++ky)
+                for (int kx = 0; kx < c.k; ++kx) {
+                  const long iy = long(oy) * c.stride - c.padding + ky, ix = long(ox) * c.stride - c.padding + kx;
+                  if (iy < 0 || ix < 0 || iy >= long(c.Hi) || ix >= long(c.Wi)) continue;
+                  e += double(float(w(co, ci, ky, kx))) * double(float(x(n, ci, iy, ix)));
+                }
+            INFO("at " << n << ", " << co << ", " << oy << ", " << ox << ": exact " << e);
+            REQUIRE(near(float(y(n, co, oy, ox)), e));
+            REQUIRE(near(float(added(n, co, oy, ox)), e + double(float(o(n, co, oy, ox)))));
+          }
+  }
+  // ConvTranspose2d 4x4 stride 2 padding 1 (the U-Nets' upsampling), w (Cin, Cout, k, k).
+  const std::size_t B = 2, Cin = 6, Cout = 5, Hh = 5, Ww = 7;
+  const int k = 4, s = 2, p = 1;
+  const auto x = random_half4<H>({B, Cin, Hh, Ww}, 11, 1.0);
+  const auto w = random_half4<H>({Cin, Cout, std::size_t(k), std::size_t(k)}, 12, 0.3);
+  auto bias = db::Tensor<H, 1>::from_shape({Cout});
+  for (std::size_t i = 0; i < Cout; ++i) bias(i) = H(0.25f * float(i) - 0.5f);
+  const auto y = db::cuda::download(
+      db::ops::conv_transpose2d(Cuda{}, db::cuda::upload(x), db::cuda::upload(w), db::cuda::upload(bias), s, p));
+  const std::size_t Ho = (Hh - 1) * s - 2 * p + k, Wo = (Ww - 1) * s - 2 * p + k;
+  REQUIRE(y.shape(2) == Ho);
+  REQUIRE(y.shape(3) == Wo);
+  std::vector<double> e(B * Cout * Ho * Wo, 0.0);
+  for (std::size_t n = 0; n < B; ++n)
+    for (std::size_t co = 0; co < Cout; ++co)
+      for (std::size_t i = 0; i < Ho * Wo; ++i) e[(n * Cout + co) * Ho * Wo + i] = float(bias(co));
+  for (std::size_t n = 0; n < B; ++n)
+    for (std::size_t ci = 0; ci < Cin; ++ci)
+      for (std::size_t iy = 0; iy < Hh; ++iy)
+        for (std::size_t ix = 0; ix < Ww; ++ix)
+          for (std::size_t co = 0; co < Cout; ++co)
+            for (int ky = 0; ky < k; ++ky)
+              for (int kx = 0; kx < k; ++kx) {
+                const long oy = long(iy) * s - p + ky, ox = long(ix) * s - p + kx;
+                if (oy < 0 || ox < 0 || oy >= long(Ho) || ox >= long(Wo)) continue;
+                e[((n * Cout + co) * Ho + oy) * Wo + ox] += double(float(x(n, ci, iy, ix))) * double(float(w(ci, co, ky, kx)));
+              }
+  for (std::size_t i = 0; i < e.size(); ++i) {
+    INFO("conv_transpose2d at flat " << i << ": exact " << e[i] << ", got " << float(y.data()[i]));
+    REQUIRE(near(float(y.data()[i]), e[i]));
+  }
+}
 }  // namespace
 
 TEST_CASE("half casts on the device give core/half.hpp's bits", "[cuda][half][cast]") {
@@ -355,6 +437,17 @@ TEST_CASE("half Linear and 1x1 Conv2d on cuBLAS GemmEx: float32 accumulation, on
   DBT_REQUIRE_GPU();
   SECTION("bf16") { check_half_linear<db::bf16>(); }
   SECTION("f16") { check_half_linear<db::f16>(); }
+}
+
+TEST_CASE("half convolutions: the half GEMM path and widened cuDNN, float32 accumulation, one rounding",
+          "[cuda][half][conv]") {
+  DBT_REQUIRE_GPU();
+  db::cuda::MathModeGuard f32(db::cuda::MathMode::F32);
+  for (auto backend : {db::cuda::ConvBackend::Gemm, db::cuda::ConvBackend::Auto}) {
+    db::cuda::ConvBackendGuard guard(backend);
+    SECTION(std::string("bf16, ") + db::cuda::conv_backend_name(backend)) { check_half_convs<db::bf16>(); }
+    SECTION(std::string("f16, ") + db::cuda::conv_backend_name(backend)) { check_half_convs<db::f16>(); }
+  }
 }
 
 TEST_CASE("TF32 math mode: off by default, a guard turns it on for the library's cuBLAS handle", "[cuda][tf32]") {

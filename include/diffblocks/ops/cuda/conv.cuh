@@ -81,18 +81,19 @@ enum class ConvDirection { Forward, TransposeData };
 
 /// col[b][(ci, ky, kx)][(oy, ox)] = x[b][ci][oy s - p + ky][ox s - p + kx] (0 outside the image)
 /// for `nb` batch items: grid.z = item, grid.y = row of the column matrix, x over output pixels.
-template <int = 0>
-__global__ void im2col_kernel(const float* x, float* col, int Cin, int H, int W, int KH, int KW, int stride,
+/// T: float, or std::uint16_t moving the bits of a half type (ops/cuda/half_ops.cuh).
+template <class T = float>
+__global__ void im2col_kernel(const T* x, T* col, int Cin, int H, int W, int KH, int KW, int stride,
                               int padding, int Ho, int Wo) {
   const index_t b = blockIdx.z, k = blockIdx.y, HoWo = static_cast<index_t>(Ho) * Wo;
   const int ci = static_cast<int>(k / (KH * KW)), ky = static_cast<int>((k / KW) % KH), kx = static_cast<int>(k % KW);
-  const float* src = x + (b * Cin + ci) * static_cast<index_t>(H) * W;
-  float* dst = col + (b * gridDim.y + k) * HoWo;
+  const T* src = x + (b * Cin + ci) * static_cast<index_t>(H) * W;
+  T* dst = col + (b * gridDim.y + k) * HoWo;
   for (index_t j = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; j < HoWo;
        j += static_cast<index_t>(gridDim.x) * blockDim.x) {
     const int oy = static_cast<int>(j / Wo), ox = static_cast<int>(j % Wo);
     const int iy = oy * stride - padding + ky, ix = ox * stride - padding + kx;
-    dst[j] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? src[static_cast<index_t>(iy) * W + ix] : 0.0f;
+    dst[j] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? src[static_cast<index_t>(iy) * W + ix] : T(0);
   }
 }
 

@@ -3,13 +3,14 @@
 // CPU's ops/cpu/half_ops.hpp and under the same contract (core/half.hpp): storage in half,
 // arithmetic, accumulation and statistics in float32, one rounding per stored result.
 //
-//   Linear and 1x1 stride-1 Conv2d (and conv2d_add_)
-//                   cublasGemmEx / cublasGemmStridedBatchedEx on the half operands as they are
-//                   (CUDA_R_16BF / CUDA_R_16F inputs, CUBLAS_COMPUTE_32F: tensor cores, float32
-//                   accumulation) into a float32 result, then bias and one rounding in one
-//                   element-wise pass.
+//   Linear, 1x1 stride-1 Conv2d (and conv2d_add_), and every convolution on the Gemm path
+//                   (ConvBackend::Gemm, or Auto without cuDNN): cublasGemmEx /
+//                   cublasGemmStridedBatchedEx on the half operands as they are (CUDA_R_16BF /
+//                   CUDA_R_16F inputs, CUBLAS_COMPUTE_32F: tensor cores, float32 accumulation;
+//                   im2col moves the 16-bit values) into a float32 result, then bias (and an
+//                   added output) and one rounding in one element-wise pass.
 //   everything else widens its half operands to float32 on the device, runs the float32 kernel
-//                   (cuDNN / the GEMM path, the fused GroupNorm epilogues, LayerNorm, the
+//                   (cuDNN's convolutions, the fused GroupNorm epilogues, LayerNorm, the
 //                   attention kernels, LinearAttention's GEMM chain) and rounds its result once.
 //                   A fusion (GroupNorm + Mish + mask, AdaGroupNorm + SiLU, the whole
 //                   LinearAttention block) rounds once for the whole fusion.
@@ -113,47 +114,138 @@ void pointwise_conv_half(const H* x, std::size_t B, std::size_t Cin, std::size_t
             static_cast<long long>(Cout * HW), static_cast<int>(B));
 }
 
+/// Whether a half convolution (not 1x1) runs on the half GEMM path below rather than widened on
+/// cuDNN: under ConvBackend::Gemm, and under Auto where cuDNN is missing or cannot describe the
+/// shape (ConvBackend::Cudnn widens: cuDNN's float32 kernels, or its error when it is missing).
+inline bool half_conv_on_gemm(const ConvGeometry& g) {
+  const cuda::ConvBackend b = cuda::conv_backend();
+  if (b == cuda::ConvBackend::Gemm) return true;
+  if (b == cuda::ConvBackend::Cudnn) return false;
+#if DIFFBLOCKS_HAS_CUDNN
+  return !cuda::cudnn::available() || !cudnn_describable(g);
+#else
+  (void)g;
+  return true;
+#endif
+}
+
+/// y (float32) = conv(x, w) without bias on the half operands (beta 1 adds to y): conv2d_gemm's
+/// im2col + batched GEMM, the column matrix in half (the im2col moves the 16-bit values) and the
+/// products on cublasGemmStridedBatchedEx with float32 accumulation.
+template <class H>
+void conv2d_gemm_half(const H* x, const H* w, float* y, const ConvGeometry& g, float beta) {
+  const std::size_t HoWo = static_cast<std::size_t>(g.P()) * g.Q(), HW = static_cast<std::size_t>(g.H) * g.W;
+  const std::size_t K = static_cast<std::size_t>(g.C) * g.R * g.S, per_item = K * HoWo;
+  const std::size_t chunk = std::max<std::size_t>(
+      1, std::min<std::size_t>(g.N, kIm2colBytes / sizeof(H) / std::max<std::size_t>(1, per_item)));
+  auto col = scratch<H>(chunk * per_item);
+  for (std::size_t b0 = 0; b0 < static_cast<std::size_t>(g.N); b0 += chunk) {
+    const std::size_t nb = std::min<std::size_t>(chunk, g.N - b0);
+    launch("im2col_kernel", im2col_kernel<std::uint16_t>,
+           dim3(blocks_for(static_cast<index_t>(HoWo), kThreads, 64), static_cast<unsigned>(K), static_cast<unsigned>(nb)),
+           dim3(kThreads), 0, reinterpret_cast<const std::uint16_t*>(x + b0 * g.C * HW),
+           reinterpret_cast<std::uint16_t*>(col.data()), g.C, g.H, g.W, g.R, g.S, g.stride, g.padding, g.P(), g.Q());
+    gemm_half(false, false, g.K, static_cast<int>(HoWo), static_cast<int>(K), w, static_cast<int>(K), 0,
+              static_cast<const H*>(col.data()), static_cast<int>(HoWo), static_cast<long long>(per_item), beta,
+              y + b0 * g.K * HoWo, static_cast<int>(HoWo), static_cast<long long>(g.K * HoWo), static_cast<int>(nb));
+  }
+}
+
+/// out (float32, N, C, H, W) = conv_transpose(dy (N, K, P, Q), w (K, C, R, S)) without bias, on
+/// the half operands: conv_transpose2d_gemm's GEMM to float32 columns (half inputs, float32
+/// accumulation), then its col2im gather.
+template <class H>
+void conv_transpose2d_gemm_half(const H* dy, const H* w, float* out, const ConvGeometry& g) {
+  const int Hin = g.P(), Win = g.Q();
+  const std::size_t HW = static_cast<std::size_t>(Hin) * Win, CKK = static_cast<std::size_t>(g.C) * g.R * g.S;
+  const std::size_t per_item = CKK * HW, HoWo = static_cast<std::size_t>(g.H) * g.W;
+  const std::size_t chunk = std::max<std::size_t>(
+      1, std::min<std::size_t>(g.N, kIm2colBytes / sizeof(float) / std::max<std::size_t>(1, per_item)));
+  auto col = scratch<float>(chunk * per_item);
+  for (std::size_t b0 = 0; b0 < static_cast<std::size_t>(g.N); b0 += chunk) {
+    const std::size_t nb = std::min<std::size_t>(chunk, g.N - b0);
+    // col (CKK x HW) = w^T (CKK x K) dy_b (K x HW); w is stored K x CKK.
+    gemm_half(true, false, static_cast<int>(CKK), static_cast<int>(HW), g.K, w, static_cast<int>(CKK), 0,
+              dy + b0 * g.K * HW, static_cast<int>(HW), static_cast<long long>(g.K * HW), 0.0f, col.data(),
+              static_cast<int>(HW), static_cast<long long>(per_item), static_cast<int>(nb));
+    launch("col2im_transpose_kernel", col2im_transpose_kernel<>,
+           dim3(blocks_for(static_cast<index_t>(HoWo), kThreads, 64), static_cast<unsigned>(g.C), static_cast<unsigned>(nb)),
+           dim3(kThreads), 0, static_cast<const float*>(col.data()), static_cast<const float*>(nullptr),
+           out + b0 * g.C * HoWo, g.C, Hin, Win, g.R, g.S, g.stride, g.padding, g.H, g.W);
+  }
+}
+
 }  // namespace cuda_detail
 
 // ---- convolutions and linear layers ----------------------------------------------------------
 
-/// Conv2d: 1x1 stride-1 convolutions as one half GEMM (as Linear), the others on the float32
-/// path (cuDNN or the GEMM path) between a widening and one rounding.
+/// Conv2d: on the half operands where a GEMM runs it (1x1 stride-1 convolutions always: one
+/// half GEMM, as Linear; the others on the Gemm path, see half_conv_on_gemm), else widened onto
+/// cuDNN's float32 kernels; float32 accumulation and one rounding (with the bias) either way.
 template <class H, IfHalf<H> Enable = 0>
 Tensor<H, 4, Cuda> conv2d(Cuda dev, const Tensor<H, 4, Cuda>& x, const Tensor<H, 4, Cuda>& w,
                           const Tensor<H, 1, Cuda>& bias, int stride, int padding) {
   using namespace half_detail;
-  if (!cuda_detail::pointwise(w.shape(), stride, padding))
+  const cuda_detail::ConvGeometry g = cuda_detail::conv_geometry(x.shape(), w.shape(), stride, padding);
+  const bool pointwise = cuda_detail::pointwise(w.shape(), stride, padding);
+  if (!pointwise && !cuda_detail::half_conv_on_gemm(g))
     return narrow<H>(ops::conv2d(dev, widen(x), widen(w), widen(bias), stride, padding));
-  const std::size_t B = x.shape(0), Cin = x.shape(1), HW = x.shape(2) * x.shape(3), Cout = w.shape(0);
-  Tensor<H, 4, Cuda> out({B, Cout, x.shape(2), x.shape(3)});
+  const int Ho = g.P(), Wo = g.Q();
+  Tensor<H, 4, Cuda> out({x.shape(0), w.shape(0), static_cast<std::size_t>(std::max(Ho, 0)),
+                          static_cast<std::size_t>(std::max(Wo, 0))});
   if (out.size() == 0) return out;
+  const std::size_t B = x.shape(0), Cout = w.shape(0), HoWo = static_cast<std::size_t>(Ho) * Wo;
   auto acc = cuda_detail::scratch<float>(out.size());
-  cuda_detail::pointwise_conv_half(x.data(), B, Cin, HW, w.data(), Cout, acc.data(), 0.0f);
-  cuda_detail::add_bias_round(acc.data(), bias.size() ? bias.data() : nullptr, out.data(), B, Cout, HW);
+  if (pointwise)
+    cuda_detail::pointwise_conv_half(x.data(), B, x.shape(1), HoWo, w.data(), Cout, acc.data(), 0.0f);
+  else
+    cuda_detail::conv2d_gemm_half(x.data(), w.data(), acc.data(), g, 0.0f);
+  cuda_detail::add_bias_round(acc.data(), bias.size() ? bias.data() : nullptr, out.data(), B, Cout, HoWo);
   return out;
 }
-/// out += conv2d(x): the sum formed in float32 and rounded once (1x1: the half GEMM adds into
-/// the widened out).
+/// out += conv2d(x): the sum formed in float32 (the half GEMMs add into the widened out) and
+/// rounded once.
 template <class H, IfHalf<H> Enable = 0>
 void conv2d_add_(Cuda dev, const Tensor<H, 4, Cuda>& x, const Tensor<H, 4, Cuda>& w, const Tensor<H, 1, Cuda>& bias,
                  int stride, int padding, Tensor<H, 4, Cuda>& out) {
   using namespace half_detail;
+  if (out.size() == 0) return;
   auto acc = widen(out);
-  if (cuda_detail::pointwise(w.shape(), stride, padding) && out.size()) {
-    const std::size_t B = x.shape(0), Cin = x.shape(1), HW = x.shape(2) * x.shape(3), Cout = w.shape(0);
-    cuda_detail::pointwise_conv_half(x.data(), B, Cin, HW, w.data(), Cout, acc.data(), 1.0f);
-    cuda_detail::add_bias_round(acc.data(), bias.size() ? bias.data() : nullptr, out.data(), B, Cout, HW);
+  const cuda_detail::ConvGeometry g = cuda_detail::conv_geometry(x.shape(), w.shape(), stride, padding);
+  const bool pointwise = cuda_detail::pointwise(w.shape(), stride, padding);
+  if (!pointwise && !cuda_detail::half_conv_on_gemm(g)) {
+    ops::conv2d_add_(dev, widen(x), widen(w), widen(bias), stride, padding, acc);
+    narrow_into(acc, out);
     return;
   }
-  ops::conv2d_add_(dev, widen(x), widen(w), widen(bias), stride, padding, acc);
-  narrow_into(acc, out);
+  const std::size_t B = x.shape(0), Cout = w.shape(0), HoWo = static_cast<std::size_t>(g.P()) * g.Q();
+  if (pointwise)
+    cuda_detail::pointwise_conv_half(x.data(), B, x.shape(1), HoWo, w.data(), Cout, acc.data(), 1.0f);
+  else
+    cuda_detail::conv2d_gemm_half(x.data(), w.data(), acc.data(), g, 1.0f);
+  cuda_detail::add_bias_round(acc.data(), bias.size() ? bias.data() : nullptr, out.data(), B, Cout, HoWo);
 }
+/// ConvTranspose2d: on the Gemm path (see half_conv_on_gemm) a half GEMM to float32 columns and
+/// the gather, else widened onto cuDNN; one rounding with the bias.
 template <class H, IfHalf<H> Enable = 0>
 Tensor<H, 4, Cuda> conv_transpose2d(Cuda dev, const Tensor<H, 4, Cuda>& x, const Tensor<H, 4, Cuda>& w,
                                     const Tensor<H, 1, Cuda>& bias, int stride, int padding) {
   using namespace half_detail;
-  return narrow<H>(ops::conv_transpose2d(dev, widen(x), widen(w), widen(bias), stride, padding));
+  const int H_ = static_cast<int>(x.shape(2)), W_ = static_cast<int>(x.shape(3)), KH = static_cast<int>(w.shape(2)),
+            KW = static_cast<int>(w.shape(3));
+  const int Ho = (H_ - 1) * stride - 2 * padding + KH, Wo = (W_ - 1) * stride - 2 * padding + KW;
+  // The data gradient of the forward convolution out (B, Cout, Ho, Wo) -> x (B, Cin, H, W).
+  const cuda_detail::ConvGeometry g{int(x.shape(0)), int(w.shape(1)), Ho, Wo, int(w.shape(0)), KH, KW, stride, padding};
+  if (!cuda_detail::half_conv_on_gemm(g))
+    return narrow<H>(ops::conv_transpose2d(dev, widen(x), widen(w), widen(bias), stride, padding));
+  Tensor<H, 4, Cuda> out({x.shape(0), w.shape(1), static_cast<std::size_t>(std::max(Ho, 0)),
+                          static_cast<std::size_t>(std::max(Wo, 0))});
+  if (out.size() == 0) return out;
+  auto acc = cuda_detail::scratch<float>(out.size());
+  cuda_detail::conv_transpose2d_gemm_half(x.data(), w.data(), acc.data(), g);
+  cuda_detail::add_bias_round(acc.data(), bias.size() ? bias.data() : nullptr, out.data(), out.shape(0), out.shape(1),
+                              static_cast<std::size_t>(Ho) * Wo);
+  return out;
 }
 
 /// y (..., out) = x (..., in) W^T + b: the product on the half operands (cublasGemmEx, float32
