@@ -10,7 +10,8 @@
 //
 // Headers: core/cuda/ (errors, streams, the caching allocator, DeviceTensor and the Cuda policy)
 // and ops/cuda/ (the primitives of the device-generic ops, map.cuh, and the Cuda device's own
-// kernels: convolutions, GEMMs, attention, fused normalisations, transposes, randn_). Convolutions run on cuDNN when it can be
+// kernels: convolutions, GEMMs, attention, fused normalisations, transposes, randn_; half_ops.cuh:
+// the same ops on bf16 / f16 tensors, float32 arithmetic). Convolutions run on cuDNN when it can be
 // opened at run time (core/cuda/cudnn.hpp), else on the library's own im2col + cuBLAS path.
 // The rest of the library stays CUDA-free: g++ never sees this file (diffblocks.hpp pulls it in
 // only under __CUDACC__).
@@ -32,4 +33,5 @@
 #include "diffblocks/ops/cuda/conv.cuh"
 #include "diffblocks/ops/cuda/attention.cuh"
 #include "diffblocks/ops/cuda/random.cuh"
+#include "diffblocks/ops/cuda/half_ops.cuh"
 #include "diffblocks/sampling/gradtts_cuda_graph.cuh"

@@ -54,5 +54,7 @@ inline std::string device_description() {
 
 }  // namespace dbt
 
+#ifndef DBT_DEVICE_TAG  // the half-precision TUs (test_cuda_bf16.cu, test_cuda_f16.cu) set their own
 #define DBT_DEVICE_TAG "[cuda]"
+#endif
 #include "../parity/device.hpp"

@@ -1,5 +1,6 @@
-// The Cuda device's tests, in one nvcc translation unit (each .cu file costs about a minute of
-// CI build). The shared test bodies of tests/parity/ run here for the Cuda device exactly as the
+// The Cuda device's float32 tests and its half-precision unit checks, in one nvcc translation
+// unit (each .cu file costs about a minute of CI build; the bf16 / f16 parity bodies are in
+// test_cuda_bf16.cu and test_cuda_f16.cu). The shared test bodies of tests/parity/ run here for the Cuda device exactly as the
 // CPU test binary runs them for the CPU: every op of the registry (tests/ops/op_cases.hpp)
 // under every variant of tests/cuda/variants.hpp against its plain reference, then blocks, both
 // U-Nets, the samplers and schedulers against the committed PyTorch / diffusers fixtures. Here
@@ -7,11 +8,13 @@
 // the device's InputErrors against the CPU's) and the CLI.
 //
 // Runs without a GPU: the error mapping (CudaError names the call and CUDA's string), the
-// allocator's size classes, Philox's known-answer vectors, what happens when no device is there
+// allocator's size classes, Philox's known-answer vectors, the math-mode switch, what happens when no device is there
 // (a CudaError, never a crash) and the CLI's "no CUDA device" error. Everything else needs a
 // device and is reported as skipped ("SKIPPED: no CUDA device") without one.
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <limits>
 #include <thread>
 
 #include "../cli_helpers.hpp"
@@ -180,6 +183,317 @@ TEST_CASE("device tensors: value semantics, transfers, empty shapes", "[cuda][te
   REQUIRE(e.size() == 0);
   REQUIRE(db::copy_to_host(Cuda{}, e).empty());
   REQUIRE(db::ops::find_non_finite(Cuda{}, e) == -1);
+}
+
+// ---- half precision (bf16 / f16) and the math mode ------------------------------------------------
+
+namespace {
+template <class H>
+std::uint16_t half_bits_of(float f) {
+  return std::is_same<H, db::bf16>::value ? db::float_to_bf16_bits(f) : db::float_to_f16_bits(f);
+}
+template <class H>
+float half_value_of(std::uint16_t b) {
+  return std::is_same<H, db::bf16>::value ? db::bf16_bits_to_float(b) : db::f16_bits_to_float(b);
+}
+inline std::uint32_t bits_of(float f) {
+  std::uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
+}
+inline float float_of(std::uint32_t b) {
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+
+template <class H>
+void check_device_casts() {
+  // Widening: every 16-bit pattern (NaNs with their payloads included) to the host's float bits.
+  auto all = db::Tensor<H, 1>::from_shape({65536});
+  for (std::uint32_t b = 0; b < 65536; ++b) all.data()[b] = H::from_bits(static_cast<std::uint16_t>(b));
+  const auto wide = db::cuda::download(db::ops::cast<float>(Cuda{}, db::cuda::upload(all)));
+  REQUIRE(wide.size() == 65536);
+  std::size_t bad = 0;
+  for (std::uint32_t b = 0; b < 65536; ++b)
+    if (bits_of(wide.data()[b]) != bits_of(half_value_of<H>(static_cast<std::uint16_t>(b))) && bad++ < 5)
+      FAIL_CHECK("widening 0x" << std::hex << b << ": device 0x" << bits_of(wide.data()[b]) << ", host 0x"
+                               << bits_of(half_value_of<H>(static_cast<std::uint16_t>(b))));
+  REQUIRE(bad == 0);
+  // Narrowing: 2^20 float32 patterns over every exponent (random low bits), the exact midpoints
+  // between neighbouring halves (ties: round to even), their neighbours, and the specials.
+  std::vector<float> in;
+  db::Rng rng(16);
+  for (std::uint32_t i = 0; i < (1u << 20); ++i)
+    in.push_back(float_of((i << 12) ^ static_cast<std::uint32_t>(rng.next() & 0xfffu)));
+  for (std::uint32_t b = 0; b < 65536; b += 3) {
+    const float lo = half_value_of<H>(static_cast<std::uint16_t>(b)), hi = half_value_of<H>(static_cast<std::uint16_t>(b + 1));
+    if (!std::isfinite(lo) || !std::isfinite(hi)) continue;
+    const float mid = static_cast<float>((static_cast<double>(lo) + hi) / 2);
+    in.push_back(mid);
+    in.push_back(std::nextafter(mid, INFINITY));
+    in.push_back(std::nextafter(mid, -INFINITY));
+  }
+  for (float f : {0.0f, -0.0f, INFINITY, -INFINITY, 65504.0f, 65519.99f, 65520.0f, -65520.0f, 1e-8f, 2.9802322e-8f,
+                  5.9604645e-8f, 6.1035156e-5f, 3.3895314e38f, std::numeric_limits<float>::max(),
+                  std::numeric_limits<float>::denorm_min(), -std::numeric_limits<float>::denorm_min()})
+    in.push_back(f);
+  for (std::uint32_t nan : {0x7fc00000u, 0xffc00000u, 0x7f800001u, 0xff812345u, 0x7fbfffffu, 0x7fffe000u})
+    in.push_back(float_of(nan));
+  auto host_in = db::Tensor<float, 1>::from_shape({in.size()});
+  std::copy(in.begin(), in.end(), host_in.begin());
+  const auto narrow = db::cuda::download(db::ops::cast<H>(Cuda{}, db::cuda::upload(host_in)));
+  bad = 0;
+  for (std::size_t i = 0; i < in.size(); ++i)
+    if (narrow.data()[i].bits != half_bits_of<H>(in[i]) && bad++ < 5)
+      FAIL_CHECK("narrowing 0x" << std::hex << bits_of(in[i]) << ": device 0x" << narrow.data()[i].bits << ", host 0x"
+                                << half_bits_of<H>(in[i]));
+  REQUIRE(bad == 0);
+}
+
+template <class H>
+void check_half_linear() {
+  // y = x W^T + b on cuBLAS GemmEx (half operands, float32 accumulation), rounded once: within
+  // one half ulp of the exact value from the same half inputs, on odd sizes, with and without bias.
+  const double ulp = std::is_same<H, db::bf16>::value ? std::ldexp(1.0, -7) : std::ldexp(1.0, -10);
+  struct Case {
+    std::size_t rows, in, out;
+    bool bias;
+  };
+  for (const Case c : {Case{37, 70, 53, true}, Case{1, 5, 3, false}, Case{64, 256, 96, true}, Case{3, 0, 4, true}}) {
+    INFO(c.rows << " x " << c.in << " -> " << c.out << (c.bias ? " with bias" : ""));
+    db::Rng rng(c.rows + c.in);
+    auto x = db::Tensor<H, 2>::from_shape({c.rows, c.in});
+    auto w = db::Tensor<H, 2>::from_shape({c.out, c.in});
+    auto b = db::Tensor<H, 1>::from_shape({c.bias ? c.out : 0});
+    for (auto& v : x) v = H(static_cast<float>(rng.normal()));
+    for (auto& v : w) v = H(static_cast<float>(rng.normal() * 0.1));
+    for (auto& v : b) v = H(static_cast<float>(rng.normal()));
+    const auto y = db::cuda::download(
+        db::ops::linear(Cuda{}, db::cuda::upload(x), db::cuda::upload(w), db::cuda::upload(b)));
+    REQUIRE(y.shape(0) == c.rows);
+    REQUIRE(y.shape(1) == c.out);
+    for (std::size_t r = 0; r < c.rows; ++r)
+      for (std::size_t o = 0; o < c.out; ++o) {
+        double exact = c.bias ? double(float(b(o))) : 0.0;
+        for (std::size_t i = 0; i < c.in; ++i) exact += double(float(x(r, i))) * double(float(w(o, i)));
+        INFO("at " << r << ", " << o << ": exact " << exact << ", got " << float(y(r, o)));
+        REQUIRE(std::fabs(double(float(y(r, o))) - exact) <= ulp * std::fabs(exact) + 1e-6);
+      }
+  }
+  // 1x1 stride-1 convolutions are the same half GEMM, batched over the items: conv2d, and
+  // conv2d_add_ (out + conv, one rounding of the float32 sum).
+  const std::size_t B = 3, Cin = 40, Cout = 24, Hh = 5, Ww = 13;
+  db::Rng rng(77);
+  auto x = db::Tensor<H, 4>::from_shape({B, Cin, Hh, Ww});
+  auto w = db::Tensor<H, 4>::from_shape({Cout, Cin, 1, 1});
+  auto b = db::Tensor<H, 1>::from_shape({Cout});
+  auto o = db::Tensor<H, 4>::from_shape({B, Cout, Hh, Ww});
+  for (auto& v : x) v = H(static_cast<float>(rng.normal()));
+  for (auto& v : w) v = H(static_cast<float>(rng.normal() * 0.2));
+  for (auto& v : b) v = H(static_cast<float>(rng.normal()));
+  for (auto& v : o) v = H(static_cast<float>(rng.normal()));
+  const auto y = db::cuda::download(db::ops::conv2d(Cuda{}, db::cuda::upload(x), db::cuda::upload(w), db::cuda::upload(b), 1, 0));
+  auto od = db::cuda::upload(o);
+  db::ops::conv2d_add_(Cuda{}, db::cuda::upload(x), db::cuda::upload(w), db::cuda::upload(b), 1, 0, od);
+  const auto added = db::cuda::download(od);
+  REQUIRE(y.shape() == o.shape());
+  for (std::size_t n = 0; n < B; ++n)
+    for (std::size_t co = 0; co < Cout; ++co)
+      for (std::size_t i = 0; i < Hh; ++i)
+        for (std::size_t j = 0; j < Ww; ++j) {
+          double exact = float(b(co));
+          for (std::size_t ci = 0; ci < Cin; ++ci) exact += double(float(w(co, ci, 0, 0))) * double(float(x(n, ci, i, j)));
+          const double sum = exact + double(float(o(n, co, i, j)));
+          INFO("conv 1x1 at " << n << ", " << co << ", " << i << ", " << j);
+          REQUIRE(std::fabs(double(float(y(n, co, i, j))) - exact) <= ulp * std::fabs(exact) + 1e-6);
+          REQUIRE(std::fabs(double(float(added(n, co, i, j))) - sum) <= ulp * std::fabs(sum) + 1e-6);
+        }
+}
+template <class H>
+db::Tensor<H, 4> random_half4(std::array<std::size_t, 4> shape, std::uint64_t seed, double scale) {
+  db::Rng rng(seed);
+  auto t = db::Tensor<H, 4>::from_shape(shape);
+  for (auto& v : t) v = H(static_cast<float>(rng.normal() * scale));
+  return t;
+}
+
+/// Conv2d / ConvTranspose2d of half tensors on the device against the exact sum of the same
+/// half values (double), under the current convolution backend: within one half ulp.
+template <class H>
+void check_half_convs() {
+  const double ulp = std::is_same<H, db::bf16>::value ? std::ldexp(1.0, -7) : std::ldexp(1.0, -10);
+  auto near = [&](double got, double exact) { return std::fabs(got - exact) <= ulp * std::fabs(exact) + 1e-5; };
+  struct Case {
+    std::size_t B, Cin, Cout, Hi, Wi;
+    int k, stride, padding;
+  };
+  for (const Case c : {Case{2, 5, 7, 9, 13, 3, 1, 1}, Case{3, 8, 4, 10, 7, 3, 2, 1}, Case{1, 3, 6, 6, 6, 1, 1, 0}}) {
+    INFO("conv " << c.Cin << " -> " << c.Cout << ", k " << c.k << " s " << c.stride << " p " << c.padding);
+    const auto x = random_half4<H>({c.B, c.Cin, c.Hi, c.Wi}, 1 + c.Cin, 1.0);
+    const auto w = random_half4<H>({c.Cout, c.Cin, std::size_t(c.k), std::size_t(c.k)}, 2 + c.Cin, 0.3);
+    const auto bias4 = random_half4<H>({1, 1, 1, c.Cout}, 3, 1.0);
+    auto bias = db::Tensor<H, 1>::from_shape({c.Cout});
+    std::copy(bias4.begin(), bias4.end(), bias.begin());
+    const std::size_t Ho = (c.Hi + 2 * c.padding - c.k) / c.stride + 1, Wo = (c.Wi + 2 * c.padding - c.k) / c.stride + 1;
+    const auto o = random_half4<H>({c.B, c.Cout, Ho, Wo}, 4, 1.0);
+    const auto y = db::cuda::download(
+        db::ops::conv2d(Cuda{}, db::cuda::upload(x), db::cuda::upload(w), db::cuda::upload(bias), c.stride, c.padding));
+    auto od = db::cuda::upload(o);
+    db::ops::conv2d_add_(Cuda{}, db::cuda::upload(x), db::cuda::upload(w), db::cuda::upload(bias), c.stride, c.padding, od);
+    const auto added = db::cuda::download(od);
+    REQUIRE(y.shape() == o.shape());
+    for (std::size_t n = 0; n < c.B; ++n)
+      for (std::size_t co = 0; co < c.Cout; ++co)
+        for (std::size_t oy = 0; oy < Ho; ++oy)
+          for (std::size_t ox = 0; ox < Wo; ++ox) {
+            double e = float(bias(co));
+            for (std::size_t ci = 0; ci < c.Cin; ++ci)
+              for (int ky = 0; ky < c.k; ++ky)
+                for (int kx = 0; kx < c.k; ++kx) {
+                  const long iy = long(oy) * c.stride - c.padding + ky, ix = long(ox) * c.stride - c.padding + kx;
+                  if (iy < 0 || ix < 0 || iy >= long(c.Hi) || ix >= long(c.Wi)) continue;
+                  e += double(float(w(co, ci, ky, kx))) * double(float(x(n, ci, iy, ix)));
+                }
+            INFO("at " << n << ", " << co << ", " << oy << ", " << ox << ": exact " << e);
+            REQUIRE(near(float(y(n, co, oy, ox)), e));
+            REQUIRE(near(float(added(n, co, oy, ox)), e + double(float(o(n, co, oy, ox)))));
+          }
+  }
+  // ConvTranspose2d 4x4 stride 2 padding 1 (the U-Nets' upsampling), w (Cin, Cout, k, k).
+  const std::size_t B = 2, Cin = 6, Cout = 5, Hh = 5, Ww = 7;
+  const int k = 4, s = 2, p = 1;
+  const auto x = random_half4<H>({B, Cin, Hh, Ww}, 11, 1.0);
+  const auto w = random_half4<H>({Cin, Cout, std::size_t(k), std::size_t(k)}, 12, 0.3);
+  auto bias = db::Tensor<H, 1>::from_shape({Cout});
+  for (std::size_t i = 0; i < Cout; ++i) bias(i) = H(0.25f * float(i) - 0.5f);
+  const auto y = db::cuda::download(
+      db::ops::conv_transpose2d(Cuda{}, db::cuda::upload(x), db::cuda::upload(w), db::cuda::upload(bias), s, p));
+  const std::size_t Ho = (Hh - 1) * s - 2 * p + k, Wo = (Ww - 1) * s - 2 * p + k;
+  REQUIRE(y.shape(2) == Ho);
+  REQUIRE(y.shape(3) == Wo);
+  std::vector<double> e(B * Cout * Ho * Wo, 0.0);
+  for (std::size_t n = 0; n < B; ++n)
+    for (std::size_t co = 0; co < Cout; ++co)
+      for (std::size_t i = 0; i < Ho * Wo; ++i) e[(n * Cout + co) * Ho * Wo + i] = float(bias(co));
+  for (std::size_t n = 0; n < B; ++n)
+    for (std::size_t ci = 0; ci < Cin; ++ci)
+      for (std::size_t iy = 0; iy < Hh; ++iy)
+        for (std::size_t ix = 0; ix < Ww; ++ix)
+          for (std::size_t co = 0; co < Cout; ++co)
+            for (int ky = 0; ky < k; ++ky)
+              for (int kx = 0; kx < k; ++kx) {
+                const long oy = long(iy) * s - p + ky, ox = long(ix) * s - p + kx;
+                if (oy < 0 || ox < 0 || oy >= long(Ho) || ox >= long(Wo)) continue;
+                e[((n * Cout + co) * Ho + oy) * Wo + ox] += double(float(x(n, ci, iy, ix))) * double(float(w(ci, co, ky, kx)));
+              }
+  for (std::size_t i = 0; i < e.size(); ++i) {
+    INFO("conv_transpose2d at flat " << i << ": exact " << e[i] << ", got " << float(y.data()[i]));
+    REQUIRE(near(float(y.data()[i]), e[i]));
+  }
+}
+}  // namespace
+
+TEST_CASE("half casts on the device give core/half.hpp's bits", "[cuda][half][cast]") {
+  DBT_REQUIRE_GPU();
+  SECTION("bf16") { check_device_casts<db::bf16>(); }
+  SECTION("f16") { check_device_casts<db::f16>(); }
+}
+
+TEST_CASE("half device tensors: transfers, loading, non-finite search, transposes", "[cuda][half][tensor]") {
+  DBT_REQUIRE_GPU();
+  auto h = db::Tensor<db::bf16, 3>::from_shape({2, 3, 5});
+  for (std::size_t i = 0; i < h.size(); ++i) h.data()[i] = db::bf16(0.37f * float(i) - 4.0f);
+  const db::Tensor<db::bf16, 3, Cuda> d = db::cuda::upload(h);
+  const auto back = db::cuda::download(d);
+  for (std::size_t i = 0; i < h.size(); ++i) REQUIRE(back.data()[i].bits == h.data()[i].bits);
+  // copy_to_host widens exactly; assign_from_host from float32 rounds to nearest even on the host.
+  const std::vector<float> wide = db::copy_to_host(Cuda{}, d);
+  for (std::size_t i = 0; i < h.size(); ++i) REQUIRE(wide[i] == float(h.data()[i]));
+  std::vector<float> values(h.size());
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = 1.0f + float(i) / 1024.0f;
+  db::Tensor<db::f16, 3, Cuda> f({2, 3, 5});
+  db::assign_from_host(Cuda{}, f, values.data());
+  const auto fh = db::cuda::download(f);
+  for (std::size_t i = 0; i < values.size(); ++i) REQUIRE(fh.data()[i].bits == db::float_to_f16_bits(values[i]));
+  // find_non_finite reads half values (an f16 infinity at flat index 17).
+  REQUIRE(db::ops::find_non_finite(Cuda{}, f) == -1);
+  auto with_inf = fh;
+  with_inf.data()[17] = db::f16::from_bits(0x7c00);
+  with_inf.data()[23] = db::f16::from_bits(0x7e00);
+  REQUIRE(db::ops::find_non_finite(Cuda{}, db::cuda::upload(with_inf)) == 17);
+  // The NCHW <-> token transposes move the bits.
+  auto m = db::Tensor<db::bf16, 4>::from_shape({2, 33, 3, 11});
+  for (std::size_t i = 0; i < m.size(); ++i) m.data()[i] = db::bf16::from_bits(static_cast<std::uint16_t>(i * 7 + 1));
+  const auto tok = db::cuda::download(db::ops::nchw_to_tokens(Cuda{}, db::cuda::upload(m)));
+  const auto tok_cpu = db::ops::nchw_to_tokens(db::Cpu{}, m);
+  REQUIRE(tok.shape() == tok_cpu.shape());
+  for (std::size_t i = 0; i < tok.size(); ++i) REQUIRE(tok.data()[i].bits == tok_cpu.data()[i].bits);
+  const auto again = db::cuda::download(db::ops::tokens_to_nchw(Cuda{}, db::cuda::upload(tok), 3, 11));
+  for (std::size_t i = 0; i < m.size(); ++i) REQUIRE(again.data()[i].bits == m.data()[i].bits);
+}
+
+TEST_CASE("half Linear and 1x1 Conv2d on cuBLAS GemmEx: float32 accumulation, one rounding", "[cuda][half][gemm]") {
+  DBT_REQUIRE_GPU();
+  SECTION("bf16") { check_half_linear<db::bf16>(); }
+  SECTION("f16") { check_half_linear<db::f16>(); }
+}
+
+TEST_CASE("half convolutions: the half GEMM path and widened cuDNN, float32 accumulation, one rounding",
+          "[cuda][half][conv]") {
+  DBT_REQUIRE_GPU();
+  db::cuda::MathModeGuard f32(db::cuda::MathMode::F32);
+  for (auto backend : {db::cuda::ConvBackend::Gemm, db::cuda::ConvBackend::Auto}) {
+    db::cuda::ConvBackendGuard guard(backend);
+    SECTION(std::string("bf16, ") + db::cuda::conv_backend_name(backend)) { check_half_convs<db::bf16>(); }
+    SECTION(std::string("f16, ") + db::cuda::conv_backend_name(backend)) { check_half_convs<db::f16>(); }
+  }
+}
+
+TEST_CASE("TF32 math mode: off by default, a guard turns it on for the library's cuBLAS handle", "[cuda][tf32]") {
+  using db::cuda::MathMode;
+  // Without DIFFBLOCKS_CUDA_TF32=1 in the environment the process starts float32-exact.
+  const char* env = std::getenv("DIFFBLOCKS_CUDA_TF32");
+  if (!(env && std::string(env) == "1")) REQUIRE(db::cuda::math_mode() == MathMode::F32);
+  {
+    db::cuda::MathModeGuard f32(MathMode::F32);
+    REQUIRE(db::cuda::math_mode() == MathMode::F32);
+    {
+      db::cuda::MathModeGuard tf32(MathMode::TF32);
+      REQUIRE(db::cuda::math_mode() == MathMode::TF32);
+      REQUIRE(std::string(db::cuda::math_mode_name(db::cuda::math_mode())) == "tf32");
+    }
+    REQUIRE(db::cuda::math_mode() == MathMode::F32);
+  }
+  DBT_REQUIRE_GPU();
+  // The handle follows the mode; F32 keeps the 1e-4 contract on a long product, TF32 stays within
+  // its ~1e-3 (its 10-bit mantissa inputs).
+  const std::size_t R = 64, K = 2048, O = 48;
+  const auto x = dbops::randn(std::array<std::size_t, 2>{R, K}, 3), w = dbops::randn(std::array<std::size_t, 2>{O, K}, 4);
+  const auto b = dbops::randn(std::array<std::size_t, 1>{O}, 5);
+  db::Tensor<double, 2> exact = db::Tensor<double, 2>::from_shape({R, O});
+  double scale = 1.0;
+  for (std::size_t r = 0; r < R; ++r)
+    for (std::size_t o = 0; o < O; ++o) {
+      double s = b(o);
+      for (std::size_t k = 0; k < K; ++k) s += double(x(r, k)) * w(o, k);
+      exact(r, o) = s;
+      scale = std::max(scale, std::fabs(s));
+    }
+  auto max_err = [&](MathMode mode) {
+    db::cuda::MathModeGuard g(mode);
+    cublasMath_t m{};
+    REQUIRE(cublasGetMathMode(db::cuda::blas(), &m) == CUBLAS_STATUS_SUCCESS);
+    REQUIRE(m == (mode == MathMode::TF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    const auto y = down(db::ops::linear(Cuda{}, up(x), up(w), up(b)));
+    double e = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) e = std::max(e, std::fabs(double(y.data()[i]) - exact.data()[i]));
+    return e / scale;
+  };
+  const double f32 = max_err(MathMode::F32), tf32 = max_err(MathMode::TF32);
+  WARN("linear " << R << "x" << K << " -> " << O << ": max error / max(1, max|y|): f32 " << f32 << ", tf32 " << tf32);
+  REQUIRE(f32 <= 1e-4);
+  REQUIRE(tf32 <= 5e-3);
 }
 
 TEST_CASE("device allocator reuses blocks per stream and releases them", "[cuda][allocator]") {
@@ -405,6 +719,7 @@ TEST_CASE("CLI --device cuda", "[cuda][cli]") {
     // Built with CUDA, no GPU: one line naming why, exit 1, nothing written.
     const std::string out = tmp_path("cli_cuda_nodevice.safetensors");
     require_cli_error(args + out, "no CUDA device", out);
+    require_cli_error(args + out + " --dtype bf16", "no CUDA device", out);
     require_cli_error("sample --device cuda --model " + fixture("sample_ode") + " --inputs " +
                           fixture("sample_ode/inputs.safetensors") + " --steps 2 --output " + out,
                       "no CUDA device", out);
@@ -423,6 +738,29 @@ TEST_CASE("CLI --device cuda", "[cuda][cli]") {
     REQUIRE(r.status == 0);
     require_close(read_tensor<4>(db::SafeTensors::load(out), "out"),
                   read_tensor<4>(db::SafeTensors::load(dir + "/expected.safetensors"), "out"), "cli cuda diffuser");
+  }
+  SECTION("run --dtype bf16 / f16: half models on the GPU agree with the CPU's half runs") {
+    for (const char* dtype : {"bf16", "f16"}) {
+      INFO(dtype);
+      const std::string a = tmp_path("cli_cuda_half_gpu.safetensors"), b = tmp_path("cli_cuda_half_cpu.safetensors");
+      auto r = cli(args + a + " --dtype " + dtype);
+      INFO(r.err);
+      REQUIRE(r.status == 0);
+      r = cli("run --device cpu --model " + fixture("origin_d") + " --inputs " + fixture("origin_d/inputs.safetensors") +
+              " --output " + b + " --dtype " + dtype);
+      REQUIRE(r.status == 0);
+      const auto gpu = read_tensor<3>(db::SafeTensors::load(a), "out"), cpu = read_tensor<3>(db::SafeTensors::load(b), "out");
+      REQUIRE(gpu.shape() == cpu.shape());
+      // Two half runs with different summation orders: each within ~1 % (bf16) / 0.15 % (f16)
+      // relative L2 of float32 on this fixture (docs/half_precision.md).
+      double se = 0, sr = 0;
+      for (std::size_t i = 0; i < gpu.size(); ++i) {
+        REQUIRE(std::isfinite(gpu.data()[i]));
+        se += (double(gpu.data()[i]) - cpu.data()[i]) * (double(gpu.data()[i]) - cpu.data()[i]);
+        sr += double(cpu.data()[i]) * cpu.data()[i];
+      }
+      REQUIRE(std::sqrt(se / sr) <= (std::string(dtype) == "bf16" ? 0.04 : 0.006));
+    }
   }
   SECTION("sample: Grad-TTS ODE and DDIM agree with the CPU") {
     const std::string a = tmp_path("cli_cuda_sample_gpu.safetensors"), b = tmp_path("cli_cuda_sample_cpu.safetensors");

@@ -6,39 +6,74 @@
 // __float2bfloat16_rn / __float2half_rn); to float32 exactly. NaN stays NaN (made quiet), and
 // f16 overflows to infinity from 65520 on, as IEEE rounding says. Arithmetic goes through float:
 // these are what a tensor stores, the kernels compute in float32.
+//
+// Under nvcc every conversion is __host__ __device__ (the Cuda device's element-wise functors
+// read and write half tensors with them). In device code they use CUDA's conversion intrinsics
+// (cvt.rn: round to nearest even, subnormals kept, overflow to infinity) and, for NaN only,
+// the host's formula: the intrinsics return a canonical NaN, the host keeps the sign and payload.
+// So a value converts to the same bits on the host and on the device (tests/cuda: every 16-bit
+// pattern and 2^20 float32 patterns).
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
 
+#if defined(__CUDACC__)
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#endif
+
+#ifndef DIFFBLOCKS_HD
+#if defined(__CUDACC__)
+#define DIFFBLOCKS_HD __host__ __device__
+#else
+#define DIFFBLOCKS_HD
+#endif
+#endif
+
 namespace diffblocks {
 
 namespace half_detail {
-inline std::uint32_t float_bits(float f) {
+DIFFBLOCKS_HD inline std::uint32_t float_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
   std::uint32_t b;
   std::memcpy(&b, &f, 4);
   return b;
+#endif
 }
-inline float bits_float(std::uint32_t b) {
+DIFFBLOCKS_HD inline float bits_float(std::uint32_t b) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(b);
+#else
   float f;
   std::memcpy(&f, &b, 4);
   return f;
+#endif
 }
 }  // namespace half_detail
 
 /// bfloat16 bits -> float32 (exact).
-inline float bf16_bits_to_float(std::uint16_t h) { return half_detail::bits_float(static_cast<std::uint32_t>(h) << 16); }
+DIFFBLOCKS_HD inline float bf16_bits_to_float(std::uint16_t h) { return half_detail::bits_float(static_cast<std::uint32_t>(h) << 16); }
 
 /// float32 -> bfloat16 bits, round to nearest even; NaN -> a quiet NaN of the same sign.
-inline std::uint16_t float_to_bf16_bits(float f) {
+DIFFBLOCKS_HD inline std::uint16_t float_to_bf16_bits(float f) {
   const std::uint32_t b = half_detail::float_bits(f);
   if ((b & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((b >> 16) | 0x0040u);
+#if defined(__CUDA_ARCH__)
+  return __bfloat16_as_ushort(__float2bfloat16_rn(f));
+#else
   return static_cast<std::uint16_t>((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+#endif
 }
 
 /// IEEE binary16 bits -> float32 (exact; subnormals renormalised).
-inline float f16_bits_to_float(std::uint16_t h) {
+DIFFBLOCKS_HD inline float f16_bits_to_float(std::uint16_t h) {
   const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
   std::uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
+#if defined(__CUDA_ARCH__)
+  if (exp != 0x1f || man == 0) return __half2float(__ushort_as_half(h));  // all but NaN: exact
+#endif
   if (exp == 0) {
     if (man == 0) {
       bits = sign;
@@ -60,11 +95,14 @@ inline float f16_bits_to_float(std::uint16_t h) {
 
 /// float32 -> IEEE binary16 bits, round to nearest even (subnormals included; from 65520 on,
 /// infinity); NaN -> a quiet NaN of the same sign.
-inline std::uint16_t float_to_f16_bits(float f) {
+DIFFBLOCKS_HD inline std::uint16_t float_to_f16_bits(float f) {
   const std::uint32_t b = half_detail::float_bits(f);
   const std::uint16_t sign = static_cast<std::uint16_t>((b >> 16) & 0x8000u);
   const std::uint32_t a = b & 0x7fffffffu;
   if (a > 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7e00u | ((a >> 13) & 0x3ffu));  // NaN
+#if defined(__CUDA_ARCH__)
+  return __half_as_ushort(__float2half_rn(f));
+#else
   if (a >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // >= 65520: rounds to inf
   const int e = static_cast<int>(a >> 23) - 127;  // unbiased exponent
   if (e >= -14) {  // normal half: drop 13 mantissa bits, rounding to nearest even
@@ -78,42 +116,43 @@ inline std::uint16_t float_to_f16_bits(float f) {
   const std::uint32_t q = m >> shift, rest = m & ((1u << shift) - 1u), half = 1u << (shift - 1);
   const std::uint32_t rounded = q + (rest > half || (rest == half && (q & 1u)) ? 1u : 0u);
   return static_cast<std::uint16_t>(sign | rounded);
+#endif
 }
 
 /// bfloat16 storage: converts to and from float (see the file comment).
 struct bf16 {
   std::uint16_t bits = 0;
   bf16() = default;
-  bf16(float f) : bits(float_to_bf16_bits(f)) {}  // NOLINT: implicit, like float -> double
-  operator float() const { return bf16_bits_to_float(bits); }
-  static bf16 from_bits(std::uint16_t b) {
+  DIFFBLOCKS_HD bf16(float f) : bits(float_to_bf16_bits(f)) {}  // NOLINT: implicit, like float -> double
+  DIFFBLOCKS_HD operator float() const { return bf16_bits_to_float(bits); }
+  DIFFBLOCKS_HD static bf16 from_bits(std::uint16_t b) {
     bf16 h;
     h.bits = b;
     return h;
   }
   // Compound assignment computes in float and rounds once (a += b is a = float(a) + float(b)).
-  bf16& operator+=(float v) { return *this = float(*this) + v; }
-  bf16& operator-=(float v) { return *this = float(*this) - v; }
-  bf16& operator*=(float v) { return *this = float(*this) * v; }
-  bf16& operator/=(float v) { return *this = float(*this) / v; }
+  DIFFBLOCKS_HD bf16& operator+=(float v) { return *this = float(*this) + v; }
+  DIFFBLOCKS_HD bf16& operator-=(float v) { return *this = float(*this) - v; }
+  DIFFBLOCKS_HD bf16& operator*=(float v) { return *this = float(*this) * v; }
+  DIFFBLOCKS_HD bf16& operator/=(float v) { return *this = float(*this) / v; }
 };
 
 /// IEEE binary16 storage: converts to and from float (see the file comment).
 struct f16 {
   std::uint16_t bits = 0;
   f16() = default;
-  f16(float f) : bits(float_to_f16_bits(f)) {}  // NOLINT
-  operator float() const { return f16_bits_to_float(bits); }
-  static f16 from_bits(std::uint16_t b) {
+  DIFFBLOCKS_HD f16(float f) : bits(float_to_f16_bits(f)) {}  // NOLINT
+  DIFFBLOCKS_HD operator float() const { return f16_bits_to_float(bits); }
+  DIFFBLOCKS_HD static f16 from_bits(std::uint16_t b) {
     f16 h;
     h.bits = b;
     return h;
   }
   // Compound assignment computes in float and rounds once (a += b is a = float(a) + float(b)).
-  f16& operator+=(float v) { return *this = float(*this) + v; }
-  f16& operator-=(float v) { return *this = float(*this) - v; }
-  f16& operator*=(float v) { return *this = float(*this) * v; }
-  f16& operator/=(float v) { return *this = float(*this) / v; }
+  DIFFBLOCKS_HD f16& operator+=(float v) { return *this = float(*this) + v; }
+  DIFFBLOCKS_HD f16& operator-=(float v) { return *this = float(*this) - v; }
+  DIFFBLOCKS_HD f16& operator*=(float v) { return *this = float(*this) * v; }
+  DIFFBLOCKS_HD f16& operator/=(float v) { return *this = float(*this) / v; }
 };
 
 /// Whether T is one of the half-precision storage types.

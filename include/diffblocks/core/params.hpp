@@ -94,23 +94,33 @@ class StateDict {
       // Straight into the parameter: loading needs the parameters' memory and nothing more.
       file_->read_float(*t, dst.data());
       check_finite(dst.data(), dst.size());
-    } else if constexpr (std::is_same_v<D, Cpu> && is_half_v<T>) {
+    } else if constexpr (is_half_v<T>) {
+      // The half values on the host: in the parameter itself on the CPU, else in a host buffer
+      // of the model's type copied to the device as it is (no float32 copy anywhere).
+      std::vector<T> staging;
+      T* out = dst.data();
+      if constexpr (!std::is_same_v<D, Cpu>) {
+        staging = naming_allocation("reading weight '" + name + "' of " + file_->origin(), t->numel() * sizeof(T),
+                                    [&] { return std::vector<T>(t->numel()); });
+        out = staging.data();
+      }
       if (t->dtype == SafeTensors::half_dtype<T>()) {
         // Stored in the model's own type: the bits straight into the parameter.
-        file_->read_same_half(*t, dst.data());
-        check_finite(dst.data(), dst.size());
+        file_->read_same_half(*t, out);
+        check_finite(out, static_cast<std::size_t>(t->numel()));
       } else {
         // Another dtype (F32 above all): rounded to nearest even, refusing a value the half type
         // cannot hold (f16 overflows from 65520 on).
         const auto host = read_host();
         for (std::size_t i = 0; i < host.size(); ++i) {
-          dst.data()[i] = T(host[i]);
-          if (!std::isfinite(float(dst.data()[i])))
+          out[i] = T(host[i]);
+          if (!std::isfinite(float(out[i])))
             throw LoadError(file_->origin() + ": key '" + name + "' holds " + std::to_string(host[i]) +
                             " at flat index " + std::to_string(i) + ", beyond the range of " +
                             (std::is_same_v<T, bf16> ? "bf16" : "f16 (largest finite 65504)"));
         }
       }
+      if constexpr (!std::is_same_v<D, Cpu>) assign_from_host(D{}, dst, static_cast<const T*>(staging.data()));
     } else {
       const auto host = read_host();
       assign_from_host(D{}, dst, host.data());

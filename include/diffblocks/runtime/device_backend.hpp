@@ -46,7 +46,7 @@ struct DeviceTraits<Cpu> {
 #ifdef DIFFBLOCKS_HAS_CUDA  // diffblocks/cuda.hpp was included (nvcc)
 template <>
 struct DeviceTraits<Cuda> {
-  static constexpr bool halves = false;  // half kernels: to come
+  static constexpr bool halves = true;  // bf16 / f16 models: ops/cuda/half_ops.cuh
   static void require() { cuda::require_device(); }  // CudaError "no CUDA device: <driver's reason>"
   static std::string description() { return "cuda: " + cuda::device_description(); }
 };

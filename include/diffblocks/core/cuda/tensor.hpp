@@ -1,5 +1,5 @@
 #pragma once
-// The Cuda device policy and its tensor: a row-major (NCHW) float32 array in device memory
+// The Cuda device policy and its tensor: a row-major (NCHW) array of float32, bf16 or f16 in device memory
 // with a static rank, owned by value like the CPU's xtensor containers (a copy is a
 // device-to-device copy on the current stream; moves are free). Storage comes from the caching
 // allocator (allocator.hpp). Host <-> device transfers are explicit: assign_from_host /
@@ -169,41 +169,51 @@ class DeviceScope<Cuda> {
   cudaStream_t caller_ = nullptr;
 };
 
-/// Copies host float32 data into a device tensor whose shape is already the expected one
-/// (checkpoint loading); returns when the copy is done.
+/// Copies host data of the tensor's own type (float32, or the bits of a half type) into a device
+/// tensor whose shape is already the expected one (checkpoint loading); returns when the copy is
+/// done.
 template <class T, std::size_t N>
-void assign_from_host(Cuda, Tensor<T, N, Cuda>& dst, const float* src) {
-  static_assert(std::is_same<T, float>::value, "the Cuda device stores float32");
+void assign_from_host(Cuda, Tensor<T, N, Cuda>& dst, const T* src) {
   if (!dst.size()) return;
-  DIFFBLOCKS_CUDA_CHECK(
-      cudaMemcpyAsync(dst.data(), src, dst.size() * sizeof(float), cudaMemcpyHostToDevice, cuda::stream()));
+  DIFFBLOCKS_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src, dst.size() * sizeof(T), cudaMemcpyHostToDevice, cuda::stream()));
   cuda::synchronize();
 }
 
-/// Copies a device tensor back to float32 on the host (synchronises the current stream).
+/// Host float32 values into a half device tensor: rounded to nearest even on the host (the bits
+/// core/half.hpp gives), then copied (as the CPU's assign_from_host rounds element by element).
+template <class H, std::size_t N, IfHalf<H> = 0>
+void assign_from_host(Cuda, Tensor<H, N, Cuda>& dst, const float* src) {
+  std::vector<H> h(src, src + dst.size());
+  assign_from_host(Cuda{}, dst, static_cast<const H*>(h.data()));
+}
+
+/// Copies a device tensor back to float32 on the host (synchronises the current stream; a half
+/// tensor is widened on the host, exactly).
 template <class T, std::size_t N>
 std::vector<float> copy_to_host(Cuda, const Tensor<T, N, Cuda>& src) {
-  static_assert(std::is_same<T, float>::value, "the Cuda device stores float32");
-  std::vector<float> out(src.size());
+  static_assert(std::is_same<T, float>::value || is_half_v<T>, "the Cuda device stores float32, bf16 or f16");
+  std::vector<T> out(src.size());
   if (!out.empty())
     DIFFBLOCKS_CUDA_CHECK(
-        cudaMemcpyAsync(out.data(), src.data(), out.size() * sizeof(float), cudaMemcpyDeviceToHost, cuda::stream()));
+        cudaMemcpyAsync(out.data(), src.data(), out.size() * sizeof(T), cudaMemcpyDeviceToHost, cuda::stream()));
   cuda::synchronize();
-  return out;
+  if constexpr (std::is_same<T, float>::value) return out;
+  else return std::vector<float>(out.begin(), out.end());
 }
 
-/// Host -> device: the same tensor on the Cuda device.
+/// Host -> device: the same tensor on the Cuda device (same scalar type: float32 or the bits of
+/// a half type).
 template <class T, std::size_t N>
 Tensor<T, N, Cuda> to_device(Cuda, const Tensor<T, N, Cpu>& x) {
   Tensor<T, N, Cuda> y(x.shape());
-  assign_from_host(Cuda{}, y, x.data());
+  assign_from_host(Cuda{}, y, static_cast<const T*>(x.data()));
   return y;
 }
 
-/// Device -> host.
+/// Device -> host (same scalar type).
 template <class T, std::size_t N>
 Tensor<T, N, Cpu> to_device(Cpu, const Tensor<T, N, Cuda>& x) {
-  static_assert(std::is_same<T, float>::value, "the Cuda device stores float32");
+  static_assert(std::is_same<T, float>::value || is_half_v<T>, "the Cuda device stores float32, bf16 or f16");
   const std::array<std::size_t, N> shape = x.shape();
   auto y = Tensor<T, N, Cpu>::from_shape(shape);
   if (x.size())

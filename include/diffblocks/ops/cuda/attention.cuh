@@ -121,7 +121,7 @@ void by_head_size(int d, F f) {
 }  // namespace cuda_detail
 
 /// The reference variant: materialised scores per head (see the file comment).
-template <class T>
+template <class T, IfKernelScalar<T> Enable = 0>
 Tensor<T, 3, Cuda> attention_naive(Cuda, const Tensor<T, 3, Cuda>& q, const Tensor<T, 3, Cuda>& k,
                                    const Tensor<T, 3, Cuda>& v, int heads, T scale, const Tensor<T, 2, Cuda>& bias) {
   static_assert(std::is_same<T, float>::value, "the Cuda device computes in float32");
@@ -178,7 +178,7 @@ Tensor<T, 3, Cuda> fused_attention(const char* name, Kernel kernel, int threads,
 }  // namespace cuda_detail
 
 /// The streaming (flash) variant; heads wider than 64 fall back to attention_naive.
-template <class T>
+template <class T, IfKernelScalar<T> Enable = 0>
 Tensor<T, 3, Cuda> attention_streaming(Cuda, const Tensor<T, 3, Cuda>& q, const Tensor<T, 3, Cuda>& k,
                                        const Tensor<T, 3, Cuda>& v, int heads, T scale, const Tensor<T, 2, Cuda>& bias) {
   auto kernel = [](auto D) { return cuda_detail::attention_stream_kernel<decltype(D)::value>; };
@@ -188,7 +188,7 @@ Tensor<T, 3, Cuda> attention_streaming(Cuda, const Tensor<T, 3, Cuda>& q, const 
 
 /// The register-blocked flash variant (ops/cuda/attention_tiled.cuh); heads wider than 64 fall
 /// back to attention_naive.
-template <class T>
+template <class T, IfKernelScalar<T> Enable = 0>
 Tensor<T, 3, Cuda> attention_tiled(Cuda, const Tensor<T, 3, Cuda>& q, const Tensor<T, 3, Cuda>& k,
                                    const Tensor<T, 3, Cuda>& v, int heads, T scale, const Tensor<T, 2, Cuda>& bias) {
   auto kernel = [](auto D) { return cuda_detail::attention_tiled_kernel<decltype(D)::value>; };
@@ -197,7 +197,7 @@ Tensor<T, 3, Cuda> attention_tiled(Cuda, const Tensor<T, 3, Cuda>& q, const Tens
 }
 
 /// Softmax attention by the device's own algorithm setting (Cuda::attention; see the file comment).
-template <class T>
+template <class T, IfKernelScalar<T> Enable = 0>
 Tensor<T, 3, Cuda> attention(Cuda dev, const Tensor<T, 3, Cuda>& q, const Tensor<T, 3, Cuda>& k, const Tensor<T, 3, Cuda>& v,
                              int heads, T scale, const Tensor<T, 2, Cuda>& bias) {
   const AttentionAlgorithm a = dev.attention;

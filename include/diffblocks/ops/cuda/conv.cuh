@@ -81,18 +81,19 @@ enum class ConvDirection { Forward, TransposeData };
 
 /// col[b][(ci, ky, kx)][(oy, ox)] = x[b][ci][oy s - p + ky][ox s - p + kx] (0 outside the image)
 /// for `nb` batch items: grid.z = item, grid.y = row of the column matrix, x over output pixels.
-template <int = 0>
-__global__ void im2col_kernel(const float* x, float* col, int Cin, int H, int W, int KH, int KW, int stride,
+/// T: float, or std::uint16_t moving the bits of a half type (ops/cuda/half_ops.cuh).
+template <class T = float>
+__global__ void im2col_kernel(const T* x, T* col, int Cin, int H, int W, int KH, int KW, int stride,
                               int padding, int Ho, int Wo) {
   const index_t b = blockIdx.z, k = blockIdx.y, HoWo = static_cast<index_t>(Ho) * Wo;
   const int ci = static_cast<int>(k / (KH * KW)), ky = static_cast<int>((k / KW) % KH), kx = static_cast<int>(k % KW);
-  const float* src = x + (b * Cin + ci) * static_cast<index_t>(H) * W;
-  float* dst = col + (b * gridDim.y + k) * HoWo;
+  const T* src = x + (b * Cin + ci) * static_cast<index_t>(H) * W;
+  T* dst = col + (b * gridDim.y + k) * HoWo;
   for (index_t j = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; j < HoWo;
        j += static_cast<index_t>(gridDim.x) * blockDim.x) {
     const int oy = static_cast<int>(j / Wo), ox = static_cast<int>(j % Wo);
     const int iy = oy * stride - padding + ky, ix = ox * stride - padding + kx;
-    dst[j] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? src[static_cast<index_t>(iy) * W + ix] : 0.0f;
+    dst[j] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? src[static_cast<index_t>(iy) * W + ix] : T(0);
   }
 }
 
@@ -304,7 +305,7 @@ inline ConvGeometry conv_geometry(const std::array<std::size_t, 4>& x, const std
 }  // namespace cuda_detail
 
 /// Conv2d (cross-correlation, zero padding). x (B, Cin, H, W), w (Cout, Cin, k, k), bias (Cout) or empty.
-template <class T>
+template <class T, IfKernelScalar<T> Enable = 0>
 Tensor<T, 4, Cuda> conv2d(Cuda, const Tensor<T, 4, Cuda>& x, const Tensor<T, 4, Cuda>& w, const Tensor<T, 1, Cuda>& bias,
                           int stride, int padding) {
   static_assert(std::is_same<T, float>::value, "the Cuda device computes in float32");
@@ -320,7 +321,7 @@ Tensor<T, 4, Cuda> conv2d(Cuda, const Tensor<T, 4, Cuda>& x, const Tensor<T, 4, 
 }
 
 /// out += conv2d(x, w, bias, stride, padding), accumulated by the convolution itself.
-template <class T>
+template <class T, IfKernelScalar<T> Enable = 0>
 void conv2d_add_(Cuda, const Tensor<T, 4, Cuda>& x, const Tensor<T, 4, Cuda>& w, const Tensor<T, 1, Cuda>& bias,
                  int stride, int padding, Tensor<T, 4, Cuda>& out) {
   static_assert(std::is_same<T, float>::value, "the Cuda device computes in float32");
@@ -334,7 +335,7 @@ void conv2d_add_(Cuda, const Tensor<T, 4, Cuda>& x, const Tensor<T, 4, Cuda>& w,
 }
 
 /// ConvTranspose2d (no output_padding, dilation 1). x (B, Cin, H, W), w (Cin, Cout, k, k).
-template <class T>
+template <class T, IfKernelScalar<T> Enable = 0>
 Tensor<T, 4, Cuda> conv_transpose2d(Cuda, const Tensor<T, 4, Cuda>& x, const Tensor<T, 4, Cuda>& w,
                                     const Tensor<T, 1, Cuda>& bias, int stride, int padding) {
   static_assert(std::is_same<T, float>::value, "the Cuda device computes in float32");

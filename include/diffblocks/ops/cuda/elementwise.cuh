@@ -26,7 +26,7 @@ std::ptrdiff_t find_non_finite(Cuda, const Tensor<T, N, Cuda>& x) {
   DIFFBLOCKS_CUDA_CHECK(cudaMemsetAsync(f, 0xff, sizeof(unsigned long long), cuda::stream()));
   const T* p = x.data();
   cuda_detail::for_each(static_cast<cuda_detail::index_t>(x.size()), [=] __device__(cuda_detail::index_t i) {
-    if (!isfinite(p[i])) atomicMin(f, static_cast<unsigned long long>(i));
+    if (!isfinite(static_cast<compute_t<T>>(p[i]))) atomicMin(f, static_cast<unsigned long long>(i));
   });
   unsigned long long host = 0;
   DIFFBLOCKS_CUDA_CHECK(cudaMemcpyAsync(&host, f, sizeof host, cudaMemcpyDeviceToHost, cuda::stream()));
@@ -70,11 +70,15 @@ __global__ void transpose_kernel(const T* in, T* out, index_t rows, index_t cols
 
 template <class T>
 void transpose(const T* in, T* out, std::size_t batch, std::size_t rows, std::size_t cols) {
-  if (batch == 0 || rows == 0 || cols == 0) return;
-  const dim3 grid(static_cast<unsigned>((cols + kTile - 1) / kTile), static_cast<unsigned>((rows + kTile - 1) / kTile),
-                  static_cast<unsigned>(batch));
-  launch("transpose_kernel", transpose_kernel<T>, grid, dim3(kTile, 8), 0, in, out, static_cast<index_t>(rows),
-         static_cast<index_t>(cols));
+  if constexpr (is_half_v<T>) {  // moves bits: the tile is of 16-bit integers (no conversions)
+    transpose(reinterpret_cast<const std::uint16_t*>(in), reinterpret_cast<std::uint16_t*>(out), batch, rows, cols);
+  } else {
+    if (batch == 0 || rows == 0 || cols == 0) return;
+    const dim3 grid(static_cast<unsigned>((cols + kTile - 1) / kTile), static_cast<unsigned>((rows + kTile - 1) / kTile),
+                    static_cast<unsigned>(batch));
+    launch("transpose_kernel", transpose_kernel<T>, grid, dim3(kTile, 8), 0, in, out, static_cast<index_t>(rows),
+           static_cast<index_t>(cols));
+  }
 }
 
 }  // namespace cuda_detail

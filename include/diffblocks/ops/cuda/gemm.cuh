@@ -166,7 +166,7 @@ inline void pointwise_conv(const float* x, std::size_t B, std::size_t Cin, std::
 }  // namespace cuda_detail
 
 /// y (..., out) = x (..., in) W^T + b, W (out, in), over every row of x.
-template <class T, std::size_t N>
+template <class T, std::size_t N, IfKernelScalar<T> Enable = 0>
 Tensor<T, N, Cuda> linear(Cuda, const Tensor<T, N, Cuda>& x, const Tensor<T, 2, Cuda>& w, const Tensor<T, 1, Cuda>& bias) {
   static_assert(std::is_same<T, float>::value, "the Cuda device computes in float32");
   static_assert(N >= 2, "linear: x is (rows..., in)");
@@ -188,7 +188,7 @@ Tensor<T, N, Cuda> linear(Cuda, const Tensor<T, N, Cuda>& x, const Tensor<T, 2, 
 /// (ops/cpu/ops.hpp, linear_attention_block): per batch item, k~ = softmax_n(W_k x),
 /// P = k~ x^T, context_h = P_h W_v,h^T, G_h = context_h^T W_q,h, Mix = W_out G, y = Mix x + b.
 /// Every product is one strided-batched GEMM over the batch (the per-head ones loop over heads).
-template <class T>
+template <class T, IfKernelScalar<T> Enable = 0>
 Tensor<T, 4, Cuda> linear_attention_block(Cuda, const Tensor<T, 4, Cuda>& x, const Tensor<T, 4, Cuda>& w_qkv,
                                           const Tensor<T, 4, Cuda>& w_out, const Tensor<T, 1, Cuda>& b_out, int heads,
                                           int dim_head) {

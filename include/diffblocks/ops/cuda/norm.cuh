@@ -184,7 +184,7 @@ void group_norm_apply(const float* src, float* dst, std::size_t B, std::size_t C
 }  // namespace cuda_detail
 
 /// torch.nn.functional.group_norm.
-template <class T>
+template <class T, IfKernelScalar<T> Enable = 0>
 Tensor<T, 4, Cuda> group_norm(Cuda, const Tensor<T, 4, Cuda>& x, int groups, const Tensor<T, 1, Cuda>& gamma,
                               const Tensor<T, 1, Cuda>& beta, double eps) {
   Tensor<T, 4, Cuda> y(x.shape());
@@ -195,7 +195,7 @@ Tensor<T, 4, Cuda> group_norm(Cuda, const Tensor<T, 4, Cuda>& x, int groups, con
 }
 
 /// x = Mish(GroupNorm(x)) * mask, in place (Grad-TTS Block's tail).
-template <class T>
+template <class T, IfKernelScalar<T> Enable = 0>
 void group_norm_mish_mask_(Cuda, Tensor<T, 4, Cuda>& x, int groups, const Tensor<T, 1, Cuda>& gamma,
                            const Tensor<T, 1, Cuda>& beta, double eps, const Tensor<T, 4, Cuda>& mask) {
   const T* m = mask.data();
@@ -208,7 +208,7 @@ void group_norm_mish_mask_(Cuda, Tensor<T, 4, Cuda>& x, int groups, const Tensor
 }
 
 /// x = (Mish(GroupNorm(x)) * mask + bias[b, c]) * mask, in place (Grad-TTS ResnetBlock's middle).
-template <class T>
+template <class T, IfKernelScalar<T> Enable = 0>
 void group_norm_mish_mask_bias_mask_(Cuda, Tensor<T, 4, Cuda>& x, int groups, const Tensor<T, 1, Cuda>& gamma,
                                      const Tensor<T, 1, Cuda>& beta, double eps, const Tensor<T, 4, Cuda>& mask,
                                      const Tensor<T, 2, Cuda>& bias) {
@@ -224,7 +224,7 @@ void group_norm_mish_mask_bias_mask_(Cuda, Tensor<T, 4, Cuda>& x, int groups, co
 }
 
 /// SiLU(GroupNorm(x)) as a new tensor (diffusers ResnetBlock2D's norm + nonlinearity in one pass).
-template <class T>
+template <class T, IfKernelScalar<T> Enable = 0>
 Tensor<T, 4, Cuda> group_norm_silu(Cuda, const Tensor<T, 4, Cuda>& x, int groups, const Tensor<T, 1, Cuda>& gamma,
                                    const Tensor<T, 1, Cuda>& beta, double eps) {
   Tensor<T, 4, Cuda> y(x.shape());
@@ -238,7 +238,7 @@ Tensor<T, 4, Cuda> group_norm_silu(Cuda, const Tensor<T, 4, Cuda>& x, int groups
 
 /// SiLU(GroupNorm(x, no affine) * (1 + ss[b, c]) + ss[b, C + c]) as a new tensor: AdaGroupNorm
 /// and the nonlinearity after it in one pass (ss = (B, 2C), scale first).
-template <class T>
+template <class T, IfKernelScalar<T> Enable = 0>
 Tensor<T, 4, Cuda> ada_group_norm_silu(Cuda, const Tensor<T, 4, Cuda>& x, int groups, const Tensor<T, 2, Cuda>& ss,
                                        double eps) {
   Tensor<T, 4, Cuda> y(x.shape());
@@ -281,7 +281,7 @@ __global__ void layer_norm_kernel(const float* x, float* y, index_t rows, index_
 }  // namespace cuda_detail
 
 /// LayerNorm over the last dimension (biased variance).
-template <class T, std::size_t N>
+template <class T, std::size_t N, IfKernelScalar<T> Enable = 0>
 Tensor<T, N, Cuda> layer_norm(Cuda, const Tensor<T, N, Cuda>& x, const Tensor<T, 1, Cuda>& gamma,
                               const Tensor<T, 1, Cuda>& beta, double eps) {
   static_assert(std::is_same<T, float>::value, "the Cuda device computes in float32");
