@@ -22,7 +22,7 @@
 #include <cuda_fp16.h>
 #endif
 
-#ifndef DIFFBLOCKS_HD
+#ifndef DIFFBLOCKS_HD  // host and device under nvcc (ops/map.hpp takes it from here)
 #if defined(__CUDACC__)
 #define DIFFBLOCKS_HD __host__ __device__
 #else

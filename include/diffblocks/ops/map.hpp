@@ -19,13 +19,7 @@
 // decay: `*_rn`), the double ones rounded once, which give glibc's correctly rounded float.
 #include <cmath>
 
-#ifndef DIFFBLOCKS_HD  // also defined by core/half.hpp (the half types' conversions are HD)
-#if defined(__CUDACC__)
-#define DIFFBLOCKS_HD __host__ __device__
-#else
-#define DIFFBLOCKS_HD
-#endif
-#endif
+#include "diffblocks/core/half.hpp"  // DIFFBLOCKS_HD: host and device under nvcc (the half types use it too)
 
 #include "diffblocks/ops/cpu/map.hpp"
 #if defined(__CUDACC__) && !defined(DIFFBLOCKS_NO_CUDA)

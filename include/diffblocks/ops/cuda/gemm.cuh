@@ -44,17 +44,20 @@ inline BlasCall row_major_call(bool transA, bool transB, int M, int N, int K, co
 /// Row-major C (M x N) = alpha op(A) (M x K) op(B) (K x N) + beta C, `batch` times with element
 /// strides sA, sB, sC (0 = shared). A is M x K (lda >= K), or K x M (lda >= M) when transA; B is
 /// K x N (ldb >= N), or N x K (ldb >= K) when transB.
+/// C = beta C over `batch` row-major M x N matrices (ldc, element stride sC): a product with an
+/// empty sum (K = 0), which cuBLAS does not take.
+inline void scale_empty_product(int batch, int M, int N, float beta, float* C, int ldc, long long sC) {
+  for_each(static_cast<index_t>(batch) * M * N, [=] __device__(index_t i) {
+    const index_t b = i / (static_cast<index_t>(M) * N), r = (i / N) % M, c = i % N;
+    float* p = C + b * sC + r * ldc + c;
+    *p = beta == 0.0f ? 0.0f : beta * *p;
+  });
+}
+
 inline void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda, long long sA,
                  const float* B, int ldb, long long sB, float beta, float* C, int ldc, long long sC, int batch = 1) {
   if (M <= 0 || N <= 0 || batch <= 0) return;
-  if (K <= 0) {  // an empty sum: C = beta C
-    for_each(static_cast<index_t>(batch) * M * N, [=] __device__(index_t i) {
-      const index_t b = i / (static_cast<index_t>(M) * N), r = (i / N) % M, c = i % N;
-      float* p = C + b * sC + r * ldc + c;
-      *p = beta == 0.0f ? 0.0f : beta * *p;
-    });
-    return;
-  }
+  if (K <= 0) return scale_empty_product(batch, M, N, beta, C, ldc, sC);
   const BlasCall c = row_major_call(transA, transB, M, N, K, A, lda, sA, B, ldb, sB, C, ldc, sC);
   cublasHandle_t h = cuda::blas();
   if (batch == 1)

@@ -68,14 +68,7 @@ template <class H>
 void gemm_half(bool transA, bool transB, int M, int N, int K, const H* A, int lda, long long sA, const H* B, int ldb,
                long long sB, float beta, float* C, int ldc, long long sC, int batch = 1) {
   if (M <= 0 || N <= 0 || batch <= 0) return;
-  if (K <= 0) {  // an empty sum: C = beta C
-    for_each(static_cast<index_t>(batch) * M * N, [=] __device__(index_t i) {
-      const index_t b = i / (static_cast<index_t>(M) * N), r = (i / N) % M, c = i % N;
-      float* p = C + b * sC + r * ldc + c;
-      *p = beta == 0.0f ? 0.0f : beta * *p;
-    });
-    return;
-  }
+  if (K <= 0) return scale_empty_product(batch, M, N, beta, C, ldc, sC);
   // The column-major call of gemm(): cuBLAS's A is our B and its B our A (row_major_call).
   const BlasCall c = row_major_call(transA, transB, M, N, K, nullptr, lda, sA, nullptr, ldb, sB, C, ldc, sC);
   const float alpha = 1.0f;
