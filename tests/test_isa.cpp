@@ -683,6 +683,43 @@ void check_stored_elementwise() {
   REQUIRE(first_bit_difference(t, x) != -1);
 }
 
+/// A half Linear with a token-wise x (rows >= cpu::kLinearPackFrom) runs on the half GEMM
+/// (vdpbf16ps for bf16 on an AVX512-BF16 CPU, else the copy's widening path): each output is the
+/// exact sum in double, rounded to H, within one half ulp (the float32 accumulation adds less
+/// than that); rows in blocks of 128 and a cut one, an odd K (padded pairs), a cut column block.
+template <class H>
+void check_half_linear() {
+  std::uint64_t seed = 401;
+  const std::size_t B = 2, T = 150, in = 71, out = 45;
+  const auto x = random_half<H, 3>({B, T, in}, seed++);
+  const auto w = random_half<H, 2>({out, in}, seed++, 0.2);
+  const auto bias = random_half<H, 1>({out}, seed++);
+  const double ulp = std::is_same<H, db::bf16>::value ? 1.0 / 256 : 1.0 / 2048;  // half an ulp, relative
+  const IsaGuard guard;
+  for (Isa i : cpu::kAllIsas) {
+    if (!cpu::isa_supported(i)) continue;
+    cpu::set_isa(i);
+    db::ops::PreparedWeights<H, db::Cpu> slot;
+    for (int call = 0; call < 2; ++call) {  // the first call packs W^T, the second uses it
+      const auto y = db::ops::linear(db::Cpu{}, x, w, bias, slot);
+      REQUIRE(y.shape() == (std::array<std::size_t, 3>{B, T, out}));
+      REQUIRE(slot.bytes() > 0);
+      double worst = 0;
+      for (std::size_t b = 0; b < B; ++b)
+        for (std::size_t t = 0; t < T; ++t)
+          for (std::size_t o = 0; o < out; ++o) {
+            double ref = float(bias(o));
+            for (std::size_t k = 0; k < in; ++k) ref += double(float(x(b, t, k))) * double(float(w(o, k)));
+            const double err = std::fabs(double(float(y(b, t, o))) - ref) - ulp * std::fabs(ref);
+            worst = std::max(worst, err);
+          }
+      INFO("half Linear on " << cpu::isa_name(i) << " (" << cpu::half_gemm_path_name(cpu::half_gemm_path<H>())
+                             << "), call " << call << ": worst error beyond half an ulp " << worst);
+      REQUIRE(worst <= 1e-5);
+    }
+  }
+}
+
 }  // namespace
 
 TEST_CASE("isa: half tensors' convolutions give the float32 result rounded once, on every copy", "[isa][half][conv]") {
@@ -698,4 +735,9 @@ TEST_CASE("isa: half tensors' GroupNorm fusions and LinearAttention read and wri
 TEST_CASE("isa: element-wise ops on half tensors give the generic functors' bits, on every copy", "[isa][half]") {
   SECTION("bf16") { check_stored_elementwise<db::bf16>(); }
   SECTION("f16") { check_stored_elementwise<db::f16>(); }
+}
+
+TEST_CASE("isa: a token-wise half Linear runs on the half GEMM, within half an ulp, on every copy", "[isa][half][gemm]") {
+  SECTION("bf16") { check_half_linear<db::bf16>(); }
+  SECTION("f16") { check_half_linear<db::f16>(); }
 }

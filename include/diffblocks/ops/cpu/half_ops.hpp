@@ -22,6 +22,7 @@
 
 #include "diffblocks/core/device.hpp"
 #include "diffblocks/ops/cpu/attention.hpp"
+#include "diffblocks/ops/cpu/gemm_half.hpp"
 #include "diffblocks/ops/cpu/half_convert.hpp"
 #include "diffblocks/ops/cpu/kernels.hpp"
 #include "diffblocks/ops/cpu/linear.hpp"
@@ -137,16 +138,66 @@ Tensor<H, N, Cpu> linear(Cpu dev, const Tensor<H, N, Cpu>& x, const Tensor<H, 2,
   using namespace half_detail;
   return narrow<H>(ops::linear(dev, widen(x), widen(w), widen(bias)));
 }
+namespace half_detail {
+/// y = x W^T + b on the half GEMM (cpu/gemm_half.hpp, the path half_gemm_path<H>() names:
+/// vdpbf16ps on an AVX512-BF16 CPU for bf16, else its copy's widening path): W^T packed once in
+/// the path's layout and kept in `slot`, x read in place, blocks of rows accumulated in float32
+/// by each thread, the bias added and the rows rounded once as they are stored. No float32 copy
+/// of x, y or the weight is made.
+template <class H>
+cpu::PreparedUse<float> half_linear_form(CpuContext& c, const cpu::HalfGemmLayout& layout, const Tensor<H, 2, Cpu>& w,
+                                         cpu::PreparedSlot<float>& slot) {
+  const int out = static_cast<int>(w.shape(0)), in = static_cast<int>(w.shape(1));
+  return cpu::detail::prepared_form(
+      c, &slot, cpu::PreparedKey{cpu::isa(), cpu::kPackedHalfLinear},
+      static_cast<std::ptrdiff_t>((layout.b_bytes(in, out) + sizeof(float) - 1) / sizeof(float)),
+      [&](float* p) { cpu::pack_half_b_transposed(layout, in, out, w.data(), in, p); });
+}
+template <class H, std::size_t N>
+Tensor<H, N, Cpu> linear_on_half_gemm(CpuContext& c, const Tensor<H, N, Cpu>& x, const Tensor<H, 2, Cpu>& w,
+                                      const Tensor<H, 1, Cpu>& bias, cpu::PreparedSlot<float>& slot) {
+  const int out = static_cast<int>(w.shape(0)), in = static_cast<int>(w.shape(1));
+  const auto rows = static_cast<std::ptrdiff_t>(leading_rows(x.shape()));
+  const cpu::HalfGemmLayout layout = cpu::half_gemm_layout<H>();
+  const auto form = half_linear_form(c, layout, w, slot);
+  auto shape = x.shape();
+  shape[N - 1] = static_cast<std::size_t>(out);
+  auto y = Tensor<H, N, Cpu>::from_shape(shape);
+  const auto b = cpu::half_convert::widened(bias);
+  constexpr std::ptrdiff_t kRows = 128;  // a block of rows per thread: W^T is read once per block
+  parallel_for((rows + kRows - 1) / kRows, [&](std::ptrdiff_t j0, std::ptrdiff_t j1) {
+    memory::Buffer<float> acc(static_cast<std::size_t>(kRows) * out);
+    for (std::ptrdiff_t j = j0; j < j1; ++j) {
+      const std::ptrdiff_t r0 = j * kRows, m = std::min(kRows, rows - r0);
+      cpu::gemm_half_rows<H>(layout, static_cast<int>(m), out, in, x.data() + r0 * in, in, form.data(), acc.data(), out);
+      if (b.size())
+        for (std::ptrdiff_t r = 0; r < m; ++r)
+          for (int o = 0; o < out; ++o) acc[static_cast<std::size_t>(r * out + o)] += b(o);
+      narrow_range(acc.data(), y.data() + r0 * out, m * out);
+    }
+  });
+  return y;
+}
+}  // namespace half_detail
+
+/// Token-wise projections (cpu::kLinearPackFrom rows or more) on the half GEMM; fewer rows (a
+/// time embedding's MLP) widen x and the weight for the float32 kernel, which reads W unpacked.
 template <class H, std::size_t N, IfHalf<H> = 0>
 Tensor<H, N, Cpu> linear(const Cpu& dev, const Tensor<H, N, Cpu>& x, const Tensor<H, 2, Cpu>& w,
                          const Tensor<H, 1, Cpu>& bias, PreparedWeights<H, Cpu>& prepared) {
   const DeviceScope<Cpu> on(dev);
   using namespace half_detail;
+  if (leading_rows(x.shape()) >= static_cast<std::size_t>(cpu::kLinearPackFrom) && x.shape(N - 1) > 0 && w.shape(0) > 0 &&
+      cpu::keeps_prepared(dev.context().weight_preparation()))
+    return linear_on_half_gemm(dev.context(), x, w, bias, prepared);
   return narrow<H>(cpu::linear(dev, widen(x), widen(w), widen(bias), prepared));
 }
 template <class H, IfHalf<H> = 0>
 void prepare_linear(const Cpu& dev, const Tensor<H, 2, Cpu>& w, PreparedWeights<H, Cpu>& prepared) {
-  cpu::prepare_linear(dev, half_detail::widen(w), prepared);
+  // The form a token-wise call uses (linear above): W^T in the half GEMM's layout.
+  const DeviceScope<Cpu> on(dev);
+  if (!cpu::keeps_prepared(dev.context().weight_preparation()) || w.size() == 0) return;
+  half_detail::half_linear_form(dev.context(), cpu::half_gemm_layout<H>(), w, prepared);
 }
 
 // ---- normalisations and their fusions ----------------------------------------------------------

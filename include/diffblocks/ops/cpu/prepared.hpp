@@ -44,6 +44,8 @@ enum WeightKind : int {
   kPackedLinear = 3,         ///< a Linear's W^T in the packed GEMM's column blocks (kernels/linear.inl)
   kWinogradTaps = 4,         ///< a 3x3 weight's 9 taps in the Winograd planes' packed layout (the
                              ///< weight's size), from which each call makes the planes (WeightPreparation::Auto)
+  kPackedHalfLinear = 5,     ///< a half Linear's W^T in the half GEMM's layout (gemm_half.hpp: bf16
+                             ///< pairs on the vdpbf16ps path, float32 on the widening ones)
 };
 
 /// Rows of x from which linear() multiplies by a packed W^T (kernels/linear.inl), and so from
