@@ -133,7 +133,9 @@ template <class T>
 std::string dtype_label() {
   const std::string isa = db::ops::cpu::isa_name();
   if constexpr (std::is_same<T, float>::value) return "f32: float32 kernels (" + isa + ")";
-  else return std::string(dtype_name<T>()) + ": float32 kernels (" + isa + ") between " + isa + " conversions";
+  else
+    return std::string(dtype_name<T>()) + ": float32 kernels (" + isa + ") reading and writing " + dtype_name<T>() +
+           ", token-wise Linear on " + db::ops::cpu::half_gemm_path_name(db::ops::cpu::half_gemm_path<T>());
 }
 
 /// Registers a case in float32, bf16 and f16, named dtype_case<S>(head) + tail (the case's name,
