@@ -13,14 +13,6 @@
 
 namespace db = diffblocks;
 
-static db::Tensor<float, 3> read3(const db::SafeTensors& file, const std::string& name) {
-  const auto& info = file.info(name);
-  auto t = db::Tensor<float, 3>::from_shape({std::size_t(info.shape.at(0)), std::size_t(info.shape.at(1)),
-                                             std::size_t(info.shape.at(2))});
-  file.read_float(info, t.data());
-  return t;
-}
-
 int main(int argc, char** argv) try {
   if (argc < 3) {
     std::fprintf(stderr, "usage: %s MODEL_DIR INPUTS.safetensors [STEPS]\n", argv[0]);
@@ -29,19 +21,16 @@ int main(int argc, char** argv) try {
   db::set_num_threads(2);
   auto model = db::load_origin(argv[1]);  // config.json + model.safetensors, strict
   const auto inputs = db::SafeTensors::load(argv[2]);
-  const auto z = read3(inputs, "z"), mu = read3(inputs, "mu"), mask = read3(inputs, "mask");
+  const auto z = db::read_tensor<float, 3>(inputs, "z"), mu = db::read_tensor<float, 3>(inputs, "mu");
+  const auto mask = db::read_tensor<float, 3>(inputs, "mask");
 
   db::GradTTSSamplerOptions opt;
   opt.steps = argc > 3 ? std::atoi(argv[3]) : 10;
   opt.progress = [](int step, int steps, double secs) { std::printf("step %d/%d %.3f s\n", step, steps, secs); };
   const db::Tensor<float, 3> mel = db::reverse_diffusion(*model, z, mask, mu, opt);
 
-  db::TensorToWrite out;
-  out.name = "mel";
-  out.shape = db::tensor_shape(mel);
-  out.f32.assign(mel.begin(), mel.end());
-  db::save_safetensors("mel.safetensors", {out});
-  std::printf("wrote mel.safetensors %s\n", db::shape_str(out.shape).c_str());
+  db::write_tensors("mel.safetensors", {db::tensor_entry("mel", mel)});
+  std::printf("wrote mel.safetensors %s\n", db::shape_str(db::tensor_shape(mel)).c_str());
   return 0;
 } catch (const db::Error& e) {
   std::fprintf(stderr, "error: %s\n", e.what());

@@ -176,6 +176,11 @@ TEST_CASE("Origin rejects bad inputs with clear errors", "[origin][errors]") {
     c.cond.psd = Tensor<float, 3>::from_shape({2, 1, 24});
     REQUIRE_THROWS_WITH(c.model->forward(c.x, c.mask, c.mu, c.t, c.cond), Catch::Contains("'psd'"));
   }
+  SECTION("speaker ids for a model without speakers: the error names 'spk_id', as given") {
+    c.cond.spk_id = {0, 1};
+    REQUIRE_THROWS_WITH(c.model->forward(c.x, c.mask, c.mu, c.t, c.cond),
+                        Catch::Contains("input 'spk_id' given but the model has no spk conditioning"));
+  }
 }
 
 TEST_CASE("Origin speaker/emotion inputs are checked", "[origin][errors]") {

@@ -56,6 +56,51 @@ TEST_CASE("safetensors round trip of float and integer tensors with metadata", "
   REQUIRE_THROWS_WITH(st.info("nope"), Catch::Contains("'nope'"));
 }
 
+TEST_CASE("read_tensor / write_tensors: a tensor by name, its rank and dtype checked", "[io]") {
+  auto x = db::Tensor<float, 3>::from_shape({2, 3, 4});
+  for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = 0.25f * float(i) - 1.0f;
+  auto ids = db::Tensor<std::int64_t, 1>::from_shape({3});
+  ids(0) = 4, ids(1) = -1, ids(2) = 9;
+  auto h = db::Tensor<db::f16, 2>::from_shape({2, 2});
+  for (std::size_t i = 0; i < 4; ++i) h.data()[i] = db::f16::from_bits(static_cast<std::uint16_t>(0x3c00 + 7 * i));
+  const std::string path = tmp_path("tensor_io.safetensors");
+  db::write_tensors(path, {db::tensor_entry("x", x), db::tensor_entry("ids", ids), db::tensor_entry("h", h)});
+  const auto st = db::SafeTensors::load(path);
+
+  const auto x2 = db::read_tensor<float, 3>(st, "x");
+  REQUIRE(x2.shape() == x.shape());
+  REQUIRE(std::equal(x.begin(), x.end(), x2.begin()));
+  const auto ids2 = db::read_tensor<std::int64_t, 1>(st, "ids");
+  REQUIRE(std::vector<std::int64_t>(ids2.begin(), ids2.end()) == std::vector<std::int64_t>{4, -1, 9});
+  // A half tensor is written as F32 (exact) and read back as f16 with its own bits; as bf16 it
+  // is rounded to nearest even.
+  const auto h2 = db::read_tensor<db::f16, 2>(st, "h");
+  for (std::size_t i = 0; i < 4; ++i) REQUIRE(h2.data()[i].bits == h.data()[i].bits);
+  const auto b2 = db::read_tensor<db::bf16, 2>(st, "h");
+  for (std::size_t i = 0; i < 4; ++i) REQUIRE(b2.data()[i].bits == db::bf16(float(h.data()[i])).bits);
+
+  REQUIRE_THROWS_AS((db::read_tensor<float, 4>(st, "x")), db::IoError);
+  REQUIRE_THROWS_WITH((db::read_tensor<float, 4>(st, "x")),
+                      Catch::Contains("tensor_io.safetensors") && Catch::Contains("'x'") &&
+                          Catch::Contains("[2, 3, 4] (rank 3), expected rank 4"));
+  REQUIRE_THROWS_WITH((db::read_tensor<float, 1>(st, "ids")), Catch::Contains("'ids'") && Catch::Contains("I64"));
+  REQUIRE_THROWS_WITH((db::read_tensor<float, 3>(st, "nope")), Catch::Contains("no tensor named 'nope'"));
+  REQUIRE_THROWS_WITH((db::read_tensor<std::int64_t, 3>(st, "x")), Catch::Contains("'x'") && Catch::Contains("integer ids"));
+
+  // A finite value beyond f16's range is refused, not turned into infinity.
+  auto big = db::Tensor<float, 1>::from_shape({2});
+  big(0) = 1.0f, big(1) = 70000.0f;
+  const std::string path2 = tmp_path("tensor_io_big.safetensors");
+  db::write_tensors(path2, {db::tensor_entry("big", big)});
+  const auto st2 = db::SafeTensors::load(path2);
+  REQUIRE_THROWS_WITH((db::read_tensor<db::f16, 1>(st2, "big")),
+                      Catch::Contains("'big'") && Catch::Contains("flat index 1") && Catch::Contains("65504"));
+  REQUIRE(float(db::read_tensor<db::bf16, 1>(st2, "big")(1)) == 70144.0f);  // bf16 has the range
+  // Names are distinct.
+  REQUIRE_THROWS_WITH(db::write_tensors(path2, {db::tensor_entry("a", big), db::tensor_entry("a", big)}),
+                      Catch::Contains("'a' given twice"));
+}
+
 TEST_CASE("F16 and BF16 convert exactly to float32", "[io]") {
   // 1.0, -2.0, 65504 (max half), 2^-24 (smallest subnormal half), +inf
   const std::uint16_t half[] = {0x3c00, 0xc000, 0x7bff, 0x0001, 0x7c00};

@@ -4,7 +4,7 @@
 # the C++ build itself never needs Python.
 #   --fuzz   also clang and its sanitizer/libFuzzer runtimes (tools/fuzz.sh, tools/sanitize.sh)
 set -euo pipefail
-pkgs=(cmake g++ make xtensor-dev nlohmann-json3-dev catch2 libbenchmark-dev python3-matplotlib)
+pkgs=(cmake g++ make pkg-config xtensor-dev nlohmann-json3-dev catch2 libbenchmark-dev python3-matplotlib)
 for arg in "$@"; do
   case "$arg" in
     --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;

@@ -16,6 +16,7 @@
 #include "diffblocks/io/file.hpp"
 #include "diffblocks/io/model_file.hpp"
 #include "diffblocks/io/safetensors.hpp"
+#include "diffblocks/io/tensor_io.hpp"
 #include "diffblocks/ops/ops.hpp"
 #include "diffblocks/blocks/block.hpp"
 #include "diffblocks/blocks/conv2d.hpp"

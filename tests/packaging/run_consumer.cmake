@@ -64,20 +64,21 @@ if(MODE STREQUAL "find_package")
   if(NOT EXISTS ${WORK_DIR}/readme-prefix/share/cmake/diffblocks/diffblocksConfig.cmake)
     message(FATAL_ERROR "the README's install command did not install the package files")
   endif()
-  check_installed(${WORK_DIR}/readme-prefix "include/diffblocks/" "share/cmake/diffblocks/")
+  check_installed(${WORK_DIR}/readme-prefix "include/diffblocks/" "share/cmake/diffblocks/" "share/pkgconfig/diffblocks\\.pc$")
 
   set(prefix ${WORK_DIR}/prefix)
   run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
   foreach(f include/diffblocks/diffblocks.hpp include/diffblocks/version.hpp
             share/cmake/diffblocks/diffblocksConfig.cmake share/cmake/diffblocks/diffblocksConfigVersion.cmake
-            share/cmake/diffblocks/diffblocksTargets.cmake)
+            share/cmake/diffblocks/diffblocksTargets.cmake share/pkgconfig/diffblocks.pc)
     if(NOT EXISTS ${prefix}/${f})
       message(FATAL_ERROR "cmake --install did not install ${f}")
     endif()
   endforeach()
   # The runtime's CUDA module is installed with a CUDA build (lib/libdiffblocks_cuda.so), and
   # the consumer then opens it (its output says so, checked below).
-  check_installed(${prefix} "include/diffblocks/" "share/cmake/diffblocks/" "lib[^/]*/libdiffblocks_cuda\\.so$")
+  check_installed(${prefix} "include/diffblocks/" "share/cmake/diffblocks/" "share/pkgconfig/diffblocks\\.pc$"
+                  "lib[^/]*/libdiffblocks_cuda\\.so$")
   file(GLOB installed_module ${prefix}/lib*/libdiffblocks_cuda.so)
   if(CUDA_MODULE AND NOT installed_module)
     message(FATAL_ERROR "cmake --install did not install the CUDA module (lib/libdiffblocks_cuda.so)")
@@ -95,6 +96,29 @@ run(${WORK_DIR}/build/consumer)
 set(consumer_output "${run_output}")
 if(MODE STREQUAL "find_package" AND CUDA_MODULE AND NOT consumer_output MATCHES "CUDA module in [^\n]*'cuda' backend")
   message(FATAL_ERROR "the consumer did not open the installed CUDA module:\n${consumer_output}")
+endif()
+
+if(MODE STREQUAL "find_package")
+  # The same consumer built without CMake, by the installed pkg-config file (moved prefix
+  # included: the .pc finds its prefix from its own place).
+  find_program(PKG_CONFIG pkg-config)
+  if(NOT PKG_CONFIG)
+    message(FATAL_ERROR "pkg-config is not installed (tools/setup_debian.sh installs it)")
+  endif()
+  file(RENAME ${prefix} ${WORK_DIR}/moved-prefix)
+  run(${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${WORK_DIR}/moved-prefix/share/pkgconfig
+      ${PKG_CONFIG} --cflags --libs "diffblocks = ${EXPECTED_VERSION}")
+  string(STRIP "${run_output}" pc_flags)
+  separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
+  if(NOT pc_flags MATCHES "-I[^;]*moved-prefix")
+    message(FATAL_ERROR "pkg-config's flags do not name the moved prefix's include directory: ${pc_flags}")
+  endif()
+  run(${CXX_COMPILER} -std=c++17 -O1 -Wall -Wextra -Werror -DEXPECTED_VERSION="${EXPECTED_VERSION}" -DCONSUMER_MODE="pkg-config"
+      ${SOURCE_DIR}/tests/packaging/consumer/main.cpp ${pc_flags} -o ${WORK_DIR}/consumer_pkgconfig)
+  run(${WORK_DIR}/consumer_pkgconfig)
+  if(NOT run_output MATCHES "GroupNorm OK")
+    message(FATAL_ERROR "the pkg-config consumer did not run as the CMake one:\n${run_output}")
+  endif()
 endif()
 
 if(NOT MODE STREQUAL "find_package")

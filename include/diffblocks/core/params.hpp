@@ -56,6 +56,11 @@ class StateDict {
     }
   }
 
+  /// A StateDict views its file's tensors; made from a temporary it would outlive them (a use
+  /// after free). Keep the file in a variable: `auto f = SafeTensors::load(p); StateDict sd(f);`
+  /// (tests/compile_fail checks that the temporary does not compile).
+  StateDict(const SafeTensors&&, const std::string& = "") = delete;
+
   const SafeTensors& file() const { return *file_; }
   std::size_t size() const { return names_.size(); }
   bool contains(const std::string& name) const { return names_.count(name) != 0; }

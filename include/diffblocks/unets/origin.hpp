@@ -284,8 +284,8 @@ class GradLogPEstimator2d : public DeviceHolder<D> {
     const std::string who = "GradLogPEstimator2d";
     const bool given = vec.has_value() || !ids.empty();
     if (!wanted) {
-      if (given)
-        throw InputError(who + ": input '" + name + "' given but the model has no " + name +
+      if (given)  // named as the caller gave it: the vector, or the ids
+        throw InputError(who + ": input '" + (vec ? name : name + "_id") + "' given but the model has no " + name +
                          " conditioning (n_" + name + "s <= 1)");
       return;
     }
