@@ -580,6 +580,28 @@ void check_stored_norms_and_attention() {
   require_rounded_float32(
       "group_norm", [&] { return db::ops::group_norm(db::Cpu{}, x, 4, gamma, beta, 1e-5); },
       [&] { return db::ops::group_norm(db::Cpu{}, widen_ref(x), 4, widen_ref(gamma), widen_ref(beta), 1e-5); });
+  // The activations alone: the float32 range functions on widened runs of 512 (3 runs and a tail).
+  const std::pair<const char*, void (*)(const db::Cpu&, Tensor<H, 4>&)> half_acts[] = {
+      {"mish_", [](const db::Cpu& d, Tensor<H, 4>& t) { db::ops::mish_(d, t); }},
+      {"silu_", [](const db::Cpu& d, Tensor<H, 4>& t) { db::ops::silu_(d, t); }},
+      {"gelu_", [](const db::Cpu& d, Tensor<H, 4>& t) { db::ops::gelu_(d, t); }}};
+  const std::pair<const char*, void (*)(const db::Cpu&, Tensor<float, 4>&)> float_acts[] = {
+      {"mish_", [](const db::Cpu& d, Tensor<float, 4>& t) { db::ops::mish_(d, t); }},
+      {"silu_", [](const db::Cpu& d, Tensor<float, 4>& t) { db::ops::silu_(d, t); }},
+      {"gelu_", [](const db::Cpu& d, Tensor<float, 4>& t) { db::ops::gelu_(d, t); }}};
+  for (int a = 0; a < 3; ++a)
+    require_rounded_float32(
+        half_acts[a].first,
+        [&] {
+          auto y = x;
+          half_acts[a].second(db::Cpu{}, y);
+          return y;
+        },
+        [&] {
+          auto y = widen_ref(x);
+          float_acts[a].second(db::Cpu{}, y);
+          return y;
+        });
   require_rounded_float32(
       "group_norm_mish_mask_",
       [&] {

@@ -218,30 +218,11 @@ Tensor<H, N, Cpu> layer_norm(Cpu dev, const Tensor<H, N, Cpu>& x, const Tensor<H
   return narrow<H>(ops::layer_norm(dev, widen(x), widen(gamma), widen(beta), eps));
 }
 
-// ---- activations: the SIMD float32 kernels between one widening and one rounding -------------------
-// (the generic functor would compute exp / erf one element at a time: a quarter of a bf16 Origin)
+// ---- activations ------------------------------------------------------------------------------
+// Mish / SiLU / GELU take half tensors in ops.hpp / sequence_ops.hpp themselves (the kernels run
+// the float32 range functions on widened runs: kernels/activation.inl). GEGLU halves the last
+// dimension, so it runs the float32 kernel between one widening and one rounding.
 
-template <class H, std::size_t N, IfHalf<H> = 0>
-void mish_(const Cpu& dev, Tensor<H, N, Cpu>& x) {
-  DIFFBLOCKS_CPU_FAST_PATH(dev, generic::mish_(dev, x));
-  auto xf = half_detail::widen(x);
-  ops::mish_(dev, xf);
-  half_detail::narrow_into(xf, x);
-}
-template <class H, std::size_t N, IfHalf<H> = 0>
-void silu_(const Cpu& dev, Tensor<H, N, Cpu>& x) {
-  DIFFBLOCKS_CPU_FAST_PATH(dev, generic::silu_(dev, x));
-  auto xf = half_detail::widen(x);
-  ops::silu_(dev, xf);
-  half_detail::narrow_into(xf, x);
-}
-template <class H, std::size_t N, IfHalf<H> = 0>
-void gelu_(const Cpu& dev, Tensor<H, N, Cpu>& x) {
-  DIFFBLOCKS_CPU_FAST_PATH(dev, generic::gelu_(dev, x));
-  auto xf = half_detail::widen(x);
-  ops::gelu_(dev, xf);
-  half_detail::narrow_into(xf, x);
-}
 template <class H, std::size_t N, IfHalf<H> = 0>
 Tensor<H, N, Cpu> geglu(const Cpu& dev, const Tensor<H, N, Cpu>& x) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::geglu(dev, x));

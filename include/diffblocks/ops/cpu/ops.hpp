@@ -87,7 +87,8 @@ void mish_range(T* p, std::ptrdiff_t n) {
   DIFFBLOCKS_CPU_RETURN_KERNEL(mish_range<T>(p, n));
 }
 
-template <class T, std::size_t N, IfKernelScalar<T> = 0>
+/// Half tensors too: the kernel runs the float32 range function on widened runs, rounding once.
+template <class T, std::size_t N>
 void mish_(const Cpu& dev, Tensor<T, N, Cpu>& x) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::mish_(dev, x));
   DIFFBLOCKS_CPU_RETURN_KERNEL(mish_<T, N>(x));

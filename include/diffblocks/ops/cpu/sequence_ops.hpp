@@ -23,7 +23,8 @@ void silu_range(T* p, std::ptrdiff_t n) {
   DIFFBLOCKS_CPU_RETURN_KERNEL(silu_range<T>(p, n));
 }
 
-template <class T, std::size_t N, IfKernelScalar<T> = 0>
+/// Half tensors too: the kernel runs the float32 range function on widened runs, rounding once.
+template <class T, std::size_t N>
 void silu_(const Cpu& dev, Tensor<T, N, Cpu>& x) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::silu_(dev, x));
   DIFFBLOCKS_CPU_RETURN_KERNEL(silu_<T, N>(x));
@@ -35,7 +36,8 @@ void gelu_range(T* p, std::ptrdiff_t n) {
   DIFFBLOCKS_CPU_RETURN_KERNEL(gelu_range<T>(p, n));
 }
 
-template <class T, std::size_t N, IfKernelScalar<T> = 0>
+/// Half tensors too: the kernel runs the float32 range function on widened runs, rounding once.
+template <class T, std::size_t N>
 void gelu_(const Cpu& dev, Tensor<T, N, Cpu>& x) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::gelu_(dev, x));
   DIFFBLOCKS_CPU_RETURN_KERNEL(gelu_<T, N>(x));

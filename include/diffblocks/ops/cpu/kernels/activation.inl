@@ -58,23 +58,31 @@ void gelu_range(T* p, std::ptrdiff_t n) {
 }
 
 /// f(range) over n values in place, on the pool from 16 K values on (below, not worth waking it).
-template <class T, class F>
-void activation_(T* p, std::ptrdiff_t n, F range) {
-  if (n < (1 << 14)) return range(p, n);
-  parallel_for(n, [&](std::ptrdiff_t b, std::ptrdiff_t e) { range(p + b, e - b); });
+/// Values stored in a half type S go through range (a float32 one) in runs widened into scratch
+/// and rounded once on the way back (float_runs, elementwise.inl): no float32 copy of the tensor.
+template <class S, class F>
+void activation_(S* p, std::ptrdiff_t n, F range) {
+  auto on = [&](S* q, std::ptrdiff_t m) {
+    if constexpr (is_half_v<S>)
+      float_runs(q, q, m, [&](float* v, std::ptrdiff_t len, std::ptrdiff_t) { range(v, len); });
+    else
+      range(q, m);
+  };
+  if (n < (1 << 14)) return on(p, n);
+  parallel_for(n, [&](std::ptrdiff_t b, std::ptrdiff_t e) { on(p + b, e - b); });
 }
 
-template <class T, std::size_t N>
-void mish_(Tensor<T, N, Cpu>& x) {
-  activation_(x.data(), static_cast<std::ptrdiff_t>(x.size()), mish_range<T>);
+template <class S, std::size_t N>
+void mish_(Tensor<S, N, Cpu>& x) {
+  activation_(x.data(), static_cast<std::ptrdiff_t>(x.size()), mish_range<compute_t<S>>);
 }
-template <class T, std::size_t N>
-void silu_(Tensor<T, N, Cpu>& x) {
-  activation_(x.data(), static_cast<std::ptrdiff_t>(x.size()), silu_range<T>);
+template <class S, std::size_t N>
+void silu_(Tensor<S, N, Cpu>& x) {
+  activation_(x.data(), static_cast<std::ptrdiff_t>(x.size()), silu_range<compute_t<S>>);
 }
-template <class T, std::size_t N>
-void gelu_(Tensor<T, N, Cpu>& x) {
-  activation_(x.data(), static_cast<std::ptrdiff_t>(x.size()), gelu_range<T>);
+template <class S, std::size_t N>
+void gelu_(Tensor<S, N, Cpu>& x) {
+  activation_(x.data(), static_cast<std::ptrdiff_t>(x.size()), gelu_range<compute_t<S>>);
 }
 
 /// GEGLU: x (..., 2D) -> (..., D) = a * GELU(gate) with a = first half, gate = second half; rows in
