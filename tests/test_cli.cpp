@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../apps/cli/progress.hpp"
 #include "cli_helpers.hpp"
 #include "process_helpers.hpp"
 #include "diffblocks/runtime.hpp"
@@ -47,6 +48,81 @@ TEST_CASE("CLI sample reproduces reverse_diffusion(stoc=False)", "[cli][sampler]
     REQUIRE(cli(base + b).status == 0);
     REQUIRE(db::SafeTensors::load(a).read_float("out") == db::SafeTensors::load(b).read_float("out"));
   }
+}
+
+TEST_CASE("CLI sample and run report timings and the real-time factor", "[cli]") {
+  const std::string out = tmp_path("cli_timings.safetensors");
+  const std::string sample = "sample --model " + fixture("sample_ode") + " --inputs " +
+                             fixture("sample_ode/inputs.safetensors") + " --steps 5 --output " + out;
+  SECTION("sample: Grad-TTS's hop 256 at 22050 Hz by default") {
+    const auto r = cli(sample + " --progress lines");
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    for (const char* s : {"timings:\n", "\n  load ", "\n  inputs ", "\n  sample ", "(5 steps, ", "\n  write ",
+                          "\n  total ", "step 1/5: ", "step 5/5: "})
+      CHECK(r.err.find(s) != std::string::npos);
+    // The output is (2, 16, 24): 2 x 24 frames x 256 / 22050 = 0.557 s of audio.
+    CHECK(r.err.find("0.56 s of audio (2 x 24 frames, hop 256 at 22050 Hz)") != std::string::npos);
+    CHECK(r.err.find("real-time factor ") != std::string::npos);
+  }
+  SECTION("--hop-length and --sample-rate: 2 x 24 x 512 / 16000 = 1.536 s") {
+    const auto r = cli(sample + " --progress none --hop-length 512 --sample-rate 16000");
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(r.err.find("1.54 s of audio (2 x 24 frames, hop 512 at 16000 Hz)") != std::string::npos);
+    CHECK(r.err.find("step 1/5") == std::string::npos);  // none: no per-step report
+  }
+  SECTION("--progress bar redraws one line in place") {
+    const auto r = cli(sample + " --progress bar");
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(r.err.find("\r[####") != std::string::npos);
+    CHECK(r.err.find("] 5/5  ") != std::string::npos);
+    CHECK(r.err.find("step 1/5: ") == std::string::npos);
+  }
+  SECTION("run: one forward pass") {
+    const auto r = cli("run --model " + fixture("origin_d") + " --inputs " + fixture("origin_d/inputs.safetensors") +
+                       " --output " + out + " --hop-length 100 --sample-rate 1000");
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(r.err.find("\n  forward ") != std::string::npos);
+    CHECK(r.err.find("one forward pass over ") != std::string::npos);
+    CHECK(r.err.find(" frames, hop 100 at 1000 Hz)") != std::string::npos);
+  }
+  SECTION("bad values are usage errors, before any work") {
+    require_cli_usage_error(sample + " --progress fancy", "--progress must be auto, bar, lines or none", out);
+    require_cli_usage_error(sample + " --hop-length 0", "option --hop-length must be an integer in [1, ", out);
+    require_cli_usage_error(sample + " --sample-rate x", "option --sample-rate must be an integer", out);
+    require_cli_usage_error("run --model " + fixture("origin_d") + " --inputs " + fixture("origin_d/inputs.safetensors") +
+                                " --output " + out + " --progress bar",
+                            "option --progress does not apply to run", out);
+  }
+}
+
+TEST_CASE("CLI progress bar and timings text", "[cli]") {
+  using namespace diffblocks_cli;
+  CHECK(progress_bar(4, 10, 0.724) == "[#########...............]  4/10  0.181 s/step  ETA 1.086 s");
+  CHECK(progress_bar(10, 10, 1.0) == "[########################] 10/10  0.100 s/step  ETA 0.000 s");
+  CHECK(progress_bar(0, 3, 0.0) == "[........................] 0/3  0.000 s/step  ETA 0.000 s");
+  ProgressMode m{};
+  REQUIRE(parse_progress_mode("auto", true, m));
+  CHECK(m == ProgressMode::Bar);
+  REQUIRE(parse_progress_mode("auto", false, m));
+  CHECK(m == ProgressMode::Lines);
+  CHECK_FALSE(parse_progress_mode("Bar", true, m));
+  Timings t;
+  t.task = "sample";
+  t.load = 0.5;
+  t.compute = 2.0;
+  t.steps = 10;
+  t.first_step = 0.3;
+  t.batch = 1;
+  t.frames = 861;  // 861 x 256 / 22050 = 9.996 s
+  const std::string text = timings_text(t);
+  INFO(text);
+  CHECK(text.find("(10 steps, 0.200 s/step, first 0.300 s)") != std::string::npos);
+  CHECK(text.find("\n  total       2.500 s\n") != std::string::npos);
+  CHECK(text.find("real-time factor 0.200: sampled 10.00 s of audio (1 x 861 frames") != std::string::npos);
 }
 
 TEST_CASE("CLI --device: cpu is the default, cuda opens the CUDA module", "[cli]") {

@@ -1,5 +1,5 @@
 // Hardening: the fuzz corpus and regressions replayed, the NaN/Inf policy and concurrent use of
-// one loaded model (README "Robustness").
+// one loaded model (docs/robustness.md).
 //
 // The replay runs the fuzz targets' seed corpus and every input the fuzzer ever flagged (crash,
 // leak, sanitizer report, foreign exception) through the same entry points, so each regression

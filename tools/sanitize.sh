@@ -5,7 +5,8 @@
 # tests/hostile/: the RSS bound and timeout are relaxed for the Sanitize build type) and the demo
 # job, and the parity suites on the generic kernel copy ("generic: ..."; the default runs the
 # machine's fastest). The examples, packaging and plot tests only repeat library code the test
-# binary covers, or drive CMake and Python, so they are left to the ordinary build, and so are
+# binary covers, or drive CMake and Python, the compile-fail tests only compile, and the README's
+# commands are the CLI's again, so they are left to the ordinary build, and so are
 # the AVX2 copy's parity runs (its code paths are the generic copy's at another vector width).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +24,4 @@ cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANIT
 cmake --build build-sanitize -j "$jobs" --target diffblocks_tests diffblocks-cli diffblocks_hostile
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-ctest --test-dir build-sanitize --output-on-failure -j "$jobs" -E "^(packaging_|similarity_plot|example_|avx2: )"
+ctest --test-dir build-sanitize --output-on-failure -j "$jobs" -E "^(packaging_|similarity_plot|example_|compile_fail_|readme_|avx2: )"

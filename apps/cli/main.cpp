@@ -1,10 +1,11 @@
 // diffblocks: run, sample and inspect U-Net models from the command line.
 //
 //   diffblocks run    --model PATH --inputs IN.safetensors --output OUT.safetensors [--threads N]
-//                     [--device cpu|cuda]
+//                     [--device cpu|cuda] [--dtype f32|bf16|f16] [--hop-length H] [--sample-rate R]
 //   diffblocks sample --model PATH --inputs IN.safetensors --output OUT.safetensors --steps N
 //                     [--stochastic] [--scheduler ddim|ddpm|euler] [--scheduler-config FILE]
-//                     [--seed S] [--threads N] [--device cpu|cuda]
+//                     [--seed S] [--threads N] [--device cpu|cuda] [--dtype f32|bf16|f16]
+//                     [--progress auto|bar|lines|none] [--hop-length H] [--sample-rate R]
 //   diffblocks info   --model PATH
 //   diffblocks --version
 //   diffblocks similarity --reference R --candidates A,B,... --durations D --phonemes "..."
@@ -27,6 +28,7 @@
 // --device cuda the runtime opens the CUDA module (libdiffblocks_cuda.so) at that moment, so the
 // CLI links neither cudart nor cuBLAS and starts as small as a CPU-only build.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -38,10 +40,12 @@
 #include <string>
 #include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include "diffblocks/diffblocks.hpp"
 #include "diffblocks/runtime.hpp"
+#include "progress.hpp"
 #include "similarity_args.hpp"
 
 namespace db = diffblocks;
@@ -52,10 +56,11 @@ namespace {
 const char* kUsage =
     "usage:\n"
     "  diffblocks run    --model PATH --inputs IN.safetensors --output OUT.safetensors [--threads N]\n"
-    "                    [--device cpu|cuda] [--dtype f32|bf16|f16]\n"
+    "                    [--device cpu|cuda] [--dtype f32|bf16|f16] [--hop-length H] [--sample-rate R]\n"
     "  diffblocks sample --model PATH --inputs IN.safetensors --output OUT.safetensors --steps N\n"
     "                    [--stochastic] [--scheduler ddim|ddpm|euler] [--scheduler-config FILE]\n"
     "                    [--seed S] [--threads N] [--device cpu|cuda] [--dtype f32|bf16|f16]\n"
+    "                    [--progress auto|bar|lines|none] [--hop-length H] [--sample-rate R]\n"
     "  diffblocks info   --model PATH\n"
     "  diffblocks --version\n"
     "  diffblocks similarity --reference R.safetensors --candidates A.safetensors,B.safetensors,...\n"
@@ -80,6 +85,11 @@ const char* kUsage =
     "  precision (float32 accumulation; times and the sampler's state stay float32). Weights stored\n"
     "  in another type are rounded at load. The CPU runs all three; cuda f32 only, for now.\n"
     "--threads N: 1 to 4 x the hardware threads, at most 256.\n"
+    "Timings: run and sample end with the time to load, read inputs, compute and write, and the\n"
+    "  real-time factor (compute time / audio seconds; audio = batch x frames (the output's last\n"
+    "  axis) x --hop-length / --sample-rate, default 256 at 22050 Hz as Grad-TTS).\n"
+    "--progress: sample's per-step report: a bar redrawn in place (default when stderr is a\n"
+    "  terminal), one line per step (default otherwise), or none.\n"
     "Exit status: 0 on success, 1 on an error, 2 on a usage error (bad, unknown, repeated or\n"
     "  conflicting option, missing value). Errors are one line on stderr.\n";
 
@@ -139,7 +149,7 @@ Args parse_args(int argc, char** argv) {
   static const std::set<std::string> with_value{
       "model",     "inputs",     "output",    "threads",  "steps",    "seed",   "scheduler", "scheduler-config",
       "reference", "candidates", "durations", "phonemes", "labels",   "title",  "subtitle",  "metric",
-      "key",       "device",     "dtype"};
+      "key",       "device",     "dtype",     "hop-length", "sample-rate", "progress"};
   static const std::set<std::string> flags{"stochastic"};
   for (int i = 2; i < argc; ++i) {
     std::string s = argv[i];
@@ -201,6 +211,35 @@ void set_threads(const Args& a) {
   if (a.has("threads")) db::set_num_threads(static_cast<int>(a.get_int("threads", 1, max_threads())));
   if (!db::thread_start_failure().empty())  // the work goes on, on fewer threads
     std::cerr << "diffblocks: warning: " << db::escape_for_message(db::thread_start_failure()) << "\n";
+}
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+/// --hop-length and --sample-rate (Grad-TTS's 256 and 22050 by default): what a frame is worth
+/// in audio, for the real-time factor.
+diffblocks_cli::AudioClock audio_clock(const Args& a) {
+  diffblocks_cli::AudioClock c;
+  if (a.has("hop-length")) c.hop_length = a.get_int("hop-length", 1, 1 << 20);
+  if (a.has("sample-rate")) c.sample_rate = a.get_int("sample-rate", 1, 10'000'000);
+  return c;
+}
+
+/// --progress (auto by default: a bar when stderr is a terminal, lines otherwise).
+diffblocks_cli::ProgressMode progress_mode(const Args& a) {
+  const std::string v = a.has("progress") ? a.get("progress") : "auto";
+  diffblocks_cli::ProgressMode m{};
+  if (!diffblocks_cli::parse_progress_mode(v, ::isatty(STDERR_FILENO) == 1, m))
+    throw UsageError("--progress must be auto, bar, lines or none, got '" + db::escape_for_message(v) + "'");
+  return m;
+}
+
+/// The output's batch and frames (its first and last axes) for the real-time factor.
+void set_frames(diffblocks_cli::Timings& t, const db::Shape& out) {
+  if (out.empty()) return;
+  t.batch = out.front();
+  t.frames = out.back();
 }
 
 // ---- --output: never an input, never a directory or device ----------------------------------
@@ -275,8 +314,11 @@ void open_inputs(const Args& a, std::optional<rt::SafeTensorsSource>& in) {
 }
 
 int cmd_run(const Args& a) {
-  only_options(a, {"model", "inputs", "output", "threads", "device", "dtype"});
+  only_options(a, {"model", "inputs", "output", "threads", "device", "dtype", "hop-length", "sample-rate"});
   set_threads(a);
+  diffblocks_cli::Timings timings;
+  timings.task = "forward";
+  timings.clock = audio_clock(a);
   const rt::Device device = open_device(a);
   const std::string output = a.get("output");
   InputPaths paths{{"--inputs", a.get("inputs")}};
@@ -287,15 +329,24 @@ int cmd_run(const Args& a) {
   load.dtype = dtype_option(a);
   load.on_config = [&](rt::ModelKind) { open_inputs(a, in); };
   g_stage = "loading the model " + a.get("model");
+  auto start = Clock::now();
   const rt::Model model = rt::Model::load(a.get("model"), device, load);
+  timings.load = seconds_since(start);
   g_stage = "reading the inputs " + a.get("inputs");
+  start = Clock::now();
   const rt::Inputs inputs = model.read_inputs(*in, rt::Task::Forward);
+  timings.inputs = seconds_since(start);
   g_stage = "running the forward pass";
   rt::Result r = model.forward(inputs);
+  timings.compute = r.seconds;
+  set_frames(timings, r.out.shape);
   const std::string shape = db::shape_str(r.out.shape);
+  start = Clock::now();
   write_out(output, std::move(r.out));
+  timings.write = seconds_since(start);
   std::fprintf(stderr, "forward %s in %.3f s (%s) -> %s\n", shape.c_str(), r.seconds, device.description().c_str(),
                db::escape_for_message(output).c_str());
+  std::fputs(diffblocks_cli::timings_text(timings).c_str(), stderr);
   return 0;
 }
 
@@ -323,9 +374,13 @@ SchedulerChoice scheduler_choice(const Args& a) {
 
 int cmd_sample(const Args& a) {
   only_options(a, {"model", "inputs", "output", "threads", "device", "dtype", "steps", "seed", "scheduler",
-                   "scheduler-config"},
+                   "scheduler-config", "progress", "hop-length", "sample-rate"},
                {"stochastic"});
   set_threads(a);
+  diffblocks_cli::Timings timings;
+  timings.task = "sample";
+  timings.clock = audio_clock(a);
+  diffblocks_cli::StepProgress progress(progress_mode(a), stderr);
   const rt::Device device = open_device(a);
   const int steps = static_cast<int>(a.get_int("steps", 1, 100000));
   const std::uint64_t seed = a.has("seed") ? static_cast<std::uint64_t>(a.get_int("seed", 0, (1LL << 62))) : 0;
@@ -347,15 +402,13 @@ int cmd_sample(const Args& a) {
     open_inputs(a, in);
   };
   g_stage = "loading the model " + a.get("model");
+  auto start = Clock::now();
   const rt::Model model = rt::Model::load(a.get("model"), device, load);
-  double total = 0;
+  timings.load = seconds_since(start);
   rt::SampleOptions opt;
   opt.steps = steps;
   opt.seed = seed;
-  opt.progress = [&](int step, int n, double secs) {
-    total += secs;
-    std::fprintf(stderr, "step %d/%d: %.3f s\n", step, n, secs);
-  };
+  opt.progress = [&](int step, int n, double secs) { progress.step(step, n, secs); };
   std::string what;
   if (model.kind() == rt::ModelKind::Origin) {
     opt.stochastic = stochastic;
@@ -368,11 +421,28 @@ int cmd_sample(const Args& a) {
     what = choice.kind + " scheduler";
   }
   g_stage = "reading the inputs " + a.get("inputs");
+  start = Clock::now();
   const rt::Inputs inputs = model.read_inputs(*in, rt::Task::Sample);
+  timings.inputs = seconds_since(start);
   g_stage = "sampling";
-  write_out(output, model.sample(inputs, opt).out);
+  rt::Result r;
+  try {
+    r = model.sample(inputs, opt);
+  } catch (...) {
+    progress.close();
+    throw;
+  }
+  const double total = progress.total();
+  timings.compute = total;
+  timings.steps = steps;
+  timings.first_step = progress.first();
+  set_frames(timings, r.out.shape);
+  start = Clock::now();
+  write_out(output, std::move(r.out));
+  timings.write = seconds_since(start);
   std::fprintf(stderr, "%s sampling, %d steps in %.3f s (%.3f s/step, %s) -> %s\n", what.c_str(), steps, total,
                total / steps, device.description().c_str(), db::escape_for_message(output).c_str());
+  std::fputs(diffblocks_cli::timings_text(timings).c_str(), stderr);
   return 0;
 }
 
@@ -436,11 +506,11 @@ db::Tensor<float, 2> read_mel(const std::string& path, const std::optional<std::
   if (!ok)
     throw db::InputError(path + ": tensor '" + name + "' has shape " + db::shape_str(info.shape) +
                          ", expected a mel (n_feats, T) or (1, n_feats, T)");
-  const std::size_t r = info.shape.size();
-  auto mel = db::Tensor<float, 2>::from_shape(
-      {static_cast<std::size_t>(info.shape[r - 2]), static_cast<std::size_t>(info.shape[r - 1])});
-  st.read_float(info, mel.data());
-  return mel;
+  if (info.shape.size() == 2) return db::read_tensor<float, 2>(st, name);
+  const db::Tensor<float, 3> mel = db::read_tensor<float, 3>(st, name);
+  auto flat = db::Tensor<float, 2>::from_shape({mel.shape(1), mel.shape(2)});
+  std::copy(mel.begin(), mel.end(), flat.begin());
+  return flat;
 }
 
 int cmd_similarity(const Args& a) {

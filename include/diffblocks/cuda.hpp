@@ -16,7 +16,7 @@
 // The rest of the library stays CUDA-free: g++ never sees this file (diffblocks.hpp pulls it in
 // only under __CUDACC__).
 #if !defined(__CUDACC__)
-#error "diffblocks/cuda.hpp holds CUDA kernels: include it from a .cu file compiled by nvcc (see README, CUDA)"
+#error "diffblocks/cuda.hpp holds CUDA kernels: include it from a .cu file compiled by nvcc (see docs/cuda.md)"
 #endif
 
 #define DIFFBLOCKS_HAS_CUDA 1

@@ -2,7 +2,7 @@
 // time in a scratch directory (sparse files, FIFOs, sockets, device nodes, symlinks and hard
 // links, 100k-level JSON, raw safetensors headers with duplicate keys and control characters),
 // runs the CLI (stdin /dev/null, its own process group, a wall-clock timeout, an RSS watchdog)
-// and checks the README's contract:
+// and checks the Robustness contract (docs/robustness.md):
 //
 //   - the exit status the case expects (0 success, 1 runtime error, 2 usage error), never a
 //     signal (the signal class alone allows the CLI to re-raise SIGINT/SIGTERM after cleanup);

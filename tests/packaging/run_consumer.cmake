@@ -50,7 +50,8 @@ file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
 # Release: the optimiser's warnings (-Wmaybe-uninitialized and co.) fail the consumer's -Werror too.
 set(args -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DDIFFBLOCKS_MODE=${MODE}
-    -DEXPECTED_VERSION=${EXPECTED_VERSION} -DCMAKE_BUILD_TYPE=Release -DCONSUMER_FORWARDS=${FORWARDS})
+    -DEXPECTED_VERSION=${EXPECTED_VERSION} -DCMAKE_BUILD_TYPE=Release -DCONSUMER_FORWARDS=${FORWARDS}
+    -DCONSUMER_FIXTURES=${SOURCE_DIR}/tests/fixtures)
 if(NATIVE)
   list(APPEND args -DCMAKE_CXX_FLAGS=-march=native)
 endif()

@@ -36,6 +36,7 @@ class AdaGroupNorm {
                         std::to_string(num_groups));
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 4, D>, Tensor<T, 2, D>)
   /// x (B, C, H, W), emb (B, embedding_dim)
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x, const Tensor<T, 2, D>& emb) const {
     detail::check_dim("AdaGroupNorm", "input", x, 1, std::size_t(channels_));
@@ -46,6 +47,7 @@ class AdaGroupNorm {
     return y;
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward_silu, Tensor<T, 4, D>, Tensor<T, 2, D>)
   /// SiLU(forward(x, emb)) (one pass on devices with a fused kernel).
   Tensor<T, 4, D> forward_silu(const Tensor<T, 4, D>& x, const Tensor<T, 2, D>& emb) const {
     detail::check_dim("AdaGroupNorm", "input", x, 1, std::size_t(channels_));

@@ -51,6 +51,7 @@ class Attention {
     detail::check_positive("Attention", "dim_head", dim_head);
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 3, D>, Tensor<T, 3, D>, std::optional<Tensor<T, 2, D>>)
   /// Self-attention over x (B, N, query_dim).
   Tensor<T, 3, D> forward(const Tensor<T, 3, D>& x) const { return forward(x, x); }
 

@@ -36,6 +36,7 @@ class BasicTransformerBlock {
     }
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 3, D>, Tensor<T, 3, D>, std::optional<Tensor<T, 2, D>>)
   /// h (B, N, dim), enc (B, S, cross_dim), optional mask bias (B, S) for the cross-attention.
   Tensor<T, 3, D> forward(const Tensor<T, 3, D>& h_in, const Tensor<T, 3, D>& enc,
                           const std::optional<Tensor<T, 2, D>>& enc_mask_bias = std::nullopt) const {

@@ -18,6 +18,7 @@ class Block {
 
   Block(int dim, int dim_out, int groups = 8) : conv(dim, dim_out, 3, 1, 1), norm(groups, dim_out) {}
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 4, D>, Tensor<T, 4, D>)
   /// x (B, dim, H, W), mask (B, 1, 1, W) -> (B, dim_out, H, W), zero on padded frames.
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x, const Tensor<T, 4, D>& mask) const {
     detail::check_mask("Block", x, mask);

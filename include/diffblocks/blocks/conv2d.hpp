@@ -27,6 +27,7 @@ class Conv2d {
     bias = ops::zeros<T, 1>(D{}, {has_bias ? std::size_t(out_channels) : 0});
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 4, D>)
   /// x (B, in, H, W) -> (B, out, (H+2p-k)/s+1, (W+2p-k)/s+1)
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x) const {
     detail::check_dim("Conv2d", "input", x, 1, std::size_t(in_));
@@ -36,6 +37,7 @@ class Conv2d {
     return ops::conv2d(D{}, x, weight, bias, stride_, padding_, prepared_);
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward_add_, Tensor<T, 4, D>, Tensor<T, 4, D>)
   /// out += forward(x), out shaped like forward(x)'s result: a residual add fused into the
   /// convolution (ResnetBlock's res_conv).
   void forward_add_(const Tensor<T, 4, D>& x, Tensor<T, 4, D>& out) const {

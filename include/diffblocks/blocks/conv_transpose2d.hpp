@@ -27,6 +27,7 @@ class ConvTranspose2d {
     bias = ops::zeros<T, 1>(D{}, {has_bias ? std::size_t(out_channels) : 0});
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 4, D>)
   /// x (B, in, H, W) -> (B, out, (H-1)s - 2p + k, (W-1)s - 2p + k)
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x) const {
     detail::check_dim("ConvTranspose2d", "input", x, 1, std::size_t(in_));

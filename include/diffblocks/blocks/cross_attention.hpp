@@ -15,6 +15,7 @@ class CrossAttention : public Attention<T, D> {
   CrossAttention(int content_dim, int style_dim, int heads, int dim_head)
       : Attention<T, D>(content_dim, style_dim, heads, dim_head) {}
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 3, D>, Tensor<T, 3, D>, std::optional<Tensor<T, 2, D>>)
   /// content (B, N, content_dim), style (B, S, style_dim), optional style_keep (B, S) with
   /// 1 = attend, 0 = padding -> (B, N, content_dim).
   Tensor<T, 3, D> forward(const Tensor<T, 3, D>& content, const Tensor<T, 3, D>& style,

@@ -14,6 +14,7 @@ class Downsample {
 
   explicit Downsample(int dim) : conv(dim, dim, 3, 2, 1) {}
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 4, D>)
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x) const { return conv.forward(x); }
 
   template <class V>

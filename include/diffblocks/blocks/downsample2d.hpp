@@ -15,6 +15,7 @@ class Downsample2D {
   explicit Downsample2D(int channels, int out_channels = -1, int padding = 1)
       : conv(channels, out_channels < 0 ? channels : out_channels, 3, 2, padding) {}
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 4, D>)
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x) const { return conv.forward(x); }
 
   template <class V>

@@ -17,6 +17,7 @@ class FeedForward {
   explicit FeedForward(int dim, int mult = 4, int dim_out = -1)
       : proj(dim, 2 * dim * mult), out(dim * mult, dim_out < 0 ? dim : dim_out) {}
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 3, D>)
   Tensor<T, 3, D> forward(const Tensor<T, 3, D>& x) const {
     return out.forward(ops::geglu(D{}, proj.forward(x)));
   }

@@ -101,11 +101,13 @@ class GroupNorm {
     bias = ops::zeros<T, 1>(D{}, {n});
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 4, D>)
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x) const {
     detail::check_dim("GroupNorm", "input", x, 1, std::size_t(channels_));
     return ops::group_norm(D{}, x, groups_, weight, bias, eps_);
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward_silu, Tensor<T, 4, D>)
   /// SiLU(GroupNorm(x)): diffusers ResnetBlock2D's norm and nonlinearity (one pass on devices
   /// with a fused kernel; on the CPU forward() then SiLU).
   Tensor<T, 4, D> forward_silu(const Tensor<T, 4, D>& x) const {
@@ -113,6 +115,7 @@ class GroupNorm {
     return ops::group_norm_silu(D{}, x, groups_, weight, bias, eps_);
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward_mish_mask_, Tensor<T, 4, D>, Tensor<T, 4, D>)
   /// In place x = Mish(GroupNorm(x)) * mask (mask (B, 1, 1, W)): Grad-TTS Block's tail fused
   /// into one pass over the activation.
   void forward_mish_mask_(Tensor<T, 4, D>& x, const Tensor<T, 4, D>& mask) const {
@@ -120,6 +123,7 @@ class GroupNorm {
     ops::group_norm_mish_mask_(D{}, x, groups_, weight, bias, eps_, mask);
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward_mish_mask_bias_mask_, Tensor<T, 4, D>, Tensor<T, 4, D>, Tensor<T, 2, D>)
   /// In place x = (Mish(GroupNorm(x)) * mask + bias[:, :, None, None]) * mask: Grad-TTS
   /// ResnetBlock's block1 tail, time bias and block2's input mask in one pass.
   void forward_mish_mask_bias_mask_(Tensor<T, 4, D>& x, const Tensor<T, 4, D>& mask,

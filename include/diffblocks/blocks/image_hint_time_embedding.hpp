@@ -29,6 +29,7 @@ class ImageHintTimeEmbedding {
     for (const auto& s : spec) input_hint_block.emplace_back(s[0], s[1], 3, s[2], 1);
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 2, D>, Tensor<T, 4, D>)
   /// Returns (aug_emb (B, time_embed_dim), hint (B, 4, H/8, W/8)).
   std::pair<Tensor<T, 2, D>, Tensor<T, 4, D>> forward(const Tensor<T, 2, D>& image_embeds,
                                                       const Tensor<T, 4, D>& hint) const {

@@ -17,6 +17,7 @@ class ImageTimeEmbedding {
   ImageTimeEmbedding(int image_embed_dim, int time_embed_dim)
       : image_proj(image_embed_dim, time_embed_dim), image_norm(time_embed_dim) {}
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 2, D>)
   Tensor<T, 2, D> forward(const Tensor<T, 2, D>& image_embeds) const {
     return image_norm.forward(image_proj.forward(image_embeds));
   }

@@ -17,6 +17,7 @@ class LayerNorm {
     bias = ops::zeros<T, 1>(D{}, {affine ? std::size_t(dim) : 0});
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 3, D>)
   Tensor<T, 2, D> forward(const Tensor<T, 2, D>& x) const {
     detail::check_dim("LayerNorm", "input", x, 1, std::size_t(dim_));
     return ops::layer_norm(D{}, x, weight, bias, eps_);

@@ -21,6 +21,7 @@ class Linear {
     bias = ops::zeros<T, 1>(D{}, {has_bias ? std::size_t(out_features) : 0});
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 3, D>)
   /// x (B, in) -> (B, out)
   Tensor<T, 2, D> forward(const Tensor<T, 2, D>& x) const {
     detail::check_dim("Linear", "input", x, 1, std::size_t(in_));

@@ -18,6 +18,7 @@ class LinearAttention {
       : to_qkv(dim, 3 * heads * dim_head, 1, 1, 0, false), to_out(heads * dim_head, dim, 1), heads_(heads),
         dim_head_(dim_head) {}
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 4, D>)
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x) const {
     detail::check_dim("LinearAttention", "input", x, 1, std::size_t(to_qkv.in_channels()));
     // One fused op (ops::linear_attention_block: the same function, never forming q and v).

@@ -14,6 +14,7 @@ class MishMLP {
 
   MishMLP(int in_features, int hidden, int out_features) : fc1(in_features, hidden), fc2(hidden, out_features) {}
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 2, D>)
   Tensor<T, 2, D> forward(const Tensor<T, 2, D>& x) const {
     Tensor<T, 2, D> h = fc1.forward(x);
     ops::mish_(D{}, h);

@@ -26,6 +26,7 @@ class ResnetBlock {
     if (dim != dim_out) res_conv.emplace(dim, dim_out, 1);
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 4, D>, Tensor<T, 4, D>, Tensor<T, 2, D>)
   /// x (B, dim, H, W), mask (B, 1, 1, W), t_emb (B, time_emb_dim) -> (B, dim_out, H, W)
   ///
   /// The element-wise steps are fused, with PyTorch's order of operations kept: the masked copy

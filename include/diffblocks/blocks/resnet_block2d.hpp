@@ -82,6 +82,7 @@ class ResnetBlock2D {
     if (in_channels != out_channels) conv_shortcut.emplace(in_channels, out_channels, 1);
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 4, D>, Tensor<T, 2, D>)
   /// x (B, in, H, W), temb (B, temb_channels) -> (B, out, H, W)
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x, const Tensor<T, 2, D>& temb) const {
     detail::check_dim("ResnetBlock2D", "input", x, 1, std::size_t(in_));

@@ -54,6 +54,7 @@ class SinusoidalPosEmb {
       throw ConfigError("SinusoidalPosEmb: dim must be even and >= 4, got " + std::to_string(dim));
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<compute_t<T>, 1, D>, double)
   /// t (B,) -> (B, dim); t in float32 for a half model (compute_t<T>).
   Tensor<T, 2, D> forward(const Tensor<compute_t<T>, 1, D>& t, double scale = 1000.0) const {
     return ops::sinusoidal_pos_emb<T>(D{}, t, dim_, scale);

@@ -24,6 +24,7 @@ class SoftmaxSelfAttention {
   explicit SoftmaxSelfAttention(int dim, int heads = 4, int dim_head = 32)
       : attn(dim, dim, heads, dim_head), dim_(dim) {}
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 4, D>, Tensor<T, 4, D>)
   /// x (B, dim, H, W) -> (B, dim, H, W); every position attends to every position.
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x) const {
     check(x);

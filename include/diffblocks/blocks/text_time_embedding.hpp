@@ -56,6 +56,7 @@ class AttentionPooling {
                         std::to_string(embed_dim));
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 3, D>)
   Tensor<T, 2, D> forward(const Tensor<T, 3, D>& x) const {
     detail::check_dim("AttentionPooling", "input", x, 2, std::size_t(dim_));
     const std::size_t B = x.shape(0), L = x.shape(1), C = x.shape(2);
@@ -93,6 +94,7 @@ class TextTimeEmbedding {
   TextTimeEmbedding(int encoder_dim, int time_embed_dim, int num_heads = 64)
       : norm1(encoder_dim), pool(num_heads, encoder_dim), proj(encoder_dim, time_embed_dim), norm2(time_embed_dim) {}
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 3, D>)
   /// hidden_states (B, L, encoder_dim) -> (B, time_embed_dim)
   Tensor<T, 2, D> forward(const Tensor<T, 3, D>& hidden_states) const {
     return norm2.forward(proj.forward(pool.forward(norm1.forward(hidden_states))));

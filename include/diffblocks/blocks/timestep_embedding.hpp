@@ -14,6 +14,7 @@ class TimestepEmbedding {
   TimestepEmbedding(int in_channels, int time_embed_dim, int out_dim = -1)
       : linear_1(in_channels, time_embed_dim), linear_2(time_embed_dim, out_dim < 0 ? time_embed_dim : out_dim) {}
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 2, D>)
   Tensor<T, 2, D> forward(const Tensor<T, 2, D>& x) const {
     Tensor<T, 2, D> h = linear_1.forward(x);
     ops::silu_(D{}, h);

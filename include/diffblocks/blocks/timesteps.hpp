@@ -64,6 +64,7 @@ class Timesteps {
       throw ConfigError("Timesteps: num_channels / 2 - downscale_freq_shift must not be 0");
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<compute_t<T>, 1, D>)
   /// t (B,) -> (B, num_channels); t in float32 for a half model (compute_t<T>).
   Tensor<T, 2, D> forward(const Tensor<compute_t<T>, 1, D>& t) const {
     using C = compute_t<T>;

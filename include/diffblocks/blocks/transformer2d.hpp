@@ -38,6 +38,7 @@ class Transformer2DModel {
                                       only_cross_attention);
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 4, D>, Tensor<T, 3, D>, std::optional<Tensor<T, 2, D>>)
   /// x (B, C, H, W), enc (B, S, cross_dim) -> (B, C, H, W)
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x, const Tensor<T, 3, D>& enc,
                           const std::optional<Tensor<T, 2, D>>& enc_mask_bias = std::nullopt) const {

@@ -15,6 +15,7 @@ class Upsample2D {
 
   explicit Upsample2D(int channels, int out_channels = -1) : conv(channels, out_channels < 0 ? channels : out_channels, 3, 1, 1) {}
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 4, D>, std::size_t, std::size_t)
   /// Nearest x2, or to (out_h, out_w) when given (> 0), then the conv.
   Tensor<T, 4, D> forward(const Tensor<T, 4, D>& x, std::size_t out_h = 0, std::size_t out_w = 0) const {
     if (out_h == 0) out_h = 2 * x.shape(2);

@@ -15,6 +15,7 @@
 #include "diffblocks/core/allocator.hpp"
 #include "diffblocks/core/half.hpp"
 #include "diffblocks/core/cpu_context.hpp"
+#include "diffblocks/core/exact_arguments.hpp"
 // The shape-only device: its ops::zeros/full/empty must be declared before any block template
 // (blocks call ops:: by qualified name), so it comes with every device.
 #include "diffblocks/core/meta.hpp"

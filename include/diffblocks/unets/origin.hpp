@@ -161,6 +161,8 @@ class GradLogPEstimator2d : public DeviceHolder<D> {
     load_state_dict<D>(*this, sd, true);
   }
 
+  DIFFBLOCKS_TAKES_EXACTLY(forward, Tensor<T, 3, D>, Tensor<T, 3, D>, Tensor<T, 3, D>, Tensor<compute_t<T>, 1, D>,
+                           Conditioning)
   /// x, mu (B, n_feats, T); mask (B, 1, T) with 1 = valid; t (B,) diffusion time in (0, 1),
   /// float32 for a half model too (compute_t<T>: the time embedding is computed in float32).
   /// Returns the score estimate (B, n_feats, T), exactly 0 on padded frames.
