@@ -3,6 +3,8 @@
  * naming what is wrong). ctest: test_c_api FIXTURES_DIR SCRATCH_DIR. */
 #define _POSIX_C_SOURCE 200809L
 #include "diffblocks/c_api.h"
+/* The runtime's internal backend table in the same C translation unit: no name may clash. */
+#include "diffblocks/runtime/abi.h"
 
 #include <errno.h>
 #include <math.h>
@@ -374,6 +376,23 @@ static void test_origin_forward(void) {
     EXPECT(diffblocks_forward(m, in, N_ORIGIN, out, n, NULL, NULL), DIFFBLOCKS_STATUS_OK, NULL);
     CHECK(close_to(out, (const float*)expected.data, n, 0.1, "origin_a forward bf16 (C API)"), "bf16 near f32");
     diffblocks_free(m);
+  }
+  /* "cuda": runs at the contract where a GPU and the CUDA module are there; elsewhere a CUDA
+   * error or the module's absence, named, and no handle. */
+  m = NULL;
+  {
+    const diffblocks_code c = diffblocks_load(path_of(p, fixtures, "origin_a"), "cuda", "f32", &m);
+    if (c == DIFFBLOCKS_STATUS_OK) {
+      EXPECT(diffblocks_forward(m, in, N_ORIGIN, out, n, NULL, NULL), DIFFBLOCKS_STATUS_OK, NULL);
+      CHECK(close_to(out, (const float*)expected.data, n, 1e-4, "origin_a forward cuda (C API)"), "cuda vs PyTorch");
+      diffblocks_free(m);
+    } else {
+      printf("cuda: not available here (%s): %s\n", diffblocks_code_name(c), diffblocks_last_error());
+      CHECK(c == DIFFBLOCKS_STATUS_CUDA_ERROR || c == DIFFBLOCKS_STATUS_ERROR, "cuda's failure class");
+      CHECK(strstr(diffblocks_last_error(), "CUDA") != NULL || strstr(diffblocks_last_error(), "cuda") != NULL,
+            "the message names CUDA");
+      CHECK(m == NULL, "no handle");
+    }
   }
   (void)ids_shape;
   free(first);
