@@ -128,7 +128,8 @@ DIFFBLOCKS_C_EXPORT int32_t diffblocks_kind(const diffblocks_model* model);
 
 /* The shape (*rank dimensions into shape[]) the task's result will have for these inputs,
  * without running the model: Origin (B, n_feats, T) as x / z, Diffuser (B, out_channels, H, W).
- * The inputs are checked as forward / sample check them. */
+ * The inputs' names, ranks and types are checked here; their shapes against the model only
+ * when it runs. */
 DIFFBLOCKS_C_EXPORT diffblocks_code diffblocks_output_shape(const diffblocks_model* model, int32_t task,
                                                             const diffblocks_named_tensor* inputs, size_t n_inputs,
                                                             int64_t shape[DIFFBLOCKS_MAX_RANK], int32_t* rank);

@@ -554,6 +554,22 @@ static void test_diffuser(void) {
   EXPECT(diffblocks_forward(m, bad, N_DIFF, out, n, NULL, NULL), DIFFBLOCKS_STATUS_INPUT_ERROR,
          "input 'sample' has shape [2, 2, 16] (rank 3), expected rank 4");
 
+  /* A scalar timestep (rank 0, shape NULL) is the same timestep for every batch entry. */
+  {
+    float* vec = sentinel_buffer(n);
+    const int64_t both[2] = {999, 999}, scalar = 999;
+    memcpy(bad, in, sizeof in);
+    bad[TIMESTEP].data = both;
+    EXPECT(diffblocks_forward(m, bad, N_DIFF, vec, n, NULL, NULL), DIFFBLOCKS_STATUS_OK, NULL);
+    bad[TIMESTEP].rank = 0;
+    bad[TIMESTEP].shape = NULL;
+    bad[TIMESTEP].data = &scalar;
+    bad[TIMESTEP].size = 1;
+    EXPECT(diffblocks_forward(m, bad, N_DIFF, out, n, shape, &rank), DIFFBLOCKS_STATUS_OK, NULL);
+    CHECK(rank == 4 && memcmp(vec, out, n * sizeof(float)) == 0, "scalar timestep == (B,) timestep");
+    free(vec);
+  }
+
   /* The scheduler's loop: 2 DDIM steps, shape (2, 1, 16, 24), finite; options it refuses. */
   for_sample[0] = in[CLASS_LABELS];
   for_sample[1] = in[EHS];
@@ -629,6 +645,33 @@ static void test_tensor_files(void) {
   EXPECT(diffblocks_tensor_file_read_i64(in_path, "mu", ids, 4, NULL), DIFFBLOCKS_STATUS_BUFFER_TOO_SMALL, "'mu'");
   EXPECT(diffblocks_tensor_file_read_i64(in_path, "t", ids, 4, &count), DIFFBLOCKS_STATUS_IO_ERROR, "'t'");
   EXPECT(diffblocks_tensor_file_read_i64(NULL, "t", ids, 4, &count), DIFFBLOCKS_STATUS_INVALID_ARGUMENT, "path");
+
+  /* A file that is no safetensors file, and a tensor of rank 9 (beyond DIFFBLOCKS_MAX_RANK). */
+  path_of(p, scratch, "garbage.safetensors");
+  write_text(p, "this is not a safetensors file");
+  EXPECT(diffblocks_tensor_file_shape(p, "x", &dtype, shape, &rank), DIFFBLOCKS_STATUS_IO_ERROR, "garbage.safetensors");
+  {
+    static const char header[] = "{\"deep\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}";
+    const unsigned long long len = sizeof header - 1;
+    unsigned char le[8];
+    const float value = 1.0f;
+    int k;
+    FILE* f;
+    for (k = 0; k < 8; ++k) le[k] = (unsigned char)(len >> (8 * k));
+    path_of(p, scratch, "rank9.safetensors");
+    f = fopen(p, "wb");
+    CHECK(f != NULL, "scratch file");
+    if (f) {
+      fwrite(le, 1, 8, f);
+      fwrite(header, 1, len, f);
+      fwrite(&value, 1, 4, f);
+      fclose(f);
+      EXPECT(diffblocks_tensor_file_shape(p, "deep", &dtype, shape, &rank), DIFFBLOCKS_STATUS_IO_ERROR,
+             "tensor 'deep' has shape [1, 1, 1, 1, 1, 1, 1, 1, 1], rank above 8");
+      EXPECT(diffblocks_tensor_file_read_f32(p, "deep", fr, 6, &count), DIFFBLOCKS_STATUS_OK, NULL);
+      CHECK(count == 1 && fr[0] == 1.0f, "a rank-9 tensor still reads as its values");
+    }
+  }
 
   /* Write F32 and I64 tensors, read them back exactly. */
   w[0].name = "f";
