@@ -15,7 +15,8 @@
  * Errors: every function that can fail returns a diffblocks_code; on failure
  * diffblocks_last_error() gives a one-line message naming what is wrong (the file, the tensor,
  * the shapes), as the C++ library's exceptions do. The message is per thread and holds until the
- * next call of this API on that thread (each call clears it first). No C++ exception ever leaves
+ * next call of this API on that thread: every function but diffblocks_last_error,
+ * diffblocks_code_name and the version functions clears it first. No C++ exception ever leaves
  * the library: out of memory is DIFFBLOCKS_STATUS_OUT_OF_MEMORY, anything unforeseen
  * DIFFBLOCKS_STATUS_INTERNAL_ERROR. Invalid arguments (NULL pointers, ranks outside
  * 0..DIFFBLOCKS_MAX_RANK, negative dimensions, a data size that does not fill the shape,
