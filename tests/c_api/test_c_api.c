@@ -7,6 +7,7 @@
 #include "diffblocks/runtime/abi.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +123,38 @@ static float* sentinel_buffer(size_t n) {
   if (!b) abort();
   for (i = 0; i < n; ++i) b[i] = -12345.0f;
   return b;
+}
+
+/* ---- the last error is per thread ------------------------------------------------------------ */
+
+static void* fail_in_thread(void* saw) {
+  *(int*)saw = diffblocks_set_num_threads(0) == DIFFBLOCKS_STATUS_INVALID_ARGUMENT &&
+               strstr(diffblocks_last_error(), "threads 0") != NULL;
+  return NULL;
+}
+
+static void test_error_per_thread(void) {
+  pthread_t th;
+  int saw = 0;
+  CHECK(diffblocks_kind(NULL) == -1, "kind(NULL)");
+  CHECK(pthread_create(&th, NULL, fail_in_thread, &saw) == 0 && pthread_join(th, NULL) == 0, "a thread");
+  CHECK(saw, "the other thread saw its own error");
+  CHECK(strcmp(diffblocks_last_error(), "model is NULL") == 0, "this thread's error is unchanged");
+}
+
+/* One forward per thread on one model at once (c_api.h: any number of threads may). */
+typedef struct {
+  const diffblocks_model* m;
+  const diffblocks_named_tensor* in;
+  size_t n_in, n;
+  float* out;
+  diffblocks_code code;
+} forward_job;
+
+static void* forward_in_thread(void* arg) {
+  forward_job* j = (forward_job*)arg;
+  j->code = diffblocks_forward(j->m, j->in, j->n_in, j->out, j->n, NULL, NULL);
+  return NULL;
 }
 
 /* ---- version, threads, codes ---------------------------------------------------------------- */
@@ -359,6 +392,29 @@ static void test_origin_forward(void) {
          "missing input tensor 'z'");
   /* a successful call clears the last error */
   CHECK(diffblocks_kind(m) == DIFFBLOCKS_KIND_ORIGIN && diffblocks_last_error()[0] == '\0', "errors are cleared");
+
+  /* Two threads at once on the one model, each at the contract. */
+  {
+    pthread_t th[2];
+    forward_job jobs[2];
+    int k;
+    for (k = 0; k < 2; ++k) {
+      jobs[k].m = m;
+      jobs[k].in = in;
+      jobs[k].n_in = N_ORIGIN;
+      jobs[k].n = n;
+      jobs[k].out = sentinel_buffer(n);
+      jobs[k].code = DIFFBLOCKS_STATUS_INTERNAL_ERROR;
+      CHECK(pthread_create(&th[k], NULL, forward_in_thread, &jobs[k]) == 0, "a thread");
+    }
+    for (k = 0; k < 2; ++k) {
+      pthread_join(th[k], NULL);
+      CHECK(jobs[k].code == DIFFBLOCKS_STATUS_OK, "a concurrent forward");
+      CHECK(close_to(jobs[k].out, (const float*)expected.data, n, 1e-4, "origin_a forward, concurrent (C API)"),
+            "concurrent forward vs PyTorch");
+      free(jobs[k].out);
+    }
+  }
 
   /* The result again after all that, bit for bit. */
   {
@@ -728,6 +784,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   test_basics();
+  test_error_per_thread();
   test_tensor_files();
   test_load_errors();
   test_origin_forward();
