@@ -67,8 +67,7 @@ if(MODE STREQUAL "find_package")
   if(NOT EXISTS ${WORK_DIR}/readme-prefix/share/cmake/diffblocks/diffblocksConfig.cmake)
     message(FATAL_ERROR "the README's install command did not install the package files")
   endif()
-  check_installed(${WORK_DIR}/readme-prefix "include/diffblocks/" "share/cmake/diffblocks/" "share/pkgconfig/diffblocks\\.pc$"
-                  "lib[^/]*/libdiffblocks_c\\.so")
+  check_installed(${WORK_DIR}/readme-prefix "include/diffblocks/" "share/cmake/diffblocks/" "share/pkgconfig/diffblocks\\.pc$")
 
   set(prefix ${WORK_DIR}/prefix)
   run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
