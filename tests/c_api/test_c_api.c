@@ -626,20 +626,46 @@ static void test_diffuser(void) {
     free(vec);
   }
 
-  /* The scheduler's loop: 2 DDIM steps, shape (2, 1, 16, 24), finite; options it refuses. */
-  for_sample[0] = in[CLASS_LABELS];
-  for_sample[1] = in[EHS];
-  for_sample[2] = in[SAMPLE];
-  diffblocks_sampling_init(&opt);
-  opt.steps = 2;
-  rank = 0;
-  EXPECT(diffblocks_sample(m, for_sample, 3, &opt, out, n, shape, &rank), DIFFBLOCKS_STATUS_OK, NULL);
-  CHECK(rank == 4 && numel(shape, rank) == n, "sample's shape");
+  /* The scheduler's loop: 4 DDIM steps with a scheduler config against diffusers; DDPM's seed;
+   * options it refuses. */
   {
-    size_t k;
-    int finite = 1;
-    for (k = 0; k < n; ++k) finite &= isfinite(out[k]) != 0;
-    CHECK(finite, "DDIM sample is finite");
+    const char* snames[3] = {"class_labels", "encoder_hidden_states", "sample"};
+    tensor st[3], sexp;
+    float* again = sentinel_buffer(n);
+    path_of(in_path, fixtures, "diffusers/sampling/ddim_inputs.safetensors");
+    path_of(exp_path, fixtures, "diffusers/sampling/ddim_expected.safetensors");
+    for (i = 0; i < 3; ++i) {
+      st[i] = read_tensor(in_path, snames[i]);
+      for_sample[i] = view(&st[i]);
+    }
+    sexp = read_tensor(exp_path, "out");
+    diffblocks_sampling_init(&opt);
+    opt.steps = 4;
+    opt.scheduler = "ddim";
+    opt.scheduler_config = "{\"num_train_timesteps\": 1000}";
+    rank = 0;
+    EXPECT(diffblocks_sample(m, for_sample, 3, &opt, out, n, shape, &rank), DIFFBLOCKS_STATUS_OK, NULL);
+    CHECK(rank == 4 && numel(shape, rank) == n && sexp.size == n, "sample's shape");
+    CHECK(close_to(out, (const float*)sexp.data, n, 1e-4, "unet_default DDIM 4 steps (C API)"), "DDIM vs diffusers");
+    opt.scheduler = "ddpm";
+    opt.scheduler_config = NULL;
+    opt.steps = 3;
+    opt.seed = 4;
+    EXPECT(diffblocks_sample(m, for_sample, 3, &opt, out, n, NULL, NULL), DIFFBLOCKS_STATUS_OK, NULL);
+    EXPECT(diffblocks_sample(m, for_sample, 3, &opt, again, n, NULL, NULL), DIFFBLOCKS_STATUS_OK, NULL);
+    CHECK(memcmp(out, again, n * sizeof(float)) == 0, "DDPM is reproducible by seed");
+    opt.seed = 5;
+    EXPECT(diffblocks_sample(m, for_sample, 3, &opt, again, n, NULL, NULL), DIFFBLOCKS_STATUS_OK, NULL);
+    CHECK(memcmp(out, again, n * sizeof(float)) != 0, "another DDPM seed, another sample");
+    free(again);
+    free(sexp.data);
+    /* unet_default's forward inputs for the error cases below */
+    for (i = 0; i < 3; ++i) free(st[i].data);
+    for_sample[0] = in[CLASS_LABELS];
+    for_sample[1] = in[EHS];
+    for_sample[2] = in[SAMPLE];
+    diffblocks_sampling_init(&opt);
+    opt.steps = 2;
   }
   EXPECT(diffblocks_sample(m, in, N_DIFF, &opt, out, n, NULL, NULL), DIFFBLOCKS_STATUS_INPUT_ERROR,
          "unexpected input tensor 'timestep'");
