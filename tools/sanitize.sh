@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the test binary, the CLI and the hostile-input corpus driver with AddressSanitizer +
+# Builds the test binary, the CLI, the hostile-input corpus driver and the C API (libdiffblocks_c
+# and its C test, tests/c_api/) with AddressSanitizer +
 # UndefinedBehaviorSanitizer (-O1, every finding fatal; fresh scratch NaN-poisoned) and runs their
 # ctest cases under them: every Catch2 case (the CLI's included), the hostile corpus (hostile_*,
 # tests/hostile/: the RSS bound and timeout are relaxed for the Sanitize build type) and the demo
@@ -17,11 +18,13 @@ jobs=$(nproc 2>/dev/null || echo 2)
 flags="-O1 -g1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 # Fresh scratch storage is NaN-filled, so a kernel reading memory it never wrote fails a parity test.
 flags+=" -DDIFFBLOCKS_POISON_ALLOCATIONS"
+# C too (the C API's test is a C program) and the shared library's link (libdiffblocks_c.so).
 cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="$flags" \
-  -DCMAKE_EXE_LINKER_FLAGS_SANITIZE="-fsanitize=address,undefined" \
+  -DCMAKE_C_FLAGS_SANITIZE="$flags" -DCMAKE_EXE_LINKER_FLAGS_SANITIZE="-fsanitize=address,undefined" \
+  -DCMAKE_SHARED_LINKER_FLAGS_SANITIZE="-fsanitize=address,undefined" -DDIFFBLOCKS_BUILD_C_API=ON \
   -DDIFFBLOCKS_BUILD_TESTS=ON -DDIFFBLOCKS_BUILD_APPS=ON -DDIFFBLOCKS_BUILD_EXAMPLES=ON -DDIFFBLOCKS_BUILD_BENCHMARKS=OFF \
   -DDIFFBLOCKS_INSTALL=OFF -DDIFFBLOCKS_CUDA=OFF >/dev/null
-cmake --build build-sanitize -j "$jobs" --target diffblocks_tests diffblocks-cli diffblocks_hostile
+cmake --build build-sanitize -j "$jobs" --target diffblocks_tests diffblocks-cli diffblocks_hostile test_c_api
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir build-sanitize --output-on-failure -j "$jobs" -E "^(packaging_|similarity_plot|example_|compile_fail_|readme_|avx2: )"

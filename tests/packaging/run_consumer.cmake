@@ -3,13 +3,16 @@
 #   cmake -DMODE=find_package|subdirectory|fetchcontent -DSOURCE_DIR=<diffblocks source>
 #         -DBUILD_DIR=<diffblocks build> -DWORK_DIR=<scratch> -DEXPECTED_VERSION=<x.y.z>
 #         -DGENERATOR=<generator> -DCXX_COMPILER=<compiler> [-DCUDA_MODULE=ON] [-DFORWARDS=ON [-DNATIVE=ON]]
+#         [-DC_API=ON -DC_COMPILER=<compiler>]
 #         -P run_consumer.cmake
 # FORWARDS=ON also builds the consumer's forward.cpp (the whole library, ~1 min at -O3; the
 # warning check), NATIVE=ON with -march=native.
 # find_package first runs the README's install command on a fresh configure of SOURCE_DIR (no
 # build), then installs BUILD_DIR (the project's own build, with its CLI, examples and tests)
 # into WORK_DIR/prefix and checks that only headers and the package files land there (and,
-# with CUDA_MODULE, the runtime's CUDA module, which the consumer must then open).
+# with CUDA_MODULE, the runtime's CUDA module, which the consumer must then open; with C_API, the
+# C API's library, which the consumer's c_consumer must then link through diffblocks::c, and
+# which a C program built by hand must use from the moved prefix).
 cmake_minimum_required(VERSION 3.16)
 
 function(run)
@@ -79,7 +82,11 @@ if(MODE STREQUAL "find_package")
   # The runtime's CUDA module is installed with a CUDA build (lib/libdiffblocks_cuda.so), and
   # the consumer then opens it (its output says so, checked below).
   check_installed(${prefix} "include/diffblocks/" "share/cmake/diffblocks/" "share/pkgconfig/diffblocks\\.pc$"
-                  "lib[^/]*/libdiffblocks_cuda\\.so$")
+                  "lib[^/]*/libdiffblocks_cuda\\.so$" "lib[^/]*/libdiffblocks_c\\.so(\\.[0-9]+)*$")
+  file(GLOB installed_c_api ${prefix}/lib*/libdiffblocks_c.so)
+  if(C_API AND NOT installed_c_api)
+    message(FATAL_ERROR "cmake --install did not install the C API's library (lib/libdiffblocks_c.so)")
+  endif()
   file(GLOB installed_module ${prefix}/lib*/libdiffblocks_cuda.so)
   if(CUDA_MODULE AND NOT installed_module)
     message(FATAL_ERROR "cmake --install did not install the CUDA module (lib/libdiffblocks_cuda.so)")
@@ -95,6 +102,15 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/packaging/consumer -B ${WORK_DIR}/bu
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 run(${WORK_DIR}/build/consumer)
 set(consumer_output "${run_output}")
+if(MODE STREQUAL "find_package" AND C_API)
+  if(NOT EXISTS ${WORK_DIR}/build/c_consumer)
+    message(FATAL_ERROR "the package did not give the consumer diffblocks::c (no c_consumer was built)")
+  endif()
+  run(${WORK_DIR}/build/c_consumer)
+  if(NOT run_output MATCHES "c_consumer: diffblocks ${EXPECTED_VERSION}, C API OK")
+    message(FATAL_ERROR "the C consumer did not run as expected:\n${run_output}")
+  endif()
+endif()
 if(MODE STREQUAL "find_package" AND CUDA_MODULE AND NOT consumer_output MATCHES "CUDA module in [^\n]*'cuda' backend")
   message(FATAL_ERROR "the consumer did not open the installed CUDA module:\n${consumer_output}")
 endif()
@@ -119,6 +135,18 @@ if(MODE STREQUAL "find_package")
   run(${WORK_DIR}/consumer_pkgconfig)
   if(NOT run_output MATCHES "GroupNorm OK")
     message(FATAL_ERROR "the pkg-config consumer did not run as the CMake one:\n${run_output}")
+  endif()
+  if(C_API)
+    # The C API from the moved prefix, without CMake: the library and its header as installed.
+    file(GLOB moved_c_api ${WORK_DIR}/moved-prefix/lib*/libdiffblocks_c.so)
+    get_filename_component(moved_libdir "${moved_c_api}" DIRECTORY)
+    run(${C_COMPILER} -std=c99 -Wall -Wextra -pedantic -Werror -DEXPECTED_VERSION="${EXPECTED_VERSION}"
+        -I${WORK_DIR}/moved-prefix/include ${SOURCE_DIR}/tests/packaging/consumer/c_consumer.c
+        -L${moved_libdir} -ldiffblocks_c -Wl,-rpath,${moved_libdir} -o ${WORK_DIR}/c_consumer_moved)
+    run(${WORK_DIR}/c_consumer_moved)
+    if(NOT run_output MATCHES "c_consumer: diffblocks ${EXPECTED_VERSION}, C API OK")
+      message(FATAL_ERROR "the C consumer did not run from the moved prefix:\n${run_output}")
+    endif()
   endif()
 endif()
 
