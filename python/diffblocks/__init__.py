@@ -220,7 +220,7 @@ def load(
 
 
 def read_tensors(path: Union[str, os.PathLike]) -> Dict[str, np.ndarray]:
-    """Every tensor of a safetensors file, in file order: floating dtypes (F32, F16, BF16, F64)
+    """Every tensor of a safetensors file (in its header's order), floating dtypes (F32, F16, BF16, F64)
     as float32, integer and bool dtypes as int64."""
     return dict(_core.read_tensors(str(path)))
 
