@@ -58,6 +58,7 @@ struct BorrowedInputs {
 };
 
 bool c_contiguous(const AnyArray& a) {
+  if (a.size() == 0) return true;  // no element to address (NumPy's strides may be anything)
   std::int64_t expect = 1;
   for (std::size_t i = a.ndim(); i-- > 0;) {
     if (a.shape(i) != 1 && a.stride(i) != expect) return false;

@@ -366,3 +366,15 @@ def test_the_core_takes_only_float32_int64_c_contiguous(origin_a):
         origin_a._m.forward({**x, "x": x["x"].astype(np.float64)})
     with pytest.raises(TypeError, match="input 'mu' must be C-contiguous"):
         origin_a._m.forward({**x, "mu": np.asfortranarray(x["mu"])})
+
+
+def test_empty_and_read_only_arrays_reach_the_library():
+    m = db.load(fixture("origin_d"))
+    x = inputs("origin_d", "inputs.safetensors")
+    read_only = {k: np.frombuffer(v.tobytes(), v.dtype).reshape(v.shape) for k, v in x.items()}
+    assert not read_only["x"].flags.writeable
+    assert m._m._input_addresses("forward", read_only)["x"] == read_only["x"].ctypes.data
+    np.testing.assert_array_equal(m.forward(**read_only), m.forward(**x))
+    empty = {k: v[:0] for k, v in x.items()}
+    with pytest.raises(db.InputError, match=r"^GradLogPEstimator2d: input 'x' has shape \[0, 16, 24\]"):
+        m.forward(**empty)
