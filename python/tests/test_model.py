@@ -2,7 +2,9 @@
 inputs (names, ranks, dtypes, conversion, zero-copy), errors as diffblocks.Error subclasses with
 the library's messages, threads."""
 import json
+import os
 import re
+import signal
 import shutil
 import threading
 import time
@@ -89,14 +91,33 @@ def test_stochastic_sampling_is_seeded(sampler):
     assert not np.array_equal(a, ode)
 
 
-def test_diffuser_sample_ddim_meets_the_contract(unet_default):
+@pytest.mark.parametrize("scheduler", ["ddim", "euler"])
+def test_diffuser_sample_meets_the_contract(unet_default, scheduler):
     y = unet_default.sample(
         steps=4,
-        scheduler="ddim",
+        scheduler=scheduler,
         scheduler_config={"num_train_timesteps": 1000},
-        **inputs("diffusers", "sampling", "ddim_inputs.safetensors"),
+        **inputs("diffusers", "sampling", f"{scheduler}_inputs.safetensors"),
     )
-    assert_contract(y, inputs("diffusers", "sampling", "ddim_expected.safetensors")["out"])
+    assert_contract(y, inputs("diffusers", "sampling", f"{scheduler}_expected.safetensors")["out"])
+
+
+def test_ctrl_c_stops_sampling_at_the_next_step(sampler):
+    x = inputs("sample_ode", "inputs.safetensors")
+    t0 = time.perf_counter()
+    sampler.sample(steps=20, **x)
+    whole = (time.perf_counter() - t0) / 20 * 2000  # what 2000 steps take
+    timer = threading.Timer(0.1, lambda: os.kill(os.getpid(), signal.SIGINT))
+    start = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sampler.sample(steps=2000, **x)
+    finally:
+        timer.cancel()
+    # Not stopped, the run would end after `whole` and the interrupt come only then.
+    assert time.perf_counter() - start < 0.1 + whole / 4
+    assert sampler.sample(steps=1, **x).shape == (2, 16, 24)
 
 
 def test_progress_is_called_after_every_step(sampler):
