@@ -10,9 +10,10 @@ Models are Grad-TTS's ``GradLogPEstimator2d`` ("Origin") or diffusers' ``UNet2DC
 ("Diffuser"), as the model's config.json names them; inputs go by the names of the
 ``diffblocks`` command line (see docs/python.md).
 
-Arrays in: float32 and int64 arrays that are C-contiguous are handed to the library where they
-are (no copy in the binding); any other real array (float64, float16, int32, bool, a slice or a
-transpose, a list, a Python scalar) is converted once to float32 (int64 for integer arrays).
+Arrays in: float32 and int64 arrays that are C-contiguous (aligned, native byte order) are handed
+to the library where they are (no copy in the binding); any other real array (float64, float16,
+int32, bool, a slice or a transpose, a list, a Python scalar) is converted once to float32 (int64
+for integer arrays).
 Arrays out: one float32 ndarray that owns the library's result buffer. The GIL is released
 while a model computes. Errors are :class:`diffblocks.Error` subclasses carrying the library's
 message. ``diffblocks.torch`` wraps an Origin model as a ``torch.nn.Module``.
@@ -78,22 +79,23 @@ def dtypes() -> List[str]:
 
 
 def _as_array(name: str, value: ArrayLike) -> np.ndarray:
-    """``value`` as what the core borrows: float32 or int64, C-contiguous, native byte order.
+    """``value`` as what the core borrows: float32 or int64, C-contiguous, aligned, native byte
+    order.
 
-    A float32 / int64 C-contiguous array is returned as it is (no copy). Other real numbers are
+    Such an array is returned as it is (no copy). Other real numbers are
     converted once: integer arrays to int64, floating and bool arrays to float32. Complex,
     object and string arrays are refused with TypeError.
     """
     a = value if isinstance(value, np.ndarray) else np.asarray(value)
     dt = a.dtype
-    if dt.isnative and a.flags.c_contiguous and (dt == np.float32 or dt == np.int64):
+    if dt.isnative and a.flags.c_contiguous and a.flags.aligned and (dt == np.float32 or dt == np.int64):
         return a
     if dt.kind in "iu":
         if dt.kind == "u" and dt.itemsize == 8 and a.size and int(a.max()) > np.iinfo(np.int64).max:
             raise TypeError(f"input '{name}' holds values beyond int64")
-        return np.ascontiguousarray(a, dtype=np.int64)
+        return np.require(a, dtype=np.int64, requirements=["C_CONTIGUOUS", "ALIGNED"])
     if dt.kind in "fb":
-        return np.ascontiguousarray(a, dtype=np.float32)
+        return np.require(a, dtype=np.float32, requirements=["C_CONTIGUOUS", "ALIGNED"])
     raise TypeError(
         f"input '{name}' has dtype {dt}; diffblocks takes real arrays "
         "(float32 and int64 as they are, other real types converted)"

@@ -399,3 +399,17 @@ def test_empty_and_read_only_arrays_reach_the_library():
     empty = {k: v[:0] for k, v in x.items()}
     with pytest.raises(db.InputError, match=r"^GradLogPEstimator2d: input 'x' has shape \[0, 16, 24\]"):
         m.forward(**empty)
+
+
+def test_unaligned_and_byte_swapped_arrays_are_copied():
+    x = inputs("origin_d", "inputs.safetensors")
+    raw = np.zeros(x["x"].nbytes + 1, np.uint8)
+    unaligned = raw[1:].view(np.float32).reshape(x["x"].shape)
+    unaligned[...] = x["x"]
+    assert not unaligned.flags.aligned
+    swapped = x["mu"].astype(">f4")
+    prepared = db._as_inputs({**x, "x": unaligned, "mu": swapped})
+    assert prepared["x"].flags.aligned and prepared["x"].ctypes.data != unaligned.ctypes.data
+    assert prepared["mu"].dtype == np.float32 and prepared["mu"].dtype.isnative
+    m = db.load(fixture("origin_d"))
+    np.testing.assert_array_equal(m.forward(**{**x, "x": unaligned, "mu": swapped}), m.forward(**x))
