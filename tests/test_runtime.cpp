@@ -137,6 +137,47 @@ TEST_CASE("runtime: inputs are read by name and checked before the device sees t
     ids.set("bad", rt::HostTensor::floats({1}, {1.5f}));
     REQUIRE_THROWS_WITH(ids.read_ids("bad"), "ids: tensor 'bad' must hold integer ids, but element 0 is 1.500000");
   }
+  SECTION("a TensorViews is passed to the device where it is, and gives the file's bits") {
+    const std::string c = fixture("origin_b");  // x, mask, mu, t (F32) and spk_id (I64)
+    const auto st = db::SafeTensors::load(c + "/inputs.safetensors");
+    const auto ob = rt::Model::load(c);
+    std::map<std::string, std::vector<float>> f;
+    const std::vector<std::int64_t> spk = st.read_int("spk_id");
+    rt::TensorViews views("views");
+    for (const char* name : {"x", "mask", "mu", "t"}) {
+      f[name] = st.read_float(name);
+      views.set(name, {rt::ElementType::F32, st.info(name).shape, f[name].data()});
+    }
+    views.set("spk_id", {rt::ElementType::I64, {2}, spk.data()});
+    const rt::Inputs in = ob.read_inputs(views, rt::Task::Forward);
+    REQUIRE(in.tensors.empty());  // nothing copied
+    REQUIRE(in.views.size() == 5);
+    for (const auto& [name, v] : in.views)
+      REQUIRE(v.data == (name == "spk_id" ? static_cast<const void*>(spk.data()) : f[name].data()));
+    const auto want = ob.forward(rt::SafeTensorsSource(c + "/inputs.safetensors")).out;
+    REQUIRE(ob.forward(in).out.f32 == want.f32);
+    REQUIRE(ob.forward(views).out.f32 == want.f32);
+    // The other type is converted (a copy): ids as integral floats, floats as integers.
+    const std::vector<float> spk_f(spk.begin(), spk.end());
+    views.set("spk_id", {rt::ElementType::F32, {2}, spk_f.data()});
+    const std::vector<std::int64_t> t_i{0, 1};
+    views.set("t", {rt::ElementType::I64, {2}, t_i.data()});
+    const rt::Inputs mixed = ob.read_inputs(views, rt::Task::Forward);
+    REQUIRE(mixed.tensors.size() == 2);
+    REQUIRE(mixed.views.size() == 3);
+    std::vector<float> t_read(2);
+    views.read_floats("t", t_read.data());
+    REQUIRE(t_read == std::vector<float>{0.f, 1.f});
+    REQUIRE(views.read_ids("spk_id") == spk);
+    const float half = 0.5f;
+    views.set("spk_id", {rt::ElementType::F32, {1}, &half});
+    REQUIRE_THROWS_WITH(ob.read_inputs(views, rt::Task::Forward),
+                        "views: tensor 'spk_id' must hold integer ids, but element 0 is 0.500000");
+    views.set("spk_id", {rt::ElementType::I64, {2, 1}, spk.data()});
+    REQUIRE_THROWS_WITH(ob.read_inputs(views, rt::Task::Forward),
+                        "views: input 'spk_id' has shape [2, 1], expected rank 1 (B,)");
+    REQUIRE_THROWS_AS(views.set("x", {rt::ElementType::F32, {2, 3}, nullptr}), db::InputError);
+  }
   SECTION("missing, wrong rank, unexpected, bad ids: the CLI's messages, by the source's name") {
     rt::TensorMap m = origin_d_inputs();
     m.set("spk_ids", rt::HostTensor::ids({2}, {0, 1}));

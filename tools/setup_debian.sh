@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the C++ build needs, skipping those already present, plus
-# python3-matplotlib so that ctest also runs the similarity plot test (tools/plot_similarity.py);
-# the C++ build itself never needs Python.
+# python3-matplotlib so that ctest also runs the similarity plot test (tools/plot_similarity.py),
+# and python3-venv + python3-dev for the Python package's check (tools/test_python.sh: a venv,
+# and the headers its module builds against); the C++ build itself never needs Python.
 #   --fuzz   also clang and its sanitizer/libFuzzer runtimes (tools/fuzz.sh, tools/sanitize.sh)
 set -euo pipefail
-pkgs=(cmake g++ make pkg-config xtensor-dev nlohmann-json3-dev catch2 libbenchmark-dev python3-matplotlib)
+pkgs=(cmake g++ make pkg-config xtensor-dev nlohmann-json3-dev catch2 libbenchmark-dev python3-matplotlib python3-venv python3-dev)
 for arg in "$@"; do
   case "$arg" in
     --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;

@@ -2,11 +2,13 @@
 # The README's test command (CI runs exactly this): set up a fresh Debian machine, then
 #   1. build everything (Release) and run all tests (ctest), the hostile-input corpus included
 #      (hostile_*, tests/hostile/),
-#   2. each libFuzzer target (safetensors, config, similarity_args) for 30 s from the committed
+#   2. the Python package: pip install . into a venv under build/, its wheel, pytest
+#      (tools/test_python.sh),
+#   3. each libFuzzer target (safetensors, config, similarity_args) for 30 s from the committed
 #      seed corpus,
-#   3. the whole test suite again under AddressSanitizer + UndefinedBehaviorSanitizer, the
+#   4. the whole test suite again under AddressSanitizer + UndefinedBehaviorSanitizer, the
 #      hostile-input corpus included.
-# `tools/test.sh --quick` runs stage 1 only.
+# `tools/test.sh --quick` runs stages 1 and 2 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
@@ -18,13 +20,15 @@ for arg in "$@"; do
 done
 if ((quick)); then tools/setup_debian.sh; else tools/setup_debian.sh --fuzz; fi
 jobs=$(nproc 2>/dev/null || echo 2)
-echo "== 1/3: Release build and tests"
+echo "== 1/4: Release build and tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDIFFBLOCKS_BUILD_TESTS=ON -DDIFFBLOCKS_BUILD_APPS=ON -DDIFFBLOCKS_BUILD_EXAMPLES=ON \
   -DDIFFBLOCKS_BUILD_BENCHMARKS=ON
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure -j "$jobs"
+echo "== 2/4: Python package (pip install ., wheel, pytest)"
+tools/test_python.sh  # 2 build jobs (one translation unit)
 ((quick)) && exit 0
-echo "== 2/3: fuzzing, 30 s per target"
+echo "== 3/4: fuzzing, 30 s per target"
 tools/fuzz.sh 30
-echo "== 3/3: tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+echo "== 4/4: tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 tools/sanitize.sh

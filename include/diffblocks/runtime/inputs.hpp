@@ -25,11 +25,14 @@ enum class ModelKind { Origin, Diffuser };
 /// What the inputs are for: one forward pass, or a whole sampling run.
 enum class Task { Forward, Sample };
 
-/// Checked inputs for one kind of model and one task, in the order they were read.
+/// Checked inputs for one kind of model and one task, in the order they were read: copies in
+/// `tensors`, and in `views` those left in the source's memory (TensorSource::view, e.g. a
+/// TensorViews of the caller's arrays; valid while that memory is).
 struct Inputs {
   ModelKind kind = ModelKind::Origin;
   Task task = Task::Forward;
   std::vector<std::pair<std::string, HostTensor>> tensors;
+  std::vector<std::pair<std::string, TensorView>> views;
 };
 
 namespace detail {
@@ -70,6 +73,10 @@ class InputReader {
     if (shape.size() != 1)
       throw InputError(in_.origin() + ": input '" + name + "' has shape " + shape_str(shape) +
                        ", expected rank 1 (B,)");
+    if (const TensorView* v = in_.view(name); v && v->type == ElementType::I64) {
+      out_.views.emplace_back(name, TensorView{ElementType::I64, shape, v->data});
+      return;
+    }
     std::vector<std::int64_t> ids = in_.read_ids(name);
     Shape n{static_cast<std::int64_t>(ids.size())};  // before the move below: arguments have no order
     out_.tensors.emplace_back(name, HostTensor::ids(std::move(n), std::move(ids)));
@@ -82,6 +89,10 @@ class InputReader {
 
  private:
   void read(const std::string& name, Shape shape) {
+    if (const TensorView* v = in_.view(name); v && v->type == ElementType::F32) {  // no copy
+      out_.views.emplace_back(name, TensorView{ElementType::F32, std::move(shape), v->data});
+      return;
+    }
     std::vector<float> data(checked_numel(shape, in_.origin() + ": input '" + name + "'"));
     in_.read_floats(name, data.data());
     out_.tensors.emplace_back(name, HostTensor::floats(std::move(shape), std::move(data)));

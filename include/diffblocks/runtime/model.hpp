@@ -89,7 +89,7 @@ struct Result {
 
 namespace detail {
 
-/// C views of checked inputs (valid while `in` lives).
+/// C views of checked inputs (valid while `in` lives, and the memory of its borrowed views).
 inline std::vector<diffblocks_tensor> views(const Inputs& in) {
   std::vector<diffblocks_tensor> v;
   for (const auto& [name, t] : in.tensors) {
@@ -97,6 +97,9 @@ inline std::vector<diffblocks_tensor> views(const Inputs& in) {
     v.push_back({name.c_str(), f ? DIFFBLOCKS_F32 : DIFFBLOCKS_I64, static_cast<std::int32_t>(t.shape.size()),
                  t.shape.data(), f ? static_cast<const void*>(t.f32.data()) : static_cast<const void*>(t.i64.data())});
   }
+  for (const auto& [name, t] : in.views)
+    v.push_back({name.c_str(), t.type == ElementType::F32 ? DIFFBLOCKS_F32 : DIFFBLOCKS_I64,
+                 static_cast<std::int32_t>(t.shape.size()), t.shape.data(), t.data});
   return v;
 }
 

@@ -6,7 +6,8 @@
 // A TensorSource is read lazily, by name: a model's inputs are checked (names, ranks) before a
 // tensor's data is read, and a tensor no input asks for is never read (a hostile file may hold a
 // huge one). SafeTensorsSource reads a safetensors file as the CLI's --inputs; TensorMap holds
-// tensors already in memory.
+// tensors already in memory; TensorViews borrows the caller's memory (e.g. NumPy arrays) and is
+// passed to the device without a copy (TensorSource::view).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -46,6 +47,31 @@ struct HostTensor {
   }
 };
 
+/// A tensor in the caller's memory, borrowed for one call: row-major and contiguous, float32
+/// (F32) or int64 (I64) values at `data` (may be null when the shape has no elements), valid and
+/// unchanged while the call runs.
+struct TensorView {
+  ElementType type = ElementType::F32;
+  Shape shape;
+  const void* data = nullptr;
+};
+
+namespace detail {
+
+/// Integer ids from float values, refusing one that is not integral (as SafeTensors::read_int).
+inline std::vector<std::int64_t> ids_from_floats(const float* f, std::size_t n, const std::string& what) {
+  std::vector<std::int64_t> v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(f[i]) || std::floor(f[i]) != f[i] || std::fabs(f[i]) > 9.0e15f)
+      throw InputError(what + " must hold integer ids, but element " + std::to_string(i) + " is " +
+                       std::to_string(f[i]));
+    v[i] = static_cast<std::int64_t>(f[i]);
+  }
+  return v;
+}
+
+}  // namespace detail
+
 /// Named tensors, read on demand.
 class TensorSource {
  public:
@@ -60,6 +86,10 @@ class TensorSource {
   virtual void read_floats(const std::string& name, float* out) const = 0;
   /// Integer ids: an integer tensor, or a float tensor whose values are all integral.
   virtual std::vector<std::int64_t> read_ids(const std::string& name) const = 0;
+  /// The tensor as memory the source borrows (row-major, contiguous, F32 or I64), when it has
+  /// it so: read_inputs then passes that memory on to the device as it is, with no copy, when its
+  /// type is the one the input needs (F32 for floats, I64 for ids). nullptr: read it.
+  virtual const TensorView* view(const std::string& /*name*/) const { return nullptr; }
 };
 
 /// A safetensors file (F32/F16/BF16/F64 floats, any integer type for ids).
@@ -115,15 +145,7 @@ class TensorMap : public TensorSource {
   std::vector<std::int64_t> read_ids(const std::string& name) const override {
     const HostTensor& t = at(name);
     if (t.type == ElementType::I64) return t.i64;
-    std::vector<std::int64_t> v(t.f32.size());
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      const float f = t.f32[i];
-      if (!std::isfinite(f) || std::floor(f) != f || std::fabs(f) > 9.0e15f)  // as SafeTensors::read_int
-        throw InputError(origin_ + ": tensor '" + name + "' must hold integer ids, but element " + std::to_string(i) +
-                         " is " + std::to_string(f));
-      v[i] = static_cast<std::int64_t>(f);
-    }
-    return v;
+    return detail::ids_from_floats(t.f32.data(), t.f32.size(), origin_ + ": tensor '" + name + "'");
   }
 
  private:
@@ -135,6 +157,60 @@ class TensorMap : public TensorSource {
 
   std::string origin_;
   std::map<std::string, HostTensor> tensors_;
+};
+
+/// Tensors in the caller's memory, by name, borrowed: a model's forward / sample given this
+/// source passes F32 tensors (and I64 ids) to the device where they are, without copying them
+/// (the Python binding's NumPy arrays). The memory must stay valid and unchanged until the call
+/// returns. A tensor of the other type is converted when read, as TensorMap does.
+class TensorViews : public TensorSource {
+ public:
+  explicit TensorViews(std::string origin = "inputs") : origin_(std::move(origin)) {}
+
+  /// Adds or replaces `name`; throws InputError for a shape whose element count overflows, or
+  /// for null data with elements.
+  TensorViews& set(const std::string& name, TensorView v) {
+    const std::uint64_t n = checked_numel(v.shape, origin_ + ": tensor '" + name + "'");
+    if (n != 0 && v.data == nullptr) throw InputError(origin_ + ": tensor '" + name + "' has no data");
+    views_[name] = std::move(v);
+    return *this;
+  }
+
+  const std::string& origin() const override { return origin_; }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> n;
+    for (const auto& kv : views_) n.push_back(kv.first);
+    return n;
+  }
+  bool contains(const std::string& name) const override { return views_.count(name) != 0; }
+  Shape shape(const std::string& name) const override { return at(name).shape; }
+  void read_floats(const std::string& name, float* out) const override {
+    const TensorView& v = at(name);
+    const std::size_t n = numel(v);
+    if (v.type == ElementType::F32) std::copy(static_cast<const float*>(v.data), static_cast<const float*>(v.data) + n, out);
+    else for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(static_cast<const std::int64_t*>(v.data)[i]);
+  }
+  std::vector<std::int64_t> read_ids(const std::string& name) const override {
+    const TensorView& v = at(name);
+    const std::size_t n = numel(v);
+    if (v.type == ElementType::I64) {
+      const auto* p = static_cast<const std::int64_t*>(v.data);
+      return std::vector<std::int64_t>(p, p + n);
+    }
+    return detail::ids_from_floats(static_cast<const float*>(v.data), n, origin_ + ": tensor '" + name + "'");
+  }
+  const TensorView* view(const std::string& name) const override { return &at(name); }
+
+ private:
+  static std::size_t numel(const TensorView& v) { return static_cast<std::size_t>(checked_numel(v.shape, "view")); }
+  const TensorView& at(const std::string& name) const {
+    const auto it = views_.find(name);
+    if (it == views_.end()) throw InputError(origin_ + ": no tensor named '" + name + "'");
+    return it->second;
+  }
+
+  std::string origin_;
+  std::map<std::string, TensorView> views_;
 };
 
 }  // namespace runtime
