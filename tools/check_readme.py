@@ -2,14 +2,18 @@
 """Keeps the README's code true (ctest: readme_examples, readme_commands).
 
   check_readme.py [--readme README.md] --examples
-      Every ```cpp block preceded by `<!-- readme: PATH ... -->` must equal the file PATH (the
-      README's "API in one screen" is examples/readme.cpp, which ctest builds and runs). The
-      commands named in ```console blocks (tools/*.sh) must exist and be executable.
+      Every code block preceded by `<!-- readme: PATH ... -->` must equal the file PATH (the
+      README's "API in one screen" is examples/readme.cpp, its C example examples/readme.c;
+      ctest builds and runs both). The commands named in ```console blocks (tools/*.sh) must
+      exist and be executable.
   check_readme.py [--readme README.md] --run BUILD_DIR --work DIR
       Runs every command of every ```sh block, in order, with bash, from DIR, where `build`
       links to BUILD_DIR and examples/, tests/, tools/ to the source tree's (so the README's
       relative paths work and what the commands write lands in DIR). A command that exits
       non-zero fails the check, naming the command and showing its output.
+  check_readme.py [--readme README.md] --python PYTHON --work DIR
+      Runs every ```python block with PYTHON (one with the package installed: tools/test_python.sh
+      runs this), from DIR set up as for --run (without build).
 
 Standard library only (CI's system python3)."""
 import argparse
@@ -61,7 +65,7 @@ def check_examples(readme, text):
     failures = 0
     for lang, body, prev, line in blocks(text):
         m = re.match(r"^<!-- readme: (\S+)", prev)
-        if lang == "cpp" and m:
+        if m:
             path = os.path.join(ROOT, m.group(1))
             if not os.path.isfile(path):
                 print(f"{readme}:{line}: the block names {m.group(1)}, which does not exist")
@@ -88,13 +92,40 @@ def check_examples(readme, text):
     return failures
 
 
-def run_commands(readme, text, build, work):
+def scratch(work, build=None):
+    """A fresh DIR where examples/, tests/, tools/ (and build/) lead to the real ones."""
     if os.path.isdir(work):
         shutil.rmtree(work)
     os.makedirs(work)
     for name in ("examples", "tests", "tools"):
         os.symlink(os.path.join(ROOT, name), os.path.join(work, name))
-    os.symlink(os.path.abspath(build), os.path.join(work, "build"))
+    if build:
+        os.symlink(os.path.abspath(build), os.path.join(work, "build"))
+
+
+def run_python(readme, text, python, work):
+    scratch(work)
+    n = 0
+    for lang, body, _, line in blocks(text):
+        if lang != "python":
+            continue
+        n += 1
+        print(f"{readme}:{line}: python block", flush=True)
+        r = subprocess.run([python, "-c", body], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=600)
+        print(r.stdout, end="", flush=True)
+        if r.returncode != 0:
+            print(f"{readme}:{line}: the python block failed with exit status {r.returncode}")
+            return 1
+    if n == 0:
+        print(f"{readme}: no ```python block to run")
+        return 1
+    print(f"{readme}: {n} python blocks ran")
+    return 0
+
+
+def run_commands(readme, text, build, work):
+    scratch(work, build)
     n = 0
     for lang, body, _, line in blocks(text):
         if lang != "sh":
@@ -120,6 +151,7 @@ def main():
     ap.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
     ap.add_argument("--examples", action="store_true")
     ap.add_argument("--run", metavar="BUILD_DIR")
+    ap.add_argument("--python", metavar="PYTHON")
     ap.add_argument("--work", metavar="DIR")
     a = ap.parse_args()
     with open(a.readme, encoding="utf-8") as f:
@@ -130,7 +162,11 @@ def main():
         if not a.work:
             ap.error("--run needs --work")
         return run_commands(a.readme, text, a.run, a.work)
-    ap.error("give --examples or --run BUILD_DIR --work DIR")
+    if a.python:
+        if not a.work:
+            ap.error("--python needs --work")
+        return run_python(a.readme, text, a.python, a.work)
+    ap.error("give --examples, --run BUILD_DIR --work DIR or --python PYTHON --work DIR")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 #   pip install .        without build isolation (it uses the tools just installed), 2 jobs,
 #   pip wheel .          from the same build tree (no second compile), checked for its files,
 #   pytest python/tests  (NumPy only; the torch wrapper's tests skip without torch).
+#   the README's ```python blocks (tools/check_readme.py --python).
 # Needs python3-venv and python3-dev (tools/setup_debian.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,3 +29,5 @@ assert any(n.startswith("diffblocks/_core.") and n.endswith(".so") for n in name
 print("wheel:", wheels[0], len(names), "files")
 PY
 "$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests
+# The README's Python blocks, with the package just installed.
+"$venv/bin/python" tools/check_readme.py --python "$venv/bin/python" --work build/readme-python
