@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -327,6 +328,28 @@ diffblocks_code run(const diffblocks_model* model, rt::Task task, const diffbloc
 
 bool floating(db::DType d) { return d == db::DType::F32 || d == db::DType::F64 || d == db::DType::F16 || d == db::DType::BF16; }
 
+/// Tensor `name` of the file at `path` into out (capacity elements), as T (float: any numeric
+/// dtype; int64: integers, or floats that are all integral); out untouched when anything fails.
+template <class T>
+diffblocks_code read_file_tensor(const char* path, const char* name, T* out, size_t capacity, size_t* count) {
+  return guarded([&] {
+    require(path, "path");
+    require(name, "name");
+    const db::SafeTensors f = db::SafeTensors::load(path);
+    const db::TensorInfo& t = f.info(name);
+    if (count) *count = static_cast<std::size_t>(t.numel());
+    check_capacity(t.shape, out, capacity, (f.origin() + ": tensor '" + t.name + "'").c_str());
+    std::vector<T> v;
+    if constexpr (std::is_same<T, float>::value) {
+      v.resize(static_cast<std::size_t>(t.numel()));
+      f.read_numeric(t, v.data());
+    } else {
+      v = f.read_int(name);
+    }
+    std::copy(v.begin(), v.end(), out);
+  });
+}
+
 }  // namespace
 
 extern "C" {
@@ -459,33 +482,15 @@ diffblocks_code diffblocks_tensor_file_shape(const char* path, const char* name,
   });
 }
 
+
 diffblocks_code diffblocks_tensor_file_read_f32(const char* path, const char* name, float* out, size_t capacity,
                                                 size_t* count) {
-  return guarded([&] {
-    require(path, "path");
-    require(name, "name");
-    const db::SafeTensors f = db::SafeTensors::load(path);
-    const db::TensorInfo& t = f.info(name);
-    if (count) *count = static_cast<std::size_t>(t.numel());
-    check_capacity(t.shape, out, capacity, (f.origin() + ": tensor '" + t.name + "'").c_str());
-    std::vector<float> v(static_cast<std::size_t>(t.numel()));  // out untouched if the read fails
-    f.read_numeric(t, v.data());
-    std::copy(v.begin(), v.end(), out);
-  });
+  return read_file_tensor(path, name, out, capacity, count);
 }
 
 diffblocks_code diffblocks_tensor_file_read_i64(const char* path, const char* name, int64_t* out, size_t capacity,
                                                 size_t* count) {
-  return guarded([&] {
-    require(path, "path");
-    require(name, "name");
-    const db::SafeTensors f = db::SafeTensors::load(path);
-    const db::TensorInfo& t = f.info(name);
-    if (count) *count = static_cast<std::size_t>(t.numel());
-    check_capacity(t.shape, out, capacity, (f.origin() + ": tensor '" + t.name + "'").c_str());
-    const std::vector<std::int64_t> v = f.read_int(name);
-    std::copy(v.begin(), v.end(), out);
-  });
+  return read_file_tensor<std::int64_t>(path, name, out, capacity, count);
 }
 
 diffblocks_code diffblocks_tensor_file_write(const char* path, const diffblocks_named_tensor* tensors, size_t n_tensors) {

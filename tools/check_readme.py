@@ -74,7 +74,7 @@ def check_examples(readme, text):
             with open(path, encoding="utf-8") as f:
                 want = f.read()
             if want != body:
-                print(f"{readme}:{line}: the ```cpp block differs from {m.group(1)}; keep them equal")
+                print(f"{readme}:{line}: the ```{lang} block differs from {m.group(1)}; keep them equal")
                 import difflib
                 sys.stdout.writelines(difflib.unified_diff(want.splitlines(True), body.splitlines(True),
                                                            m.group(1), "README block"))
@@ -103,47 +103,40 @@ def scratch(work, build=None):
         os.symlink(os.path.abspath(build), os.path.join(work, "build"))
 
 
+def run_blocks(readme, text, lang, work, programs, what):
+    """Runs programs(body) -> [(label, argv)] for every ```lang block, in order, from work;
+    stops at the first that fails, naming it."""
+    n = 0
+    for block_lang, body, _, line in blocks(text):
+        if block_lang != lang:
+            continue
+        for label, argv in programs(body):
+            n += 1
+            print(label, flush=True)
+            r = subprocess.run(argv, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               timeout=600)
+            print(r.stdout, end="", flush=True)
+            if r.returncode != 0:
+                print(f"{readme}:{line}: failed with exit status {r.returncode}: {label}")
+                return 1
+    if n == 0:
+        print(f"{readme}: no ```{lang} block to run")
+        return 1
+    print(f"{readme}: {n} {what} ran")
+    return 0
+
+
 def run_python(readme, text, python, work):
     scratch(work)
-    n = 0
-    for lang, body, _, line in blocks(text):
-        if lang != "python":
-            continue
-        n += 1
-        print(f"{readme}:{line}: python block", flush=True)
-        r = subprocess.run([python, "-c", body], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, timeout=600)
-        print(r.stdout, end="", flush=True)
-        if r.returncode != 0:
-            print(f"{readme}:{line}: the python block failed with exit status {r.returncode}")
-            return 1
-    if n == 0:
-        print(f"{readme}: no ```python block to run")
-        return 1
-    print(f"{readme}: {n} python blocks ran")
-    return 0
+    return run_blocks(readme, text, "python", work, lambda body: [("python block", [python, "-c", body])],
+                      "python blocks")
 
 
 def run_commands(readme, text, build, work):
     scratch(work, build)
-    n = 0
-    for lang, body, _, line in blocks(text):
-        if lang != "sh":
-            continue
-        for cmd in commands(body):
-            n += 1
-            print(f"$ {cmd}", flush=True)
-            r = subprocess.run(["bash", "-euo", "pipefail", "-c", cmd], cwd=work, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, timeout=600)
-            print(r.stdout, end="", flush=True)
-            if r.returncode != 0:
-                print(f"{readme}:{line}: command failed with exit status {r.returncode}: {cmd}")
-                return 1
-    if n == 0:
-        print(f"{readme}: no ```sh block to run")
-        return 1
-    print(f"{readme}: {n} commands ran")
-    return 0
+    return run_blocks(readme, text, "sh", work,
+                      lambda body: [(f"$ {c}", ["bash", "-euo", "pipefail", "-c", c]) for c in commands(body)],
+                      "commands")
 
 
 def main():

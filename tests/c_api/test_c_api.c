@@ -110,6 +110,17 @@ static int close_to(const float* out, const float* ref, size_t n, double tol, co
   return err <= tol * scale;
 }
 
+/* Sampling twice with opt's seed gives the same bits into a and b; seed + 1 gives others in b. */
+static void check_seeded(const diffblocks_model* m, const diffblocks_named_tensor* in, diffblocks_sampling* opt,
+                         float* a, float* b, size_t n, const char* what) {
+  EXPECT(diffblocks_sample(m, in, 3, opt, a, n, NULL, NULL), DIFFBLOCKS_STATUS_OK, NULL);
+  EXPECT(diffblocks_sample(m, in, 3, opt, b, n, NULL, NULL), DIFFBLOCKS_STATUS_OK, NULL);
+  CHECK(memcmp(a, b, n * sizeof(float)) == 0, what);
+  opt->seed += 1;
+  EXPECT(diffblocks_sample(m, in, 3, opt, b, n, NULL, NULL), DIFFBLOCKS_STATUS_OK, NULL);
+  CHECK(memcmp(a, b, n * sizeof(float)) != 0, what);
+}
+
 static int untouched(const float* buf, size_t n) {
   size_t i;
   for (i = 0; i < n; ++i)
@@ -534,12 +545,7 @@ static void test_origin_sample(void) {
   opt.progress = NULL;
   opt.stochastic = 1;
   opt.seed = 9;
-  EXPECT(diffblocks_sample(m, in, 3, &opt, a, n, NULL, NULL), DIFFBLOCKS_STATUS_OK, NULL);
-  EXPECT(diffblocks_sample(m, in, 3, &opt, b, n, NULL, NULL), DIFFBLOCKS_STATUS_OK, NULL);
-  CHECK(memcmp(a, b, n * sizeof(float)) == 0, "stochastic sampling with one seed is reproducible");
-  opt.seed = 10;
-  EXPECT(diffblocks_sample(m, in, 3, &opt, b, n, NULL, NULL), DIFFBLOCKS_STATUS_OK, NULL);
-  CHECK(memcmp(a, b, n * sizeof(float)) != 0, "another seed, another sample");
+  check_seeded(m, in, &opt, a, b, n, "stochastic sampling: one seed reproduces, another differs");
   CHECK(memcmp(a, out, n * sizeof(float)) != 0, "stochastic differs from ODE");
 
   /* Options the Origin refuses, and bad options. */
@@ -651,12 +657,7 @@ static void test_diffuser(void) {
     opt.scheduler_config = NULL;
     opt.steps = 3;
     opt.seed = 4;
-    EXPECT(diffblocks_sample(m, for_sample, 3, &opt, out, n, NULL, NULL), DIFFBLOCKS_STATUS_OK, NULL);
-    EXPECT(diffblocks_sample(m, for_sample, 3, &opt, again, n, NULL, NULL), DIFFBLOCKS_STATUS_OK, NULL);
-    CHECK(memcmp(out, again, n * sizeof(float)) == 0, "DDPM is reproducible by seed");
-    opt.seed = 5;
-    EXPECT(diffblocks_sample(m, for_sample, 3, &opt, again, n, NULL, NULL), DIFFBLOCKS_STATUS_OK, NULL);
-    CHECK(memcmp(out, again, n * sizeof(float)) != 0, "another DDPM seed, another sample");
+    check_seeded(m, for_sample, &opt, out, again, n, "DDPM: one seed reproduces, another differs");
     free(again);
     free(sexp.data);
     /* unet_default's forward inputs for the error cases below */
