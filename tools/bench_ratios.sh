@@ -7,26 +7,27 @@
 # tools/bench_report.py --docs writes the table from exactly these JSON files (median and range
 # over the rounds, the ratio as the median of the per-round ratios).
 #
-#   tools/bench_ratios.sh [--rounds N] [--frames "128 512 2048"] [--reps R] [--docs FILE]
+#   tools/bench_ratios.sh [--threads N] [--rounds N] [--frames "128 512 2048"] [--reps R] [--docs FILE]
 #
 # Needs build/bin/bench_origin (cmake -DDIFFBLOCKS_BUILD_BENCHMARKS=ON, Release) and a Python with
-# torch and diffusers 0.25.1 ($PYTHON, else .venv/bin/python). Threads: $DIFFBLOCKS_THREADS (2).
+# torch and diffusers 0.25.1 ($PYTHON, else .venv/bin/python). Threads: --threads, else
+# $DIFFBLOCKS_THREADS, else 2 (both sides).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 invocation="tools/bench_ratios.sh $*"
-rounds=5 frames="128 512" reps=3 docs=docs/performance.md
+rounds=5 frames="128 512" reps=3 docs=docs/performance.md threads=${DIFFBLOCKS_THREADS:-2}
 while (($#)); do
   case "$1" in
+    --threads) threads=$2; shift ;;
     --rounds) rounds=$2; shift ;;
     --frames) frames=$2; shift ;;
     --reps) reps=$2; shift ;;
     --docs) docs=$2; shift ;;
-    *) echo "bench_ratios.sh: unknown option '$1' (--rounds N, --frames \"T...\", --reps R, --docs FILE)" >&2; exit 2 ;;
+    *) echo "bench_ratios.sh: unknown option '$1' (--threads N, --rounds N, --frames \"T...\", --reps R, --docs FILE)" >&2; exit 2 ;;
   esac
   shift
 done
 py=${PYTHON:-.venv/bin/python}
-threads=${DIFFBLOCKS_THREADS:-2}
 [ -x build/bin/bench_origin ] || { echo "bench_ratios.sh: build/bin/bench_origin is missing (see the header)" >&2; exit 1; }
 out=build/bench/ratios
 rm -rf "$out" && mkdir -p "$out"

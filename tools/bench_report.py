@@ -338,6 +338,10 @@ def docs_table(ours_paths, torch_paths, command):
     ctx = {}
     for p in list(ours_paths) + list(torch_paths):
         ctx.update(json.loads(Path(p).read_text()).get("context", {}))
+    loads = [json.loads(Path(p).read_text()).get("context", {}).get("load_avg") for p in ours_paths]
+    loads = [l[0] for l in loads if l]
+    load_text = (f" 1-minute load average at the rounds' starts: {min(loads):.1f}-{max(loads):.1f} "
+                 f"on {ctx.get('num_cpus', '?')} CPUs." if loads else "")
     flags = ctx.get("cpu_flags", {})
     flag_text = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items()) or "flags unknown"
     lines = [DOCS_BEGIN, "",
@@ -345,7 +349,7 @@ def docs_table(ours_paths, torch_paths, command):
              f"({flag_text}); diffblocks {ctx.get('diffblocks_threads', '?')} threads, "
              f"{torch_summary(ctx)}, diffusers {ctx.get('diffusers_version', '?')}; float32, batch 1. "
              f"Measured {ctx.get('date', '?')}, {len(ours_paths)} rounds alternating diffblocks and PyTorch "
-             "in one session.", "",
+             f"in one session.{load_text}", "",
              "| case | diffblocks ms | PyTorch eager ms | PyTorch / diffblocks |",
              "|---|---|---|---|"]
     names = sorted({n for r in ours_r for n in r}, key=natural)

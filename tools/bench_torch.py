@@ -125,29 +125,58 @@ DIFFUSER_TTS_CONFIG = {
 
 
 def timed(fn, warmup: int, repeats: int):
-    """(wall seconds, this thread's CPU seconds) of `repeats` calls after `warmup` untimed ones."""
+    """(wall seconds, this thread's CPU seconds, minor page faults) of `repeats` calls after
+    `warmup` untimed ones."""
     runs = []
     with torch.no_grad():
         for _ in range(warmup):
             fn()
         for _ in range(repeats):
-            w0, c0 = time.perf_counter(), time.thread_time()
+            f0, w0, c0 = minor_faults(), time.perf_counter(), time.thread_time()
             fn()
-            runs.append((time.perf_counter() - w0, time.thread_time() - c0))
+            runs.append((time.perf_counter() - w0, time.thread_time() - c0, minor_faults() - f0))
     return runs
 
 
+def minor_faults() -> int:
+    """This process's minor page faults so far (0 where unknown)."""
+    try:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    except Exception:  # noqa: BLE001 (informative only; no resource module on Windows)
+        return 0
+
+
+WARM_MALLOC_BYTES = 30 << 20
+
+
+def warm_malloc() -> None:
+    """Puts glibc's allocator in the state of a process that has already loaded or run a model:
+    one 30 MiB block allocated, touched and freed. glibc serves a block this large with mmap and,
+    when it is freed, raises its dynamic mmap threshold to the block's size (and the heap trim
+    threshold to twice that), so that later tensors up to 30 MiB are reused from the heap instead
+    of being unmapped on free and page-faulted back in on the next allocation. A fresh process
+    that has allocated nothing large pays those faults on every forward (bench_torch.py measured
+    8k / 33k-63k / 570k minor faults per Origin forward at T = 128 / 512 / 2048, 8-33 % of its
+    CPU time; docs/performance.md). --malloc fresh skips this."""
+    block = torch.empty(WARM_MALLOC_BYTES, dtype=torch.uint8)
+    block.fill_(1)
+    del block
+
+
 def entry(name: str, index: int, runs, flops: float, extra: dict | None = None) -> dict:
-    wall = [w for w, _ in runs]
+    wall = [r[0] for r in runs]
     med = statistics.median(wall)
     e = {
         "name": name, "family_index": 0, "per_family_instance_index": index, "run_name": name,
         "run_type": "iteration", "repetitions": 1, "repetition_index": 0, "threads": 1,
         "iterations": len(runs), "real_time": med * 1e3,
-        "cpu_time": statistics.median(c for _, c in runs) * 1e3, "time_unit": "ms",
+        "cpu_time": statistics.median(r[1] for r in runs) * 1e3, "time_unit": "ms",
         "min_real_time": min(wall) * 1e3, "mean_real_time": statistics.fmean(wall) * 1e3,
         "GFLOP": flops / 1e9, "GFLOP/s": flops / 1e9 / med,
     }
+    if all(len(r) > 2 for r in runs):
+        e["minor_faults_per_run"] = int(statistics.median(r[2] for r in runs))
     e.update(extra or {})
     return e
 
@@ -482,14 +511,6 @@ def load_upstream(path: Path):
     return diffusion.GradLogPEstimator2d, model_dir
 
 
-def minor_faults() -> int:
-    try:
-        import resource
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    except Exception:  # noqa: BLE001 (informative only; no resource module on Windows)
-        return 0
-
-
 def check_upstream(args) -> int:
     """Outputs and speed of the transcription against the upstream module (see --check-upstream)."""
     upstream_cls, model_dir = load_upstream(args.check_upstream)
@@ -603,6 +624,12 @@ def context(args) -> dict:
         "warmup": args.warmup,
         "repeats": args.repeats,
         "weights": "N(0, 0.02), GroupNorm gamma 1 + N(0, 0.02), Rezero g 0.5",
+        "malloc": (f"warm (one {WARM_MALLOC_BYTES >> 20} MiB block freed before timing: glibc's mmap/trim "
+                   "thresholds raised as in a process that has loaded a model)") if getattr(args, "malloc", "warm") == "warm"
+                  else "fresh process",
+        "grad_mode": "torch.no_grad()",
+        "origin_model": (f"upstream Grad-TTS ({args.upstream})" if getattr(args, "upstream", None)
+                         else "tools/reference/gradtts_reference.py (checked against upstream: --check-upstream)"),
     }
     if "diffusers" in sys.modules:
         ctx["diffusers_version"] = sys.modules["diffusers"].__version__
@@ -651,6 +678,12 @@ def main() -> int:
                     help="origin / diffuser / attention suites: f32, and the f32 model (tensors) under "
                          "torch.autocast('cpu', dtype)")
     ap.add_argument("--max-tokens", type=int, default=16384, help="longest attention sequence")
+    ap.add_argument("--malloc", choices=["warm", "fresh"], default="warm",
+                    help="warm (default): time in the allocator state of a process that has loaded or run a "
+                         "model (see warm_malloc); fresh: as a new process that has allocated nothing large")
+    ap.add_argument("--upstream", type=Path, metavar="PATH",
+                    help="origin suite: time the upstream Grad-TTS GradLogPEstimator2d itself (PATH as for "
+                         "--check-upstream) instead of the transcription")
     ap.add_argument("--check-upstream", type=Path, metavar="PATH",
                     help="a Grad-TTS checkout (Speech-Backbones): check the Origin transcription's outputs "
                          "and speed against the upstream GradLogPEstimator2d instead of benchmarking")
@@ -681,12 +714,20 @@ def main() -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"CPU capability {cpu_capability()}, Python {platform.python_version()}; "
           f"{args.warmup} warm-ups, median of {args.repeats}")
+    if args.malloc == "warm":
+        warm_malloc()
     if args.check_upstream:
         return check_upstream(args)
     entries = []
     if "origin" in args.suite:
         model = GradLogPEstimator2d(64, dim_mults=(1, 2, 4), n_spks=1, n_feats=80).eval()
         randomize_(model, args.seed)
+        if args.upstream:
+            upstream_cls, model_dir = load_upstream(args.upstream)
+            upstream = upstream_cls(64, dim_mults=(1, 2, 4), n_spks=1, n_feats=80).eval()
+            upstream.load_state_dict(model.state_dict(), strict=True)
+            model = upstream
+            print(f"origin: the upstream module from {model_dir}")
         print(f"{'benchmark':<30} {'median ms':>10} {'min ms':>10} {'GFLOP':>8} {'GFLOP/s':>8}")
         for i, (frames, dtype) in enumerate((f, d) for f in args.frames for d in args.dtypes):
             e = benchmark_entry(i, frames, time_forward(model, frames, args.warmup, args.repeats, args.seed + 1, dtype),
