@@ -5,7 +5,8 @@
 # tools/bench_torch.py (diffusers' own UNet2DConditionModel; the Origin through the transcription
 # that tools/bench_torch.py --check-upstream checks against upstream Grad-TTS); then
 # tools/bench_report.py --docs writes the table from exactly these JSON files (median and range
-# over the rounds, the ratio as the median of the per-round ratios).
+# over the rounds, the ratio as the median of the per-round ratios) into FILE's generated section
+# for this thread count (markers "... --docs (threads N) ...").
 #
 #   tools/bench_ratios.sh [--threads N] [--rounds N] [--frames "128 512 2048"] [--reps R] [--docs FILE]
 #
@@ -14,7 +15,7 @@
 # $DIFFBLOCKS_THREADS, else 2 (both sides).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-invocation="tools/bench_ratios.sh $*"
+invocation="tools/bench_ratios.sh$(printf ' %q' "$@")"
 rounds=5 frames="128 512" reps=3 docs=docs/performance.md threads=${DIFFBLOCKS_THREADS:-2}
 while (($#)); do
   case "$1" in
@@ -42,4 +43,5 @@ for ((r = 1; r <= rounds; r++)); do
     --json "$out/torch_r$r.json"
   ours+=("$out/origin_r$r.json") theirs+=("$out/torch_r$r.json")
 done
-"$py" tools/bench_report.py --ours "${ours[@]}" --torch "${theirs[@]}" --docs "$docs" --command "$invocation"
+"$py" tools/bench_report.py --ours "${ours[@]}" --torch "${theirs[@]}" --docs "$docs" --section "threads $threads" \
+  --command "$invocation"

@@ -326,7 +326,15 @@ def spread(vals, fmt):
     return f"{fmt.format(med)} ({fmt.format(vals[0])}–{fmt.format(vals[-1])})" if len(vals) > 1 else fmt.format(med)
 
 
-def docs_table(ours_paths, torch_paths, command):
+def docs_markers(section=""):
+    """The generated section's first and last lines; `section` (e.g. "threads 2") tells several
+    generated tables of one file apart."""
+    if not section:
+        return DOCS_BEGIN, DOCS_END
+    return (DOCS_BEGIN.replace("--docs", f"--docs ({section})"), DOCS_END.replace("--docs", f"--docs ({section})"))
+
+
+def docs_table(ours_paths, torch_paths, command, section=""):
     """The README-ready performance table from one run of tools/bench_ratios.sh: round i is
     ours_paths[i] (bench_origin) beside torch_paths[i] (bench_torch.py), run one after the other;
     each cell is the median over the rounds (range in brackets), the ratio column the median of
@@ -336,7 +344,7 @@ def docs_table(ours_paths, torch_paths, command):
     ours_r = [round_times(p) for p in ours_paths]
     torch_r = [round_times(p) for p in torch_paths]
     ctx = {}
-    for p in list(ours_paths) + list(torch_paths):
+    for p in list(reversed(ours_paths)) + list(reversed(torch_paths)):  # the first round's date
         ctx.update(json.loads(Path(p).read_text()).get("context", {}))
     loads = [json.loads(Path(p).read_text()).get("context", {}).get("load_avg") for p in ours_paths]
     loads = [l[0] for l in loads if l]
@@ -344,10 +352,13 @@ def docs_table(ours_paths, torch_paths, command):
                  f"on {ctx.get('num_cpus', '?')} CPUs." if loads else "")
     flags = ctx.get("cpu_flags", {})
     flag_text = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items()) or "flags unknown"
-    lines = [DOCS_BEGIN, "",
+    begin, end = docs_markers(section)
+    lines = [begin, "",
              f"Machine: {ctx.get('cpu_model', ctx.get('cpu', '?'))}, {ctx.get('num_cpus', '?')} CPUs "
              f"({flag_text}); diffblocks {ctx.get('diffblocks_threads', '?')} threads, "
-             f"{torch_summary(ctx)}, diffusers {ctx.get('diffusers_version', '?')}; float32, batch 1. "
+             f"{torch_summary(ctx)}, diffusers {ctx.get('diffusers_version', '?')}, "
+             f"{ctx.get('grad_mode', 'torch.no_grad()')}, allocator {str(ctx.get('malloc', '?')).split(' ')[0]}; "
+             "float32, batch 1. "
              f"Measured {ctx.get('date', '?')}, {len(ours_paths)} rounds alternating diffblocks and PyTorch "
              f"in one session.{load_text}", "",
              "| case | diffblocks ms | PyTorch eager ms | PyTorch / diffblocks |",
@@ -367,16 +378,17 @@ def docs_table(ours_paths, torch_paths, command):
                          f"**{spread([t / o for o, t in pairs], '{:.2f}')}x** |")
     lines += ["", "Cells: median over the rounds (range); the ratio is the median of the per-round ratios. "
               "Each round's time is the median of its repetitions. Reproduce with:", "",
-              "```sh", command, "```", "", DOCS_END]
+              "```sh", command, "```", "", end]
     return "\n".join(lines)
 
 
-def write_docs(path, table):
-    text = path.read_text() if path.exists() else f"{DOCS_BEGIN}\n{DOCS_END}\n"
-    b, e = text.find(DOCS_BEGIN), text.find(DOCS_END)
+def write_docs(path, table, section=""):
+    begin, end = docs_markers(section)
+    text = path.read_text() if path.exists() else f"{begin}\n{end}\n"
+    b, e = text.find(begin), text.find(end)
     if b < 0 or e < b:
-        raise SystemExit(f"bench_report.py: {path} has no generated section ({DOCS_BEGIN!r} ... {DOCS_END!r})")
-    path.write_text(text[:b] + table + text[e + len(DOCS_END):])
+        raise SystemExit(f"bench_report.py: {path} has no generated section ({begin!r} ... {end!r})")
+    path.write_text(text[:b] + table + text[e + len(end):])
 
 
 def main():
@@ -391,10 +403,12 @@ def main():
                     "--torch list the rounds in the same order) into this file's generated section")
     ap.add_argument("--command", default="tools/bench_ratios.sh",
                     help="--docs: the command that produced the JSON, quoted in the table")
+    ap.add_argument("--section", default="", help="--docs: which generated section of FILE (its markers "
+                    "name it, e.g. 'threads 2'); default: the unnamed one")
     args = ap.parse_args()
     if args.docs:
-        table = docs_table(args.ours, args.torch, args.command)
-        write_docs(args.docs, table)
+        table = docs_table(args.ours, args.torch, args.command, args.section)
+        write_docs(args.docs, table, args.section)
         print(table)
         print(f"wrote {args.docs}")
         return
