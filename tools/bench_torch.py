@@ -34,6 +34,18 @@ batch 1 and 16, attention (naive matmul-softmax-matmul and F.scaled_dot_product_
 (torch.backends.cuda.matmul.allow_tf32 = False, cudnn.allow_tf32 = False); times are CUDA-event
 times, median of --repeats after --warmup runs. tools/bench_cuda.sh runs it on a GPU machine.
 
+--check-upstream PATH checks the Origin transcription against the module users run: the upstream
+Grad-TTS GradLogPEstimator2d (PATH: a huawei-noah/Speech-Backbones checkout, its Grad-TTS
+directory or Grad-TTS/model; model/diffusion.py and model/base.py are loaded from there without
+the package's __init__, and need einops). Same weights (the transcription's state_dict loaded
+strictly), same inputs: the outputs must agree (max abs difference <= 1e-5, else exit 1), then
+both are timed in --rounds interleaved rounds (the order alternating per round) at every
+--frames T, and the table gives each side's median and range and the median (range) of the
+per-round ratios transcription / upstream. --max-ratio R also fails when that median ratio
+exceeds R (off by default: a loaded machine can disturb it).
+
+    python tools/bench_torch.py --check-upstream ~/Speech-Backbones --frames 128 512 --rounds 7
+
 Runs under the newest torch (.venv) and under Python 3.9 + torch 1.13.1 + diffusers 0.25.1
 (build/torch-legacy/python, see tools/setup_torch_legacy.sh), the issue's reference version:
 torch 1.13 has no F.scaled_dot_product_attention (its "sdpa" cases are skipped) and no
@@ -113,29 +125,58 @@ DIFFUSER_TTS_CONFIG = {
 
 
 def timed(fn, warmup: int, repeats: int):
-    """(wall seconds, this thread's CPU seconds) of `repeats` calls after `warmup` untimed ones."""
+    """(wall seconds, this thread's CPU seconds, minor page faults) of `repeats` calls after
+    `warmup` untimed ones."""
     runs = []
     with torch.no_grad():
         for _ in range(warmup):
             fn()
         for _ in range(repeats):
-            w0, c0 = time.perf_counter(), time.thread_time()
+            f0, w0, c0 = minor_faults(), time.perf_counter(), time.thread_time()
             fn()
-            runs.append((time.perf_counter() - w0, time.thread_time() - c0))
+            runs.append((time.perf_counter() - w0, time.thread_time() - c0, minor_faults() - f0))
     return runs
 
 
+def minor_faults() -> int:
+    """This process's minor page faults so far (0 where unknown)."""
+    try:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    except Exception:  # noqa: BLE001 (informative only; no resource module on Windows)
+        return 0
+
+
+WARM_MALLOC_BYTES = 30 << 20
+
+
+def warm_malloc() -> None:
+    """Puts glibc's allocator in the state of a process that has already loaded or run a model:
+    one 30 MiB block allocated, touched and freed. glibc serves a block this large with mmap and,
+    when it is freed, raises its dynamic mmap threshold to the block's size (and the heap trim
+    threshold to twice that), so that later tensors up to 30 MiB are reused from the heap instead
+    of being unmapped on free and page-faulted back in on the next allocation. A fresh process
+    that has allocated nothing large pays those faults on every forward (bench_torch.py measured
+    8k / 33k-63k / 570k minor faults per Origin forward at T = 128 / 512 / 2048, 8-33 % of its
+    CPU time; docs/performance.md). --malloc fresh skips this."""
+    block = torch.empty(WARM_MALLOC_BYTES, dtype=torch.uint8)
+    block.fill_(1)
+    del block
+
+
 def entry(name: str, index: int, runs, flops: float, extra: dict | None = None) -> dict:
-    wall = [w for w, _ in runs]
+    wall = [r[0] for r in runs]
     med = statistics.median(wall)
     e = {
         "name": name, "family_index": 0, "per_family_instance_index": index, "run_name": name,
         "run_type": "iteration", "repetitions": 1, "repetition_index": 0, "threads": 1,
         "iterations": len(runs), "real_time": med * 1e3,
-        "cpu_time": statistics.median(c for _, c in runs) * 1e3, "time_unit": "ms",
+        "cpu_time": statistics.median(r[1] for r in runs) * 1e3, "time_unit": "ms",
         "min_real_time": min(wall) * 1e3, "mean_real_time": statistics.fmean(wall) * 1e3,
         "GFLOP": flops / 1e9, "GFLOP/s": flops / 1e9 / med,
     }
+    if all(len(r) > 2 for r in runs):
+        e["minor_faults_per_run"] = int(statistics.median(r[2] for r in runs))
     e.update(extra or {})
     return e
 
@@ -441,6 +482,101 @@ def cuda_entries(args) -> list:
     return out
 
 
+# ---- the upstream check (--check-upstream) -------------------------------------------------
+
+def load_upstream(path: Path):
+    """The upstream GradLogPEstimator2d class from a Grad-TTS checkout at `path` (Speech-Backbones,
+    its Grad-TTS directory, or Grad-TTS/model). Only model/base.py and model/diffusion.py run:
+    model/__init__.py imports the whole TTS model (monotonic_align needs a Cython build), so the
+    package `model` is registered here without it."""
+    import importlib
+    import types
+    path = Path(path).expanduser().resolve()
+    for cand in (path, path / "model", path / "Grad-TTS" / "model"):
+        if (cand / "diffusion.py").is_file() and (cand / "base.py").is_file():
+            model_dir = cand
+            break
+    else:
+        raise SystemExit(f"bench_torch.py: no Grad-TTS model/diffusion.py under {path}")
+    try:
+        import einops  # noqa: F401 (the upstream module's dependency)
+    except ImportError:
+        raise SystemExit("bench_torch.py: the upstream Grad-TTS module needs einops (pip install einops)")
+    for name in [n for n in sys.modules if n == "model" or n.startswith("model.")]:
+        del sys.modules[name]
+    pkg = types.ModuleType("model")
+    pkg.__path__ = [str(model_dir)]
+    sys.modules["model"] = pkg
+    diffusion = importlib.import_module("model.diffusion")
+    return diffusion.GradLogPEstimator2d, model_dir
+
+
+def check_upstream(args) -> int:
+    """Outputs and speed of the transcription against the upstream module (see --check-upstream)."""
+    upstream_cls, model_dir = load_upstream(args.check_upstream)
+    ours = GradLogPEstimator2d(64, dim_mults=(1, 2, 4), n_spks=1, n_feats=80).eval()
+    randomize_(ours, args.seed)
+    upstream = upstream_cls(64, dim_mults=(1, 2, 4), n_spks=1, n_feats=80).eval()
+    upstream.load_state_dict(ours.state_dict(), strict=True)
+    print(f"upstream: {model_dir}; transcription: tools/reference/gradtts_reference.py; "
+          f"{args.rounds} interleaved rounds after {args.warmup} warm-ups each")
+    print(f"{'T':>6} {'max|diff|':>10} {'transcription ms':>22} {'upstream ms':>22} {'ratio':>18} {'cpu ratio':>9} "
+          f"{'faults/fwd':>14}")
+    failed, entries = False, []
+    for frames in args.frames:
+        gen = torch.Generator().manual_seed(args.seed + 1)
+        x = torch.randn(1, 80, frames, generator=gen)
+        mu = torch.randn(1, 80, frames, generator=gen)
+        mask = torch.ones(1, 1, frames)
+        t = torch.full((1,), 0.5)
+        models = {"transcription": ours, "upstream": upstream}
+        with torch.no_grad():
+            outs = {k: m(x, mask, mu, t) for k, m in models.items()}
+            diff = (outs["transcription"] - outs["upstream"]).abs().max().item()
+            for _ in range(args.warmup):
+                for m in models.values():
+                    m(x, mask, mu, t)
+            times = {k: [] for k in models}
+            faults = {k: [] for k in models}
+            cpu = {k: [] for k in models}
+            for r in range(args.rounds):
+                order = list(models) if r % 2 == 0 else list(reversed(list(models)))
+                for k in order:
+                    f0, c0, w0 = minor_faults(), time.process_time(), time.perf_counter()
+                    models[k](x, mask, mu, t)
+                    times[k].append(time.perf_counter() - w0)
+                    cpu[k].append(time.process_time() - c0)
+                    faults[k].append(minor_faults() - f0)
+        ratios = [a / b for a, b in zip(times["transcription"], times["upstream"])]
+        ratio = statistics.median(ratios)
+        cell = {k: f"{statistics.median(v) * 1e3:.1f} ({min(v) * 1e3:.0f}-{max(v) * 1e3:.0f})" for k, v in times.items()}
+        fcell = "/".join(str(int(statistics.median(faults[k]))) for k in models)
+        cpu_ratio = statistics.median(a / b for a, b in zip(cpu["transcription"], cpu["upstream"]))
+        print(f"{frames:>6} {diff:>10.2e} {cell['transcription']:>22} {cell['upstream']:>22} "
+              f"{ratio:>6.3f} ({min(ratios):.2f}-{max(ratios):.2f}) {cpu_ratio:>9.3f} {fcell:>14}", flush=True)
+        if not diff <= 1e-5:
+            print(f"  FAIL: outputs differ at T={frames} (max |diff| {diff:.3g} > 1e-5)")
+            failed = True
+        if args.max_ratio is not None and ratio > args.max_ratio:
+            print(f"  FAIL: the transcription takes {ratio:.3f}x the upstream module's time at T={frames} "
+                  f"(--max-ratio {args.max_ratio})")
+            failed = True
+        for i, (k, v) in enumerate(times.items()):
+            e = entry(f"torch/origin_forward{'_upstream' if k == 'upstream' else ''}/T:{frames}", i,
+                      [(w, w) for w in v], 2 * origin_macs(frames))
+            e["max_abs_diff_vs_upstream"] = diff
+            e["round_times_ms"] = [w * 1e3 for w in v]
+            entries.append(e)
+    if args.json:
+        args.json.write_text(json.dumps({"context": context(args), "benchmarks": entries}, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    print("ms: median (range) of the rounds' wall times; ratio = transcription / upstream wall time, median "
+          "(range) of the rounds (1.0: the same speed); cpu ratio: the same with the process's CPU time (less "
+          "disturbed by other load at --threads 1); faults/fwd: minor page faults per forward "
+          "(transcription/upstream)")
+    return 1 if failed else 0
+
+
 def time_forward(model, frames: int, warmup: int, repeats: int, seed: int, dtype: str = "f32"):
     """Per-run (wall seconds, this thread's CPU seconds) of `repeats` timed forwards."""
     gen = torch.Generator().manual_seed(seed)
@@ -458,8 +594,22 @@ def benchmark_entry(index: int, frames: int, runs, dtype: str = "f32") -> dict:
     return e
 
 
+def cpu_info() -> dict:
+    """The CPU's model name and the vector/matrix extensions that matter here (Linux /proc/cpuinfo,
+    the `flags` lscpu shows); empty where unreadable."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "?")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []))
+    wanted = {"AVX2": "avx2", "AVX-512": "avx512f", "AVX512-BF16": "avx512_bf16", "AMX": "amx_tile"}
+    return {"cpu_model": model, "cpu_flags": {k: v in flags for k, v in wanted.items()}}
+
+
 def context(args) -> dict:
     ctx = {
+        **cpu_info(),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "host_name": socket.gethostname(),
         "executable": " ".join([sys.executable] + sys.argv),
@@ -474,6 +624,12 @@ def context(args) -> dict:
         "warmup": args.warmup,
         "repeats": args.repeats,
         "weights": "N(0, 0.02), GroupNorm gamma 1 + N(0, 0.02), Rezero g 0.5",
+        "malloc": (f"warm (one {WARM_MALLOC_BYTES >> 20} MiB block freed before timing: glibc's mmap/trim "
+                   "thresholds raised as in a process that has loaded a model)") if getattr(args, "malloc", "warm") == "warm"
+                  else "fresh process",
+        "grad_mode": "torch.no_grad()",
+        "origin_model": (f"upstream Grad-TTS ({args.upstream})" if getattr(args, "upstream", None)
+                         else "tools/reference/gradtts_reference.py (checked against upstream: --check-upstream)"),
     }
     if "diffusers" in sys.modules:
         ctx["diffusers_version"] = sys.modules["diffusers"].__version__
@@ -522,6 +678,18 @@ def main() -> int:
                     help="origin / diffuser / attention suites: f32, and the f32 model (tensors) under "
                          "torch.autocast('cpu', dtype)")
     ap.add_argument("--max-tokens", type=int, default=16384, help="longest attention sequence")
+    ap.add_argument("--malloc", choices=["warm", "fresh"], default="warm",
+                    help="warm (default): time in the allocator state of a process that has loaded or run a "
+                         "model (see warm_malloc); fresh: as a new process that has allocated nothing large")
+    ap.add_argument("--upstream", type=Path, metavar="PATH",
+                    help="origin suite: time the upstream Grad-TTS GradLogPEstimator2d itself (PATH as for "
+                         "--check-upstream) instead of the transcription")
+    ap.add_argument("--check-upstream", type=Path, metavar="PATH",
+                    help="a Grad-TTS checkout (Speech-Backbones): check the Origin transcription's outputs "
+                         "and speed against the upstream GradLogPEstimator2d instead of benchmarking")
+    ap.add_argument("--rounds", type=int, default=7, help="--check-upstream: interleaved timing rounds")
+    ap.add_argument("--max-ratio", type=float, help="--check-upstream: fail when transcription / upstream "
+                    "(median of the rounds) exceeds this")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="cuda: the GPU suite of benchmarks/bench_cuda.cu instead of --suite")
     args = ap.parse_args()
@@ -546,10 +714,20 @@ def main() -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"CPU capability {cpu_capability()}, Python {platform.python_version()}; "
           f"{args.warmup} warm-ups, median of {args.repeats}")
+    if args.malloc == "warm":
+        warm_malloc()
+    if args.check_upstream:
+        return check_upstream(args)
     entries = []
     if "origin" in args.suite:
         model = GradLogPEstimator2d(64, dim_mults=(1, 2, 4), n_spks=1, n_feats=80).eval()
         randomize_(model, args.seed)
+        if args.upstream:
+            upstream_cls, model_dir = load_upstream(args.upstream)
+            upstream = upstream_cls(64, dim_mults=(1, 2, 4), n_spks=1, n_feats=80).eval()
+            upstream.load_state_dict(model.state_dict(), strict=True)
+            model = upstream
+            print(f"origin: the upstream module from {model_dir}")
         print(f"{'benchmark':<30} {'median ms':>10} {'min ms':>10} {'GFLOP':>8} {'GFLOP/s':>8}")
         for i, (frames, dtype) in enumerate((f, d) for f in args.frames for d in args.dtypes):
             e = benchmark_entry(i, frames, time_forward(model, frames, args.warmup, args.repeats, args.seed + 1, dtype),

@@ -21,7 +21,9 @@
 // inline namespace of the type's helpers.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "../helpers.hpp"
@@ -73,6 +75,22 @@ auto host(const X& y) {
   else return db::ops::cast<float>(db::Cpu{}, h);
 }
 
+/// With DIFFBLOCKS_ACCURACY_REPORT=path set, appends one JSON line per float32 fixture
+/// comparison to path: {"case": "origin_a/out", "what": ..., "device": ..., "max_abs_err": ...,
+/// "max_abs_ref": ...}. tools/accuracy_report.py turns the file into docs/accuracy.md's tables
+/// (the accuracy_table ctest checks the committed ones against it). Lines are appended, so the
+/// file collects every test process's results; each line is written whole at once.
+inline void report_accuracy(const std::string& key, const std::string& what, const Diff& d) {
+  const char* path = std::getenv("DIFFBLOCKS_ACCURACY_REPORT");
+  if (path == nullptr || *path == '\0') return;
+  const nlohmann::json line = {{"case", key},
+                               {"what", what},
+                               {"device", device_description()},
+                               {"max_abs_err", d.max_abs_err},
+                               {"max_abs_ref", d.max_abs_ref}};
+  std::ofstream(path, std::ios::app) << line.dump() + "\n" << std::flush;
+}
+
 /// The accuracy contract of the model type under test: float32's (helpers.hpp), or for a half
 /// type, within 2x the error PyTorch's autocast makes on the same case (the peer; the larger of
 /// autocast's and the half-storage peer's, see tools/reference/make_half_fixtures.py), in max
@@ -82,6 +100,7 @@ using ::dbt::require_close;  // the float32 contract (helpers.hpp), beside the o
 template <class A, std::size_t N>
 void require_close(const A& got, const Reference<N>& want, const std::string& what) {
   if constexpr (!half_mode) {
+    if (db::tensor_shape(got) == db::tensor_shape(want)) report_accuracy(want.key, what, diff(got, want));
     require_close(got, static_cast<const db::Tensor<float, N>&>(want), what);
   } else {
     REQUIRE(db::tensor_shape(got) == db::tensor_shape(want));
