@@ -5,7 +5,8 @@
       Every code block preceded by `<!-- readme: PATH ... -->` must equal the file PATH (the
       README's "API in one screen" is examples/readme.cpp, its C example examples/readme.c;
       ctest builds and runs both). The commands named in ```console blocks (tools/*.sh) must
-      exist and be executable.
+      exist and be executable. Every ratio in a README table row saying "PyTorch / diffblocks"
+      must be one docs/performance.md's generated tables give (bold, as bench_report.py writes).
   check_readme.py [--readme README.md] --run BUILD_DIR --work DIR
       Runs every command of every ```sh block, in order, with bash, from DIR, where `build`
       links to BUILD_DIR and examples/, tests/, tools/ to the source tree's (so the README's
@@ -103,6 +104,24 @@ def scratch(work, build=None):
         os.symlink(os.path.abspath(build), os.path.join(work, "build"))
 
 
+def check_ratios(readme, text):
+    """README ratios quoted from docs/performance.md's generated tables must be there."""
+    perf_path = os.path.join(ROOT, "docs", "performance.md")
+    with open(perf_path, encoding="utf-8") as f:
+        perf = f.read()
+    generated = set(re.findall(r"\*\*(\d+\.\d+)(?: \([^)]*\))?x\*\*", perf))
+    failures = 0
+    for i, line in enumerate(text.split("\n"), 1):
+        if line.startswith("|") and "PyTorch / diffblocks" in line:
+            for r in re.findall(r"(\d+\.\d+)x", line):
+                if r not in generated:
+                    print(f"{readme}:{i}: ratio {r}x is not in docs/performance.md's generated tables")
+                    failures += 1
+                else:
+                    print(f"{readme}:{i}: ratio {r}x is docs/performance.md's")
+    return failures
+
+
 def run_blocks(readme, text, lang, work, programs, what):
     """Runs programs(body) -> [(label, argv)] for every ```lang block, in order, from work;
     stops at the first that fails, naming it."""
@@ -150,7 +169,7 @@ def main():
     with open(a.readme, encoding="utf-8") as f:
         text = f.read()
     if a.examples:
-        return 1 if check_examples(a.readme, text) else 0
+        return 1 if check_examples(a.readme, text) + check_ratios(a.readme, text) else 0
     if a.run:
         if not a.work:
             ap.error("--run needs --work")
