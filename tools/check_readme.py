@@ -146,6 +146,8 @@ def run_blocks(readme, text, lang, work, programs, what):
 
 
 def run_python(readme, text, python, work):
+    if os.sep in python:  # a path relative to where we were started, not to work
+        python = os.path.abspath(python)
     scratch(work)
     return run_blocks(readme, text, "python", work, lambda body: [("python block", [python, "-c", body])],
                       "python blocks")
