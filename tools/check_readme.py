@@ -5,8 +5,8 @@
       Every code block preceded by `<!-- readme: PATH ... -->` must equal the file PATH (the
       README's "API in one screen" is examples/readme.cpp, its C example examples/readme.c;
       ctest builds and runs both). The commands named in ```console blocks (tools/*.sh) must
-      exist and be executable. Every ratio in a README table row saying "PyTorch / diffblocks"
-      must be one docs/performance.md's generated tables give (bold, as bench_report.py writes).
+      exist and be executable. Every ratio in a README table headed "PyTorch / diffblocks" must
+      be one docs/performance.md's generated tables give (bold, as bench_report.py writes).
   check_readme.py [--readme README.md] --run BUILD_DIR --work DIR
       Runs every command of every ```sh block, in order, with bash, from DIR, where `build`
       links to BUILD_DIR and examples/, tests/, tools/ to the source tree's (so the README's
@@ -110,9 +110,11 @@ def check_ratios(readme, text):
     with open(perf_path, encoding="utf-8") as f:
         perf = f.read()
     generated = set(re.findall(r"\*\*(\d+\.\d+)(?: \([^)]*\))?x\*\*", perf))
-    failures = 0
+    failures, in_table = 0, False
     for i, line in enumerate(text.split("\n"), 1):
-        if line.startswith("|") and "PyTorch / diffblocks" in line:
+        # a table whose header (or a row) says "PyTorch / diffblocks": all its rows
+        in_table = line.startswith("|") and (in_table or "PyTorch / diffblocks" in line)
+        if in_table:
             for r in re.findall(r"(\d+\.\d+)x", line):
                 if r not in generated:
                     print(f"{readme}:{i}: ratio {r}x is not in docs/performance.md's generated tables")
