@@ -82,7 +82,8 @@ if(MODE STREQUAL "find_package")
   # The runtime's CUDA module is installed with a CUDA build (lib/libdiffblocks_cuda.so), and
   # the consumer then opens it (its output says so, checked below).
   check_installed(${prefix} "include/diffblocks/" "share/cmake/diffblocks/" "share/pkgconfig/diffblocks\\.pc$"
-                  "lib[^/]*/libdiffblocks_cuda\\.so$" "lib[^/]*/libdiffblocks_c\\.so(\\.[0-9]+)*$")
+                  "lib[^/]*/libdiffblocks_cuda\\.so$" "lib[^/]*/libdiffblocks_c\\.so(\\.[0-9]+)*$"
+                  "lib[^/]*/pkgconfig/diffblocks-c\\.pc$")
   file(GLOB installed_c_api ${prefix}/lib*/libdiffblocks_c.so)
   if(C_API AND NOT installed_c_api)
     message(FATAL_ERROR "cmake --install did not install the C API's library (lib/libdiffblocks_c.so)")
@@ -137,13 +138,20 @@ if(MODE STREQUAL "find_package")
     message(FATAL_ERROR "the pkg-config consumer did not run as the CMake one:\n${run_output}")
   endif()
   if(C_API)
-    # The C API from the moved prefix, without CMake: the library and its header as installed.
+    # The C API from the moved prefix, without CMake: its pkg-config file (relocatable) gives
+    # the header's and the library's directories.
     file(GLOB moved_c_api ${WORK_DIR}/moved-prefix/lib*/libdiffblocks_c.so)
     get_filename_component(moved_libdir "${moved_c_api}" DIRECTORY)
+    run(${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${moved_libdir}/pkgconfig
+        ${PKG_CONFIG} --cflags --libs "diffblocks-c = ${EXPECTED_VERSION}")
+    string(STRIP "${run_output}" pc_c_flags)
+    separate_arguments(pc_c_flags UNIX_COMMAND "${pc_c_flags}")
+    if(NOT pc_c_flags MATCHES "-I[^;]*moved-prefix.*-L[^;]*moved-prefix.*-ldiffblocks_c")
+      message(FATAL_ERROR "pkg-config's diffblocks-c flags do not name the moved prefix: ${pc_c_flags}")
+    endif()
     run(${C_COMPILER} -std=c99 -Wall -Wextra -pedantic -Werror -DEXPECTED_VERSION="${EXPECTED_VERSION}"
-        -DCONSUMER_FIXTURES="${SOURCE_DIR}/tests/fixtures"
-        -I${WORK_DIR}/moved-prefix/include ${SOURCE_DIR}/tests/packaging/consumer/c_consumer.c
-        -L${moved_libdir} -ldiffblocks_c -lm -Wl,-rpath,${moved_libdir} -o ${WORK_DIR}/c_consumer_moved)
+        -DCONSUMER_FIXTURES="${SOURCE_DIR}/tests/fixtures" ${SOURCE_DIR}/tests/packaging/consumer/c_consumer.c
+        ${pc_c_flags} -lm -Wl,-rpath,${moved_libdir} -o ${WORK_DIR}/c_consumer_moved)
     run(${WORK_DIR}/c_consumer_moved)
     if(NOT run_output MATCHES "c_consumer: origin_a matches PyTorch.*c_consumer: diffblocks ${EXPECTED_VERSION}, C API OK")
       message(FATAL_ERROR "the C consumer did not run from the moved prefix:\n${run_output}")
