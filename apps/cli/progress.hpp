@@ -37,8 +37,9 @@ inline std::string progress_bar(int step, int steps, double elapsed, int width =
   const int filled = static_cast<int>(static_cast<long long>(width) * step / steps);
   const double per_step = step > 0 ? elapsed / step : 0.0;
   std::string line = "[" + std::string(filled, '#') + std::string(width - filled, '.') + "] ";
+  // "step/steps" right-aligned in the width of "steps/steps", so the bar does not shift.
   const std::string count = std::to_string(step) + "/" + std::to_string(steps);
-  line += std::string(std::max<std::size_t>(0, std::to_string(steps).size() * 2 + 1 - count.size()), ' ') + count;
+  line += std::string(2 * std::to_string(steps).size() + 1 - count.size(), ' ') + count;
   char buf[96];
   std::snprintf(buf, sizeof buf, "  %.3f s/step  ETA %s", per_step, format_seconds(per_step * (steps - step)).c_str());
   return line + buf;

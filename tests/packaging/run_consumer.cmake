@@ -24,6 +24,14 @@ function(run)
   set(run_output "${out}" PARENT_SCOPE)
 endfunction()
 
+# pkg-config's --cflags --libs for MODULE at exactly EXPECTED_VERSION, found in DIR, as a list.
+function(pkg_config_flags out dir module)
+  run(${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${dir} ${PKG_CONFIG} --cflags --libs "${module} = ${EXPECTED_VERSION}")
+  string(STRIP "${run_output}" flags)
+  separate_arguments(flags UNIX_COMMAND "${flags}")
+  set(${out} "${flags}" PARENT_SCOPE)
+endfunction()
+
 # Every installed file must lie under one of the given prefixes (relative to ROOT).
 function(check_installed root)
   file(GLOB_RECURSE files RELATIVE ${root} ${root}/*)
@@ -124,10 +132,7 @@ if(MODE STREQUAL "find_package")
     message(FATAL_ERROR "pkg-config is not installed (tools/setup_debian.sh installs it)")
   endif()
   file(RENAME ${prefix} ${WORK_DIR}/moved-prefix)
-  run(${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${WORK_DIR}/moved-prefix/share/pkgconfig
-      ${PKG_CONFIG} --cflags --libs "diffblocks = ${EXPECTED_VERSION}")
-  string(STRIP "${run_output}" pc_flags)
-  separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
+  pkg_config_flags(pc_flags ${WORK_DIR}/moved-prefix/share/pkgconfig diffblocks)
   if(NOT pc_flags MATCHES "-I[^;]*moved-prefix")
     message(FATAL_ERROR "pkg-config's flags do not name the moved prefix's include directory: ${pc_flags}")
   endif()
@@ -142,10 +147,7 @@ if(MODE STREQUAL "find_package")
     # the header's and the library's directories.
     file(GLOB moved_c_api ${WORK_DIR}/moved-prefix/lib*/libdiffblocks_c.so)
     get_filename_component(moved_libdir "${moved_c_api}" DIRECTORY)
-    run(${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${moved_libdir}/pkgconfig
-        ${PKG_CONFIG} --cflags --libs "diffblocks-c = ${EXPECTED_VERSION}")
-    string(STRIP "${run_output}" pc_c_flags)
-    separate_arguments(pc_c_flags UNIX_COMMAND "${pc_c_flags}")
+    pkg_config_flags(pc_c_flags ${moved_libdir}/pkgconfig diffblocks-c)
     if(NOT pc_c_flags MATCHES "-I[^;]*moved-prefix.*-L[^;]*moved-prefix.*-ldiffblocks_c")
       message(FATAL_ERROR "pkg-config's diffblocks-c flags do not name the moved prefix: ${pc_c_flags}")
     endif()
