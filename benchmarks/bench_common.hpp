@@ -125,17 +125,23 @@ std::string dtype_case(const std::string& case_name) {
   return std::is_same<T, float>::value ? case_name : case_name + "_" + dtype_name<T>();
 }
 
-/// The kernels a block or model of type T runs on, for the benchmark's label. Every half op on
-/// the CPU widens its operands, runs the float32 kernel and rounds its result once
-/// (ops/cpu/half_ops.hpp); the conversions run in the same instruction set's copy. The half
-/// GEMM (ops/cpu/gemm_half.hpp, timed by bench_gemm_half) is not called by any block yet.
+/// The kernels a block or model of type T runs on, for the benchmark's label. A half model's hot
+/// kernels read and write the half tensors with float32 arithmetic in the copy of the ISA in use
+/// (ops/cpu/half_ops.hpp); token-wise Linear layers run on the half GEMM's path (gemm_half.hpp:
+/// vdpbf16ps for bf16 on an AVX512-BF16 CPU), and so does bf16 softmax attention
+/// (attention_bf16.hpp); the rest widens to the float32 kernels.
 template <class T>
 std::string dtype_label() {
   const std::string isa = db::ops::cpu::isa_name();
   if constexpr (std::is_same<T, float>::value) return "f32: float32 kernels (" + isa + ")";
-  else
+  else {
+    std::string attention = "float32 kernels";
+    if constexpr (std::is_same<T, db::bf16>::value)
+      if (db::ops::cpu::bf16_attention_native()) attention = "avx512_bf16 (vdpbf16ps)";
     return std::string(dtype_name<T>()) + ": float32 kernels (" + isa + ") reading and writing " + dtype_name<T>() +
-           ", token-wise Linear on " + db::ops::cpu::half_gemm_path_name(db::ops::cpu::half_gemm_path<T>());
+           ", token-wise Linear on " + db::ops::cpu::half_gemm_path_name(db::ops::cpu::half_gemm_path<T>()) +
+           ", softmax attention on " + attention;
+  }
 }
 
 /// Registers a case in float32, bf16 and f16, named dtype_case<S>(head) + tail (the case's name,

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "diffblocks/core/random.hpp"
+#include "diffblocks/ops/cpu/attention_bf16.hpp"
 #include "diffblocks/ops/cpu/gemm_half.hpp"
 
 namespace db = diffblocks;
@@ -255,5 +256,123 @@ TEST_CASE("gemm_half: a_index and b_index are where the packers write", "[gemm_h
         for (int n = 0; n < cols; ++n) layout.store(by_index.data(), layout.b_index(k, n, rows), float(X[k * (cols + 1) + n]));
       REQUIRE(std::memcmp(packed.data(), by_index.data(), layout.b_bytes(rows, cols)) == 0);
     }
+  }
+}
+
+// ---- bf16 softmax attention on vdpbf16ps (ops/cpu/attention_bf16.hpp) ------------------------
+//
+// Error bound, per output element. The scores are float32 sums of exact products (error ~1e-7
+// relative: nothing a softmax notices at these magnitudes), exp2 has a relative error below
+// 1e-7, and two roundings to bf16 remain (unit roundoff u = 2^-8: 8 significant bits): each
+// weight p_j of the value product and the output. So |ours - exact| <= u (sum_j p_j |v_j|) /
+// (sum_j p_j) + u |exact| <= 2u w, w the weighted mean of |v| (computed with the reference), plus
+// 1e-5 w for the float32 arithmetic. A wrong pair, panel or key block is wrong by O(w), far outside it.
+namespace {
+
+struct AttnCase {
+  int B, Nq, Nk, heads, dh, dv;
+  bool bias;
+  float magnitude;  // of q and k: large scores check the running maximum
+};
+
+/// The bf16 kernel against softmax attention in double on the same bf16 values.
+void check_bf16_attention(const AttnCase& a, db::Rng& rng) {
+  using BT = db::bf16;
+  auto make = [&](int n, int c, float mag) {
+    auto t = db::Tensor<BT, 3, db::Cpu>::from_shape({std::size_t(a.B), std::size_t(n), std::size_t(c)});
+    for (auto& x : t) x = BT(mag * static_cast<float>(rng.normal()));
+    return t;
+  };
+  const auto q = make(a.Nq, a.heads * a.dh, a.magnitude), k = make(a.Nk, a.heads * a.dh, a.magnitude),
+             v = make(a.Nk, a.heads * a.dv, 1.0f);
+  // Bias: item 0 keeps every key; item 1 only its first 17 (or half), the rest -inf; item 2 +-1.
+  auto bias = db::Tensor<BT, 2, db::Cpu>::from_shape({a.bias ? std::size_t(a.B) : 0u, a.bias ? std::size_t(a.Nk) : 0u});
+  for (int b = 0; b < (a.bias ? a.B : 0); ++b)
+    for (int j = 0; j < a.Nk; ++j)
+      bias.data()[b * a.Nk + j] = b == 1 && j >= std::min(17, a.Nk / 2 + 1) ? BT(-INFINITY)
+                                  : b == 2                                    ? BT(j % 3 == 0 ? 1.0f : -1.0f)
+                                                                              : BT(0.0f);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(std::max(a.dh, 1)));
+  const auto got = cpu::attention_streaming_bf16(q, k, v, a.heads, scale, bias);
+  REQUIRE(got.shape(0) == std::size_t(a.B));
+  REQUIRE(got.shape(1) == std::size_t(a.Nq));
+  REQUIRE(got.shape(2) == std::size_t(a.heads * a.dv));
+  const int Cq = a.heads * a.dh, Cv = a.heads * a.dv;
+  double worst = 0;
+  for (int b = 0; b < a.B; ++b)
+    for (int h = 0; h < a.heads; ++h)
+      for (int i = 0; i < a.Nq; ++i) {
+        std::vector<double> s(a.Nk);
+        double mx = -INFINITY;
+        for (int j = 0; j < a.Nk; ++j) {
+          double dot = 0;
+          for (int d = 0; d < a.dh; ++d)
+            dot += double(float(q.data()[(b * a.Nq + i) * Cq + h * a.dh + d])) *
+                   double(float(k.data()[(b * a.Nk + j) * Cq + h * a.dh + d]));
+          s[j] = scale * dot + (a.bias ? double(float(bias.data()[b * a.Nk + j])) : 0.0);
+          mx = std::max(mx, s[j]);
+        }
+        double l = 0;
+        for (int j = 0; j < a.Nk; ++j) l += s[j] = std::exp(s[j] - mx);
+        for (int e = 0; e < a.dv; ++e) {
+          double o = 0, w = 0;
+          for (int j = 0; j < a.Nk; ++j) {
+            const double vj = double(float(v.data()[(b * a.Nk + j) * Cv + h * a.dv + e]));
+            o += s[j] * vj;
+            w += s[j] * std::abs(vj);
+          }
+          o /= l, w /= l;
+          const double ours = double(float(got.data()[(b * a.Nq + i) * Cv + h * a.dv + e]));
+          const double err = std::abs(ours - o), bound = (std::ldexp(1.0, -7) + 1e-5) * w + 1e-30;
+          if (!(err <= bound)) {
+            INFO("b " << b << " head " << h << " query " << i << " feature " << e << ": " << ours << " against " << o
+                      << " (bound " << bound << ")");
+            REQUIRE(err <= bound);
+          }
+          worst = std::max(worst, err / (w + 1e-30));
+        }
+      }
+  INFO("worst error / weighted mean |v|: " << worst);
+  CHECK(worst < std::ldexp(1.0, -7));
+}
+
+}  // namespace
+
+TEST_CASE("attention_bf16: the vdpbf16ps kernel matches softmax attention in double", "[gemm_half][attention]") {
+  const IsaGuard guard;
+  if (!cpu::bf16_attention_native()) {
+    // Not on this CPU (or build): refused with a ConfigError, and ops::attention widens instead.
+    const auto t = db::Tensor<db::bf16, 3, db::Cpu>::from_shape({1, 4, 8});
+    REQUIRE_THROWS_AS(cpu::attention_streaming_bf16(t, t, t, 1, 1.0f, db::Tensor<db::bf16, 2, db::Cpu>::from_shape({0, 0})),
+                      db::ConfigError);
+    WARN("no AVX512-BF16 here: the bf16 attention kernel is not run");
+    return;
+  }
+  db::Rng rng(21);
+  // Query tiles of 64 and key blocks of 64 with tails, odd head sizes (a zero d pad), dv != dh
+  // (panels of 8 features), one key, a key block of padded keys only (-inf bias past 17 of 600).
+  for (const AttnCase& a : {AttnCase{1, 100, 100, 4, 32, 32, false, 1.0f}, AttnCase{2, 77, 16, 2, 16, 16, true, 1.0f},
+                            AttnCase{3, 33, 45, 3, 8, 8, true, 1.0f}, AttnCase{1, 70, 1, 2, 64, 64, false, 1.0f},
+                            AttnCase{2, 65, 130, 2, 64, 48, true, 1.0f}, AttnCase{1, 40, 50, 2, 5, 7, false, 1.0f},
+                            AttnCase{2, 130, 600, 2, 32, 32, true, 1.0f}, AttnCase{3, 129, 257, 1, 33, 17, true, 3.0f},
+                            AttnCase{1, 64, 64, 4, 32, 32, false, 6.0f}}) {
+    INFO("B " << a.B << " Nq " << a.Nq << " Nk " << a.Nk << " heads " << a.heads << " dh " << a.dh << " dv " << a.dv
+              << (a.bias ? " bias" : "") << " |q|,|k| ~ " << a.magnitude);
+    check_bf16_attention(a, rng);
+  }
+  // No keys: NaN, as the float32 kernel and torch; no queries: an empty result.
+  const auto q = db::Tensor<db::bf16, 3, db::Cpu>::from_shape({1, 3, 8});
+  const auto none = db::Tensor<db::bf16, 3, db::Cpu>::from_shape({1, 0, 8});
+  const auto nobias = db::Tensor<db::bf16, 2, db::Cpu>::from_shape({0, 0});
+  const auto nan_out = cpu::attention_streaming_bf16(q, none, none, 2, 0.5f, nobias);
+  REQUIRE(nan_out.size() == 24);
+  for (const auto& x : nan_out) REQUIRE(std::isnan(float(x)));
+  REQUIRE(cpu::attention_streaming_bf16(none, q, q, 2, 0.5f, nobias).size() == 0);
+  // On the other copies the kernel is refused, and bf16_attention_native() says so.
+  for (cpu::Isa i : cpu::kAllIsas) {
+    if (!cpu::isa_supported(i) || i == cpu::Isa::Avx512) continue;
+    cpu::set_isa(i);
+    REQUIRE_FALSE(cpu::bf16_attention_native());
+    REQUIRE_THROWS_AS(cpu::attention_streaming_bf16(q, q, q, 2, 0.5f, nobias), db::ConfigError);
   }
 }

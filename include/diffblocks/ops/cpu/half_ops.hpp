@@ -22,6 +22,7 @@
 
 #include "diffblocks/core/device.hpp"
 #include "diffblocks/ops/cpu/attention.hpp"
+#include "diffblocks/ops/cpu/attention_bf16.hpp"
 #include "diffblocks/ops/cpu/gemm_half.hpp"
 #include "diffblocks/ops/cpu/half_convert.hpp"
 #include "diffblocks/ops/cpu/kernels.hpp"
@@ -261,15 +262,27 @@ template <class H, IfHalf<H> = 0>
 Tensor<H, 3, Cpu> attention_streaming(Cpu dev, const Tensor<H, 3, Cpu>& q, const Tensor<H, 3, Cpu>& k,
                                       const Tensor<H, 3, Cpu>& v, int heads, float scale, const Tensor<H, 2, Cpu>& bias) {
   const DeviceScope<Cpu> on(dev);
+  if constexpr (std::is_same<H, bf16>::value)
+    if (cpu::bf16_attention_native()) return cpu::attention_streaming_bf16(q, k, v, heads, scale, bias);
   using namespace half_detail;
   return narrow<H>(ops::attention_streaming(dev, widen(q), widen(k), widen(v), heads, scale, widen(bias)));
 }
 /// Softmax attention by the device's algorithm setting; the scores, the softmax and the
-/// weighted sum in float32, the output rounded once.
+/// weighted sum in float32, the output rounded once. bf16 where the vdpbf16ps kernel runs
+/// (cpu::bf16_attention_native): that kernel for Auto and Streaming, whatever the key count (it
+/// pads keys to 16, not 64, so short style sequences waste little); the weights of the value
+/// product are rounded to bf16 there, as in PyTorch's bf16 attention (attention_bf16.inl).
 template <class H, IfHalf<H> = 0>
 Tensor<H, 3, Cpu> attention(Cpu dev, const Tensor<H, 3, Cpu>& q, const Tensor<H, 3, Cpu>& k, const Tensor<H, 3, Cpu>& v,
                             int heads, float scale, const Tensor<H, 2, Cpu>& bias) {
   const DeviceScope<Cpu> on(dev);
+  if constexpr (std::is_same<H, bf16>::value) {
+    CpuContext& c = dev.context();
+    if (c.attention_algorithm() != AttentionAlgorithm::Naive && cpu::bf16_attention_native()) {
+      ++c.counters().streaming_attention;
+      return cpu::attention_streaming_bf16(q, k, v, heads, scale, bias);
+    }
+  }
   using namespace half_detail;
   return narrow<H>(ops::attention(dev, widen(q), widen(k), widen(v), heads, scale, widen(bias)));
 }
