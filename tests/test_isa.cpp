@@ -589,6 +589,10 @@ void check_stored_norms_and_attention() {
       {"mish_", [](const db::Cpu& d, Tensor<float, 4>& t) { db::ops::mish_(d, t); }},
       {"silu_", [](const db::Cpu& d, Tensor<float, 4>& t) { db::ops::silu_(d, t); }},
       {"gelu_", [](const db::Cpu& d, Tensor<float, 4>& t) { db::ops::gelu_(d, t); }}};
+  // GEGLU: rows of 2 x 1100 values (two runs of 512 and a tail in each half), gate and a widened.
+  const auto gx = random_half<H, 3>({2, 3, 2200}, seed++, 2.0);
+  require_rounded_float32(
+      "geglu", [&] { return db::ops::geglu(db::Cpu{}, gx); }, [&] { return db::ops::geglu(db::Cpu{}, widen_ref(gx)); });
   for (int a = 0; a < 3; ++a)
     require_rounded_float32(
         half_acts[a].first,

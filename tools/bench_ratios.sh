@@ -9,6 +9,11 @@
 # for this thread count (markers "... --docs (threads N) ...").
 #
 #   tools/bench_ratios.sh [--threads N] [--rounds N] [--frames "128 512 2048"] [--reps R] [--docs FILE]
+#                         [--dtypes "f32 bf16"] [--compile] [--section NAME]
+#
+# --dtypes adds diffblocks' half models (bench_origin's <case>_bf16 / _f16) beside PyTorch's
+# float32 model under torch.autocast; --compile adds PyTorch under torch.compile (inductor) as a
+# second baseline column. --section names the generated section (default "threads N").
 #
 # Needs build/bin/bench_origin (cmake -DDIFFBLOCKS_BUILD_BENCHMARKS=ON, Release) and a Python with
 # torch and diffusers 0.25.1 ($PYTHON, else .venv/bin/python). Threads: --threads, else
@@ -16,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 invocation="tools/bench_ratios.sh$(printf ' %q' "$@")"
-rounds=5 frames="128 512" reps=3 docs=docs/performance.md threads=${DIFFBLOCKS_THREADS:-2}
+rounds=5 frames="128 512" reps=3 docs=docs/performance.md threads=${DIFFBLOCKS_THREADS:-2} dtypes=f32 compile=() section=
 while (($#)); do
   case "$1" in
     --threads) threads=$2; shift ;;
@@ -24,7 +29,10 @@ while (($#)); do
     --frames) frames=$2; shift ;;
     --reps) reps=$2; shift ;;
     --docs) docs=$2; shift ;;
-    *) echo "bench_ratios.sh: unknown option '$1' (--threads N, --rounds N, --frames \"T...\", --reps R, --docs FILE)" >&2; exit 2 ;;
+    --dtypes) dtypes=$2; shift ;;
+    --compile) compile=(--compile) ;;
+    --section) section=$2; shift ;;
+    *) echo "bench_ratios.sh: unknown option '$1' (--threads N, --rounds N, --frames \"T...\", --reps R, --docs FILE, --dtypes \"f32 bf16\", --compile, --section NAME)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -33,15 +41,21 @@ py=${PYTHON:-.venv/bin/python}
 out=build/bench/ratios
 rm -rf "$out" && mkdir -p "$out"
 alt=$(echo "$frames" | tr ' ' '|')
+# bench_origin's dtype suffixes: "" for f32, _bf16, _f16.
+for d in $dtypes; do
+  case "$d" in f32 | bf16 | f16) ;; *) echo "bench_ratios.sh: --dtypes takes f32, bf16, f16 (got '$d')" >&2; exit 2 ;; esac
+done
+sfx=$(for d in $dtypes; do [ "$d" = f32 ] && echo "" || echo "_$d"; done | paste -sd'|')
+section=${section:-threads $threads}
 ours=() theirs=()
 for ((r = 1; r <= rounds; r++)); do
   echo "== round $r of $rounds: diffblocks, then PyTorch"
   build/bin/bench_origin --threads="$threads" --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
-    --benchmark_filter="^diffblocks/(origin_forward/T:($alt)|diffuser_forward/T:512)/" \
+    --benchmark_filter="^diffblocks/(origin_forward($sfx)/T:($alt)|diffuser_forward($sfx)/T:512)/" \
     --benchmark_out_format=json --benchmark_out="$out/origin_r$r.json"
   "$py" tools/bench_torch.py --threads "$threads" --repeats "$reps" --frames $frames --suite origin diffuser \
-    --json "$out/torch_r$r.json"
+    --dtypes $dtypes "${compile[@]}" --json "$out/torch_r$r.json"
   ours+=("$out/origin_r$r.json") theirs+=("$out/torch_r$r.json")
 done
-"$py" tools/bench_report.py --ours "${ours[@]}" --torch "${theirs[@]}" --docs "$docs" --section "threads $threads" \
+"$py" tools/bench_report.py --ours "${ours[@]}" --torch "${theirs[@]}" --docs "$docs" --section "$section" \
   --command "$invocation"

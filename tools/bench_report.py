@@ -84,6 +84,13 @@ def torch_name(name):
     return f"torch/{case}{'_autocast' if dtype else ''}/{args}"
 
 
+def compiled_name(torch_case):
+    """bench_torch.py --compile's name of a torch case: torch/origin_forward/T:512 ->
+    torch/origin_forward_compiled/T:512 (and _bf16_autocast_compiled for an autocast run)."""
+    head, _, args = torch_case.rpartition("/T:")
+    return f"{head}_compiled/T:{args}"
+
+
 def ratio_rows(ours, torch, family):
     rows = []
     for name, r in sorted(ours.items(), key=lambda kv: natural(kv[0])):
@@ -355,35 +362,69 @@ def docs_table(ours_paths, torch_paths, command, section=""):
     flags = ctx.get("cpu_flags", {})
     flag_text = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items()) or "flags unknown"
     begin, end = docs_markers(section)
+    names = sorted({n for r in ours_r for n in r}, key=natural)
+    compiled = any(compiled_name(torch_name(n)) in t for t in torch_r for n in names)
+    dtypes = sorted({split_dtype(n.split("/")[1])[1] or "f32" for n in names}, key=lambda d: d != "f32")
     lines = [begin, "",
              f"Machine: {ctx.get('cpu_model', ctx.get('cpu', '?'))}, {ctx.get('num_cpus', '?')} CPUs "
              f"({flag_text}); diffblocks {ctx.get('diffblocks_threads', '?')} threads, "
              f"{torch_summary(ctx)}, diffusers {ctx.get('diffusers_version', '?')}, "
              f"{ctx.get('grad_mode', 'torch.no_grad()')}, allocator {str(ctx.get('malloc', '?')).split(' ')[0]}; "
-             "float32, batch 1. "
-             f"Measured {ctx.get('date', '?')}, {len(ours_paths)} rounds alternating diffblocks and PyTorch "
-             f"in one session.{load_text}", "",
-             "| case | diffblocks ms | PyTorch eager ms | PyTorch / diffblocks | ratio spread |",
-             "|---|---|---|---|---|"]
+             f"{' and '.join(dtypes)}, batch 1"
+             + (" (a half row's PyTorch runs the float32 model under torch.autocast, as its users do)"
+                if dtypes != ["f32"] else "")
+             + (f"; compiled: {ctx['torch_compile']}" if compiled and ctx.get("torch_compile") else "")
+             + f". Measured {ctx.get('date', '?')}, {len(ours_paths)} rounds alternating diffblocks and PyTorch "
+             f"in one session.{load_text}", ""]
+    if ctx.get("half_dtypes") and dtypes != ["f32"]:
+        lines += [f"diffblocks' kernels: {ctx['half_dtypes']}.", ""]
+    header = "| case | diffblocks ms | PyTorch eager ms | PyTorch / diffblocks | ratio spread |"
+    rule = "|---|---|---|---|---|"
+    if compiled:
+        header += " PyTorch compiled ms | PyTorch compiled / diffblocks | ratio spread |"
+        rule += "---|---|---|"
+    lines += [header, rule]
     noisy = []
-    names = sorted({n for r in ours_r for n in r}, key=natural)
+
+    def columns(name, torch_case, what):
+        """The time, ratio and spread cells of one PyTorch side (empty cells if it is missing)."""
+        pairs = [(o[name], t[torch_case]) for o, t in zip(ours_r, torch_r) if name in o and torch_case in t]
+        if not pairs:
+            return None, " - | - | - |"
+        ratios = [t / o for o, t in pairs]
+        span = max(ratios) / min(ratios)
+        flag = "" if span <= NOISY_SPAN else " ⚠"
+        if flag:
+            noisy.append(what)
+        return pairs, (f" {spread([t for _, t in pairs], '{:.1f}')} | **{spread(ratios, '{:.2f}')}x** | "
+                       f"{span:.2f}x{flag} |")
+
     for family, label in DOCS_CASES:
         for name in names:
-            if not name.startswith(f"diffblocks/{family}/"):
-                continue
-            pairs = [(o[name], t[torch_name(name)]) for o, t in zip(ours_r, torch_r)
-                     if name in o and torch_name(name) in t]
-            if not pairs:
+            base, dtype = split_dtype(name.split("/")[1])
+            if base != family:
                 continue
             shape = name.split("/", 2)[2].replace(":", " = ")
-            ratios = [t / o for o, t in pairs]
-            span = max(ratios) / min(ratios)
-            flag = "" if span <= NOISY_SPAN else " ⚠"
-            if flag:
-                noisy.append(f"{label}, {shape}")
-            lines.append(f"| {label}, {shape} | {spread([o for o, _ in pairs], '{:.1f}')} | "
-                         f"{spread([t for _, t in pairs], '{:.1f}')} | "
-                         f"**{spread(ratios, '{:.2f}')}x** | {span:.2f}x{flag} |")
+            row = f"{label}, {shape}" + (f", {dtype} (PyTorch: {dtype} autocast)" if dtype else "")
+            pairs, eager = columns(name, torch_name(name), row)
+            if pairs is None:
+                continue
+            line = f"| {row} | {spread([o for o, _ in pairs], '{:.1f}')} |" + eager
+            if compiled:
+                line += columns(name, compiled_name(torch_name(name)), row + ", compiled")[1]
+            lines.append(line)
+    own = []  # a half row against diffblocks' own float32, same rounds
+    for name in names:
+        base, dtype = split_dtype(name.split("/")[1])
+        f32 = f"diffblocks/{base}/{name.split('/', 2)[2]}"
+        pairs = [(o[f32], o[name]) for o in ours_r if dtype and f32 in o and name in o]
+        if pairs and any(base == family for family, _ in DOCS_CASES):
+            label = dict(DOCS_CASES)[base].split(" (")[0]
+            own.append(f"{label} {name.split('/', 2)[2].replace(':', ' = ')} {dtype}: "
+                       f"{spread([a / b for a, b in pairs], '{:.2f}')}x")
+    if own:
+        lines += ["", "diffblocks' float32 / its half type (> 1: the half model is faster), per-round median "
+                  "(range): " + "; ".join(own) + "."]
     lines += ["", "Cells: median over the rounds (range); the ratio is the median of the per-round ratios, its "
               "spread the largest over the smallest of them. Each round's time is the median of its repetitions."]
     if noisy:

@@ -26,6 +26,12 @@ way PyTorch users run half precision, under torch.autocast("cpu", dtype), named
 diffblocks/origin_forward_bf16/T:512; torch/self/naive_bf16_autocast/N:1024/dh:64 beside
 bench_attention's self/naive_bf16/N:1024/dh:64).
 
+--compile adds, for the origin and diffuser suites, the same models under torch.compile (inductor,
+default mode, static shapes: compiled once per shape during the warm-ups; the compilation is not
+timed), named "<case>_compiled" (torch/origin_forward_compiled/T:512,
+torch/diffuser_forward_bf16_autocast_compiled/T:512): the fastest way a PyTorch user runs these
+models on a CPU, and the baseline tools/bench_ratios.sh --compile puts beside eager.
+
 --device cuda runs the GPU counterparts of benchmarks/bench_cuda.cu instead (same names with
 "torch/" in front): the Origin U-Net at batch 1 and 16 (T = 512), the TTS-sized Diffuser at
 batch 1 and 16, attention (naive matmul-softmax-matmul and F.scaled_dot_product_attention,
@@ -218,6 +224,19 @@ def autocast_name(base: str, dtype: str) -> str:
     return base if dtype == "f32" else f"{base}_{dtype}_autocast"
 
 
+def compiled_name(name: str) -> str:
+    """torch/origin_forward/T:512 -> torch/origin_forward_compiled/T:512 (the case, then the
+    arguments)."""
+    head, _, args = name.rpartition("/T:")
+    return f"{head}_compiled/T:{args}"
+
+
+def compiled(model):
+    """model under torch.compile as users would run it for inference: inductor, default mode,
+    static shapes (one compilation per input shape, done in the warm-ups)."""
+    return torch.compile(model, dynamic=False)
+
+
 def under(dtype: str, fn):
     """fn as users run the model in `dtype`: the float32 model under torch.autocast("cpu", dtype)."""
     if dtype == "f32":
@@ -229,22 +248,24 @@ def under(dtype: str, fn):
     return run
 
 
-def diffuser_entries(frames_list, warmup, repeats, seed, dtypes=("f32",)):
+def diffuser_entries(frames_list, warmup, repeats, seed, dtypes=("f32",), compile_too=False):
     diffusers = import_diffusers()
     model, label = diffuser_model(diffusers, seed)
+    variants = [(model, False)] + ([(compiled(model), True)] if compile_too else [])
     out = []
-    for i, (frames, dtype) in enumerate((f, d) for f in frames_list for d in dtypes):
+    for i, (frames, dtype, (m, is_compiled)) in enumerate(
+            (f, d, v) for f in frames_list for d in dtypes for v in variants):
         gen = torch.Generator().manual_seed(seed + 1)
         sample = torch.randn(1, 2, 80, frames, generator=gen)
         style = torch.randn(1, 16, 64, generator=gen)
         image = torch.randn(1, 64, generator=gen)
         labels = torch.tensor([2])
-        fn = lambda: model(sample, 500, encoder_hidden_states=style, class_labels=labels,  # noqa: E731
-                           added_cond_kwargs={"image_embeds": image})
-        e = entry(f"{autocast_name('torch/diffuser_forward', dtype)}/T:{frames}", i,
-                  timed(under(dtype, fn), warmup, repeats), 0.0)
+        fn = lambda: m(sample, 500, encoder_hidden_states=style, class_labels=labels,  # noqa: E731
+                       added_cond_kwargs={"image_embeds": image})
+        name = f"{autocast_name('torch/diffuser_forward', dtype)}/T:{frames}"
+        e = entry(compiled_name(name) if is_compiled else name, i, timed(under(dtype, fn), warmup, repeats), 0.0)
         e["items_per_second"] = frames / (e["real_time"] / 1e3)  # mel frames per second
-        e["label"] = label
+        e["label"] = label + (", torch.compile (inductor)" if is_compiled else "")
         out.append(e)
     return out
 
@@ -633,6 +654,8 @@ def context(args) -> dict:
     }
     if "diffusers" in sys.modules:
         ctx["diffusers_version"] = sys.modules["diffusers"].__version__
+    if getattr(args, "compile", False):
+        ctx["torch_compile"] = "torch.compile(model, dynamic=False): inductor, default mode, compiled in the warm-ups"
     return ctx
 
 
@@ -690,6 +713,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=7, help="--check-upstream: interleaved timing rounds")
     ap.add_argument("--max-ratio", type=float, help="--check-upstream: fail when transcription / upstream "
                     "(median of the rounds) exceeds this")
+    ap.add_argument("--compile", action="store_true",
+                    help="origin and diffuser suites: also time the models under torch.compile (<case>_compiled)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="cuda: the GPU suite of benchmarks/bench_cuda.cu instead of --suite")
     args = ap.parse_args()
@@ -729,9 +754,13 @@ def main() -> int:
             model = upstream
             print(f"origin: the upstream module from {model_dir}")
         print(f"{'benchmark':<30} {'median ms':>10} {'min ms':>10} {'GFLOP':>8} {'GFLOP/s':>8}")
-        for i, (frames, dtype) in enumerate((f, d) for f in args.frames for d in args.dtypes):
-            e = benchmark_entry(i, frames, time_forward(model, frames, args.warmup, args.repeats, args.seed + 1, dtype),
+        variants = [(model, False)] + ([(compiled(model), True)] if args.compile else [])
+        for i, (frames, dtype, (m, is_compiled)) in enumerate(
+                (f, d, v) for f in args.frames for d in args.dtypes for v in variants):
+            e = benchmark_entry(i, frames, time_forward(m, frames, args.warmup, args.repeats, args.seed + 1, dtype),
                                 dtype)
+            if is_compiled:
+                e["name"] = e["run_name"] = compiled_name(e["name"])
             entries.append(e)
             print(f"{e['name']:<30} {e['real_time']:>10.1f} {e['min_real_time']:>10.1f} "
                   f"{e['GFLOP']:>8.2f} {e['GFLOP/s']:>8.1f}", flush=True)
@@ -740,7 +769,8 @@ def main() -> int:
             entries.append(e)
             print(f"{e['name']:<30} {e['real_time']:>10.1f} ms {e['GFLOP/s']:>8.1f} GFLOP/s", flush=True)
     if "diffuser" in args.suite:
-        for e in diffuser_entries(args.diffuser_frames, args.warmup, args.repeats, args.seed, args.dtypes):
+        for e in diffuser_entries(args.diffuser_frames, args.warmup, args.repeats, args.seed, args.dtypes,
+                                  args.compile):
             entries.append(e)
             print(f"{e['name']:<30} {e['real_time']:>10.1f} ms  ({e['label']})", flush=True)
     if "attention" in args.suite:

@@ -227,7 +227,7 @@ Tensor<H, N, Cpu> layer_norm(Cpu dev, const Tensor<H, N, Cpu>& x, const Tensor<H
 template <class H, std::size_t N, IfHalf<H> = 0>
 Tensor<H, N, Cpu> geglu(const Cpu& dev, const Tensor<H, N, Cpu>& x) {
   DIFFBLOCKS_CPU_FAST_PATH(dev, generic::geglu(dev, x));
-  return half_detail::narrow<H>(ops::geglu(dev, half_detail::widen(x)));
+  DIFFBLOCKS_CPU_RETURN_KERNEL(geglu<H, N>(x));  // reads and writes H (kernels/activation.inl)
 }
 
 // ---- attention ---------------------------------------------------------------------------------

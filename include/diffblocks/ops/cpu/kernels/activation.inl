@@ -86,19 +86,34 @@ void gelu_(Tensor<S, N, Cpu>& x) {
 }
 
 /// GEGLU: x (..., 2D) -> (..., D) = a * GELU(gate) with a = first half, gate = second half; rows in
-/// parallel, each row's gate through gelu_range and then multiplied by a.
-template <class T, std::size_t N>
-Tensor<T, N, Cpu> geglu(const Tensor<T, N, Cpu>& x) {
+/// parallel, each row's gate through gelu_range and then multiplied by a. In a half type S the
+/// row goes in runs of 512: gate and a widened into float32 scratch, the product rounded once as
+/// it is stored (the float32 result on the widened input, rounded once, bit for bit).
+template <class S, std::size_t N>
+Tensor<S, N, Cpu> geglu(const Tensor<S, N, Cpu>& x) {
   static_assert(N >= 2, "geglu: x is (rows..., 2D)");
   const std::ptrdiff_t R = static_cast<std::ptrdiff_t>(leading_rows(x.shape())), D = x.shape(N - 1) / 2;
-  auto y = Tensor<T, N, Cpu>::from_shape(with_last(x.shape(), x.shape(N - 1) / 2));
+  auto y = Tensor<S, N, Cpu>::from_shape(with_last(x.shape(), x.shape(N - 1) / 2));
   parallel_for(R, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
     for (std::ptrdiff_t r = first; r < last; ++r) {
-      const T* a = x.data() + r * 2 * D;
-      T* yr = y.data() + r * D;
-      std::copy(a + D, a + 2 * D, yr);
-      gelu_range(yr, D);
-      for (std::ptrdiff_t d = 0; d < D; ++d) yr[d] *= a[d];
+      const S* a = x.data() + r * 2 * D;
+      S* yr = y.data() + r * D;
+      if constexpr (is_half_v<S>) {
+        constexpr std::ptrdiff_t kRun = 512;
+        alignas(64) float g[kRun], av[kRun];
+        for (std::ptrdiff_t d0 = 0; d0 < D; d0 += kRun) {
+          const std::ptrdiff_t len = std::min(kRun, D - d0);
+          half_io::load_row(a + D + d0, g, len);
+          gelu_range(g, len);
+          half_io::load_row(a + d0, av, len);
+          for (std::ptrdiff_t d = 0; d < len; ++d) g[d] *= av[d];
+          half_io::store_row(g, yr + d0, len);
+        }
+      } else {
+        std::copy(a + D, a + 2 * D, yr);
+        gelu_range(yr, D);
+        for (std::ptrdiff_t d = 0; d < D; ++d) yr[d] *= a[d];
+      }
     }
   });
   return y;
