@@ -1,8 +1,8 @@
 #pragma once
 // Softmax attention on bf16 tensors with both products on vdpbf16ps (kernels/attention_bf16.inl,
-// in the avx512bf16 region), where the bf16 GEMM runs (gemm_half.hpp's Avx512Bf16 path: the
-// avx512 copy in use and a CPU with AVX512-BF16). Elsewhere, and for f16, half attention widens
-// to the float32 kernels (half_ops.hpp).
+// compiled in gemm_half.hpp's avx512bf16 region beside the bf16 GEMM), run where the bf16 GEMM
+// runs (its Avx512Bf16 path: the avx512 copy in use and a CPU with AVX512-BF16). Elsewhere, and
+// for f16, half attention widens to the float32 kernels (half_ops.hpp).
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -11,20 +11,6 @@
 #include "diffblocks/core/half.hpp"
 #include "diffblocks/ops/cpu/gemm_half.hpp"
 #include "diffblocks/ops/cpu/kernels.hpp"
-
-#if DIFFBLOCKS_CPU_HAS_AVX512_BF16
-DIFFBLOCKS_CPU_TARGET_BEGIN(DIFFBLOCKS_CPU_AVX512_BF16_FEATURES)
-namespace diffblocks {
-namespace ops {
-namespace cpu {
-namespace avx512_bf16 {
-#include "diffblocks/ops/cpu/kernels/attention_bf16.inl"
-}  // namespace avx512_bf16
-}  // namespace cpu
-}  // namespace ops
-}  // namespace diffblocks
-DIFFBLOCKS_CPU_TARGET_END
-#endif
 
 namespace diffblocks {
 namespace ops {

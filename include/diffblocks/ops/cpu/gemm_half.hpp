@@ -106,7 +106,8 @@ DIFFBLOCKS_CPU_TARGET_END
 #undef DIFFBLOCKS_KERNEL_ISA
 #endif
 
-// The vdpbf16ps path, alone in the avx512bf16 region.
+// The avx512bf16 region: the vdpbf16ps path, and bf16 softmax attention on the same instruction
+// (attention_bf16.inl; ops/cpu/attention_bf16.hpp dispatches to it).
 #if DIFFBLOCKS_CPU_HAS_AVX512_BF16
 DIFFBLOCKS_CPU_TARGET_BEGIN(DIFFBLOCKS_CPU_AVX512_BF16_FEATURES)
 namespace diffblocks {
@@ -114,6 +115,7 @@ namespace ops {
 namespace cpu {
 namespace avx512_bf16 {
 #include "diffblocks/ops/cpu/kernels/gemm_bf16.inl"
+#include "diffblocks/ops/cpu/kernels/attention_bf16.inl"
 }  // namespace avx512_bf16
 }  // namespace cpu
 }  // namespace ops

@@ -1,5 +1,6 @@
-// Kernel source of the avx512bf16 region (target.hpp), included once by ops/cpu/attention_bf16.hpp
-// inside namespace ops::cpu::avx512_bf16. No include guard and no #include of its own.
+// Kernel source of the avx512bf16 region (target.hpp), included once by ops/cpu/gemm_half.hpp
+// inside namespace ops::cpu::avx512_bf16, after gemm_bf16.inl. No include guard and no #include
+// of its own.
 //
 // Softmax attention on bf16 q, k, v with both products on vdpbf16ps: the float32 streaming
 // kernel's recurrence (kernels/attention.inl: online softmax over blocks of keys, computed
