@@ -106,14 +106,17 @@ inline void pv_kernel(int pairs, const u32* __restrict vp, const u32* __restrict
 /// vector operations against simd::exp2's eleven (float32 accuracy, clamps both ways, the
 /// exponent built with integer shifts). Below -125 it gives 2^-125, as simd::exp2, so a -inf
 /// score weighs ~0 and makes no NaN.
+/// (The all-lanes maskz forms: GCC 12 warns on the plain intrinsics' undefined merge operand;
+/// they compile to the same instructions.)
 inline vf exp2_weight(vf x) {
-  const __m512 xc = _mm512_max_ps((__m512)x, _mm512_set1_ps(-125.0f));
-  const __m512 n = _mm512_roundscale_ps(xc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __mmask16 all = 0xFFFF;
+  const __m512 xc = _mm512_maskz_max_ps(all, (__m512)x, _mm512_set1_ps(-125.0f));
+  const __m512 n = _mm512_maskz_roundscale_ps(all, xc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(xc, n);  // in [-1/2, 1/2]
   __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(0.0551716685295105f), f, _mm512_set1_ps(0.24261115491390228f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.6932609677314758f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.9999280571937561f));
-  return (vf)_mm512_scalef_ps(p, n);
+  return (vf)_mm512_maskz_scalef_ps(all, p, n);
 }
 
 /// 16 pairs (even[i], odd[i]) of two rows of 16 float32 weights, each rounded to bf16 (nearest
