@@ -416,11 +416,13 @@ def docs_table(ours_paths, torch_paths, command, section=""):
     own = []  # a half row against diffblocks' own float32, same rounds
     for name in names:
         base, dtype = split_dtype(name.split("/")[1])
-        f32 = f"diffblocks/{base}/{name.split('/', 2)[2]}"
-        pairs = [(o[f32], o[name]) for o in ours_r if dtype and f32 in o and name in o]
-        if pairs and any(base == family for family, _ in DOCS_CASES):
-            label = dict(DOCS_CASES)[base].split(" (")[0]
-            own.append(f"{label} {name.split('/', 2)[2].replace(':', ' = ')} {dtype}: "
+        if not dtype or base not in dict(DOCS_CASES):
+            continue
+        shape = name.split("/", 2)[2]
+        f32 = f"diffblocks/{base}/{shape}"
+        pairs = [(o[f32], o[name]) for o in ours_r if f32 in o and name in o]
+        if pairs:
+            own.append(f"{dict(DOCS_CASES)[base].split(' (')[0]} {shape.replace(':', ' = ')} {dtype}: "
                        f"{spread([a / b for a, b in pairs], '{:.2f}')}x")
     if own:
         lines += ["", "diffblocks' float32 / its half type (> 1: the half model is faster), per-round median "

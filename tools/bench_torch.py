@@ -233,7 +233,17 @@ def compiled_name(name: str) -> str:
 
 def compiled(model):
     """model under torch.compile as users would run it for inference: inductor, default mode,
-    static shapes (one compilation per input shape, done in the warm-ups)."""
+    static shapes (one compilation per input shape and autocast dtype, done in the warm-ups).
+    Past dynamo's recompile limit (8 graphs per function by default: e.g. five --frames in two
+    dtypes) dynamo would quietly run the model eagerly under a "_compiled" name, so the limit is
+    raised and hitting it made an error instead."""
+    if not hasattr(torch, "compile"):
+        raise SystemExit(f"bench_torch.py: --compile needs torch 2 (this is torch {torch.__version__})")
+    cfg = torch._dynamo.config
+    for key, value in (("recompile_limit", 64), ("cache_size_limit", 64), ("fail_on_recompile_limit_hit", True),
+                       ("fail_on_cache_limit_hit", True)):
+        if hasattr(cfg, key):
+            setattr(cfg, key, value)
     return torch.compile(model, dynamic=False)
 
 
@@ -608,9 +618,10 @@ def time_forward(model, frames: int, warmup: int, repeats: int, seed: int, dtype
     return timed(under(dtype, lambda: model(x, mask, mu, t)), warmup, repeats)
 
 
-def benchmark_entry(index: int, frames: int, runs, dtype: str = "f32") -> dict:
+def benchmark_entry(index: int, frames: int, runs, dtype: str = "f32", is_compiled: bool = False) -> dict:
     """One Origin result in Google Benchmark's JSON schema (times in ms, like bench_origin)."""
-    e = entry(f"{autocast_name('torch/origin_forward', dtype)}/T:{frames}", index, runs, 2 * origin_macs(frames))
+    name = f"{autocast_name('torch/origin_forward', dtype)}/T:{frames}"
+    e = entry(compiled_name(name) if is_compiled else name, index, runs, 2 * origin_macs(frames))
     e["items_per_second"] = frames / (e["real_time"] / 1e3)  # mel frames per second
     return e
 
@@ -758,9 +769,7 @@ def main() -> int:
         for i, (frames, dtype, (m, is_compiled)) in enumerate(
                 (f, d, v) for f in args.frames for d in args.dtypes for v in variants):
             e = benchmark_entry(i, frames, time_forward(m, frames, args.warmup, args.repeats, args.seed + 1, dtype),
-                                dtype)
-            if is_compiled:
-                e["name"] = e["run_name"] = compiled_name(e["name"])
+                                dtype, is_compiled)
             entries.append(e)
             print(f"{e['name']:<30} {e['real_time']:>10.1f} {e['min_real_time']:>10.1f} "
                   f"{e['GFLOP']:>8.2f} {e['GFLOP/s']:>8.1f}", flush=True)

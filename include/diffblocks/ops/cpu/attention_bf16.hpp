@@ -3,14 +3,9 @@
 // compiled in gemm_half.hpp's avx512bf16 region beside the bf16 GEMM), run where the bf16 GEMM
 // runs (its Avx512Bf16 path: the avx512 copy in use and a CPU with AVX512-BF16). Elsewhere, and
 // for f16, half attention widens to the float32 kernels (half_ops.hpp).
-#include <cstddef>
-#include <cstdint>
-#include <limits>
-
 #include "diffblocks/core/error.hpp"
 #include "diffblocks/core/half.hpp"
 #include "diffblocks/ops/cpu/gemm_half.hpp"
-#include "diffblocks/ops/cpu/kernels.hpp"
 
 namespace diffblocks {
 namespace ops {

@@ -47,12 +47,8 @@ inline std::ptrdiff_t round_up(std::ptrdiff_t n, std::ptrdiff_t m) { return (n +
 
 inline u32 pair_bits(u16 lo, u16 hi) { return static_cast<u32>(lo) | (static_cast<u32>(hi) << 16); }
 
-/// 16 pairs, kept in a register (gemm_bf16.inl's load_pairs: GCC folds the load otherwise).
-inline __m512bh load_pairs(const u32* p) {
-  __m512i v = _mm512_loadu_si512(p);
-  __asm__("" : "+v"(v));
-  return (__m512bh)v;
-}
+/// 16 pairs, kept in a register (the bf16 GEMM's load).
+inline __m512bh load_pairs(const u32* p) { return half_gemm::load_pairs(reinterpret_cast<const u16*>(p)); }
 inline __m512bh splat_pair(u32 x) { return (__m512bh)_mm512_set1_epi32(static_cast<int>(x)); }
 
 /// s (R keys x kCols queries, lds) = (kp^T q) * qscale + bias[r]: kp one K panel ([dp][r]), q
@@ -140,9 +136,7 @@ inline Tensor<bf16, 3, Cpu> streaming(const Tensor<bf16, 3, Cpu>& q, const Tenso
     std::fill(out.begin(), out.end(), bf16(std::numeric_limits<float>::quiet_NaN()));
     return out;
   }
-  const u16* qb = reinterpret_cast<const u16*>(q.data());
-  const u16* kb = reinterpret_cast<const u16*>(k.data());
-  const u16* vb = reinterpret_cast<const u16*>(v.data());
+  const u16 *qb = half_gemm::bits(q.data()), *kb = half_gemm::bits(k.data()), *vb = half_gemm::bits(v.data());
   const std::ptrdiff_t nk_pad = round_up(Nk, 2 * R), dv_pad = round_up(dv, R);
   const std::ptrdiff_t BH = B * heads, qtiles = (Nq + kTile - 1) / kTile;
   const std::ptrdiff_t kpanel = nk_pad * DP, vpanel = dv_pad * (nk_pad / 2);  // u32 per (b, h)
