@@ -127,7 +127,7 @@ std::string dtype_case(const std::string& case_name) {
 
 /// The kernels a block or model of type T runs on, for the benchmark's label. A half model's hot
 /// kernels read and write the half tensors with float32 arithmetic in the copy of the ISA in use
-/// (ops/cpu/half_ops.hpp); token-wise Linear layers run on the half GEMM's path (gemm_half.hpp:
+/// (ops/cpu/half_ops.hpp); Linear layers run on the half GEMM's path (gemm_half.hpp:
 /// vdpbf16ps for bf16 on an AVX512-BF16 CPU), and so does bf16 softmax attention
 /// (attention_bf16.hpp); the rest widens to the float32 kernels.
 template <class T>
@@ -139,7 +139,7 @@ std::string dtype_label() {
     if constexpr (std::is_same<T, db::bf16>::value)
       if (db::ops::cpu::bf16_attention_native()) attention = "avx512_bf16 (vdpbf16ps)";
     return std::string(dtype_name<T>()) + ": float32 kernels (" + isa + ") reading and writing " + dtype_name<T>() +
-           ", token-wise Linear on " + db::ops::cpu::half_gemm_path_name(db::ops::cpu::half_gemm_path<T>()) +
+           ", Linear on " + db::ops::cpu::half_gemm_path_name(db::ops::cpu::half_gemm_path<T>()) +
            ", softmax attention on " + attention;
   }
 }

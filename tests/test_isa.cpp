@@ -557,13 +557,50 @@ void check_stored_convolutions() {
           return out;
         });
   }
-  {  // strided 3x3 (the patch GEMM on x widened)
-    const auto x = random_half<H, 4>({2, 10, 11, 23}, seed++);
-    const auto w = random_half<H, 4>({13, 10, 3, 3}, seed++, 0.2);
-    const auto bias = random_half<H, 1>({13}, seed++);
-    require_rounded_float32(
-        "3x3 stride 2", [&] { return db::ops::conv2d(db::Cpu{}, x, w, bias, 2, 1); },
-        [&] { return db::ops::conv2d(db::Cpu{}, widen_ref(x), widen_ref(w), widen_ref(bias), 2, 1); });
+  // The patch GEMM (x widened as its patches are gathered, each result rounded as it is stored):
+  // strided 3x3 (Downsample), a plain 1x1 (gathered, not read in place), 5x5; then transposed
+  // convolutions: k4 s2 p1 (Upsample: every phase the same grid, rows interleaved in scratch)
+  // and k3 s2 p1 (phases of different sizes, scattered stores), with and without a kept form.
+  // Shapes of several GEMM tiles per item (the last one cut), two items, no bias for one.
+  struct Strided {
+    std::size_t ci, co, h, w, k;
+    int stride, padding;
+    bool bias;
+  };
+  const Strided strided[] = {{10, 13, 11, 23, 3, 2, 1, true},
+                             {16, 24, 40, 130, 3, 2, 1, false},
+                             {12, 7, 9, 33, 1, 1, 0, true},
+                             {5, 6, 13, 21, 5, 1, 2, true}};
+  for (const Strided& c : strided) {
+    const auto x = random_half<H, 4>({2, c.ci, c.h, c.w}, seed++);
+    const auto w = random_half<H, 4>({c.co, c.ci, c.k, c.k}, seed++, 0.2);
+    const auto bias = c.bias ? random_half<H, 1>({c.co}, seed++) : Tensor<H, 1>::from_shape({0});
+    const std::string what = std::to_string(c.k) + "x" + std::to_string(c.k) + " stride " + std::to_string(c.stride) + " " +
+                             std::to_string(c.ci) + "->" + std::to_string(c.co);
+    auto reference = [&] {
+      return db::ops::conv2d(db::Cpu{}, widen_ref(x), widen_ref(w), widen_ref(bias), c.stride, c.padding);
+    };
+    require_rounded_float32(what, [&] { return db::ops::conv2d(db::Cpu{}, x, w, bias, c.stride, c.padding); }, reference);
+    db::ops::PreparedWeights<H, db::Cpu> slot;
+    require_rounded_float32(what + " (kept form)",
+                            [&] { return db::ops::conv2d(db::Cpu{}, x, w, bias, c.stride, c.padding, slot); }, reference);
+  }
+  struct Transposed {
+    std::size_t ci, co, h, w, k;
+  };
+  const Transposed transposed[] = {{16, 12, 20, 70, 4}, {9, 11, 7, 19, 3}, {8, 8, 1, 1, 4}};
+  for (const Transposed& c : transposed) {
+    const auto x = random_half<H, 4>({2, c.ci, c.h, c.w}, seed++);
+    const auto w = random_half<H, 4>({c.ci, c.co, c.k, c.k}, seed++, 0.2);
+    const auto bias = random_half<H, 1>({c.co}, seed++);
+    const std::string what = "transposed k" + std::to_string(c.k) + " s2 " + std::to_string(c.ci) + "->" +
+                             std::to_string(c.co) + " " + std::to_string(c.h) + "x" + std::to_string(c.w);
+    auto reference = [&] { return db::ops::conv_transpose2d(db::Cpu{}, widen_ref(x), widen_ref(w), widen_ref(bias), 2, 1); };
+    require_rounded_float32(what, [&] { return db::ops::conv_transpose2d(db::Cpu{}, x, w, bias, 2, 1); }, reference);
+    db::ops::PreparedWeights<H, db::Cpu> slot;
+    for (int call = 0; call < 2; ++call)
+      require_rounded_float32(what + " (kept form, call " + std::to_string(call) + ")",
+                              [&] { return db::ops::conv_transpose2d(db::Cpu{}, x, w, bias, 2, 1, slot); }, reference);
   }
   db::set_num_threads(threads);
 }
@@ -631,6 +668,17 @@ void check_stored_norms_and_attention() {
                                                  widen_ref(mask), widen_ref(tbias));
         return y;
       });
+
+  // LayerNorm: rows widened into scratch; rows of 300 values (vectors and a tail), affine and not.
+  const auto tokens = random_half<H, 3>({2, 7, 300}, seed++, 3.0);
+  const auto lg = random_half<H, 1>({300}, seed++), lb = random_half<H, 1>({300}, seed++);
+  require_rounded_float32(
+      "layer_norm", [&] { return db::ops::layer_norm(db::Cpu{}, tokens, lg, lb, 1e-5); },
+      [&] { return db::ops::layer_norm(db::Cpu{}, widen_ref(tokens), widen_ref(lg), widen_ref(lb), 1e-5); });
+  const auto none = Tensor<H, 1>::from_shape({0});
+  require_rounded_float32(
+      "layer_norm (no affine)", [&] { return db::ops::layer_norm(db::Cpu{}, tokens, none, none, 1e-6); },
+      [&] { return db::ops::layer_norm(db::Cpu{}, widen_ref(tokens), widen_ref(none), widen_ref(none), 1e-6); });
 
   // LinearAttention's block on a half x: chunks of positions (several, the last cut) and runs of
   // the k~ x^T reduction; its sums run in another order than the float32 kernel's, so the
@@ -716,32 +764,37 @@ void check_stored_elementwise() {
 template <class H>
 void check_half_linear() {
   std::uint64_t seed = 401;
-  const std::size_t B = 2, T = 150, in = 71, out = 45;
-  const auto x = random_half<H, 3>({B, T, in}, seed++);
-  const auto w = random_half<H, 2>({out, in}, seed++, 0.2);
-  const auto bias = random_half<H, 1>({out}, seed++);
-  const double ulp = std::is_same<H, db::bf16>::value ? 1.0 / 256 : 1.0 / 2048;  // half an ulp, relative
-  const IsaGuard guard;
-  for (Isa i : cpu::kAllIsas) {
-    if (!cpu::isa_supported(i)) continue;
-    cpu::set_isa(i);
-    db::ops::PreparedWeights<H, db::Cpu> slot;
-    for (int call = 0; call < 2; ++call) {  // the first call packs W^T, the second uses it
-      const auto y = db::ops::linear(db::Cpu{}, x, w, bias, slot);
-      REQUIRE(y.shape() == (std::array<std::size_t, 3>{B, T, out}));
-      REQUIRE(slot.bytes() > 0);
-      double worst = 0;
-      for (std::size_t b = 0; b < B; ++b)
-        for (std::size_t t = 0; t < T; ++t)
-          for (std::size_t o = 0; o < out; ++o) {
-            double ref = float(bias(o));
-            for (std::size_t k = 0; k < in; ++k) ref += double(float(x(b, t, k))) * double(float(w(o, k)));
-            const double err = std::fabs(double(float(y(b, t, o))) - ref) - ulp * std::fabs(ref);
-            worst = std::max(worst, err);
-          }
-      INFO("half Linear on " << cpu::isa_name(i) << " (" << cpu::half_gemm_path_name(cpu::half_gemm_path<H>())
-                             << "), call " << call << ": worst error beyond half an ulp " << worst);
-      REQUIRE(worst <= 1e-5);
+  // Token-wise (blocks of 128 rows and a cut one), a few rows, and one (a time embedding's MLP).
+  const std::array<std::size_t, 2> shapes[] = {{2, 150}, {2, 3}, {1, 1}};
+  for (const auto& [B, T] : shapes) {
+    const std::size_t in = 71, out = 45;
+    const auto x = random_half<H, 3>({B, T, in}, seed++);
+    const auto w = random_half<H, 2>({out, in}, seed++, 0.2);
+    const auto bias = random_half<H, 1>({out}, seed++);
+    const double ulp = std::is_same<H, db::bf16>::value ? 1.0 / 256 : 1.0 / 2048;  // half an ulp, relative
+    const IsaGuard guard;
+    for (Isa i : cpu::kAllIsas) {
+      if (!cpu::isa_supported(i)) continue;
+      cpu::set_isa(i);
+      db::ops::PreparedWeights<H, db::Cpu> slot;
+      for (int call = 0; call < 2; ++call) {  // the first call packs W^T, the second uses it
+        const auto y = db::ops::linear(db::Cpu{}, x, w, bias, slot);
+        REQUIRE(y.shape() == (std::array<std::size_t, 3>{B, T, out}));
+        REQUIRE(slot.bytes() > 0);
+        double worst = 0;
+        for (std::size_t b = 0; b < B; ++b)
+          for (std::size_t t = 0; t < T; ++t)
+            for (std::size_t o = 0; o < out; ++o) {
+              double ref = float(bias(o));
+              for (std::size_t k = 0; k < in; ++k) ref += double(float(x(b, t, k))) * double(float(w(o, k)));
+              const double err = std::fabs(double(float(y(b, t, o))) - ref) - ulp * std::fabs(ref);
+              worst = std::max(worst, err);
+            }
+        INFO("half Linear, " << B * T << " rows, on " << cpu::isa_name(i) << " ("
+                              << cpu::half_gemm_path_name(cpu::half_gemm_path<H>()) << "), call " << call
+                              << ": worst error beyond half an ulp " << worst);
+        REQUIRE(worst <= 1e-5);
+      }
     }
   }
 }
@@ -763,7 +816,7 @@ TEST_CASE("isa: element-wise ops on half tensors give the generic functors' bits
   SECTION("f16") { check_stored_elementwise<db::f16>(); }
 }
 
-TEST_CASE("isa: a token-wise half Linear runs on the half GEMM, within half an ulp, on every copy", "[isa][half][gemm]") {
+TEST_CASE("isa: a half Linear (token-wise, a few rows, one) runs on the half GEMM, within half an ulp, on every copy", "[isa][half][gemm]") {
   SECTION("bf16") { check_half_linear<db::bf16>(); }
   SECTION("f16") { check_half_linear<db::f16>(); }
 }

@@ -32,6 +32,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from bench_names import autocast_name, compiled_name
+
 SCALE = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -80,15 +82,8 @@ def torch_name(name):
     torch/origin_forward/T:512, a half case's autocast run: diffblocks/origin_forward_bf16/T:512
     -> torch/origin_forward_bf16_autocast/T:512."""
     _, case, args = name.split("/", 2)
-    dtype = split_dtype(case)[1]
-    return f"torch/{case}{'_autocast' if dtype else ''}/{args}"
-
-
-def compiled_name(torch_case):
-    """bench_torch.py --compile's name of a torch case: torch/origin_forward/T:512 ->
-    torch/origin_forward_compiled/T:512 (and _bf16_autocast_compiled for an autocast run)."""
-    head, _, args = torch_case.rpartition("/T:")
-    return f"{head}_compiled/T:{args}"
+    base, dtype = split_dtype(case)
+    return f"{autocast_name('torch/' + base, dtype or 'f32')}/{args}"
 
 
 def ratio_rows(ours, torch, family):

@@ -76,6 +76,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "reference"))
 from gradtts_reference import GradLogPEstimator2d, Rezero  # noqa: E402
+from bench_names import autocast_name, compiled_name  # noqa: E402
 
 
 def origin_macs(frames: int) -> int:
@@ -217,18 +218,6 @@ def import_diffusers():
 
 
 AUTOCAST = {"bf16": torch.bfloat16, "f16": torch.float16}
-
-
-def autocast_name(base: str, dtype: str) -> str:
-    """torch/origin_forward/T:512 in f32; torch/origin_forward_bf16_autocast/T:512 under autocast."""
-    return base if dtype == "f32" else f"{base}_{dtype}_autocast"
-
-
-def compiled_name(name: str) -> str:
-    """torch/origin_forward/T:512 -> torch/origin_forward_compiled/T:512 (the case, then the
-    arguments)."""
-    head, _, args = name.rpartition("/T:")
-    return f"{head}_compiled/T:{args}"
 
 
 def compiled(model):

@@ -139,9 +139,9 @@ class StoredAs {
 //
 // A tensor stored in a half type S computes in float32 (T = compute_t<S>), with the float32
 // prepared form: the weight is widened only when a form is made, never when the slot holds one;
-// a Winograd convolution reads x and writes its result in S itself (the transforms widen and
-// round: no float32 copy of either, the memory a half model saves); the patch GEMM reads x
-// widened and its result is rounded once.
+// the kernels read x and write the result in S themselves (the Winograd transforms and the patch
+// gathering widen, each result is rounded once as it is stored: no float32 copy of either, the
+// memory a half model saves).
 template <class S>
 Tensor<S, 4, Cpu> conv2d_on(CpuContext& c, const Tensor<S, 4, Cpu>& x, const Tensor<S, 4, Cpu>& w,
                             const Tensor<S, 1, Cpu>& bias, int stride, int padding, PreparedSlot<compute_t<S>>* slot) {
@@ -154,18 +154,8 @@ Tensor<S, 4, Cpu> conv2d_on(CpuContext& c, const Tensor<S, 4, Cpu>& x, const Ten
   StoredAs<T, S, 1> b(bias);
   StoredAs<T, S, 4> wv(w, StoredAs<T, S, 4>::kLazy);
   const T* const bp = bias.size() ? b.data() : nullptr;
-  // The kernel for x as stored (half: the Winograd path only) or, for the patch GEMM on a half x,
-  // on x widened, the result rounded once.
   auto run = [&](const T* wp, const T* form, bool taps) -> Tensor<S, 4, Cpu> {
-    if constexpr (std::is_same<S, T>::value) {
-      DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d_shaped<T>(x, Cout, KH, KW, wp, bp, stride, padding, winograd, form, taps));
-    } else if (winograd) {
-      DIFFBLOCKS_CPU_RETURN_KERNEL(conv3x3_stored<S>(x, Cout, wp, bp, form, taps));
-    } else {
-      const auto xf = half_convert::widened(x);
-      auto yf = [&] { DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d_shaped<T>(xf, Cout, KH, KW, wp, bp, stride, padding, false, form)); }();
-      return half_convert::narrowed<S>(yf);
-    }
+    DIFFBLOCKS_CPU_RETURN_KERNEL(conv2d_shaped<T>(x, Cout, KH, KW, wp, bp, stride, padding, winograd, form, taps));
   };
   if (winograd && (!slot || !keeps_prepared(c.weight_preparation()))) {
     // Made by the kernel for this call (winograd::conv3x3), a row of points at a time where it can.
@@ -214,16 +204,23 @@ void conv1x1_add_on(CpuContext& c, const Tensor<S, 4, Cpu>& x, const Tensor<S, 4
     });
   }
 }
-template <class T>
-Tensor<T, 4, Cpu> conv_transpose2d_on(CpuContext& c, const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
-                                      const Tensor<T, 1, Cpu>& bias, int stride, int padding, PreparedSlot<T>* slot) {
+// As conv2d_on: a half x is widened as it is gathered and the result rounded once as it is
+// stored; the prepared form is float32, the weight widened only when it is made.
+template <class S>
+Tensor<S, 4, Cpu> conv_transpose2d_on(CpuContext& c, const Tensor<S, 4, Cpu>& x, const Tensor<S, 4, Cpu>& w,
+                                      const Tensor<S, 1, Cpu>& bias, int stride, int padding,
+                                      PreparedSlot<compute_t<S>>* slot) {
+  using T = compute_t<S>;
   const int Cin = static_cast<int>(w.shape(0)), Cout = static_cast<int>(w.shape(1));
   const int KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
+  StoredAs<T, S, 4> wv(w, StoredAs<T, S, 4>::kLazy);
+  StoredAs<T, S, 1> b(bias);
   const auto form = prepared_form(c, slot, PreparedKey{isa(), kPackedConvTranspose},
                                   prepared_conv_transpose2d_size<T>(Cin, Cout, KH, KW, stride, padding), [&](T* p) {
-                                    prepare_conv_transpose2d_into(w.data(), Cin, Cout, KH, KW, stride, padding, p);
+                                    prepare_conv_transpose2d_into(wv.data(), Cin, Cout, KH, KW, stride, padding, p);
                                   });
-  DIFFBLOCKS_CPU_RETURN_KERNEL(conv_transpose2d<T>(x, w, bias, stride, padding, form.data()));
+  const T* const bp = bias.size() ? b.data() : nullptr;
+  DIFFBLOCKS_CPU_RETURN_KERNEL(conv_transpose2d<T>(x, Cout, KH, KW, bp, stride, padding, form.data()));
 }
 }  // namespace detail
 

@@ -74,8 +74,8 @@ void narrow_into(const Tensor<float, N, Cpu>& x, Tensor<H, N, Cpu>& y) {
 
 // ---- convolutions and linear layers ----------------------------------------------------------
 
-// (cpu::detail::conv2d_on: a Winograd convolution reads and writes the half tensors itself; the
-// weight is widened only when its float32 prepared form is made.)
+// (cpu::detail::conv2d_on, conv_transpose2d_on: the kernels read and write the half tensors
+// themselves; the weight is widened only when its float32 prepared form is made.)
 template <class H, IfHalf<H> = 0>
 Tensor<H, 4, Cpu> conv2d(Cpu dev, const Tensor<H, 4, Cpu>& x, const Tensor<H, 4, Cpu>& w, const Tensor<H, 1, Cpu>& bias,
                          int stride, int padding) {
@@ -92,16 +92,15 @@ template <class H, IfHalf<H> = 0>
 Tensor<H, 4, Cpu> conv_transpose2d(Cpu dev, const Tensor<H, 4, Cpu>& x, const Tensor<H, 4, Cpu>& w,
                                    const Tensor<H, 1, Cpu>& bias, int stride, int padding) {
   const DeviceScope<Cpu> on(dev);
-  using namespace half_detail;
-  return narrow<H>(cpu::conv_transpose2d(widen(x), widen(w), widen(bias), stride, padding));
+  return cpu::detail::conv_transpose2d_on(dev.context(), x, w, bias, stride, padding,
+                                          static_cast<cpu::PreparedSlot<float>*>(nullptr));
 }
 template <class H, IfHalf<H> = 0>
 Tensor<H, 4, Cpu> conv_transpose2d(const Cpu& dev, const Tensor<H, 4, Cpu>& x, const Tensor<H, 4, Cpu>& w,
                                    const Tensor<H, 1, Cpu>& bias, int stride, int padding,
                                    PreparedWeights<H, Cpu>& prepared) {
   const DeviceScope<Cpu> on(dev);
-  using namespace half_detail;
-  return narrow<H>(cpu::conv_transpose2d(dev, widen(x), widen(w), widen(bias), stride, padding, prepared));
+  return cpu::detail::conv_transpose2d_on(dev.context(), x, w, bias, stride, padding, &prepared);
 }
 /// out += conv2d(x): a 1x1 convolution's sum formed in float32 and rounded once (in chunks of
 /// pixels: cpu::detail::conv1x1_add_on); others add the convolution's rounded result, as a half
@@ -181,14 +180,16 @@ Tensor<H, N, Cpu> linear_on_half_gemm(CpuContext& c, const Tensor<H, N, Cpu>& x,
 }
 }  // namespace half_detail
 
-/// Token-wise projections (cpu::kLinearPackFrom rows or more) on the half GEMM; fewer rows (a
-/// time embedding's MLP) widen x and the weight for the float32 kernel, which reads W unpacked.
+/// On the half GEMM, whatever the number of rows (token-wise projections, and a time embedding's
+/// MLP on one row per batch item), when the device keeps prepared weights: W^T's packed half form
+/// is then made once, half the bytes of a float32 copy that each call would otherwise widen.
+/// Without kept weights (WeightPreparation::PerCall) x and W are widened for the float32 kernel.
 template <class H, std::size_t N, IfHalf<H> = 0>
 Tensor<H, N, Cpu> linear(const Cpu& dev, const Tensor<H, N, Cpu>& x, const Tensor<H, 2, Cpu>& w,
                          const Tensor<H, 1, Cpu>& bias, PreparedWeights<H, Cpu>& prepared) {
   const DeviceScope<Cpu> on(dev);
   using namespace half_detail;
-  if (leading_rows(x.shape()) >= static_cast<std::size_t>(cpu::kLinearPackFrom) && x.shape(N - 1) > 0 && w.shape(0) > 0 &&
+  if (leading_rows(x.shape()) > 0 && x.shape(N - 1) > 0 && w.shape(0) > 0 &&
       cpu::keeps_prepared(dev.context().weight_preparation()))
     return linear_on_half_gemm(dev.context(), x, w, bias, prepared);
   return narrow<H>(cpu::linear(dev, widen(x), widen(w), widen(bias), prepared));
@@ -215,8 +216,8 @@ template <class H, std::size_t N, IfHalf<H> = 0>
 Tensor<H, N, Cpu> layer_norm(Cpu dev, const Tensor<H, N, Cpu>& x, const Tensor<H, 1, Cpu>& gamma,
                              const Tensor<H, 1, Cpu>& beta, double eps) {
   const DeviceScope<Cpu> on(dev);
-  using namespace half_detail;
-  return narrow<H>(ops::layer_norm(dev, widen(x), widen(gamma), widen(beta), eps));
+  using cpu::half_convert::widened;
+  DIFFBLOCKS_CPU_RETURN_KERNEL(layer_norm<H, N>(x, widened(gamma), widened(beta), eps));  // rows widened in scratch
 }
 
 // ---- activations ------------------------------------------------------------------------------

@@ -25,9 +25,10 @@ struct PatchGrid {
 /// dst[j] = xc[iy, ix] (zero outside the H x W plane) for the grid points j0 .. j0+nj-1 of one
 /// kernel tap, where iy = oy*stride + dy and ix = ox*stride + dx. Works one grid row at a time:
 /// the in-bounds span of a row is found once, so the copy loop has no per-element test (and is
-/// a plain memcpy at stride 1).
-template <class T>
-void gather_patch_row(const T* xc, int H, int W, const PatchGrid& g, int dy, int dx, std::ptrdiff_t j0,
+/// a plain memcpy at stride 1). xc may be stored in a half type In: its values are widened to T
+/// as they are copied (exactly), so a half convolution's patches are its float32 ones.
+template <class T, class In = T>
+void gather_patch_row(const In* xc, int H, int W, const PatchGrid& g, int dy, int dx, std::ptrdiff_t j0,
                       std::ptrdiff_t nj, T* dst) {
   const std::ptrdiff_t s = g.stride, ow = g.out_w;
   // ox range with 0 <= ox*s + dx < W.
@@ -40,15 +41,19 @@ void gather_patch_row(const T* xc, int H, int W, const PatchGrid& g, int dy, int
     if (iy < 0 || iy >= H || lo >= hi) {
       std::fill(d, d + (ox1 - ox0), T(0));
     } else {
-      const T* row = xc + iy * W;
+      const In* row = xc + iy * W;
       const std::ptrdiff_t a = std::clamp(lo, ox0, ox1), b = std::clamp(hi, ox0, ox1);
       std::fill(d, d + (a - ox0), T(0));
-      if (s == 1)
-        std::copy(row + a + dx, row + b + dx, d + (a - ox0));
-      else if (s == 2)  // a constant stride: compilers de-interleave with vector permutes
-        for (std::ptrdiff_t ox = a; ox < b; ++ox) d[ox - ox0] = row[2 * ox + dx];
-      else
-        for (std::ptrdiff_t ox = a; ox < b; ++ox) d[ox - ox0] = row[ox * s + dx];
+      if (s == 1) {
+        if constexpr (std::is_same<In, T>::value)
+          std::copy(row + a + dx, row + b + dx, d + (a - ox0));
+        else
+          half_io::load_row(row + a + dx, d + (a - ox0), b - a);
+      } else if (s == 2) {  // a constant stride: compilers de-interleave with vector permutes
+        for (std::ptrdiff_t ox = a; ox < b; ++ox) d[ox - ox0] = static_cast<T>(row[2 * ox + dx]);
+      } else {
+        for (std::ptrdiff_t ox = a; ox < b; ++ox) d[ox - ox0] = static_cast<T>(row[ox * s + dx]);
+      }
       std::fill(d + (b - ox0), d + (ox1 - ox0), T(0));
     }
     j += ox1 - ox0;
@@ -69,9 +74,10 @@ std::ptrdiff_t patch_tile(std::ptrdiff_t ncols, int B, int K) {
 }
 
 /// col (K x nj, K = Cin * taps) = the patches of grid points j0 .. j0+nj-1 of one batch item xb
-/// (Cin, H, W): row (ci, ty, tx) holds input channel ci at kernel tap (ty, tx).
-template <class T>
-void gather_patches(const T* xb, int Cin, int H, int W, const PatchGrid& g, std::ptrdiff_t j0, std::ptrdiff_t nj,
+/// (Cin, H, W): row (ci, ty, tx) holds input channel ci at kernel tap (ty, tx). xb may be stored
+/// in a half type In (widened as it is gathered).
+template <class T, class In = T>
+void gather_patches(const In* xb, int Cin, int H, int W, const PatchGrid& g, std::ptrdiff_t j0, std::ptrdiff_t nj,
                     T* col) {
   const int KY = static_cast<int>(g.off_y.size()), KX = static_cast<int>(g.off_x.size());
   const std::ptrdiff_t in_plane = static_cast<std::ptrdiff_t>(H) * W;
@@ -84,16 +90,19 @@ void gather_patches(const T* xb, int Cin, int H, int W, const PatchGrid& g, std:
 
 /// out[b, co, dest(oy, ox)] = bias[co] + sum_{ci,ty,tx} W[co, (ci,ty,tx)] * x[b, ci, iy, ix]
 /// (zero outside the input), W given packed (packed::pack_a). x: (B, Cin, H, W); out planes
-/// are out_plane elements apart.
-template <class T>
-void patch_gemm_packed(const T* x, int B, int Cin, int H, int W, const T* wpack, int Cout, const T* bias,
-                       const PatchGrid& g, T* out, std::ptrdiff_t out_plane, bool accumulate = false) {
+/// are out_plane elements apart. x and out may be stored in a half type (In, Out): x is widened
+/// as its patches are gathered (a 1x1 convolution then gathers too, instead of reading x in
+/// place) and each result, float32 as for a float32 x, is rounded once as it is stored (on
+/// `accumulate`, the sum with out's value); so neither has a float32 copy.
+template <class T, class In = T, class Out = T>
+void patch_gemm_packed(const In* x, int B, int Cin, int H, int W, const T* wpack, int Cout, const T* bias,
+                       const PatchGrid& g, Out* out, std::ptrdiff_t out_plane, bool accumulate = false) {
   const int KY = static_cast<int>(g.off_y.size()), KX = static_cast<int>(g.off_x.size());
   const int K = Cin * KY * KX;
   const std::ptrdiff_t ncols = static_cast<std::ptrdiff_t>(g.out_h) * g.out_w;
   if (ncols == 0 || Cout == 0) return;
-  const bool pointwise = KY == 1 && KX == 1 && g.stride == 1 && g.off_y[0] == 0 && g.off_x[0] == 0 &&
-                         g.out_h == H && g.out_w == W;
+  const bool pointwise = std::is_same<In, T>::value && KY == 1 && KX == 1 && g.stride == 1 && g.off_y[0] == 0 &&
+                         g.off_x[0] == 0 && g.out_h == H && g.out_w == W;
   const std::ptrdiff_t tile = patch_tile<T>(ncols, B, K);
   const std::ptrdiff_t tiles_per_item = (ncols + tile - 1) / tile;
   const std::ptrdiff_t in_plane = static_cast<std::ptrdiff_t>(H) * W;
@@ -104,27 +113,41 @@ void patch_gemm_packed(const T* x, int B, int Cin, int H, int W, const T* wpack,
       const std::ptrdiff_t b = task / tiles_per_item;
       const std::ptrdiff_t j0 = (task % tiles_per_item) * tile;
       const std::ptrdiff_t nj = std::min(tile, ncols - j0);
-      const T* xb = x + b * Cin * in_plane;
-      T* ob = out + b * Cout * out_plane;
+      const In* xb = x + b * Cin * in_plane;
+      Out* ob = out + b * Cout * out_plane;
 
-      const T* bmat;
-      std::ptrdiff_t ldb;
-      if (pointwise) {  // 1x1 stride-1 conv: the input itself is the column matrix
-        bmat = xb + j0;
-        ldb = in_plane;
-      } else {
+      const T* bmat = nullptr;
+      std::ptrdiff_t ldb = 0;
+      if constexpr (std::is_same<In, T>::value) {
+        if (pointwise) {  // 1x1 stride-1 conv: the input itself is the column matrix
+          bmat = xb + j0;
+          ldb = in_plane;
+        }
+      }
+      if (!pointwise) {
         col.resize(static_cast<std::size_t>(K) * nj);
         gather_patches(xb, Cin, H, W, g, j0, nj, col.data());
         bmat = col.data();
         ldb = nj;
       }
 
-      if (g.contiguous()) {
-        T* dst = ob + g.base + j0;
-        packed::gemm<T>(Cout, static_cast<int>(nj), K, wpack, bmat, ldb, dst, out_plane, accumulate);
-        if (bias)
-          for (int co = 0; co < Cout; ++co)
-            for (std::ptrdiff_t j = 0; j < nj; ++j) dst[co * out_plane + j] += bias[co];
+      if (g.contiguous() && (std::is_same<Out, T>::value || !accumulate)) {
+        if constexpr (std::is_same<Out, T>::value) {
+          T* dst = ob + g.base + j0;
+          packed::gemm<T>(Cout, static_cast<int>(nj), K, wpack, bmat, ldb, dst, out_plane, accumulate);
+          if (bias)
+            for (int co = 0; co < Cout; ++co)
+              for (std::ptrdiff_t j = 0; j < nj; ++j) dst[co * out_plane + j] += bias[co];
+        } else {  // a half out: each row plus bias, rounded as it is stored
+          res.resize(static_cast<std::size_t>(Cout) * nj);
+          packed::gemm<T>(Cout, static_cast<int>(nj), K, wpack, bmat, ldb, res.data(), nj);
+          for (int co = 0; co < Cout; ++co) {
+            T* r = res.data() + static_cast<std::ptrdiff_t>(co) * nj;
+            if (bias)
+              for (std::ptrdiff_t j = 0; j < nj; ++j) r[j] += bias[co];
+            half_io::store_row(r, ob + co * out_plane + g.base + j0, nj);
+          }
+        }
       } else {
         res.resize(static_cast<std::size_t>(Cout) * nj);
         packed::gemm<T>(Cout, static_cast<int>(nj), K, wpack, bmat, ldb, res.data(), nj);
@@ -132,8 +155,8 @@ void patch_gemm_packed(const T* x, int B, int Cin, int H, int W, const T* wpack,
           const T bv = bias ? bias[co] : T(0);
           std::ptrdiff_t oy = j0 / g.out_w, ox = j0 % g.out_w;
           for (std::ptrdiff_t j = 0; j < nj; ++j) {
-            T& o = ob[co * out_plane + g.base + oy * g.row_step + ox * g.col_step];
-            o = accumulate ? o + (res[co * nj + j] + bv) : res[co * nj + j] + bv;
+            Out& o = ob[co * out_plane + g.base + oy * g.row_step + ox * g.col_step];
+            o = half_io::store_value<Out>(accumulate ? static_cast<T>(o) + (res[co * nj + j] + bv) : res[co * nj + j] + bv);
             if (++ox == g.out_w) {
               ox = 0;
               ++oy;
@@ -190,19 +213,22 @@ void prepare_conv2d_into(const T* w, int Cout, int Cin, int KH, int KW, bool win
 /// `taps`, the weight's winograd::pack_taps_into form, from which the planes are made).
 /// Here the weight is given by its dimensions and values (w: Cout x Cin x KH x KW, read only by
 /// a Winograd call without `prepared`), the bias as Cout values or null.
-template <class T>
-Tensor<T, 4, Cpu> conv2d_shaped(const Tensor<T, 4, Cpu>& x, int Cout, int KH, int KW, const T* w, const T* bias,
+/// x may be stored in a half type S, and the result is then stored in S: the Winograd transforms
+/// and the patch gathering widen x as they read it and the results are rounded once as they are
+/// written, so neither has a float32 copy; the weight's form and the bias are T, as are all the
+/// products (the result is the float32 convolution's, rounded once).
+template <class T, class S = T>
+Tensor<S, 4, Cpu> conv2d_shaped(const Tensor<S, 4, Cpu>& x, int Cout, int KH, int KW, const T* w, const T* bias,
                                 int stride, int padding, bool winograd, const T* prepared, bool taps = false) {
   const int B = static_cast<int>(x.shape(0)), Cin = static_cast<int>(x.shape(1));
   const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3));
   const int Ho = (H + 2 * padding - KH) / stride + 1, Wo = (W + 2 * padding - KW) / stride + 1;
-  Tensor<T, 4, Cpu> out = Tensor<T, 4, Cpu>::from_shape({static_cast<std::size_t>(B), static_cast<std::size_t>(Cout),
-                                                         static_cast<std::size_t>(std::max(Ho, 0)),
-                                                         static_cast<std::size_t>(std::max(Wo, 0))});
+  auto out = Tensor<S, 4, Cpu>::from_shape({static_cast<std::size_t>(B), static_cast<std::size_t>(Cout),
+                                            static_cast<std::size_t>(std::max(Ho, 0)), static_cast<std::size_t>(std::max(Wo, 0))});
   if (Ho <= 0 || Wo <= 0) return out;
   if (winograd) {
-    winograd::conv3x3<T>(x.data(), B, Cin, H, W, taps ? nullptr : prepared, Cout, bias, out.data(), w,
-                         taps ? prepared : nullptr);
+    winograd::conv3x3<T, S, S>(x.data(), B, Cin, H, W, taps ? nullptr : prepared, Cout, bias, out.data(), w,
+                               taps ? prepared : nullptr);
     return out;
   }
   PatchGrid g;
@@ -220,21 +246,6 @@ Tensor<T, 4, Cpu> conv2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
                          int stride, int padding, bool winograd, const T* prepared, bool taps = false) {
   return conv2d_shaped<T>(x, static_cast<int>(w.shape(0)), static_cast<int>(w.shape(2)), static_cast<int>(w.shape(3)),
                           w.data(), bias.size() ? bias.data() : nullptr, stride, padding, winograd, prepared, taps);
-}
-
-/// conv2d's Winograd path (3x3, stride 1, padding 1) on a tensor stored in a half type S: the
-/// transforms widen x as they read it and round the result as they write it, so neither has a
-/// float32 copy; the weight's form (`prepared`, or `w` as float32 when it is null) and the bias
-/// are float32, as are all the products.
-template <class S>
-Tensor<S, 4, Cpu> conv3x3_stored(const Tensor<S, 4, Cpu>& x, int Cout, const float* w, const float* bias,
-                                 const float* prepared, bool taps) {
-  const std::size_t B = x.shape(0), H = x.shape(2), W = x.shape(3);
-  auto out = Tensor<S, 4, Cpu>::from_shape({B, static_cast<std::size_t>(Cout), H, W});
-  winograd::conv3x3<float, S, S>(x.data(), static_cast<int>(B), static_cast<int>(x.shape(1)), static_cast<int>(H),
-                                 static_cast<int>(W), taps ? nullptr : prepared, Cout, bias, out.data(), w,
-                                 taps ? prepared : nullptr);
-  return out;
 }
 
 /// The grid of a 1x1 stride-1 convolution over an H x W plane: the plane itself.
@@ -331,22 +342,22 @@ memory::WeightBuffer<T> prepare_conv_transpose2d(const T* w, int Cin, int Cout, 
   return p;
 }
 
-/// ConvTranspose2d (no output_padding, dilation 1). x (B,Cin,H,W), w (Cin,Cout,k,k) as in PyTorch.
-/// Output (H-1)*s - 2p + k. `prepared`: w's prepare_conv_transpose2d form.
-template <class T>
-Tensor<T, 4, Cpu> conv_transpose2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4, Cpu>& w,
-                                   const Tensor<T, 1, Cpu>& bias, int stride, int padding, const T* prepared) {
+/// ConvTranspose2d (no output_padding, dilation 1). x (B,Cin,H,W); the weight (Cin,Cout,KH,KW) as
+/// in PyTorch, given by Cout, KH, KW and its prepare_conv_transpose2d form `prepared`; bias: Cout
+/// values or null. Output (H-1)*s - 2p + k. x may be stored in a half type S, and the result is
+/// then stored in S (widened as gathered, each output rounded once as it is written: the float32
+/// result rounded, with no float32 copy of either).
+template <class T, class S = T>
+Tensor<S, 4, Cpu> conv_transpose2d(const Tensor<S, 4, Cpu>& x, int Cout, int KH, int KW, const T* bp, int stride,
+                                   int padding, const T* prepared) {
   const int B = static_cast<int>(x.shape(0)), Cin = static_cast<int>(x.shape(1));
   const int H = static_cast<int>(x.shape(2)), W = static_cast<int>(x.shape(3));
-  const int Cout = static_cast<int>(w.shape(1)), KH = static_cast<int>(w.shape(2)), KW = static_cast<int>(w.shape(3));
   const int Ho = (H - 1) * stride - 2 * padding + KH, Wo = (W - 1) * stride - 2 * padding + KW;
-  Tensor<T, 4, Cpu> out = Tensor<T, 4, Cpu>::from_shape({static_cast<std::size_t>(B), static_cast<std::size_t>(Cout),
-                                                         static_cast<std::size_t>(std::max(Ho, 0)),
-                                                         static_cast<std::size_t>(std::max(Wo, 0))});
+  auto out = Tensor<S, 4, Cpu>::from_shape({static_cast<std::size_t>(B), static_cast<std::size_t>(Cout),
+                                            static_cast<std::size_t>(std::max(Ho, 0)), static_cast<std::size_t>(std::max(Wo, 0))});
   if (Ho <= 0 || Wo <= 0) return out;
   const int s = stride;
   const std::ptrdiff_t out_plane = static_cast<std::ptrdiff_t>(Ho) * Wo, in_plane = static_cast<std::ptrdiff_t>(H) * W;
-  const T* bp = bias.size() ? bias.data() : nullptr;
 
   // One ordinary convolution per output phase (ry, rx): its taps are the kernel rows k with
   // (r + padding - k) divisible by s, and the input row of output row r + s*j is then
@@ -390,7 +401,7 @@ Tensor<T, 4, Cpu> conv_transpose2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4
             for (int oy = 0; oy < g.out_h; ++oy)
               for (int ox = 0; ox < g.out_w; ++ox)
                 out.data()[(static_cast<std::ptrdiff_t>(b) * Cout + co) * out_plane + g.base + oy * g.row_step +
-                           ox * g.col_step] = bp ? bp[co] : T(0);
+                           ox * g.col_step] = half_io::store_value<S>(bp ? bp[co] : T(0));
         continue;
       }
       patch_gemm_packed<T>(x.data(), B, Cin, H, W, ph.wpack, Cout, bp, ph.g, out.data(), out_plane);
@@ -407,12 +418,13 @@ Tensor<T, 4, Cpu> conv_transpose2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4
   for (const Phase& ph : phases) kmax = std::max(kmax, ph.K);
   const std::ptrdiff_t tile = patch_tile<T>(ncols, B * s, kmax), tiles = (ncols + tile - 1) / tile;
   parallel_for(static_cast<std::ptrdiff_t>(B) * s * tiles, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
-    memory::Buffer<T> col, res(static_cast<std::size_t>(s) * Cout * tile);
+    memory::Buffer<T> col, res(static_cast<std::size_t>(s) * Cout * tile), row;
+    if constexpr (!std::is_same<S, T>::value) row.resize(static_cast<std::size_t>(s) * gw);
     for (std::ptrdiff_t task = first; task < last; ++task) {
       const std::ptrdiff_t b = task / (s * tiles);
       const int ry = static_cast<int>(task / tiles % s);
       const std::ptrdiff_t j0 = task % tiles * tile, nj = std::min(tile, ncols - j0);
-      const T* xb = x.data() + b * Cin * in_plane;
+      const S* xb = x.data() + b * Cin * in_plane;
       for (int rx = 0; rx < s; ++rx) {  // res[rx] (Cout x nj): column phase rx of the tile
         const Phase& ph = phases[static_cast<std::size_t>(ry) * s + rx];
         col.resize(static_cast<std::size_t>(ph.K) * nj);
@@ -422,10 +434,16 @@ Tensor<T, 4, Cpu> conv_transpose2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4
       }
       for (int co = 0; co < Cout; ++co) {
         const T bv = bp ? bp[co] : T(0);
-        T* oc = out.data() + (b * Cout + co) * out_plane;
+        S* oc = out.data() + (b * Cout + co) * out_plane;
         for (std::ptrdiff_t j = j0; j < j0 + nj;) {  // one grid row (or part of one) at a time
           const std::ptrdiff_t oy = j / gw, ox0 = j % gw, n = std::min<std::ptrdiff_t>(gw - ox0, j0 + nj - j);
-          T* orow = oc + (oy * s + ry) * Wo + ox0 * s;
+          S* const dst = oc + (oy * s + ry) * Wo + ox0 * s;
+          // A half out: the row interleaved in float32 scratch, then rounded as it is stored.
+          T* orow;
+          if constexpr (std::is_same<S, T>::value)
+            orow = dst;
+          else
+            orow = row.data();
           const T* r = res.data() + co * nj + (j - j0);
           if (s == 2) {  // a constant stride: a vectorised interleave
             const T* r1 = r + Cout * nj;
@@ -437,6 +455,7 @@ Tensor<T, 4, Cpu> conv_transpose2d(const Tensor<T, 4, Cpu>& x, const Tensor<T, 4
             for (std::ptrdiff_t i = 0; i < n; ++i)
               for (int rx = 0; rx < s; ++rx) orow[s * i + rx] = r[rx * Cout * nj + i] + bv;
           }
+          if constexpr (!std::is_same<S, T>::value) half_io::store_row(orow, dst, s * n);
           j += n;
         }
       }

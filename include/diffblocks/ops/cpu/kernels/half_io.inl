@@ -9,8 +9,8 @@
 namespace half_io {
 
 /// v as S (the scalar path: the baseline copy and the tails).
-template <class S>
-inline S store_value(float v) {
+template <class S, class V>
+inline S store_value(V v) {
   return S(v);
 }
 

@@ -126,23 +126,33 @@ void group_norm_mish_mask_bias_mask_(Tensor<S, 4, Cpu>& x, int groups, const Ten
 }
 
 /// LayerNorm over the last dimension (biased variance; two passes over each row, the
-/// row's moments from moments(), so each sum is short and vectorised).
-template <class T, std::size_t N>
-Tensor<T, N, Cpu> layer_norm(const Tensor<T, N, Cpu>& x, const Tensor<T, 1, Cpu>& gamma,
+/// row's moments from moments(), so each sum is short and vectorised). x may be stored in a half
+/// type S (the result too): each row is then widened into scratch, normalised there in T and
+/// rounded once as it is stored (the float32 result on the widened x, rounded, bit for bit).
+template <class S, std::size_t N, class T = compute_t<S>>
+Tensor<S, N, Cpu> layer_norm(const Tensor<S, N, Cpu>& x, const Tensor<T, 1, Cpu>& gamma,
                              const Tensor<T, 1, Cpu>& beta, double eps) {
   static_assert(N >= 2, "layer_norm: x is (rows..., D)");
   const std::ptrdiff_t R = static_cast<std::ptrdiff_t>(leading_rows(x.shape())), D = x.shape(N - 1);
-  auto y = Tensor<T, N, Cpu>::from_shape(x.shape());
+  auto y = Tensor<S, N, Cpu>::from_shape(x.shape());
+  auto normalise = [&](const T* s, T* d) {  // one row, s may be d
+    const auto [mean, rstd] = moments(s, D, eps);
+    const T m = static_cast<T>(mean), k = static_cast<T>(rstd);
+    if (gamma.size())
+      for (std::ptrdiff_t i = 0; i < D; ++i) d[i] = (s[i] - m) * k * gamma.data()[i] + beta.data()[i];
+    else
+      for (std::ptrdiff_t i = 0; i < D; ++i) d[i] = (s[i] - m) * k;
+  };
   parallel_for(R, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
+    memory::Buffer<T> wide(std::is_same<S, T>::value ? 0 : static_cast<std::size_t>(D));
     for (std::ptrdiff_t r = first; r < last; ++r) {
-      const T* s = x.data() + r * D;
-      T* d = y.data() + r * D;
-      const auto [mean, rstd] = moments(s, D, eps);
-      const T m = static_cast<T>(mean), k = static_cast<T>(rstd);
-      if (gamma.size())
-        for (std::ptrdiff_t i = 0; i < D; ++i) d[i] = (s[i] - m) * k * gamma.data()[i] + beta.data()[i];
-      else
-        for (std::ptrdiff_t i = 0; i < D; ++i) d[i] = (s[i] - m) * k;
+      if constexpr (std::is_same<S, T>::value) {
+        normalise(x.data() + r * D, y.data() + r * D);
+      } else {
+        half_io::load_row(x.data() + r * D, wide.data(), D);
+        normalise(wide.data(), wide.data());
+        half_io::store_row(wide.data(), y.data() + r * D, D);
+      }
     }
   });
   return y;
