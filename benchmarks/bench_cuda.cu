@@ -19,7 +19,8 @@
 //                                        ResnetBlock2D and Transformer2DModel
 //   attention/self/<naive|streaming|tiled>/N:<tokens>/dh:<d>    4 heads, batch 1, 64 .. 16k tokens
 //   attention/cross/<naive|streaming|tiled>/N:<content>/S:16/dh:64
-//   origin_forward/B:<b>/T:<t>           Origin U-Net (dim 64, mults (1,2,4), 80 mels); _tf32: MathMode::TF32
+//   origin_forward/B:<b>/T:<t>           Origin U-Net (dim 64, mults (1,2,4), 80 mels); _tf32: MathMode::TF32;
+//                                        _bf16: the bf16 model
 //   origin_sample/steps:10/B:1/T:512     a whole 10-step ODE sampling (upload, steps, download),
 //                                        steps 2.. replayed as a CUDA graph; _eager: op by op
 //   diffuser_forward/B:<b>/T:<t>         the TTS-sized Diffuser of bench_origin (benchmarks/README)
@@ -225,10 +226,12 @@ db::OriginConfig origin_config() {
   return cfg;
 }
 
-/// The Origin U-Net with bench::randomize's weights, on the device (built once).
-const db::GradLogPEstimator2d<float, Cuda>& origin() {
+/// The Origin U-Net in type S with bench::randomize's weights (rounded to S), on the device
+/// (built once).
+template <class S = float>
+const db::GradLogPEstimator2d<S, Cuda>& origin() {
   static const auto m = [] {
-    auto dev = std::make_unique<db::GradLogPEstimator2d<float, Cuda>>(origin_config());
+    auto dev = std::make_unique<db::GradLogPEstimator2d<S, Cuda>>(origin_config());
     bench::randomize(*dev, 1, DeviceSetter{});  // the CPU bench_origin's weights
     return dev;
   }();
@@ -253,6 +256,23 @@ void register_unets() {
         s.counters["peak_MB"] = double(db::cuda::memory::stats().peak_in_use) * 1e-6;
       })->MinTime(1.0);
     }
+  // "origin_forward_bf16": the bf16 model (weights and activations bf16, float32 accumulation and
+  // statistics, t float32); tools/bench_torch.py --device cuda times PyTorch's float32 model under
+  // bf16 autocast (origin_forward_bf16_autocast) and the model converted, model.to(bfloat16)
+  // (origin_forward_bf16), in the same run.
+  for (std::size_t B : {1, 16})
+    reg("origin_forward_bf16/B:" + std::to_string(B) + "/T:512", [B](benchmark::State& s) {
+      const auto& net = origin<db::bf16>();
+      const std::size_t T = 512;
+      const auto x = db::ops::cast<db::bf16>(Cuda{}, device_randn<3>({B, 80, T}, 13));
+      const auto mu = db::ops::cast<db::bf16>(Cuda{}, device_randn<3>({B, 80, T}, 14));
+      const auto mask = db::ops::full<db::bf16, 3>(Cuda{}, {B, 1, T}, db::bf16(1.0f));
+      const auto t = db::ops::full<float, 1>(Cuda{}, {B}, 0.5f);
+      run_timed(s, [&] { benchmark::DoNotOptimize(net.forward(x, mask, mu, t).data()); }, 0,
+                2.0 * double(B) * bench::origin_macs(double(T)));
+      s.counters["frames/s"] = benchmark::Counter(double(B * T), benchmark::Counter::kIsIterationInvariantRate);
+      s.counters["peak_MB"] = double(db::cuda::memory::stats().peak_in_use) * 1e-6;
+    })->MinTime(1.0);
   // "origin_sample": the default sampler (steps 2.. replayed as a CUDA graph); "_eager": every
   // step launched op by op, as before graphs.
   for (const bool graph : {true, false})

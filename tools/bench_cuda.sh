@@ -22,7 +22,8 @@
 #   --filter REGEX  the bench_cuda cases to run (overrides --quick's choice)
 #   --ncu CASE[,CASE..]  also profile one forward (bench_cuda --profile CASE, e.g. origin_forward/B:16)
 #                   under Nsight Compute, kernel times only: prof.csv, summed by tools/cuda_profile.py
-# Float32; TF32 only in the cases named tf32 (both sides). cuDNN: found in PyTorch's wheel
+# Float32; TF32 only in the cases named tf32 (both sides); the bf16 Origin (origin_forward_bf16)
+# against PyTorch's bf16 autocast and model.to(bfloat16), in the report's U-Net table. cuDNN: found in PyTorch's wheel
 # (nvidia/cudnn/lib) when the loader does not find libcudnn.so.9 by itself.
 set -uo pipefail
 cd "$(dirname "$0")/.."

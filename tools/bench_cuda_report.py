@@ -87,6 +87,17 @@ def main() -> int:
                 return cand
         return None
 
+    def counterparts(name: str) -> list:
+        """(how PyTorch ran it, its case) for each torch case a row of ours is compared with: a
+        bf16 U-Net against the converted model (model.to(bfloat16)) and against the float32 model
+        under bf16 autocast, as PyTorch users run it in half precision."""
+        if "_bf16/" in name:
+            pairs = [("model.to(bfloat16)", "torch/" + name),
+                     ("bf16 autocast", "torch/" + name.replace("_bf16/", "_bf16_autocast/"))]
+            return [(how, t) for how, t in pairs if t in torch]
+        t = torch_name(name)
+        return [("", t)] if t else []
+
     def table(title: str, prefixes: tuple, cols=("GB/s", "TFLOP/s"), with_torch=True):
         names = [n for n in ours if n.startswith(prefixes)]
         prefix = prefixes[0] if len(prefixes) == 1 and prefixes[0].endswith("/") else ""
@@ -108,10 +119,16 @@ def main() -> int:
                 row.append(fmt(100 * r["GB/s"] / copy_gbs) if r.get("GB/s") else "-")
             if sgemm_tf and "TFLOP/s" in cols:
                 row.append(fmt(100 * r["TFLOP/s"] / sgemm_tf) if r.get("TFLOP/s") else "-")
-            if with_torch and torch:
-                t = torch_name(n)
-                row += [fmt(torch[t]["ms"]), f"**{torch[t]['ms'] / r['ms']:.2f}x**"] if t else ["-", "-"]
-            lines.append("| " + " | ".join(row) + " |")
+            if not (with_torch and torch):
+                lines.append("| " + " | ".join(row) + " |")
+                continue
+            # One row per PyTorch counterpart (a bf16 U-Net has two), ours repeated.
+            for how, t in counterparts(n) or [("", None)]:
+                cells = list(row)
+                if how:
+                    cells[0] += f" (torch: {how})"
+                cells += [fmt(torch[t]["ms"]), f"**{torch[t]['ms'] / r['ms']:.2f}x**"] if t else ["-", "-"]
+                lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
 
     table("Rooflines", ("d2d_copy/", "sgemm/"), cols=("GB/s", "TFLOP/s"))
@@ -120,7 +137,8 @@ def main() -> int:
     table("Blocks", ("blocks/",), cols=("GB/s", "TFLOP/s"))
     table("Ops (op registry, Perf shapes)", ("ops/",), cols=("GB/s", "TFLOP/s"), with_torch=False)
     if torch:
-        extra = [n for n in torch if not any(torch_name(o) == n for o in ours)]
+        matched = {t for o in ours for _, t in counterparts(o)}
+        extra = [n for n in torch if n not in matched]
         if extra:
             lines += ["## torch cases without a diffblocks counterpart", "", "| case | ms |", "|---|---|"]
             lines += [f"| {n} | {fmt(torch[n]['ms'])} |" for n in extra]

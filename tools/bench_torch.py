@@ -62,6 +62,7 @@ names the torch version either way.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
 import os
@@ -475,6 +476,16 @@ def cuda_entries(args) -> list:
                 return model(x, mask, mu, t)
 
         add(f"torch/origin_forward_bf16_autocast/B:{b}/T:512", autocast_forward, e_flops)
+    # The model converted, as diffblocks' bf16 model is: weights and inputs bf16, PyTorch's bf16
+    # kernels throughout (t in bf16 too: the module's time embedding then stays bf16, while a
+    # float32 t meets the bf16 MLP weight and fails).
+    model_bf16 = copy.deepcopy(model).to(torch.bfloat16)
+    for b in (1, 16):
+        x, mu = (torch.randn(b, 80, 512, device=dev).to(torch.bfloat16) for _ in range(2))
+        mask = torch.ones(b, 1, 512, device=dev, dtype=torch.bfloat16)
+        t = torch.full((b,), 0.5, device=dev, dtype=torch.bfloat16)
+        add(f"torch/origin_forward_bf16/B:{b}/T:512", lambda: model_bf16(x, mask, mu, t), 2.0 * b * origin_macs(512))
+    del model_bf16
     for name, fn in gradtts_samplers(model, dev).items():
         add(f"torch/{name}/steps:10/B:1/T:512", fn, 10 * 2.0 * origin_macs(512))
     del model
