@@ -799,7 +799,49 @@ void check_half_linear() {
   }
 }
 
+/// Softmax attention on half q, k, v: the float32 streaming kernel reading and writing H (packing
+/// widens, each output rounded once) gives the float32 result on the widened inputs, rounded, bit
+/// for bit; on the copies where bf16 runs its vdpbf16ps kernel instead (its weights are rounded to
+/// bf16: tests/test_gemm_half.cpp bounds it) bf16 is not compared here.
+template <class H>
+void check_stored_attention() {
+  std::uint64_t seed = 501;
+  // Query tiles with a cut one, key blocks with a cut one, 2 heads of 24 / 20 channels, 2 items.
+  const std::size_t B = 2, Nq = 70, Nk = 600, heads = 2, dh = 24, dv = 20;
+  const auto q = random_half<H, 3>({B, Nq, heads * dh}, seed++);
+  const auto k = random_half<H, 3>({B, Nk, heads * dh}, seed++);
+  const auto v = random_half<H, 3>({B, Nk, heads * dv}, seed++);
+  auto bias = random_half<H, 2>({B, Nk}, seed++);
+  for (std::size_t j = 590; j < Nk; ++j) bias(1, j) = H(-std::numeric_limits<float>::infinity());  // masked keys
+  const auto none = Tensor<H, 2>::from_shape({0, 0});
+  const float scale = 1.0f / std::sqrt(float(dh));
+  const IsaGuard guard;
+  for (Isa i : cpu::kAllIsas) {
+    if (!cpu::isa_supported(i)) continue;
+    cpu::set_isa(i);
+    if (std::is_same<H, db::bf16>::value && cpu::bf16_attention_native()) continue;
+    const Tensor<H, 2>* const biases[] = {&bias, &none};
+    for (const Tensor<H, 2>* b : biases) {
+      const std::string what = std::string(b == &bias ? "biased" : "unbiased") + " attention on " + cpu::isa_name(i);
+      const auto want = narrow_ref<H>(db::ops::attention_streaming(db::Cpu{}, widen_ref(q), widen_ref(k), widen_ref(v),
+                                                                   static_cast<int>(heads), scale, widen_ref(*b)));
+      const auto streaming = db::ops::attention_streaming(db::Cpu{}, q, k, v, static_cast<int>(heads), scale, *b);
+      const auto automatic = db::ops::attention(db::Cpu{}, q, k, v, static_cast<int>(heads), scale, *b);  // 600 keys: streaming
+      INFO(what << ": first differing element " << first_bit_difference(streaming, want) << " (streaming), "
+                << first_bit_difference(automatic, want) << " (Auto)");
+      REQUIRE(first_bit_difference(streaming, want) == -1);
+      REQUIRE(first_bit_difference(automatic, want) == -1);
+    }
+  }
+}
+
 }  // namespace
+
+TEST_CASE("isa: half softmax attention reads and writes the half type, the float32 result rounded once",
+          "[isa][half][attention]") {
+  SECTION("bf16") { check_stored_attention<db::bf16>(); }
+  SECTION("f16") { check_stored_attention<db::f16>(); }
+}
 
 TEST_CASE("isa: half tensors' convolutions give the float32 result rounded once, on every copy", "[isa][half][conv]") {
   SECTION("bf16") { check_stored_convolutions<db::bf16>(); }

@@ -265,8 +265,8 @@ Tensor<H, 3, Cpu> attention_streaming(Cpu dev, const Tensor<H, 3, Cpu>& q, const
   const DeviceScope<Cpu> on(dev);
   if constexpr (std::is_same<H, bf16>::value)
     if (cpu::bf16_attention_native()) return cpu::attention_streaming_bf16(q, k, v, heads, scale, bias);
-  using namespace half_detail;
-  return narrow<H>(ops::attention_streaming(dev, widen(q), widen(k), widen(v), heads, scale, widen(bias)));
+  // The float32 kernel reading and writing H (widened as packed, rounded as stored).
+  DIFFBLOCKS_CPU_RETURN_KERNEL(attention_streaming<H>(q, k, v, heads, scale, bias));
 }
 /// Softmax attention by the device's algorithm setting; the scores, the softmax and the
 /// weighted sum in float32, the output rounded once. bf16 where the vdpbf16ps kernel runs
@@ -277,12 +277,19 @@ template <class H, IfHalf<H> = 0>
 Tensor<H, 3, Cpu> attention(Cpu dev, const Tensor<H, 3, Cpu>& q, const Tensor<H, 3, Cpu>& k, const Tensor<H, 3, Cpu>& v,
                             int heads, float scale, const Tensor<H, 2, Cpu>& bias) {
   const DeviceScope<Cpu> on(dev);
+  CpuContext& c = dev.context();
+  const AttentionAlgorithm a = c.attention_algorithm();
   if constexpr (std::is_same<H, bf16>::value) {
-    CpuContext& c = dev.context();
-    if (c.attention_algorithm() != AttentionAlgorithm::Naive && cpu::bf16_attention_native()) {
+    if (a != AttentionAlgorithm::Naive && cpu::bf16_attention_native()) {
       ++c.counters().streaming_attention;
       return cpu::attention_streaming_bf16(q, k, v, heads, scale, bias);
     }
+  }
+  // Otherwise the float32 variants' choice (cpu/attention.hpp): the streaming kernel reads and
+  // writes H itself; the naive one (short key sequences) runs on the operands widened.
+  if (a == AttentionAlgorithm::Streaming || (a == AttentionAlgorithm::Auto && k.shape(1) >= 512)) {
+    ++c.counters().streaming_attention;
+    DIFFBLOCKS_CPU_RETURN_KERNEL(attention_streaming<H>(q, k, v, heads, scale, bias));
   }
   using namespace half_detail;
   return narrow<H>(ops::attention(dev, widen(q), widen(k), widen(v), heads, scale, widen(bias)));

@@ -196,18 +196,22 @@ inline std::ptrdiff_t round_up(std::ptrdiff_t n, std::ptrdiff_t m) { return (n +
 /// Scores are kept in base 2 (q pre-scaled by scale * log2(e), the bias by log2(e)) so the
 /// weights are exp2(s - m) on a short polynomial (simd::exp2, rel. error < 1e-7).
 /// The score block (64 x 48 floats on AVX2, 12 KiB; 16 KiB on AVX-512) stays in L1.
-template <class T>
-Tensor<T, 3, Cpu> attention_streaming(const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k,
-                                      const Tensor<T, 3, Cpu>& v, int heads, T scale, const Tensor<T, 2, Cpu>& bias) {
+/// q, k, v, bias and the result may be stored in a half type S: q, k and v are widened (exactly)
+/// as they are packed, the bias as it is scaled, and each output is rounded once as it is stored,
+/// so the result is the float32 kernel's on the widened inputs, rounded, with no float32 copy of
+/// any operand (f16 attention, and bf16 where the vdpbf16ps kernel does not run).
+template <class S, class T = compute_t<S>>
+Tensor<S, 3, Cpu> attention_streaming(const Tensor<S, 3, Cpu>& q, const Tensor<S, 3, Cpu>& k,
+                                      const Tensor<S, 3, Cpu>& v, int heads, T scale, const Tensor<S, 2, Cpu>& bias) {
   static_assert(std::is_same_v<T, float>, "attention_streaming's kernels are float32");
   namespace fl = detail::flash;
   using fl::vf;
   constexpr int R = fl::kRows, TQ = fl::kTile, BK = fl::kKeys, NCB = TQ / fl::kCols, NV = TQ / fl::L;
   const detail::AttentionShape s(q, k, v, heads);
-  auto out = Tensor<T, 3, Cpu>::from_shape({q.shape(0), q.shape(1), v.shape(2)});
+  auto out = Tensor<S, 3, Cpu>::from_shape({q.shape(0), q.shape(1), v.shape(2)});
   if (s.Nq == 0 || s.dv == 0) return out;
   if (s.Nk == 0) {  // softmax over no keys: torch gives NaN; keep that rather than invent a value
-    std::fill(out.begin(), out.end(), std::numeric_limits<T>::quiet_NaN());
+    std::fill(out.begin(), out.end(), half_io::store_value<S>(std::numeric_limits<T>::quiet_NaN()));
     return out;
   }
   const std::ptrdiff_t nk_pad = fl::round_up(s.Nk, R), dv_pad = fl::round_up(s.dv, R);
@@ -216,7 +220,8 @@ Tensor<T, 3, Cpu> attention_streaming(const Tensor<T, 3, Cpu>& q, const Tensor<T
   memory::Buffer<T> kpk(static_cast<std::size_t>(BH * kpanel)), vpk(static_cast<std::size_t>(BH * vpanel));
   memory::Buffer<T> bias2(static_cast<std::size_t>(bias.size() ? s.B * nk_pad : 0));
   for (std::ptrdiff_t b = 0; b < (bias.size() ? s.B : 0); ++b)
-    for (std::ptrdiff_t j = 0; j < nk_pad; ++j) bias2[b * nk_pad + j] = j < s.Nk ? bias.data()[b * s.Nk + j] * fl::kLog2e : T(0);
+    for (std::ptrdiff_t j = 0; j < nk_pad; ++j)
+      bias2[b * nk_pad + j] = j < s.Nk ? static_cast<T>(bias.data()[b * s.Nk + j]) * fl::kLog2e : T(0);
   // K in panels of R keys ([d][r]); V^T in panels of R output features ([key][r]); zero-padded.
   parallel_for(BH, [&](std::ptrdiff_t first, std::ptrdiff_t last) {
     for (std::ptrdiff_t bh = first; bh < last; ++bh) {
@@ -226,11 +231,11 @@ Tensor<T, 3, Cpu> attention_streaming(const Tensor<T, 3, Cpu>& q, const Tensor<T
       std::fill(kd, kd + kpanel, T(0));
       std::fill(vd, vd + vpanel, T(0));
       for (std::ptrdiff_t j = 0; j < s.Nk; ++j) {
-        const T* kr = k.data() + (b * s.Nk + j) * s.Cq + h * s.dh;
+        const S* kr = k.data() + (b * s.Nk + j) * s.Cq + h * s.dh;
         T* kdst = kd + (j / R) * s.dh * R + j % R;
-        for (int d = 0; d < s.dh; ++d) kdst[d * R] = kr[d];
-        const T* vr = v.data() + (b * s.Nk + j) * s.Cv + h * s.dv;
-        for (int e = 0; e < s.dv; ++e) vd[(e / R) * nk_pad * R + j * R + e % R] = vr[e];
+        for (int d = 0; d < s.dh; ++d) kdst[d * R] = static_cast<T>(kr[d]);
+        const S* vr = v.data() + (b * s.Nk + j) * s.Cv + h * s.dv;
+        for (int e = 0; e < s.dv; ++e) vd[(e / R) * nk_pad * R + j * R + e % R] = static_cast<T>(vr[e]);
       }
     }
   });
@@ -248,8 +253,8 @@ Tensor<T, 3, Cpu> attention_streaming(const Tensor<T, 3, Cpu>& q, const Tensor<T
       const T* bp = bias.size() ? bias2.data() + b * nk_pad : nullptr;
       std::fill(qt.begin(), qt.end(), T(0));
       for (std::ptrdiff_t i = 0; i < ni; ++i) {
-        const T* qr = q.data() + (b * s.Nq + i0 + i) * s.Cq + h * s.dh;
-        for (int d = 0; d < s.dh; ++d) qt[d * TQ + i] = qr[d] * qscale;
+        const S* qr = q.data() + (b * s.Nq + i0 + i) * s.Cq + h * s.dh;
+        for (int d = 0; d < s.dh; ++d) qt[d * TQ + i] = static_cast<T>(qr[d]) * qscale;
       }
       std::fill(ot.begin(), ot.end(), T(0));
       std::fill(m, m + TQ, -std::numeric_limits<T>::infinity());
@@ -294,8 +299,8 @@ Tensor<T, 3, Cpu> attention_streaming(const Tensor<T, 3, Cpu>& q, const Tensor<T
       }
       for (std::ptrdiff_t i = 0; i < ni; ++i) {
         const T inv = T(1) / l[i];
-        T* o = out.data() + (b * s.Nq + i0 + i) * s.Cv + h * s.dv;
-        for (int e = 0; e < s.dv; ++e) o[e] = ot[e * TQ + i] * inv;
+        S* o = out.data() + (b * s.Nq + i0 + i) * s.Cv + h * s.dv;
+        for (int e = 0; e < s.dv; ++e) o[e] = half_io::store_value<S>(ot[e * TQ + i] * inv);
       }
     }
   });
