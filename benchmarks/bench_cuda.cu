@@ -238,6 +238,22 @@ const db::GradLogPEstimator2d<S, Cuda>& origin() {
   return *m;
 }
 
+/// Times one Origin forward in type S at batch B, T = 512: x, mu ~ N(0, 1) (the same values in
+/// every type, rounded to S), mask all ones, t = 0.5 (float32 in every type).
+template <class S>
+void time_origin_forward(benchmark::State& s, std::size_t B) {
+  const auto& net = origin<S>();
+  const std::size_t T = 512;
+  const auto x = db::ops::to_type<S>(Cuda{}, device_randn<3>({B, 80, T}, 13));
+  const auto mu = db::ops::to_type<S>(Cuda{}, device_randn<3>({B, 80, T}, 14));
+  const auto mask = db::ops::full<S, 3>(Cuda{}, {B, 1, T}, S(1.0f));
+  const auto t = db::ops::full<float, 1>(Cuda{}, {B}, 0.5f);
+  run_timed(s, [&] { benchmark::DoNotOptimize(net.forward(x, mask, mu, t).data()); }, 0,
+            2.0 * double(B) * bench::origin_macs(double(T)));
+  s.counters["frames/s"] = benchmark::Counter(double(B * T), benchmark::Counter::kIsIterationInvariantRate);
+  s.counters["peak_MB"] = double(db::cuda::memory::stats().peak_in_use) * 1e-6;
+}
+
 void register_unets() {
   // "origin_forward": float32 (FMA only: the accuracy contract); "origin_forward_tf32": MathMode::TF32.
   for (const db::cuda::MathMode math : {db::cuda::MathMode::F32, db::cuda::MathMode::TF32})
@@ -245,15 +261,7 @@ void register_unets() {
       const std::string name = math == db::cuda::MathMode::TF32 ? "origin_forward_tf32" : "origin_forward";
       reg(name + "/B:" + std::to_string(B) + "/T:512", [B, math](benchmark::State& s) {
         db::cuda::MathModeGuard mode(math);
-        const auto& net = origin();
-        const std::size_t T = 512;
-        const auto x = device_randn<3>({B, 80, T}, 13), mu = device_randn<3>({B, 80, T}, 14);
-        const auto mask = db::ops::full<float, 3>(Cuda{}, {B, 1, T}, 1.0f);
-        const auto t = db::ops::full<float, 1>(Cuda{}, {B}, 0.5f);
-        run_timed(s, [&] { benchmark::DoNotOptimize(net.forward(x, mask, mu, t).data()); }, 0,
-                  2.0 * double(B) * bench::origin_macs(double(T)));
-        s.counters["frames/s"] = benchmark::Counter(double(B * T), benchmark::Counter::kIsIterationInvariantRate);
-        s.counters["peak_MB"] = double(db::cuda::memory::stats().peak_in_use) * 1e-6;
+        time_origin_forward<float>(s, B);
       })->MinTime(1.0);
     }
   // "origin_forward_bf16": the bf16 model (weights and activations bf16, float32 accumulation and
@@ -261,18 +269,8 @@ void register_unets() {
   // bf16 autocast (origin_forward_bf16_autocast) and the model converted, model.to(bfloat16)
   // (origin_forward_bf16), in the same run.
   for (std::size_t B : {1, 16})
-    reg("origin_forward_bf16/B:" + std::to_string(B) + "/T:512", [B](benchmark::State& s) {
-      const auto& net = origin<db::bf16>();
-      const std::size_t T = 512;
-      const auto x = db::ops::cast<db::bf16>(Cuda{}, device_randn<3>({B, 80, T}, 13));
-      const auto mu = db::ops::cast<db::bf16>(Cuda{}, device_randn<3>({B, 80, T}, 14));
-      const auto mask = db::ops::full<db::bf16, 3>(Cuda{}, {B, 1, T}, db::bf16(1.0f));
-      const auto t = db::ops::full<float, 1>(Cuda{}, {B}, 0.5f);
-      run_timed(s, [&] { benchmark::DoNotOptimize(net.forward(x, mask, mu, t).data()); }, 0,
-                2.0 * double(B) * bench::origin_macs(double(T)));
-      s.counters["frames/s"] = benchmark::Counter(double(B * T), benchmark::Counter::kIsIterationInvariantRate);
-      s.counters["peak_MB"] = double(db::cuda::memory::stats().peak_in_use) * 1e-6;
-    })->MinTime(1.0);
+    reg("origin_forward_bf16/B:" + std::to_string(B) + "/T:512",
+        [B](benchmark::State& s) { time_origin_forward<db::bf16>(s, B); })->MinTime(1.0);
   // "origin_sample": the default sampler (steps 2.. replayed as a CUDA graph); "_eager": every
   // step launched op by op, as before graphs.
   for (const bool graph : {true, false})
