@@ -53,14 +53,20 @@ Tensor<T, 3, Cpu> attention_streaming(Cpu dev, const Tensor<T, 3, Cpu>& q, const
   DIFFBLOCKS_CPU_RETURN_KERNEL(attention_streaming<T>(q, k, v, heads, scale, bias));
 }
 
+/// Whether `attention` runs the streaming variant for `keys` keys under algorithm a: Streaming, or
+/// Auto from 512 keys on (below, the naive variant wastes less padding short sequences to 64).
+/// The float32 and the half ops (half_ops.hpp) decide by it alike.
+inline bool attention_streams(AttentionAlgorithm a, std::size_t keys) {
+  return a == AttentionAlgorithm::Streaming || (a == AttentionAlgorithm::Auto && keys >= 512);
+}
+
 /// Softmax attention by the device's algorithm setting (see the file comment).
 template <class T, IfKernelScalar<T> = 0>
 Tensor<T, 3, Cpu> attention(Cpu dev, const Tensor<T, 3, Cpu>& q, const Tensor<T, 3, Cpu>& k, const Tensor<T, 3, Cpu>& v,
                             int heads, T scale, const Tensor<T, 2, Cpu>& bias) {
   const DeviceScope<Cpu> on(dev);
   CpuContext& c = dev.context();
-  const AttentionAlgorithm a = c.attention_algorithm();
-  const bool streaming = a == AttentionAlgorithm::Streaming || (a == AttentionAlgorithm::Auto && k.shape(1) >= 512);
+  const bool streaming = attention_streams(c.attention_algorithm(), k.shape(1));
   ++(streaming ? c.counters().streaming_attention : c.counters().naive_attention);
   return streaming ? attention_streaming(dev, q, k, v, heads, scale, bias)
                    : attention_naive(dev, q, k, v, heads, scale, bias);

@@ -287,7 +287,7 @@ Tensor<H, 3, Cpu> attention(Cpu dev, const Tensor<H, 3, Cpu>& q, const Tensor<H,
   }
   // Otherwise the float32 variants' choice (cpu/attention.hpp): the streaming kernel reads and
   // writes H itself; the naive one (short key sequences) runs on the operands widened.
-  if (a == AttentionAlgorithm::Streaming || (a == AttentionAlgorithm::Auto && k.shape(1) >= 512)) {
+  if (attention_streams(a, k.shape(1))) {
     ++c.counters().streaming_attention;
     DIFFBLOCKS_CPU_RETURN_KERNEL(attention_streaming<H>(q, k, v, heads, scale, bias));
   }
